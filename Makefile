@@ -1,0 +1,58 @@
+# The README's two commands, `make run` and `make test`, set themselves up: a venv with
+# every dependency (pinned by constraints.txt), and embedded PostgreSQL/Redis when
+# DATABASE_URL/REDIS_URL are unset.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: all setup run test pytest check lint fmt typecheck proto proto-check bench clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11+ is required (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m server
+
+test: check pytest
+
+pytest: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: lint typecheck proto-check
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Generated stubs are committed; `make proto` regenerates them, `proto-check` fails when
+# they are stale (CI runs it through `make test`).
+proto: $(STAMP)
+	$(PY) -m clients.generate
+
+proto-check: $(STAMP)
+	$(PY) -m clients.generate --check
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
