@@ -1,0 +1,92 @@
+"""The log layout: which stream holds which events, and the service's own event types.
+
+Every part that reads or writes the log names streams and event types through this module
+so the layout lives in one place:
+
+- ``order-<order_id>``: the command service appends ``OrderPlaceRequested`` (expected version
+  NO_STREAM, so an order id is taken once), ``OrderCancelRequested`` and
+  ``OrderAmendRequested``; the engine runner appends every engine result concerning that
+  order (``OrderAccepted``, ``OrderRejected``, fills, ``OrderCancelled``, ``OrderExpired``,
+  ``OrderAmended``, ``CancelRejected``, ``AmendRejected``, ``StopTriggered``, ...).
+- ``trades-<instrument>``: ``TradeExecuted``, appended by the engine runner.
+- ``clock``: ``ClockTicked {"now": RFC 3339}``, appended by the service clock; time reaches
+  the engine only through the log so GTD expiry replays identically.
+- ``engine-<shard>``: the engine runner's progress stream (``EngineBatchProcessed``), appended
+  in the same atomic append as the results of each input batch at an exact expected version:
+  it fences off a second runner and records the last input consumed (exactly-once).
+- ``engine-snapshot-<shard>``: ``EngineSnapshotTaken``, the engine state after some batch, so
+  a restart loads the snapshot and replays only the tail.
+
+Data of the ``*Requested`` events is the replayer's command dict (``domain.codec`` shapes:
+``op``, decimals as strings, times RFC 3339 UTC with ``Z``) plus ``user_id``,
+``client_order_id`` (place only) and ``requested_at``.
+
+Metadata keys: ``correlation_id``, ``causation_id`` and, when tracing, ``traceparent``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+ORDER_STREAM_PREFIX: Final = "order-"
+TRADES_STREAM_PREFIX: Final = "trades-"
+CLOCK_STREAM: Final = "clock"
+ENGINE_STREAM_PREFIX: Final = "engine-"
+ENGINE_SNAPSHOT_STREAM_PREFIX: Final = "engine-snapshot-"
+
+# Event types the service (not the engine) defines.
+ORDER_PLACE_REQUESTED: Final = "OrderPlaceRequested"
+ORDER_CANCEL_REQUESTED: Final = "OrderCancelRequested"
+ORDER_AMEND_REQUESTED: Final = "OrderAmendRequested"
+CLOCK_TICKED: Final = "ClockTicked"
+ENGINE_BATCH_PROCESSED: Final = "EngineBatchProcessed"
+ENGINE_SNAPSHOT_TAKEN: Final = "EngineSnapshotTaken"
+
+# What the engine runner consumes: requests on order streams and clock ticks.
+ENGINE_INPUT_STREAM_PREFIXES: Final = (ORDER_STREAM_PREFIX, CLOCK_STREAM)
+ENGINE_INPUT_EVENT_TYPES: Final = (
+    ORDER_PLACE_REQUESTED,
+    ORDER_CANCEL_REQUESTED,
+    ORDER_AMEND_REQUESTED,
+    CLOCK_TICKED,
+)
+REQUEST_EVENT_TYPES: Final = (ORDER_PLACE_REQUESTED, ORDER_CANCEL_REQUESTED, ORDER_AMEND_REQUESTED)
+
+# Metadata keys.
+CORRELATION_ID: Final = "correlation_id"
+CAUSATION_ID: Final = "causation_id"
+TRACEPARENT: Final = "traceparent"
+
+
+def order_stream(order_id: str) -> str:
+    return ORDER_STREAM_PREFIX + order_id
+
+
+def order_id_of_stream(stream: str) -> str | None:
+    """The order id of an ``order-<id>`` stream, or None for any other stream."""
+    if stream.startswith(ORDER_STREAM_PREFIX):
+        return stream[len(ORDER_STREAM_PREFIX) :]
+    return None
+
+
+def trades_stream(instrument: str) -> str:
+    return TRADES_STREAM_PREFIX + instrument
+
+
+def engine_stream(shard: str) -> str:
+    return ENGINE_STREAM_PREFIX + shard
+
+
+def engine_snapshot_stream(shard: str) -> str:
+    return ENGINE_SNAPSHOT_STREAM_PREFIX + shard
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and a 'Z', the log's one time format."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Inverse of format_time; accepts any RFC 3339 offset and returns an aware UTC time."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
