@@ -1,0 +1,87 @@
+"""Every setting of the service, read from environment variables with defaults, in one place.
+
+| Variable | Default | Meaning |
+|---|---|---|
+| `GRPC_HOST` | `0.0.0.0` | address the gRPC server binds |
+| `GRPC_PORT` | `50051` | gRPC port (0 picks a free port) |
+| `METRICS_PORT` | `9464` | Prometheus `/metrics` HTTP port (0 picks a free port, -1 disables) |
+| `DATABASE_URL` | embedded PostgreSQL | event store and PostgreSQL views |
+| `REDIS_URL` | embedded Redis | Redis views |
+| `EVENT_STORE_URL` | `DATABASE_URL` | event store, when it is not the PostgreSQL database |
+| `INSTRUMENTS_FILE` | `server/instruments.json` | instrument configuration |
+| `LOG_LEVEL` | `INFO` | structlog level |
+| `LOG_JSON` | `1` | JSON logs (`0`: console renderer) |
+| `ENGINE_SHARD` | `main` | name of the engine runner's progress stream `engine-<shard>` |
+| `ENGINE_ENABLED` | `1` | run the engine runner in this process |
+| `ENGINE_BATCH_MAX` | `1000` | most inputs the engine runner handles per atomic append |
+| `SNAPSHOT_EVERY` | `10000` | engine snapshot every this many inputs (0 disables) |
+| `CLOCK_TICK_MS` | `1000` | period of `ClockTicked` appends (0 disables the clock) |
+| `PROJECTIONS_ENABLED` | `1` | run the projection builders and live feeds in this process |
+| `QUERY_WAIT_DEFAULT_S` | `5` | longest wait for `min_position` when a call has no deadline |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_INSTRUMENTS_FILE = Path(__file__).resolve().parent / "instruments.json"
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 50051
+    metrics_port: int = 9464
+    database_url: str = ""
+    redis_url: str = ""
+    event_store_url: str = ""
+    instruments_file: Path = DEFAULT_INSTRUMENTS_FILE
+    log_level: str = "INFO"
+    log_json: bool = True
+    engine_shard: str = "main"
+    engine_enabled: bool = True
+    engine_batch_max: int = 1000
+    snapshot_every: int = 10000
+    clock_tick_ms: int = 1000
+    projections_enabled: bool = True
+    query_wait_default_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        default = cls()
+        return cls(
+            grpc_host=env.get("GRPC_HOST", default.grpc_host),
+            grpc_port=int(env.get("GRPC_PORT", default.grpc_port)),
+            metrics_port=int(env.get("METRICS_PORT", default.metrics_port)),
+            database_url=env.get("DATABASE_URL", "").strip(),
+            redis_url=env.get("REDIS_URL", "").strip(),
+            event_store_url=env.get("EVENT_STORE_URL", "").strip(),
+            instruments_file=Path(env.get("INSTRUMENTS_FILE", str(default.instruments_file))),
+            log_level=env.get("LOG_LEVEL", default.log_level).upper(),
+            log_json=_flag(env.get("LOG_JSON", "1")),
+            engine_shard=env.get("ENGINE_SHARD", default.engine_shard),
+            engine_enabled=_flag(env.get("ENGINE_ENABLED", "1")),
+            engine_batch_max=int(env.get("ENGINE_BATCH_MAX", default.engine_batch_max)),
+            snapshot_every=int(env.get("SNAPSHOT_EVERY", default.snapshot_every)),
+            clock_tick_ms=int(env.get("CLOCK_TICK_MS", default.clock_tick_ms)),
+            projections_enabled=_flag(env.get("PROJECTIONS_ENABLED", "1")),
+            query_wait_default_s=float(
+                env.get("QUERY_WAIT_DEFAULT_S", default.query_wait_default_s)
+            ),
+        )
+
+    def with_urls(self, database_url: str, redis_url: str) -> Settings:
+        """These settings with the service URLs filled in (e.g. embedded servers')."""
+        return replace(self, database_url=database_url, redis_url=redis_url)
+
+    @property
+    def resolved_event_store_url(self) -> str:
+        return self.event_store_url or self.database_url
