@@ -1,0 +1,1 @@
+"""Generated stubs (`python -m clients.generate`); do not edit."""

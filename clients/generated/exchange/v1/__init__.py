@@ -1,0 +1,1 @@
+"""Generated stubs of proto package `exchange.v1`."""
