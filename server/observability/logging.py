@@ -1,0 +1,105 @@
+"""structlog setup: JSON lines to stdout, or a readable console format on a terminal.
+
+`configure_logging(level, json)` is called once by the composition root. Every line carries
+`timestamp` (RFC 3339 UTC), `level`, `event`, whatever the caller bound (order_id, trade_id,
+instrument, ...: use `structlog.contextvars.bind_contextvars` or `log.bind`), and
+`trace_id`/`span_id` of the current OpenTelemetry span when tracing is on. Lines written
+through the standard `logging` module (asyncpg, grpc, ...) go through the same renderer, so
+stdout stays one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import orjson
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+
+def add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Bind `trace_id` and `span_id` (hex, as Jaeger shows them) of the current span."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+    return event_dict
+
+
+def _level_number(level: str | int | None) -> int:
+    if level is None:
+        level = os.environ.get("LOG_LEVEL", "INFO")
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.strip().upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
+def _orjson_dumps(value: Any, **_ignored: Any) -> bytes:
+    # str() renders Decimal prices as "1.5" and datetimes as text (structlog's own fallback
+    # would write repr()).
+    return orjson.dumps(value, default=str)
+
+
+def _orjson_dumps_text(value: Any, **_ignored: Any) -> str:
+    return _orjson_dumps(value).decode()
+
+
+def configure_logging(level: str | int | None = None, json: bool | None = None) -> None:
+    """Configure structlog and the standard logging module.
+
+    `level` defaults to `LOG_LEVEL` (else INFO); `json` defaults to "stdout is not a
+    terminal", so `make run` in a terminal gets colours and a container gets JSON lines.
+    """
+    level_number = _level_number(level)
+    use_json = (not sys.stdout.isatty()) if json is None else json
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if use_json:
+        shared.append(structlog.processors.format_exc_info)
+        structlog.configure(
+            processors=[*shared, structlog.processors.JSONRenderer(serializer=_orjson_dumps)],
+            wrapper_class=structlog.make_filtering_bound_logger(level_number),
+            logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
+            cache_logger_on_first_use=True,
+        )
+        stdlib_renderer: Processor = structlog.processors.JSONRenderer(
+            serializer=_orjson_dumps_text
+        )
+    else:
+        structlog.configure(
+            processors=[*shared, structlog.dev.ConsoleRenderer()],
+            wrapper_class=structlog.make_filtering_bound_logger(level_number),
+            logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+            cache_logger_on_first_use=True,
+        )
+        stdlib_renderer = structlog.dev.ConsoleRenderer()
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, stdlib_renderer],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level_number)
+
+
+def get_logger(name: str | None = None, **bound: Any) -> Any:
+    """A structlog logger carrying `logger=name` and the given fields."""
+    logger = structlog.get_logger()
+    if name is not None:
+        bound = {"logger": name, **bound}
+    return logger.bind(**bound) if bound else logger

@@ -1,0 +1,429 @@
+"""Every Prometheus metric the exchange exports, and the helpers that record them.
+
+The metrics are module-level objects created once, at import, in prometheus-client's default
+registry (which also carries the `process_*` and `python_*` collectors used by the
+"process health" panels). All names start with `exchange_`. Label values are bounded: the
+instrument symbols come from the instrument config, reasons are the engine's upper-case
+reason codes, consumers are the engine runner and the projection builders by name.
+
+Callers should prefer the helper functions below to touching the metric objects, so that the
+label names stay in one place:
+
+- order flow: `record_order_placed`, `record_engine_events` (counts engine event dicts);
+- commands: `record_command`, `track_command_in_flight`;
+- latency: `observe_engine_command`, `observe_place_to_ack`, `observe_place_to_fill_visible`,
+  `time_append`;
+- lag: `observe_lag`, `record_consumer_processed`; queues: `set_queue_length`,
+  `set_stream_subscribers`;
+- book: `observe_book`, `observe_last_price`;
+- `start_metrics_server(port)` serves `/metrics` over HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+
+Number = Decimal | float | int | str
+
+# Buckets in seconds. The engine works in microseconds; gRPC calls and appends in
+# milliseconds; place-to-fill spans append + match + projection.
+ENGINE_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+# --- build / process -------------------------------------------------------------------
+
+BUILD_INFO = Info("exchange_build", "Version of the running exchange service.")
+
+# --- gRPC ------------------------------------------------------------------------------
+
+GRPC_REQUESTS = Counter(
+    "exchange_grpc_requests",
+    "gRPC calls handled, by service, method and status code.",
+    ["service", "method", "code"],
+)
+GRPC_REQUEST_DURATION = Histogram(
+    "exchange_grpc_request_duration_seconds",
+    "Time to handle a gRPC call (for streams: until the stream ends).",
+    ["service", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+GRPC_REQUESTS_IN_FLIGHT = Gauge(
+    "exchange_grpc_requests_in_flight",
+    "gRPC calls being handled now (open streams included).",
+    ["service", "method"],
+)
+GRPC_STREAM_MESSAGES_SENT = Counter(
+    "exchange_grpc_stream_messages_sent",
+    "Messages sent on server-streaming gRPC calls.",
+    ["service", "method"],
+)
+
+# --- commands --------------------------------------------------------------------------
+
+COMMANDS = Counter(
+    "exchange_commands",
+    "Commands handled by the command service, by command and result "
+    "(appended, duplicate, or the error status such as INVALID_ARGUMENT).",
+    ["command", "result"],
+)
+COMMANDS_IN_FLIGHT = Gauge(
+    "exchange_commands_in_flight",
+    "Commands received and not yet answered by the command service.",
+    ["command"],
+)
+
+# --- order flow per instrument ---------------------------------------------------------
+
+ORDERS_PLACED = Counter(
+    "exchange_orders_placed",
+    "Orders placed (OrderPlaceRequested appended).",
+    ["instrument"],
+)
+ORDERS_ACCEPTED = Counter(
+    "exchange_orders_accepted", "Orders accepted by the engine.", ["instrument"]
+)
+ORDERS_REJECTED = Counter(
+    "exchange_orders_rejected",
+    "Orders rejected by the engine, by reason code.",
+    ["instrument", "reason"],
+)
+ORDERS_FILLED = Counter("exchange_orders_filled", "Orders completely filled.", ["instrument"])
+ORDERS_PARTIALLY_FILLED = Counter(
+    "exchange_orders_partially_filled",
+    "Partial fills (OrderPartiallyFilled events: an order filled in part, rest open).",
+    ["instrument"],
+)
+ORDERS_CANCELLED = Counter(
+    "exchange_orders_cancelled",
+    "Orders cancelled, by reason code (user request, IOC remainder, self-trade, ...).",
+    ["instrument", "reason"],
+)
+ORDERS_EXPIRED = Counter("exchange_orders_expired", "Orders expired (GTD).", ["instrument"])
+ORDERS_AMENDED = Counter("exchange_orders_amended", "Orders amended.", ["instrument"])
+CANCELS_REJECTED = Counter(
+    "exchange_cancels_rejected",
+    "Cancel requests the engine refused, by reason code.",
+    ["instrument", "reason"],
+)
+AMENDS_REJECTED = Counter(
+    "exchange_amends_rejected",
+    "Amend requests the engine refused, by reason code.",
+    ["instrument", "reason"],
+)
+STOPS_TRIGGERED = Counter("exchange_stops_triggered", "Stop orders triggered.", ["instrument"])
+TRADES = Counter("exchange_trades", "Trades executed.", ["instrument"])
+TRADED_VOLUME = Counter(
+    "exchange_traded_volume",
+    "Traded quantity, in units of the instrument's base asset.",
+    ["instrument"],
+)
+TRADED_NOTIONAL = Counter(
+    "exchange_traded_notional",
+    "Traded value (price x quantity), in units of the quote asset.",
+    ["instrument"],
+)
+
+# --- latency ---------------------------------------------------------------------------
+
+ENGINE_COMMAND_DURATION = Histogram(
+    "exchange_engine_command_duration_seconds",
+    "Time the matching engine spends on one command, by command type.",
+    ["command"],
+    buckets=ENGINE_BUCKETS,
+)
+ENGINE_BATCH_SIZE = Histogram(
+    "exchange_engine_batch_commands",
+    "Commands the engine runner handles per atomic append.",
+    buckets=BATCH_BUCKETS,
+)
+PLACE_TO_ACK = Histogram(
+    "exchange_place_to_ack_seconds",
+    "From PlaceOrder received to the engine's answer (accepted/rejected) durably appended.",
+    ["instrument"],
+    buckets=LATENCY_BUCKETS,
+)
+PLACE_TO_FILL_VISIBLE = Histogram(
+    "exchange_place_to_fill_visible_seconds",
+    "From PlaceOrder received to its fill being visible in the query views.",
+    ["instrument"],
+    buckets=LATENCY_BUCKETS,
+)
+EVENTSTORE_APPEND_DURATION = Histogram(
+    "exchange_eventstore_append_duration_seconds",
+    "Time of one event-store append (single or multi-stream), by backend.",
+    ["backend"],
+    buckets=LATENCY_BUCKETS,
+)
+EVENTSTORE_APPENDED_EVENTS = Counter(
+    "exchange_eventstore_appended_events",
+    "Events appended to the event store, by backend.",
+    ["backend"],
+)
+EVENTSTORE_APPEND_BATCH = Histogram(
+    "exchange_eventstore_append_batch_events",
+    "Events written per event-store append (group commit batch size).",
+    ["backend"],
+    buckets=BATCH_BUCKETS,
+)
+EVENTSTORE_APPEND_ERRORS = Counter(
+    "exchange_eventstore_append_errors",
+    "Failed event-store appends, by backend and error (e.g. WrongExpectedVersion).",
+    ["backend", "error"],
+)
+
+# --- lag, in-flight work, queues -------------------------------------------------------
+
+CONSUMER_LAG_EVENTS = Gauge(
+    "exchange_consumer_lag_events",
+    "Events between a consumer's position and the head of the log.",
+    ["consumer"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "exchange_consumer_lag_seconds",
+    "Age of the event a consumer processed last (0 when caught up).",
+    ["consumer"],
+)
+CONSUMER_EVENTS_PROCESSED = Counter(
+    "exchange_consumer_events_processed",
+    "Events a consumer (engine runner, projection) has processed.",
+    ["consumer"],
+)
+CONSUMER_LAST_PROCESSED = Gauge(
+    "exchange_consumer_last_processed_timestamp_seconds",
+    "Unix time at which a consumer last processed an event.",
+    ["consumer"],
+)
+QUEUE_LENGTH = Gauge("exchange_queue_length", "Items waiting in an internal queue.", ["queue"])
+STREAM_SUBSCRIBERS = Gauge(
+    "exchange_stream_subscribers",
+    "Live subscribers of a market-data stream.",
+    ["stream"],
+)
+
+# --- book and prices -------------------------------------------------------------------
+
+BOOK_BEST_BID = Gauge("exchange_book_best_bid", "Best bid price (NaN when none).", ["instrument"])
+BOOK_BEST_ASK = Gauge("exchange_book_best_ask", "Best ask price (NaN when none).", ["instrument"])
+BOOK_SPREAD = Gauge(
+    "exchange_book_spread", "Best ask minus best bid (NaN unless both exist).", ["instrument"]
+)
+BOOK_DEPTH = Gauge(
+    "exchange_book_depth",
+    "Quantity resting on one side of the book (over the levels observed).",
+    ["instrument", "side"],
+)
+BOOK_LEVELS = Gauge(
+    "exchange_book_levels",
+    "Price levels on one side of the book (over the levels observed).",
+    ["instrument", "side"],
+)
+LAST_TRADE_PRICE = Gauge("exchange_last_trade_price", "Price of the last trade.", ["instrument"])
+
+NAN = float("nan")
+
+
+def _float(value: Number) -> float:
+    return float(value)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def set_build_info(version: str, **extra: str) -> None:
+    """Publish the service version (and e.g. the event-store backend) as exchange_build_info."""
+    BUILD_INFO.info({"version": version, **extra})
+
+
+def record_order_placed(instrument: str) -> None:
+    """Count one PlaceOrder whose OrderPlaceRequested was appended."""
+    ORDERS_PLACED.labels(instrument).inc()
+
+
+def record_command(command: str, result: str) -> None:
+    """Count one command (`place`, `cancel`, `amend`) by result (`appended`, `duplicate`, or
+    the gRPC status name it was refused with, e.g. `INVALID_ARGUMENT`)."""
+    COMMANDS.labels(command, result).inc()
+
+
+@contextmanager
+def track_command_in_flight(command: str) -> Iterator[None]:
+    """Hold `exchange_commands_in_flight{command}` up while the block runs."""
+    gauge = COMMANDS_IN_FLIGHT.labels(command)
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
+
+
+def _reason(event: Mapping[str, Any]) -> str:
+    reason = event.get("reason")
+    return str(reason) if reason else "UNSPECIFIED"
+
+
+def record_engine_events(instrument: str, events: Iterable[Mapping[str, Any]]) -> None:
+    """Count order flow from engine event dicts (domain.codec.event_to_dict shapes).
+
+    Each dict's own `"instrument"` wins over the argument, so a batch covering several
+    instruments can be passed with any of them. Unknown event types are ignored.
+    """
+    for event in events:
+        kind = event.get("type")
+        symbol = event.get("instrument") or instrument
+        if kind == "OrderAccepted":
+            ORDERS_ACCEPTED.labels(symbol).inc()
+        elif kind == "TradeExecuted":
+            TRADES.labels(symbol).inc()
+            quantity = _float(event.get("quantity", 0))
+            price = event.get("price")
+            TRADED_VOLUME.labels(symbol).inc(quantity)
+            if price is not None:
+                TRADED_NOTIONAL.labels(symbol).inc(quantity * _float(price))
+                LAST_TRADE_PRICE.labels(symbol).set(_float(price))
+        elif kind == "OrderFilled":
+            ORDERS_FILLED.labels(symbol).inc()
+        elif kind == "OrderPartiallyFilled":
+            ORDERS_PARTIALLY_FILLED.labels(symbol).inc()
+        elif kind == "OrderRejected":
+            ORDERS_REJECTED.labels(symbol, _reason(event)).inc()
+        elif kind == "OrderCancelled":
+            ORDERS_CANCELLED.labels(symbol, _reason(event)).inc()
+        elif kind == "OrderExpired":
+            ORDERS_EXPIRED.labels(symbol).inc()
+        elif kind == "OrderAmended":
+            ORDERS_AMENDED.labels(symbol).inc()
+        elif kind == "CancelRejected":
+            CANCELS_REJECTED.labels(symbol, _reason(event)).inc()
+        elif kind == "AmendRejected":
+            AMENDS_REJECTED.labels(symbol, _reason(event)).inc()
+        elif kind == "StopTriggered":
+            STOPS_TRIGGERED.labels(symbol).inc()
+
+
+def observe_engine_command(command: str, seconds: float) -> None:
+    """Record the engine's time for one command (`place`, `cancel`, `amend`, `advance_time`)."""
+    ENGINE_COMMAND_DURATION.labels(command).observe(seconds)
+
+
+def observe_engine_batch(commands: int) -> None:
+    """Record how many commands the engine runner wrote in one atomic append."""
+    ENGINE_BATCH_SIZE.observe(commands)
+
+
+def observe_place_to_ack(instrument: str, seconds: float) -> None:
+    """Record PlaceOrder-received to engine-answer-appended (use the command's requested_at)."""
+    PLACE_TO_ACK.labels(instrument).observe(seconds)
+
+
+def observe_place_to_fill_visible(instrument: str, seconds: float) -> None:
+    """Record PlaceOrder-received to fill-visible-in-views (projection side)."""
+    PLACE_TO_FILL_VISIBLE.labels(instrument).observe(seconds)
+
+
+@contextmanager
+def time_append(backend: str, event_count: int) -> Iterator[None]:
+    """Time one event-store append of `event_count` events; a raised error is counted by its
+    class name and re-raised."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as error:
+        EVENTSTORE_APPEND_ERRORS.labels(backend, type(error).__name__).inc()
+        raise
+    EVENTSTORE_APPEND_DURATION.labels(backend).observe(time.perf_counter() - started)
+    EVENTSTORE_APPENDED_EVENTS.labels(backend).inc(event_count)
+    EVENTSTORE_APPEND_BATCH.labels(backend).observe(event_count)
+
+
+def observe_lag(consumer: str, events_behind: int, seconds_behind: float) -> None:
+    """Publish how far `consumer` (`engine`, `projection:<name>`) trails the log head.
+
+    `seconds_behind` is now minus the recorded time of the event it processed last, or 0
+    when it has caught up with the head (so an idle log does not look like lag).
+    """
+    CONSUMER_LAG_EVENTS.labels(consumer).set(events_behind)
+    CONSUMER_LAG_SECONDS.labels(consumer).set(seconds_behind)
+
+
+def record_consumer_processed(consumer: str, count: int = 1) -> None:
+    """Count events processed by `consumer` and stamp the time (drives the stall alert)."""
+    CONSUMER_EVENTS_PROCESSED.labels(consumer).inc(count)
+    CONSUMER_LAST_PROCESSED.labels(consumer).set(time.time())
+
+
+def set_queue_length(queue: str, length: int) -> None:
+    """Publish the length of an internal queue (e.g. `group_commit`, `engine_input`)."""
+    QUEUE_LENGTH.labels(queue).set(length)
+
+
+def set_stream_subscribers(stream: str, count: int) -> None:
+    """Publish the live subscriber count of a stream (`trades`, `order_book`, `orders`)."""
+    STREAM_SUBSCRIBERS.labels(stream).set(count)
+
+
+def observe_book(
+    instrument: str,
+    bids: Sequence[tuple[Number, Number]],
+    asks: Sequence[tuple[Number, Number]],
+) -> None:
+    """Publish best bid/ask, spread, depth and level count from aggregated levels.
+
+    `bids` best (highest) first and `asks` best (lowest) first, each `(price, quantity)` in
+    display units (Decimal or float), as the book view serves them.
+    """
+    best_bid = _float(bids[0][0]) if bids else NAN
+    best_ask = _float(asks[0][0]) if asks else NAN
+    BOOK_BEST_BID.labels(instrument).set(best_bid)
+    BOOK_BEST_ASK.labels(instrument).set(best_ask)
+    BOOK_SPREAD.labels(instrument).set(best_ask - best_bid if bids and asks else NAN)
+    BOOK_DEPTH.labels(instrument, "bid").set(sum(_float(quantity) for _, quantity in bids))
+    BOOK_DEPTH.labels(instrument, "ask").set(sum(_float(quantity) for _, quantity in asks))
+    BOOK_LEVELS.labels(instrument, "bid").set(len(bids))
+    BOOK_LEVELS.labels(instrument, "ask").set(len(asks))
+
+
+def observe_last_price(instrument: str, price: Number) -> None:
+    """Publish the last trade price (record_engine_events already does this for trades)."""
+    LAST_TRADE_PRICE.labels(instrument).set(_float(price))
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> int:
+    """Serve `/metrics` on `addr:port` from a daemon thread; returns the bound port (so
+    `port=0` picks a free one). The server lives as long as the process."""
+    server, _thread = start_http_server(port, addr=addr)
+    return int(server.server_port)
