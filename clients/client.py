@@ -1,0 +1,410 @@
+"""Typed asyncio client of the exchange's gRPC API (grpc.aio).
+
+    async with ExchangeClient.connect("localhost:50051") as exchange:
+        placed = await exchange.place_order(
+            NewOrder(user_id="u1", instrument="BTC-USD", side=Side.BUY,
+                     price=Decimal("45000.00"), quantity=Decimal("1.5"))
+        )
+        order = await exchange.get_order(placed.order.order_id, min_position=placed.position)
+
+Every RPC of exchange.v1 has a method here taking and returning the typed values of
+`clients.models` (Decimal amounts, enums, aware datetimes). A refused or failed call raises
+an `clients.errors.ExchangeError` subclass carrying the status code and the decoded rich
+details. Server streams are async iterators; leaving the `async for` cancels the call.
+`order_entry()` opens the bidirectional StreamPlaceOrders stream for high-rate entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from clients.conversions import (
+    book_message_from_wire,
+    command_result_from_wire,
+    decimal_to_wire,
+    instrument_from_wire,
+    new_order_to_wire,
+    order_book_from_wire,
+    order_from_wire,
+    order_update_from_wire,
+    place_result_from_wire,
+    trade_event_from_wire,
+    trade_from_wire,
+)
+from clients.enums import OrderStatus, to_wire
+from clients.errors import ExchangeError, error_from_command_error, error_from_rpc, make_error
+from clients.generated.exchange.v1 import (
+    diagnostics_service_pb2,
+    diagnostics_service_pb2_grpc,
+    market_data_service_pb2,
+    market_data_service_pb2_grpc,
+    order_command_service_pb2,
+    order_command_service_pb2_grpc,
+    order_query_service_pb2,
+    order_query_service_pb2_grpc,
+)
+from clients.models import (
+    BookSnapshot,
+    BookUpdate,
+    CommandResult,
+    Instrument,
+    NewOrder,
+    Order,
+    OrderBook,
+    OrdersPage,
+    OrderUpdate,
+    PlaceResult,
+    TradeEvent,
+    TradesPage,
+)
+
+DEFAULT_TARGET = "localhost:50051"
+# Unary calls get this deadline unless told otherwise: a query with `min_position` waits
+# for the views up to its deadline, so it must never be unbounded.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+Converted = TypeVar("Converted")
+
+
+class ExchangeClient:
+    """All exchange.v1 RPCs over one grpc.aio channel. Safe to share between tasks."""
+
+    def __init__(
+        self, channel: grpc.aio.Channel, *, timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+    ) -> None:
+        self._channel = channel
+        self._timeout = timeout
+        self._commands = order_command_service_pb2_grpc.OrderCommandServiceStub(channel)
+        self._queries = order_query_service_pb2_grpc.OrderQueryServiceStub(channel)
+        self._market_data = market_data_service_pb2_grpc.MarketDataServiceStub(channel)
+        self._diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
+
+    @classmethod
+    def connect(
+        cls, target: str = DEFAULT_TARGET, *, timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+    ) -> ExchangeClient:
+        """A client on a new plaintext channel to `target` ("host:port")."""
+        return cls(grpc.aio.insecure_channel(target), timeout=timeout)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> ExchangeClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the channel is connected; UnavailableError after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            raise make_error(
+                grpc.StatusCode.UNAVAILABLE, f"not connected after {timeout} s"
+            ) from None
+
+    # --- diagnostics ---------------------------------------------------------------------
+
+    async def ping(self, *, timeout: float | None = None) -> None:
+        """The no-op call: succeeds when the service answers."""
+        await self._unary(
+            self._diagnostics.Ping, diagnostics_service_pb2.PingRequest(), timeout, _ignore
+        )
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def place_order(self, order: NewOrder, *, timeout: float | None = None) -> PlaceResult:
+        """Place an order; the returned order is PENDING (or the original on a retry)."""
+        return await self._unary(
+            self._commands.PlaceOrder, new_order_to_wire(order), timeout, place_result_from_wire
+        )
+
+    async def cancel_order(
+        self, user_id: str, order_id: str, *, timeout: float | None = None
+    ) -> CommandResult:
+        request = order_command_service_pb2.CancelOrderRequest(user_id=user_id, order_id=order_id)
+        return await self._unary(
+            self._commands.CancelOrder, request, timeout, command_result_from_wire
+        )
+
+    async def amend_order(
+        self,
+        user_id: str,
+        order_id: str,
+        *,
+        price: Decimal | str | None = None,
+        quantity: Decimal | str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Cancel/replace. `quantity` is the new TOTAL quantity; None keeps a field as is.
+        `price` and `quantity` take Decimals or decimal strings."""
+        request = order_command_service_pb2.AmendOrderRequest(
+            user_id=user_id,
+            order_id=order_id,
+            price=decimal_to_wire(price),
+            quantity=decimal_to_wire(quantity),
+        )
+        return await self._unary(
+            self._commands.AmendOrder, request, timeout, command_result_from_wire
+        )
+
+    @asynccontextmanager
+    async def order_entry(self) -> AsyncIterator[OrderEntryStream]:
+        """Open a StreamPlaceOrders stream; closed (half-close, then drained) on exit."""
+        entry = OrderEntryStream(self._commands.StreamPlaceOrders())
+        try:
+            yield entry
+        finally:
+            await entry.close()
+
+    # --- queries -------------------------------------------------------------------------
+
+    async def get_order(
+        self,
+        order_id: str,
+        *,
+        user_id: str = "",
+        min_position: str = "",
+        timeout: float | None = None,
+    ) -> Order:
+        request = order_query_service_pb2.GetOrderRequest(
+            order_id=order_id, user_id=user_id, min_position=min_position
+        )
+        return await self._unary(
+            self._queries.GetOrder, request, timeout, lambda reply: order_from_wire(reply.order)
+        )
+
+    async def list_orders(
+        self,
+        user_id: str,
+        *,
+        instrument: str = "",
+        status: OrderStatus = OrderStatus.UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
+        min_position: str = "",
+        timeout: float | None = None,
+    ) -> OrdersPage:
+        """One page of a user's orders, most recent first; UNSPECIFIED status means any."""
+        request = order_query_service_pb2.ListOrdersRequest(
+            user_id=user_id,
+            instrument=instrument,
+            status=to_wire(status),  # type: ignore[arg-type]
+            page_size=page_size,
+            page_token=page_token,
+            min_position=min_position,
+        )
+        return await self._unary(
+            self._queries.ListOrders,
+            request,
+            timeout,
+            lambda reply: OrdersPage(
+                orders=tuple(order_from_wire(order) for order in reply.orders),
+                next_page_token=reply.next_page_token,
+            ),
+        )
+
+    async def get_order_book(
+        self,
+        instrument: str,
+        *,
+        depth: int = 0,
+        min_position: str = "",
+        timeout: float | None = None,
+    ) -> OrderBook:
+        """Aggregated levels, best first; depth 0 means the whole book."""
+        request = order_query_service_pb2.GetOrderBookRequest(
+            instrument=instrument, depth=depth, min_position=min_position
+        )
+        return await self._unary(self._queries.GetOrderBook, request, timeout, order_book_from_wire)
+
+    async def list_trades(
+        self,
+        instrument: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        min_position: str = "",
+        timeout: float | None = None,
+    ) -> TradesPage:
+        """One page of an instrument's trades, most recent first."""
+        request = order_query_service_pb2.ListTradesRequest(
+            instrument=instrument,
+            page_size=page_size,
+            page_token=page_token,
+            min_position=min_position,
+        )
+        return await self._unary(
+            self._queries.ListTrades,
+            request,
+            timeout,
+            lambda reply: TradesPage(
+                trades=tuple(trade_from_wire(trade) for trade in reply.trades),
+                next_page_token=reply.next_page_token,
+            ),
+        )
+
+    async def list_instruments(self, *, timeout: float | None = None) -> list[Instrument]:
+        return await self._unary(
+            self._queries.ListInstruments,
+            order_query_service_pb2.ListInstrumentsRequest(),
+            timeout,
+            lambda reply: [instrument_from_wire(item) for item in reply.instruments],
+        )
+
+    # --- market data streams -------------------------------------------------------------
+
+    def stream_trades(self, instrument: str) -> AsyncIterator[TradeEvent]:
+        """Trades of `instrument` as they execute, until the caller stops iterating."""
+        request = market_data_service_pb2.StreamTradesRequest(instrument=instrument)
+        return _server_stream(self._market_data.StreamTrades(request), trade_event_from_wire)
+
+    def stream_order_book(
+        self, instrument: str, *, depth: int = 0
+    ) -> AsyncIterator[BookSnapshot | BookUpdate]:
+        """A BookSnapshot, then BookUpdates with contiguous sequence numbers."""
+        request = market_data_service_pb2.StreamOrderBookRequest(instrument=instrument, depth=depth)
+        return _server_stream(self._market_data.StreamOrderBook(request), book_message_from_wire)
+
+    def stream_order_updates(
+        self, user_id: str, *, instrument: str = ""
+    ) -> AsyncIterator[OrderUpdate]:
+        """Every change of `user_id`'s orders (optionally of one instrument)."""
+        request = market_data_service_pb2.StreamOrderUpdatesRequest(
+            user_id=user_id, instrument=instrument
+        )
+        return _server_stream(self._market_data.StreamOrderUpdates(request), order_update_from_wire)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    async def _unary(
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        timeout: float | None,
+        convert: Callable[[Any], Converted],
+    ) -> Converted:
+        try:
+            reply = await method(request, timeout=self._timeout if timeout is None else timeout)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error) from None
+        return convert(reply)
+
+
+def _ignore(_reply: object) -> None:
+    return None
+
+
+async def _server_stream(
+    call: Any, convert: Callable[[Any], Converted]
+) -> AsyncIterator[Converted]:
+    """Convert a server stream's messages; cancel the call when the consumer stops early."""
+    try:
+        async for message in call:
+            yield convert(message)
+    except grpc.aio.AioRpcError as error:
+        raise error_from_rpc(error) from None
+    finally:
+        call.cancel()
+
+
+class OrderEntryStream:
+    """One StreamPlaceOrders call: pipelined order entry with one answer per order.
+
+    `submit()` writes an order and returns a future of its answer, so a caller can keep
+    many orders in flight; `place()` waits for the answer. Answers are matched to requests
+    by `request_id`, whatever order the service answers in. A refused order fails only its
+    own future (with the ExchangeError decoded from the in-stream CommandError); the
+    stream goes on. If the call itself fails, every pending future fails with that error.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._request_ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[PlaceResult]] = {}
+        # grpc.aio allows one write at a time per call.
+        self._write_lock = asyncio.Lock()
+        self._failure: ExchangeError | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read_answers())
+
+    @property
+    def in_flight(self) -> int:
+        """Orders written and not answered yet."""
+        return len(self._pending)
+
+    async def submit(self, order: NewOrder) -> asyncio.Future[PlaceResult]:
+        """Write one order; the future resolves to its PlaceResult or fails."""
+        if self._failure is not None:
+            raise self._failure
+        request_id = next(self._request_ids)
+        answer: asyncio.Future[PlaceResult] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        request = order_command_service_pb2.StreamPlaceOrdersRequest(
+            request_id=request_id, order=new_order_to_wire(order)
+        )
+        try:
+            async with self._write_lock:
+                await self._call.write(request)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as error:
+            self._pending.pop(request_id, None)
+            if isinstance(error, grpc.aio.AioRpcError):
+                raise error_from_rpc(error) from None
+            raise make_error(grpc.StatusCode.CANCELLED, "order entry stream closed") from None
+        return answer
+
+    async def place(self, order: NewOrder) -> PlaceResult:
+        """Write one order and wait for its answer."""
+        return await (await self.submit(order))
+
+    async def close(self) -> None:
+        """Half-close, wait for the answers still due, then end the call."""
+        try:
+            async with self._write_lock:
+                await self._call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass  # The call already ended; the reader has failed what was pending.
+        await self._reader
+
+    async def _read_answers(self) -> None:
+        try:
+            while True:
+                answer = await self._call.read()
+                if answer is grpc.aio.EOF:
+                    break
+                self._resolve(answer)
+        except grpc.aio.AioRpcError as error:
+            self._failure = error_from_rpc(error)
+        except asyncio.CancelledError:
+            self._failure = make_error(grpc.StatusCode.CANCELLED, "order entry stream cancelled")
+        if self._failure is None and self._pending:
+            self._failure = make_error(
+                grpc.StatusCode.UNAVAILABLE, "order entry stream ended with orders unanswered"
+            )
+        for answer_future in self._pending.values():
+            if not answer_future.done() and self._failure is not None:
+                answer_future.set_exception(self._failure)
+        self._pending.clear()
+
+    def _resolve(self, answer: order_command_service_pb2.StreamPlaceOrdersResponse) -> None:
+        answer_future = self._pending.pop(answer.request_id, None)
+        if answer_future is None or answer_future.done():
+            return  # An answer nobody waits for (already failed or cancelled).
+        if answer.WhichOneof("result") == "error":
+            answer_future.set_exception(error_from_command_error(answer.error))
+        else:
+            answer_future.set_result(place_result_from_wire(answer.placed))

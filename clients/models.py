@@ -1,0 +1,175 @@
+"""Typed values the Python client returns and accepts: Decimal amounts, enums, aware datetimes.
+
+These are plain frozen dataclasses, independent of protobuf; `clients.conversions` maps them
+to and from the wire messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from clients.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """What PlaceOrder takes. Amounts are Decimals (or decimal strings), never floats."""
+
+    user_id: str
+    instrument: str
+    side: Side
+    quantity: Decimal | str
+    type: OrderType = OrderType.LIMIT
+    price: Decimal | str | None = None
+    stop_price: Decimal | str | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_time: datetime | None = None
+    post_only: bool = False
+    max_slippage_bps: int = 0
+    stp: SelfTradePrevention = SelfTradePrevention.UNSPECIFIED
+    client_order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_id: str
+    client_order_id: str
+    user_id: str
+    instrument: str
+    side: Side
+    type: OrderType
+    price: Decimal | None
+    quantity: Decimal
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    status: OrderStatus
+    reason: str
+    time_in_force: TimeInForce
+    created_at: datetime | None
+    updated_at: datetime | None
+    stop_price: Decimal | None
+    post_only: bool
+    expire_time: datetime | None
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        """Quantity not filled yet (still resting or waiting unless the order is final)."""
+        return self.quantity - self.filled_quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: str
+    instrument: str
+    price: Decimal
+    quantity: Decimal
+    maker_order_id: str
+    taker_order_id: str
+    taker_side: Side
+    executed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_quantity: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceLevel:
+    price: Decimal
+    quantity: Decimal
+    order_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """GetOrderBook's answer: best levels first on each side."""
+
+    instrument: str
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+    sequence: int
+    last_price: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """Answer of Cancel/AmendOrder: the order as written and the log position of the write."""
+
+    order: Order
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceResult:
+    """Answer of PlaceOrder; `duplicate` when client_order_id matched an earlier order."""
+
+    order: Order
+    position: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersPage:
+    orders: tuple[Order, ...]
+    next_page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class TradesPage:
+    trades: tuple[Trade, ...]
+    next_page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class TradeEvent:
+    """One message of StreamTrades."""
+
+    trade: Trade
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """First message of StreamOrderBook."""
+
+    instrument: str
+    sequence: int
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class LevelChange:
+    """New state of one price level; quantity 0 means the level is gone."""
+
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    order_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """A StreamOrderBook message after the snapshot; sequences follow without gap."""
+
+    instrument: str
+    sequence: int
+    changes: tuple[LevelChange, ...]
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One message of StreamOrderUpdates: the order after the change, and the fill if any."""
+
+    order: Order
+    event_type: str
+    trade: Trade | None
+    position: str
