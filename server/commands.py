@@ -1,0 +1,339 @@
+"""Command handlers: validate a command, check the order it concerns, append a request event.
+
+Handlers never touch a book: they append ``*Requested`` events to the order's stream and the
+engine runner does the rest. A refused command raises a ``server.errors.Refused`` and
+appends nothing.
+
+- Placing is idempotent per user through ``client_order_id``: the order id is derived from
+  (user_id, client_order_id), and the first event of ``order-<id>`` is appended with expected
+  version NO_STREAM, so a retry finds the stream taken and returns the original order.
+- Cancel and amend read the order's own stream (``server.order_state``) for the ownership and
+  closed-order checks, and append at that stream's exact version so no check is made on a
+  stale view (a conflict re-reads and checks again).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.codec import command_from_dict, command_to_dict
+from domain.errors import InvalidField
+from domain.instruments import Instrument
+
+from server.errors import (
+    FieldViolation,
+    IdempotencyConflict,
+    InvalidArgument,
+    NotOrderOwner,
+    OrderClosed,
+    OrderNotFound,
+)
+from server.eventstore.port import (
+    EventStore,
+    ExpectedVersion,
+    LogPosition,
+    NewEvent,
+    WrongExpectedVersion,
+)
+from server.order_state import OrderState, load_order_state
+from server.streams import (
+    CORRELATION_ID,
+    ORDER_AMEND_REQUESTED,
+    ORDER_CANCEL_REQUESTED,
+    ORDER_PLACE_REQUESTED,
+    format_time,
+    order_stream,
+)
+
+# Orders placed with a client_order_id get a name-based id, so a retry maps to the same stream.
+ORDER_ID_NAMESPACE = uuid.UUID("4b1c3f0e-6f0a-4d55-9f1e-2f6f2c9a7e10")
+MAX_ID_LENGTH = 128
+# A cancel/amend whose order changed between read and append re-checks this many times.
+MAX_CONFLICT_RETRIES = 20
+
+SIDES = ("BUY", "SELL")
+ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LIMIT", "STOP_MARKET")
+TIMES_IN_FORCE = ("GTC", "IOC", "FOK", "GTD")
+STP_MODES = ("CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "NONE")
+
+
+@dataclass(frozen=True)
+class PlaceOrderInput:
+    """A place request in the log's vocabulary (enums as the replayer's upper-case names)."""
+
+    user_id: str
+    instrument: str
+    side: str | None
+    type: str | None
+    quantity: str
+    price: str | None = None
+    stop_price: str | None = None
+    time_in_force: str | None = None
+    expire_time: datetime | None = None
+    post_only: bool = False
+    max_slippage_bps: int | None = None
+    stp: str | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """The order as known after the write, and where the write sits in the log."""
+
+    order: OrderState
+    position: LogPosition
+    duplicate: bool = False
+
+
+def _require_id(field: str, value: str) -> None:
+    if not value:
+        raise InvalidArgument.of(field, "REQUIRED", f"{field} is required")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument.of(field, "TOO_LONG", f"{field} is longer than {MAX_ID_LENGTH}")
+
+
+def _violation_of(error: InvalidField) -> InvalidArgument:
+    return InvalidArgument([FieldViolation(error.field, error.reason, str(error))])
+
+
+def order_id_for(user_id: str, client_order_id: str | None) -> str:
+    """A fresh order id, or the one (user_id, client_order_id) always maps to."""
+    if client_order_id:
+        return str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{user_id}\x1f{client_order_id}"))
+    return str(uuid.uuid4())
+
+
+class CommandHandlers:
+    """The write side's application service."""
+
+    def __init__(
+        self,
+        event_store: EventStore,
+        instruments: Mapping[str, Instrument],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._event_store = event_store
+        self._instruments = instruments
+        self._now = now
+
+    # -- place ---------------------------------------------------------------------------
+
+    def _place_dict(self, request: PlaceOrderInput, order_id: str) -> dict[str, Any]:
+        """Validate `request` and return the normalised place command dict of the log."""
+        _require_id("user_id", request.user_id)
+        if request.client_order_id:
+            _require_id("client_order_id", request.client_order_id)
+        if not request.instrument:
+            raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
+        if request.instrument not in self._instruments:
+            raise InvalidArgument.of(
+                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {request.instrument!r}"
+            )
+        if request.side not in SIDES:
+            raise InvalidArgument.of("side", "REQUIRED", "side must be BUY or SELL")
+        if request.type not in ORDER_TYPES:
+            raise InvalidArgument.of("type", "REQUIRED", "type must be set")
+        time_in_force = request.time_in_force or "GTC"
+        if time_in_force not in TIMES_IN_FORCE:
+            raise InvalidArgument.of("time_in_force", "MALFORMED", "unknown time in force")
+        if request.stp is not None and request.stp not in STP_MODES:
+            raise InvalidArgument.of("stp", "MALFORMED", "unknown self-trade prevention")
+        self._check_shape(request, time_in_force)
+        raw: dict[str, Any] = {
+            "op": "place",
+            "order_id": order_id,
+            "user_id": request.user_id,
+            "instrument": request.instrument,
+            "side": request.side,
+            "type": request.type,
+            "quantity": request.quantity,
+            "time_in_force": time_in_force,
+        }
+        if request.price:
+            raw["price"] = request.price
+        if request.stop_price:
+            raw["stop_price"] = request.stop_price
+        if request.expire_time is not None:
+            raw["expire_time"] = format_time(request.expire_time)
+        if request.post_only:
+            raw["post_only"] = True
+        if request.max_slippage_bps:
+            raw["max_slippage_bps"] = request.max_slippage_bps
+        if request.stp:
+            raw["stp"] = request.stp
+        try:
+            command = command_from_dict(raw, self._instruments)
+        except InvalidField as error:
+            raise _violation_of(error) from error
+        return command_to_dict(command, self._instruments)
+
+    @staticmethod
+    def _check_shape(request: PlaceOrderInput, time_in_force: str) -> None:
+        """Field presence rules that depend on the order type (before the grid checks)."""
+        if not request.quantity:
+            raise InvalidArgument.of("quantity", "REQUIRED", "quantity is required")
+        needs_price = request.type in ("LIMIT", "STOP_LIMIT")
+        if needs_price and not request.price:
+            raise InvalidArgument.of("price", "REQUIRED", f"{request.type} orders need a price")
+        if not needs_price and request.price:
+            raise InvalidArgument.of("price", "NOT_ALLOWED", f"{request.type} orders take no price")
+        is_stop = request.type in ("STOP_LIMIT", "STOP_MARKET")
+        if is_stop and not request.stop_price:
+            raise InvalidArgument.of("stop_price", "REQUIRED", "stop orders need a stop_price")
+        if not is_stop and request.stop_price:
+            raise InvalidArgument.of(
+                "stop_price", "NOT_ALLOWED", "only stop orders take a stop_price"
+            )
+        if time_in_force == "GTD" and request.expire_time is None:
+            raise InvalidArgument.of("expire_time", "REQUIRED", "GTD orders need an expire_time")
+        if time_in_force != "GTD" and request.expire_time is not None:
+            raise InvalidArgument.of(
+                "expire_time", "NOT_ALLOWED", "only GTD orders take an expire_time"
+            )
+        if request.post_only and request.type != "LIMIT":
+            raise InvalidArgument.of(
+                "post_only", "NOT_ALLOWED", "post_only applies to limit orders only"
+            )
+        if request.max_slippage_bps and request.type not in ("MARKET", "STOP_MARKET"):
+            raise InvalidArgument.of(
+                "max_slippage_bps", "NOT_ALLOWED", "max_slippage_bps applies to market orders"
+            )
+
+    def place_request_event(
+        self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
+    ) -> tuple[str, NewEvent]:
+        """Validate and build the OrderPlaceRequested event (order id, event); no I/O."""
+        order_id = order_id_for(request.user_id, request.client_order_id)
+        data = self._place_dict(request, order_id)
+        data["user_id"] = request.user_id
+        data["client_order_id"] = request.client_order_id or ""
+        data["requested_at"] = format_time(self._now())
+        event_metadata = {CORRELATION_ID: order_id, **(metadata or {})}
+        return order_id, NewEvent(type=ORDER_PLACE_REQUESTED, data=data, metadata=event_metadata)
+
+    async def place_order(
+        self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
+    ) -> CommandOutcome:
+        order_id, event = self.place_request_event(request, metadata)
+        stream = order_stream(order_id)
+        try:
+            result = await self._event_store.append(stream, [event], ExpectedVersion.NO_STREAM)
+        except WrongExpectedVersion:
+            if not request.client_order_id:
+                raise  # a uuid4 collision: never in practice
+            return await self._original_order(order_id, request)
+        order = OrderState.from_place_request(order_id, event.data, result.positions[0])
+        return CommandOutcome(order=order, position=result.positions[0])
+
+    async def _original_order(self, order_id: str, request: PlaceOrderInput) -> CommandOutcome:
+        state = await load_order_state(self._event_store, order_id)
+        if (
+            state is None
+            or state.user_id != request.user_id
+            or state.client_order_id != request.client_order_id
+        ):
+            raise IdempotencyConflict(f"order id {order_id} is taken by another order")
+        return CommandOutcome(order=state, position=state.placed_position, duplicate=True)
+
+    # -- cancel and amend ------------------------------------------------------------------
+
+    async def _checked_open_order(self, user_id: str, order_id: str) -> OrderState:
+        _require_id("user_id", user_id)
+        _require_id("order_id", order_id)
+        state = await load_order_state(self._event_store, order_id)
+        if state is None:
+            raise OrderNotFound(order_id)
+        if state.user_id != user_id:
+            raise NotOrderOwner(order_id)
+        if state.is_closed:
+            raise OrderClosed(order_id, state.status)
+        return state
+
+    async def _append_checked(
+        self,
+        user_id: str,
+        order_id: str,
+        build: Callable[[OrderState], NewEvent],
+    ) -> CommandOutcome:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            state = await self._checked_open_order(user_id, order_id)
+            event = build(state)
+            try:
+                result = await self._event_store.append(
+                    order_stream(order_id), [event], state.version
+                )
+            except WrongExpectedVersion:
+                continue  # the engine wrote to the order meanwhile: check again
+            return CommandOutcome(order=state, position=result.positions[0])
+        # The order keeps changing under us (a busy resting order): append unconditionally;
+        # the engine rejects the request if the order has closed by then.
+        state = await self._checked_open_order(user_id, order_id)
+        result = await self._event_store.append(
+            order_stream(order_id), [build(state)], ExpectedVersion.ANY
+        )
+        return CommandOutcome(order=state, position=result.positions[0])
+
+    async def cancel_order(
+        self, user_id: str, order_id: str, metadata: Mapping[str, str] | None = None
+    ) -> CommandOutcome:
+        def build(state: OrderState) -> NewEvent:
+            data = {
+                "op": "cancel",
+                "order_id": order_id,
+                "user_id": user_id,
+                "requested_at": format_time(self._now()),
+            }
+            return NewEvent(
+                type=ORDER_CANCEL_REQUESTED,
+                data=data,
+                metadata={CORRELATION_ID: order_id, **(metadata or {})},
+            )
+
+        return await self._append_checked(user_id, order_id, build)
+
+    def _amend_dict(
+        self, state: OrderState, price: str | None, quantity: str | None
+    ) -> dict[str, Any]:
+        if not price and not quantity:
+            raise InvalidArgument.of("quantity", "REQUIRED", "an amend needs a price or quantity")
+        if price and state.type not in ("LIMIT", "STOP_LIMIT"):
+            raise InvalidArgument.of("price", "NOT_ALLOWED", f"{state.type} orders have no price")
+        raw: dict[str, Any] = {
+            "op": "amend",
+            "order_id": state.order_id,
+            "instrument": state.instrument,
+        }
+        if price:
+            raw["price"] = price
+        if quantity:
+            raw["quantity"] = quantity
+        try:
+            command = command_from_dict(raw, self._instruments)
+        except InvalidField as error:
+            raise _violation_of(error) from error
+        return command_to_dict(command, self._instruments)
+
+    async def amend_order(
+        self,
+        user_id: str,
+        order_id: str,
+        price: str | None,
+        quantity: str | None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CommandOutcome:
+        def build(state: OrderState) -> NewEvent:
+            data = self._amend_dict(state, price, quantity)
+            data["user_id"] = user_id
+            data["instrument"] = state.instrument
+            data["requested_at"] = format_time(self._now())
+            return NewEvent(
+                type=ORDER_AMEND_REQUESTED,
+                data=data,
+                metadata={CORRELATION_ID: order_id, **(metadata or {})},
+            )
+
+        return await self._append_checked(user_id, order_id, build)

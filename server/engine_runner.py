@@ -1,0 +1,430 @@
+"""The engine runner: the log's order requests and clock ticks in, engine results out.
+
+A process application with exactly-once effect:
+
+- It subscribes (catch-up, then live) to the ``order-`` and ``clock`` streams, feeds each
+  input to one ``MatchingEngine`` and writes everything the engine emitted for a batch of
+  inputs in ONE atomic ``append_multi``, together with an ``EngineBatchProcessed`` event on
+  its progress stream ``engine-<shard>`` at the exact expected version.
+- Exactly-once: the progress event records the last input of the batch. After a crash at
+  any point the runner restores its state and resumes strictly after that input; results
+  of a batch are either all in the log (with its progress event) or none of them is.
+- Fencing: a second runner for the same shard appends at a version the first already used,
+  gets ``WrongExpectedVersion`` and nothing of its batch is written; it drops its state,
+  waits, and rebuilds from the log before trying again.
+- Snapshots: every ``snapshot_every`` inputs the engine state is written to
+  ``engine-snapshot-<shard>`` in the same atomic append; the progress event names the
+  latest snapshot's version, so a restart loads that snapshot and re-runs only the inputs
+  after it (their outputs are already in the log, and the engine is deterministic).
+
+Run alone with ``python -m server.engine_runner`` (the tests kill it with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from domain.codec import event_to_dict
+from domain.engine import MatchingEngine
+from domain.instruments import Instrument
+
+from server.engine_inputs import InputTranslator, add_missing_instruments, new_engine, route
+from server.eventstore.port import (
+    NO_STREAM,
+    EventFilter,
+    EventStore,
+    Expectation,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+    WrongExpectedVersion,
+)
+from server.streams import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    ENGINE_BATCH_PROCESSED,
+    ENGINE_INPUT_EVENT_TYPES,
+    ENGINE_INPUT_STREAM_PREFIXES,
+    ENGINE_SNAPSHOT_TAKEN,
+    TRACEPARENT,
+    engine_snapshot_stream,
+    engine_stream,
+    format_time,
+    parse_time,
+)
+
+log = structlog.get_logger(__name__)
+
+INPUT_FILTER = EventFilter(
+    stream_prefixes=ENGINE_INPUT_STREAM_PREFIXES, event_types=ENGINE_INPUT_EVENT_TYPES
+)
+
+
+class FencedOut(Exception):
+    """Another runner wrote the progress stream first; this one's state is stale."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the progress stream says: its version and the last input it covers."""
+
+    version: int  # -1: no progress stream yet
+    last_input: LogPosition | None
+    snapshot_version: int | None
+    inputs_total: int
+
+    @property
+    def expected_version(self) -> Expectation:
+        return NO_STREAM if self.version < 0 else self.version
+
+
+NO_PROGRESS = Progress(version=-1, last_input=None, snapshot_version=None, inputs_total=0)
+
+
+async def last_event(event_store: EventStore, stream: str) -> RecordedEvent | None:
+    """The last event of a stream with O(log n) single-event reads (the port reads forward)."""
+    first = await event_store.read_stream(stream, 0, limit=1)
+    if not first:
+        return None
+    low, found = 0, first[0]  # `low` is a version known to exist
+    step = 1
+    while True:  # gallop to a missing version
+        probe = await event_store.read_stream(stream, low + step, limit=1)
+        if not probe:
+            high = low + step  # known missing
+            break
+        low, found = low + step, probe[0]
+        step *= 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        probe = await event_store.read_stream(stream, middle, limit=1)
+        if probe:
+            low, found = middle, probe[0]
+        else:
+            high = middle
+    return found
+
+
+def _progress_of(event: RecordedEvent | None) -> Progress:
+    if event is None:
+        return NO_PROGRESS
+    data = event.data
+    last_input = data.get("last_input")
+    return Progress(
+        version=event.version,
+        last_input=LogPosition.parse(last_input) if last_input else None,
+        snapshot_version=data.get("snapshot_version"),
+        inputs_total=int(data.get("inputs_total", 0)),
+    )
+
+
+BatchListener = Callable[[list[RecordedEvent], list[dict[str, Any]]], Awaitable[None] | None]
+
+
+class EngineRunner:
+    """Runs one shard's matching engine from the log until stopped."""
+
+    def __init__(
+        self,
+        event_store: EventStore,
+        instruments: Mapping[str, Instrument],
+        shard: str = "main",
+        batch_max: int = 1000,
+        snapshot_every: int = 10000,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self._event_store = event_store
+        self._instruments = instruments
+        self._shard = shard
+        self._progress_stream = engine_stream(shard)
+        self._snapshot_stream = engine_snapshot_stream(shard)
+        self._batch_max = max(1, batch_max)
+        self._snapshot_every = snapshot_every
+        self._retry_delay_s = retry_delay_s
+        self.runner_id = str(uuid.uuid4())
+        self._task: asyncio.Task[None] | None = None
+        # State of the current life (rebuilt from the log after a fence or an error).
+        self.engine: MatchingEngine = new_engine(instruments)
+        self._translator = InputTranslator(instruments)
+        self.progress: Progress = NO_PROGRESS
+        self._inputs_since_snapshot = 0
+        self.fenced_count = 0
+        self.batches_written = 0
+        self.caught_up = asyncio.Event()
+        self.last_processed: LogPosition | None = None
+        self._position_waiters: list[tuple[LogPosition, asyncio.Future[None]]] = []
+
+    # -- state loading -------------------------------------------------------------------
+
+    async def load_state(self) -> LogPosition | None:
+        """Restore the engine from the latest snapshot; return where to read inputs from."""
+        self.progress = _progress_of(await last_event(self._event_store, self._progress_stream))
+        self.engine = new_engine(self._instruments)
+        self._translator = InputTranslator(self._instruments)
+        self._inputs_since_snapshot = 0
+        after: LogPosition | None = None
+        if self.progress.snapshot_version is not None:
+            events = await self._event_store.read_stream(
+                self._snapshot_stream, self.progress.snapshot_version, limit=1
+            )
+            snapshot = events[0].data
+            self.engine = MatchingEngine.restore(snapshot["engine"])
+            add_missing_instruments(self.engine, self._instruments)
+            clock = snapshot.get("clock")
+            self._translator = InputTranslator(
+                self._instruments, parse_time(clock) if clock else None
+            )
+            after = LogPosition.parse(snapshot["last_input"])
+            self._inputs_since_snapshot = self.progress.inputs_total - int(
+                snapshot.get("inputs_total", 0)
+            )
+        log.info(
+            "engine_state_loaded",
+            shard=self._shard,
+            progress_version=self.progress.version,
+            last_input=str(self.progress.last_input),
+            snapshot_version=self.progress.snapshot_version,
+            replay_from=str(after),
+        )
+        return after
+
+    # -- batches -------------------------------------------------------------------------
+
+    def _handle(self, event: RecordedEvent) -> list[dict[str, Any]]:
+        emitted: list[dict[str, Any]] = []
+        for command in self._translator.commands_for(event.type, event.data):
+            for result in self.engine.handle(command):
+                emitted.append(event_to_dict(result, self._instruments))
+        return emitted
+
+    def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent:
+        clock = self._translator.clock
+        return NewEvent(
+            type=ENGINE_SNAPSHOT_TAKEN,
+            data={
+                "engine": self.engine.snapshot(),
+                "clock": format_time(clock) if clock else None,
+                "last_input": last_input.to_token(),
+                "inputs_total": inputs_total,
+            },
+        )
+
+    async def process_batch(self, batch: list[RecordedEvent]) -> list[dict[str, Any]]:
+        """Handle a batch of inputs; append their results with the progress event.
+
+        Inputs at or before the recorded progress are re-handled only to rebuild state:
+        their results are already in the log.
+        """
+        appends: list[StreamAppend] = []
+        run_stream: str | None = None
+        run_events: list[NewEvent] = []
+        emitted_all: list[dict[str, Any]] = []
+        last_input: LogPosition | None = None
+        new_inputs = 0
+        recorded = self.progress.last_input
+        for input_event in batch:
+            emitted = self._handle(input_event)
+            if recorded is not None and input_event.position <= recorded:
+                continue
+            last_input = input_event.position
+            new_inputs += 1
+            metadata = {
+                CAUSATION_ID: str(input_event.event_id),
+                CORRELATION_ID: input_event.metadata.get(CORRELATION_ID)
+                or str(input_event.event_id),
+            }
+            traceparent = input_event.metadata.get(TRACEPARENT)
+            if traceparent:
+                metadata[TRACEPARENT] = traceparent
+            for event_dict in emitted:
+                stream = route(event_dict)
+                # Consecutive events of one stream share a StreamAppend; the list order is
+                # the engine's emission order, which the log keeps.
+                if stream != run_stream:
+                    if run_stream is not None:
+                        appends.append(StreamAppend(run_stream, run_events))
+                    run_stream, run_events = stream, []
+                run_events.append(
+                    NewEvent(type=event_dict["type"], data=event_dict, metadata=metadata)
+                )
+            emitted_all.extend(emitted)
+        if run_stream is not None:
+            appends.append(StreamAppend(run_stream, run_events))
+        if last_input is None:
+            return emitted_all
+        self._inputs_since_snapshot += new_inputs
+        inputs_total = self.progress.inputs_total + new_inputs
+        snapshot_version = self.progress.snapshot_version
+        if self._snapshot_every > 0 and self._inputs_since_snapshot >= self._snapshot_every:
+            expected: Expectation = NO_STREAM if snapshot_version is None else snapshot_version
+            appends.append(
+                StreamAppend(
+                    self._snapshot_stream,
+                    [self._snapshot_event(last_input, inputs_total)],
+                    expected,
+                )
+            )
+            snapshot_version = 0 if snapshot_version is None else snapshot_version + 1
+        progress_event = NewEvent(
+            type=ENGINE_BATCH_PROCESSED,
+            data={
+                "last_input": last_input.to_token(),
+                "inputs": new_inputs,
+                "inputs_total": inputs_total,
+                "snapshot_version": snapshot_version,
+                "runner_id": self.runner_id,
+            },
+        )
+        appends.append(
+            StreamAppend(self._progress_stream, [progress_event], self.progress.expected_version)
+        )
+        try:
+            await self._event_store.append_multi(appends)
+        except WrongExpectedVersion as error:
+            raise FencedOut(str(error)) from error
+        if snapshot_version != self.progress.snapshot_version:
+            self._inputs_since_snapshot = 0
+        self.progress = Progress(
+            version=self.progress.version + 1,
+            last_input=last_input,
+            snapshot_version=snapshot_version,
+            inputs_total=inputs_total,
+        )
+        self.batches_written += 1
+        return emitted_all
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _read_inputs(
+        self, after: LogPosition | None, queue: asyncio.Queue[RecordedEvent | BaseException]
+    ) -> None:
+        try:
+            async for event in self._event_store.subscribe_all(after, INPUT_FILTER):
+                if event.type in ENGINE_INPUT_EVENT_TYPES:
+                    await queue.put(event)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # hand the failure to the processing loop
+            await queue.put(error)
+
+    def _mark_processed(self, position: LogPosition) -> None:
+        self.last_processed = position
+        if self._position_waiters:
+            still_waiting = []
+            for target, future in self._position_waiters:
+                if target <= position:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    still_waiting.append((target, future))
+            self._position_waiters = still_waiting
+
+    async def wait_processed(self, position: LogPosition) -> None:
+        """Wait until this runner has processed (and written) the input at `position`."""
+        if self.last_processed is not None and position <= self.last_processed:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._position_waiters.append((position, future))
+        await future
+
+    async def run_once(self) -> None:
+        """One life: load state, then process inputs until an error or cancellation."""
+        after = await self.load_state()
+        queue: asyncio.Queue[RecordedEvent | BaseException] = asyncio.Queue(
+            maxsize=self._batch_max * 4
+        )
+        reader = asyncio.create_task(self._read_inputs(after, queue), name="engine-input-reader")
+        try:
+            while True:
+                item = await queue.get()
+                batch: list[RecordedEvent] = []
+                while True:
+                    if isinstance(item, BaseException):
+                        if batch:
+                            await self._run_batch(batch)
+                        raise item
+                    batch.append(item)
+                    if len(batch) >= self._batch_max or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                await self._run_batch(batch)
+                if queue.empty():
+                    self.caught_up.set()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    async def _run_batch(self, batch: list[RecordedEvent]) -> None:
+        started = time.perf_counter()
+        await self.process_batch(batch)
+        self._mark_processed(batch[-1].position)
+        elapsed = time.perf_counter() - started
+        log.debug("engine_batch", inputs=len(batch), seconds=round(elapsed, 6))
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except FencedOut as error:
+                self.fenced_count += 1
+                self.caught_up.clear()
+                log.warning("engine_fenced_out", shard=self._shard, error=str(error))
+            except Exception:
+                self.caught_up.clear()
+                log.exception("engine_runner_failed", shard=self._shard)
+            await asyncio.sleep(self._retry_delay_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run_forever(), name=f"engine-{self._shard}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+async def _main() -> None:
+    """Run the engine runner alone (used by crash tests and for a separate engine process)."""
+    from server.app import configure_process, load_runtime_settings
+    from server.eventstore import open_event_store
+    from server.instrument_config import load_instruments
+
+    settings = load_runtime_settings()
+    configure_process(settings)
+    event_store = await open_event_store(settings.resolved_event_store_url)
+    runner = EngineRunner(
+        event_store,
+        load_instruments(settings.instruments_file),
+        shard=settings.engine_shard,
+        batch_max=settings.engine_batch_max,
+        snapshot_every=settings.snapshot_every,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner.start()
+    print(f"engine runner {runner.runner_id} shard={settings.engine_shard} pid={os.getpid()}")
+    await stop.wait()
+    await runner.stop()
+    await event_store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

@@ -1,0 +1,145 @@
+"""OrderCommandService: PlaceOrder, CancelOrder, AmendOrder and the StreamPlaceOrders entry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+
+from clients.generated.exchange.v1 import order_command_service_pb2 as pb
+from clients.generated.exchange.v1 import order_command_service_pb2_grpc as pb_grpc
+from server.commands import CommandHandlers, CommandOutcome
+from server.errors import Refused
+from server.observability import metrics
+from server.observability.tracing import inject_trace_context
+from server.servicers.convert import order_message, place_input
+from server.servicers.status import abort_refused, command_error
+
+# Requests of one StreamPlaceOrders call handled concurrently (their appends share commits).
+STREAM_CONCURRENCY = 512
+
+
+def _place_response(outcome: CommandOutcome) -> pb.PlaceOrderResponse:
+    return pb.PlaceOrderResponse(
+        order=order_message(outcome.order),
+        position=outcome.position.to_token(),
+        duplicate=outcome.duplicate,
+    )
+
+
+class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
+    def __init__(self, handlers: CommandHandlers) -> None:
+        self._handlers = handlers
+
+    async def _place(self, request: pb.PlaceOrderRequest) -> pb.PlaceOrderResponse:
+        with metrics.track_command_in_flight("place"):
+            try:
+                outcome = await self._handlers.place_order(
+                    place_input(request), inject_trace_context()
+                )
+            except Refused as refusal:
+                metrics.record_command("place", refusal.code.name)
+                raise
+        metrics.record_command("place", "duplicate" if outcome.duplicate else "appended")
+        if not outcome.duplicate:
+            metrics.record_order_placed(outcome.order.instrument)
+        return _place_response(outcome)
+
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlaceOrderResponse:
+        try:
+            return await self._place(request)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelOrderResponse:
+        with metrics.track_command_in_flight("cancel"):
+            try:
+                outcome = await self._handlers.cancel_order(
+                    request.user_id, request.order_id, inject_trace_context()
+                )
+            except Refused as refusal:
+                metrics.record_command("cancel", refusal.code.name)
+                await abort_refused(context, refusal)
+        metrics.record_command("cancel", "appended")
+        return pb.CancelOrderResponse(
+            order=order_message(outcome.order), position=outcome.position.to_token()
+        )
+
+    async def AmendOrder(
+        self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AmendOrderResponse:
+        with metrics.track_command_in_flight("amend"):
+            try:
+                outcome = await self._handlers.amend_order(
+                    request.user_id,
+                    request.order_id,
+                    request.price.strip() or None,
+                    request.quantity.strip() or None,
+                    inject_trace_context(),
+                )
+            except Refused as refusal:
+                metrics.record_command("amend", refusal.code.name)
+                await abort_refused(context, refusal)
+        metrics.record_command("amend", "appended")
+        return pb.AmendOrderResponse(
+            order=order_message(outcome.order), position=outcome.position.to_token()
+        )
+
+    async def _answer(self, request: pb.StreamPlaceOrdersRequest) -> pb.StreamPlaceOrdersResponse:
+        try:
+            placed = await self._place(request.order)
+        except Refused as refusal:
+            return pb.StreamPlaceOrdersResponse(
+                request_id=request.request_id, error=command_error(refusal)
+            )
+        return pb.StreamPlaceOrdersResponse(request_id=request.request_id, placed=placed)
+
+    async def StreamPlaceOrders(
+        self,
+        request_iterator: AsyncIterator[pb.StreamPlaceOrdersRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamPlaceOrdersResponse]:
+        """Answers as each order is written (not in request order: pair by request_id).
+
+        Requests are handled concurrently so that their appends share group commits; the
+        semaphore bounds the work in flight, which back-pressures a client sending faster.
+        """
+        answers: asyncio.Queue[pb.StreamPlaceOrdersResponse | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(STREAM_CONCURRENCY)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def answer(request: pb.StreamPlaceOrdersRequest) -> None:
+            try:
+                await answers.put(await self._answer(request))
+            finally:
+                slots.release()
+
+        async def read_requests() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    task = asyncio.create_task(answer(request))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                if pending:
+                    await asyncio.gather(*list(pending), return_exceptions=True)
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.create_task(read_requests())
+        try:
+            while (response := await answers.get()) is not None:
+                yield response
+            await reader  # surface a failure of the request stream
+        finally:
+            reader.cancel()
+            for task in list(pending):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader

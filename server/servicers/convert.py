@@ -1,0 +1,148 @@
+"""Protobuf <-> the log's vocabulary: enum names, decimal strings, timestamps.
+
+Order and trade messages are built from any object with the proto's field names (the
+write side's ``OrderState`` and the read side's ``OrderView``/``TradeView`` both qualify).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clients.generated.exchange.v1 import order_command_service_pb2 as commands_pb2
+from clients.generated.exchange.v1 import types_pb2
+from server.commands import PlaceOrderInput
+
+_SIDE_NAMES = {types_pb2.SIDE_BUY: "BUY", types_pb2.SIDE_SELL: "SELL"}
+_SIDE_VALUES = {name: value for value, name in _SIDE_NAMES.items()}
+
+
+def _enum_suffixes(enum: Any, prefix: str) -> dict[int, str]:
+    return {
+        number: name[len(prefix) :]
+        for name, number in enum.items()
+        if not name.endswith("_UNSPECIFIED")
+    }
+
+
+_TYPE_NAMES = _enum_suffixes(types_pb2.OrderType, "ORDER_TYPE_")
+_TIF_NAMES = _enum_suffixes(types_pb2.TimeInForce, "TIME_IN_FORCE_")
+_STP_NAMES = _enum_suffixes(types_pb2.SelfTradePrevention, "SELF_TRADE_PREVENTION_")
+_STATUS_NAMES = _enum_suffixes(types_pb2.OrderStatus, "ORDER_STATUS_")
+_TYPE_VALUES = {name: value for value, name in _TYPE_NAMES.items()}
+_TIF_VALUES = {name: value for value, name in _TIF_NAMES.items()}
+STATUS_VALUES = {name: value for value, name in _STATUS_NAMES.items()}
+# Stops that have triggered rest (or match) like any order: the API shows them OPEN.
+STATUS_VALUES.setdefault("TRIGGERED", types_pb2.ORDER_STATUS_OPEN)
+
+
+def side_name(value: int) -> str | None:
+    return _SIDE_NAMES.get(value)
+
+
+def side_value(name: str) -> int:
+    return _SIDE_VALUES.get(name, types_pb2.SIDE_UNSPECIFIED)
+
+
+def status_name(value: int) -> str | None:
+    return _STATUS_NAMES.get(value)
+
+
+def timestamp_of(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def datetime_of(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def decimal_text(value: Decimal | str | None) -> str:
+    """A decimal as a plain string ("45000.5", never "4.50005E+4")."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return format(value, "f")
+
+
+def place_input(request: commands_pb2.PlaceOrderRequest) -> PlaceOrderInput:
+    return PlaceOrderInput(
+        user_id=request.user_id,
+        instrument=request.instrument,
+        side=_SIDE_NAMES.get(request.side),
+        type=_TYPE_NAMES.get(request.type),
+        quantity=request.quantity.strip(),
+        price=request.price.strip() or None,
+        stop_price=request.stop_price.strip() or None,
+        time_in_force=_TIF_NAMES.get(request.time_in_force),
+        expire_time=datetime_of(request.expire_time) if request.HasField("expire_time") else None,
+        post_only=request.post_only,
+        max_slippage_bps=request.max_slippage_bps or None,
+        stp=_STP_NAMES.get(request.stp),
+        client_order_id=request.client_order_id or None,
+    )
+
+
+def order_message(order: Any) -> types_pb2.Order:
+    message = types_pb2.Order(
+        order_id=order.order_id,
+        client_order_id=order.client_order_id or "",
+        user_id=order.user_id,
+        instrument=order.instrument,
+        side=side_value(order.side),
+        type=_TYPE_VALUES.get(order.type, types_pb2.ORDER_TYPE_UNSPECIFIED),
+        price=decimal_text(order.price),
+        quantity=decimal_text(order.quantity),
+        filled_quantity=decimal_text(order.filled_quantity),
+        average_price=decimal_text(order.average_price),
+        status=STATUS_VALUES.get(order.status, types_pb2.ORDER_STATUS_UNSPECIFIED),
+        reason=order.reason or "",
+        time_in_force=_TIF_VALUES.get(order.time_in_force, types_pb2.TIME_IN_FORCE_UNSPECIFIED),
+        stop_price=decimal_text(order.stop_price),
+        post_only=bool(order.post_only),
+    )
+    for name in ("created_at", "updated_at", "expire_time"):
+        stamp = timestamp_of(getattr(order, name, None))
+        if stamp is not None:
+            getattr(message, name).CopyFrom(stamp)
+    return message
+
+
+def trade_message(trade: Any) -> types_pb2.Trade:
+    message = types_pb2.Trade(
+        trade_id=trade.trade_id,
+        instrument=trade.instrument,
+        price=decimal_text(trade.price),
+        quantity=decimal_text(trade.quantity),
+        maker_order_id=trade.maker_order_id,
+        taker_order_id=trade.taker_order_id,
+        taker_side=side_value(trade.taker_side),
+    )
+    stamp = timestamp_of(trade.executed_at)
+    if stamp is not None:
+        message.executed_at.CopyFrom(stamp)
+    return message
+
+
+def price_level_message(level: Any) -> types_pb2.PriceLevel:
+    return types_pb2.PriceLevel(
+        price=decimal_text(level.price),
+        quantity=decimal_text(level.quantity),
+        order_count=level.order_count,
+    )
+
+
+def instrument_message(instrument: Any) -> types_pb2.Instrument:
+    return types_pb2.Instrument(
+        symbol=instrument.symbol,
+        tick_size=decimal_text(instrument.tick_size),
+        lot_size=decimal_text(instrument.lot_size),
+        min_quantity=decimal_text(instrument.min_quantity),
+    )
