@@ -1,0 +1,240 @@
+"""The event store port: the records, expectations and the abstract async `EventStore`.
+
+Everything the application knows about its source of truth lives here; the PostgreSQL and
+KurrentDB adapters implement `EventStore` and one contract suite (tests/eventstore) holds
+them to the same behaviour.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import total_ordering
+from typing import Any, Final, TypeAlias
+from uuid import UUID, uuid4
+
+
+class ExpectedVersion(enum.Enum):
+    """The symbolic expectations about a stream's current version.
+
+    Wherever an expectation is taken, an int is also accepted: the exact version of the
+    stream's last event (the first event is version 0).
+    """
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ANY: Final = ExpectedVersion.ANY
+NO_STREAM: Final = ExpectedVersion.NO_STREAM
+STREAM_EXISTS: Final = ExpectedVersion.STREAM_EXISTS
+
+# What an append accepts as its expectation: a symbolic one or an exact last version.
+Expectation: TypeAlias = ExpectedVersion | int
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class LogPosition:
+    """A point in the global log, totally ordered and hashable.
+
+    PostgreSQL: `tx` is the writing transaction's id (xid8) and `seq` the row's identity
+    position, ordered as the pair. KurrentDB: `tx` is the commit position and `seq` the
+    prepare position. The token form (`"<tx>:<seq>"`) is what crosses the API.
+    """
+
+    tx: int
+    seq: int
+
+    def to_token(self) -> str:
+        return f"{self.tx}:{self.seq}"
+
+    @classmethod
+    def parse(cls, token: str) -> LogPosition:
+        """Read a token made by `to_token`; raise ValueError on anything else."""
+        tx_text, separator, seq_text = token.strip().partition(":")
+        if not separator or not tx_text.isdigit() or not seq_text.isdigit():
+            raise ValueError(f"not a log position token: {token!r}")
+        return cls(int(tx_text), int(seq_text))
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, LogPosition):
+            return NotImplemented
+        return (self.tx, self.seq) < (other.tx, other.seq)
+
+    def __str__(self) -> str:
+        return self.to_token()
+
+
+def _new_event_id() -> UUID:
+    return uuid4()
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. Reusing an `event_id` makes a retried append idempotent."""
+
+    type: str
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    event_id: UUID = field(default_factory=_new_event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: its stream version and its place in the global log."""
+
+    event_id: UUID
+    stream: str
+    version: int
+    position: LogPosition
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One stream's share of an atomic multi-stream append."""
+
+    stream: str
+    events: Sequence[NewEvent]
+    expected_version: Expectation = ANY
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append wrote: the stream versions and each event's log position.
+
+    For an append of zero events, `first_version` is `last_version + 1` and `positions` is
+    empty; `last_version` is the stream's current version (-1 for no stream).
+    """
+
+    stream: str
+    first_version: int
+    last_version: int
+    positions: tuple[LogPosition, ...]
+
+    @property
+    def last_position(self) -> LogPosition | None:
+        return self.positions[-1] if self.positions else None
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Selects events by stream-name prefix and/or event type (empty = no restriction)."""
+
+    stream_prefixes: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+
+    def matches(self, stream: str, event_type: str) -> bool:
+        if self.stream_prefixes and not stream.startswith(self.stream_prefixes):
+            return False
+        return not self.event_types or event_type in self.event_types
+
+
+class EventStoreError(Exception):
+    """Base of every error the event store raises on purpose."""
+
+
+class WrongExpectedVersion(EventStoreError):
+    """The stream's current version is not the one the caller expected.
+
+    `actual` is the current version, -1 when the stream does not exist.
+    """
+
+    def __init__(self, stream: str, expected: Expectation, actual: int) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"wrong expected version for stream {stream!r}: expected {expected!r}, "
+            f"actual {'NO_STREAM' if actual < 0 else actual}"
+        )
+
+
+class EventIdConflict(EventStoreError):
+    """Some of the event ids are already stored, but not as this same append.
+
+    A retry must resend exactly the same events (ids, order, stream) to be idempotent.
+    """
+
+    def __init__(self, stream: str, event_ids: Sequence[UUID]) -> None:
+        self.stream = stream
+        self.event_ids = tuple(event_ids)
+        super().__init__(
+            f"event ids already stored differently for stream {stream!r}: "
+            + ", ".join(str(event_id) for event_id in self.event_ids[:5])
+        )
+
+
+class UnsupportedOperation(EventStoreError):
+    """The server behind an adapter cannot do this (e.g. multi-stream append before 25.1)."""
+
+
+class EventStore(abc.ABC):
+    """The log: append with optimistic concurrency, read, and subscribe (catch-up then live)."""
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: Expectation = ANY,
+    ) -> AppendResult:
+        """Append to one stream; raise WrongExpectedVersion on a version mismatch.
+
+        Re-appending the same event ids at the same expectation writes nothing and returns
+        the original result.
+        """
+
+    @abc.abstractmethod
+    async def append_multi(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams atomically: all are written or none is."""
+
+    @abc.abstractmethod
+    async def read_stream(
+        self, stream: str, from_version: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """Events of one stream from `from_version` (inclusive), oldest first."""
+
+    @abc.abstractmethod
+    async def read_all(
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        limit: int = 1000,
+    ) -> list[RecordedEvent]:
+        """Up to `limit` events strictly after `after`, in global order."""
+
+    @abc.abstractmethod
+    def subscribe_all(
+        self, after: LogPosition | None = None, filter: EventFilter | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event after `after` (history, then live), in global order, exactly once."""
+
+    @abc.abstractmethod
+    def subscribe_stream(self, stream: str, from_version: int = 0) -> AsyncIterator[RecordedEvent]:
+        """Every event of one stream from `from_version` (history, then live)."""
+
+    @abc.abstractmethod
+    async def head_position(self) -> LogPosition | None:
+        """The position of the last event a subscriber can see now (None for an empty log)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; subscriptions end."""
+
+    async def __aenter__(self) -> EventStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

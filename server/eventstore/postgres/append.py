@@ -1,0 +1,159 @@
+"""Encoding appends for `es_append` and decoding its answer into results or errors.
+
+One call carries many requests (a group commit, or the parts of an atomic multi-stream
+append). Requests are sent sorted by stream name so concurrent calls lock stream rows in
+the same order and cannot deadlock each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from server.eventstore.port import (
+    AppendResult,
+    EventIdConflict,
+    EventStoreError,
+    Expectation,
+    ExpectedVersion,
+    LogPosition,
+    NewEvent,
+    WrongExpectedVersion,
+)
+from server.eventstore.postgres.schema import (
+    EXPECT_ANY,
+    EXPECT_NO_STREAM,
+    EXPECT_STREAM_EXISTS,
+    OUTCOME_ID_CONFLICT,
+    OUTCOME_WRONG_VERSION,
+    SQLSTATE_ID_CONFLICT,
+    SQLSTATE_WRONG_VERSION,
+)
+
+APPEND_SQL = """
+SELECT out_request, out_outcome, out_version, out_position, out_tx
+  FROM es_append($1::text[], $2::bigint[], $3::int[], $4::uuid[], $5::text[], $6::text[],
+                 $7::text[], $8::boolean)
+"""
+
+_EXPECTATION_CODES = {
+    ExpectedVersion.ANY: EXPECT_ANY,
+    ExpectedVersion.NO_STREAM: EXPECT_NO_STREAM,
+    ExpectedVersion.STREAM_EXISTS: EXPECT_STREAM_EXISTS,
+}
+
+
+def expectation_code(expected: Expectation) -> int:
+    """The int es_append takes for an expectation; exact versions must be >= 0."""
+    if isinstance(expected, ExpectedVersion):
+        return _EXPECTATION_CODES[expected]
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise ValueError(f"expected version must be an ExpectedVersion or int >= 0: {expected!r}")
+    return expected
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One stream append, already encoded for the database."""
+
+    stream: str
+    expected: Expectation
+    expected_code: int
+    event_ids: list[UUID]
+    types: list[str]
+    data: list[str]
+    metadata: list[str]
+
+
+def encode_request(stream: str, events: Sequence[NewEvent], expected: Expectation) -> AppendRequest:
+    """Validate and serialise an append (JSON is encoded here, in the caller's task)."""
+    if not stream:
+        raise ValueError("stream name must not be empty")
+    return AppendRequest(
+        stream=stream,
+        expected=expected,
+        expected_code=expectation_code(expected),
+        event_ids=[event.event_id for event in events],
+        types=[event.type for event in events],
+        data=[orjson.dumps(event.data).decode() for event in events],
+        metadata=[orjson.dumps(event.metadata).decode() for event in events],
+    )
+
+
+AppendOutcome = AppendResult | EventStoreError
+
+
+async def call_append(
+    connection: asyncpg.Connection, requests: Sequence[AppendRequest], atomic: bool
+) -> list[AppendOutcome]:
+    """Run es_append once for all `requests`; one result or error per request, in order.
+
+    With `atomic`, a refused request raises its error and nothing at all is written.
+    """
+    send_order = sorted(range(len(requests)), key=lambda index: requests[index].stream)
+    sent = [requests[index] for index in send_order]
+    try:
+        rows = await connection.fetch(
+            APPEND_SQL,
+            [request.stream for request in sent],
+            [request.expected_code for request in sent],
+            [len(request.event_ids) for request in sent],
+            [event_id for request in sent for event_id in request.event_ids],
+            [event_type for request in sent for event_type in request.types],
+            [data for request in sent for data in request.data],
+            [metadata for request in sent for metadata in request.metadata],
+            atomic,
+        )
+    except asyncpg.PostgresError as error:
+        raise _refusal_from_error(error, requests) from None
+
+    rows_by_request: list[list[asyncpg.Record]] = [[] for _ in sent]
+    for row in rows:
+        rows_by_request[row[0] - 1].append(row)
+    outcomes: list[AppendOutcome] = [EventStoreError("no answer")] * len(requests)
+    for sent_index, request_rows in enumerate(rows_by_request):
+        outcomes[send_order[sent_index]] = _outcome(sent[sent_index], request_rows)
+    return outcomes
+
+
+def _outcome(request: AppendRequest, rows: list[asyncpg.Record]) -> AppendOutcome:
+    if not rows:
+        return EventStoreError(f"es_append gave no answer for stream {request.stream!r}")
+    outcome = rows[0][1]
+    if outcome == OUTCOME_WRONG_VERSION:
+        return WrongExpectedVersion(request.stream, request.expected, rows[0][2])
+    if outcome == OUTCOME_ID_CONFLICT:
+        return EventIdConflict(request.stream, request.event_ids)
+    if rows[0][3] is None:  # an append of no events: the row carries the current version
+        current_version: int = rows[0][2]
+        return AppendResult(request.stream, current_version + 1, current_version, ())
+    rows.sort(key=lambda row: row[2])
+    return AppendResult(
+        stream=request.stream,
+        first_version=rows[0][2],
+        last_version=rows[-1][2],
+        positions=tuple(LogPosition(row[4], row[3]) for row in rows),
+    )
+
+
+def _refusal_from_error(
+    error: asyncpg.PostgresError, requests: Sequence[AppendRequest]
+) -> Exception:
+    """Translate es_append's atomic-mode refusals; pass any other error through."""
+    if error.sqlstate not in (SQLSTATE_WRONG_VERSION, SQLSTATE_ID_CONFLICT):
+        return error
+    detail = orjson.loads(getattr(error, "detail", None) or "{}")
+    stream = detail.get("stream", "")
+    request = next((r for r in requests if r.stream == stream), None)
+    if error.sqlstate == SQLSTATE_ID_CONFLICT:
+        return EventIdConflict(stream, request.event_ids if request else ())
+    actual = detail.get("actual")
+    return WrongExpectedVersion(
+        stream,
+        request.expected if request else detail.get("expected"),
+        -1 if actual is None else int(actual),
+    )

@@ -1,0 +1,156 @@
+"""Group commit: concurrent single-stream appends share transactions.
+
+One event per transaction is capped by the WAL flush (a few thousand commits a second), so
+appends wait in a queue and a few flusher tasks each take everything queued (up to a size
+limit) and write it with one `es_append` call: one round trip, one transaction, one flush.
+Each caller still gets its own result, and its own WrongExpectedVersion: es_append answers
+per request, so one caller's conflict never fails the others. If the shared call fails as
+a whole (a deadlock, a racing duplicate event id), every request is retried on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from server.eventstore.port import AppendResult, EventStoreError
+from server.eventstore.postgres.append import AppendOutcome, AppendRequest, call_append
+
+log = structlog.get_logger(__name__)
+
+# SQLSTATEs worth one more try: deadlock, serialization failure, unique violation (a
+# concurrent append of the same event ids: the retry finds them and answers idempotently).
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "23505"})
+_RETRY_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class _QueuedAppend:
+    request: AppendRequest
+    answer: asyncio.Future[AppendResult]
+
+
+class GroupCommitWriter:
+    """Batches queued appends into shared `es_append` calls on pooled connections."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        after_commit: Callable[[asyncpg.Connection, int, int], Awaitable[None]],
+        flushers: int = 3,
+        max_batch_events: int = 4000,
+    ) -> None:
+        self._pool = pool
+        self._after_commit = after_commit
+        self._flusher_count = flushers
+        self._max_batch_events = max_batch_events
+        self._queue: deque[_QueuedAppend] = deque()
+        self._queued = asyncio.Event()
+        self._flushers: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    def start(self) -> None:
+        for index in range(self._flusher_count):
+            self._flushers.append(
+                asyncio.create_task(self._flush_forever(), name=f"eventstore-flusher-{index}")
+            )
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._flushers:
+            task.cancel()
+        for task in self._flushers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._flushers.clear()
+        while self._queue:
+            queued = self._queue.popleft()
+            if not queued.answer.done():
+                queued.answer.set_exception(EventStoreError("event store closed"))
+
+    async def append(self, request: AppendRequest) -> AppendResult:
+        if self._closed:
+            raise EventStoreError("event store closed")
+        answer: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_QueuedAppend(request, answer))
+        self._queued.set()
+        return await answer
+
+    def _take_batch(self) -> list[_QueuedAppend]:
+        batch: list[_QueuedAppend] = []
+        event_count = 0
+        while self._queue:
+            size = len(self._queue[0].request.event_ids)
+            if batch and event_count + size > self._max_batch_events:
+                break
+            queued = self._queue.popleft()
+            if queued.answer.done():  # the caller was cancelled: nothing to write
+                continue
+            batch.append(queued)
+            event_count += size
+        if not self._queue:
+            self._queued.clear()
+        return batch
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._queued.wait()
+            batch = self._take_batch()
+            if not batch:
+                continue
+            try:
+                await self._flush(batch)
+            except asyncio.CancelledError:
+                for queued in batch:
+                    if not queued.answer.done():
+                        queued.answer.set_exception(EventStoreError("event store closed"))
+                raise
+            except Exception as error:  # e.g. the database is gone: tell every caller
+                for queued in batch:
+                    if not queued.answer.done():
+                        queued.answer.set_exception(error)
+
+    async def _flush(self, batch: list[_QueuedAppend]) -> None:
+        async with self._pool.acquire() as connection:
+            try:
+                outcomes = await call_append(
+                    connection, [queued.request for queued in batch], atomic=False
+                )
+            except asyncpg.PostgresError as error:
+                if len(batch) == 1 and error.sqlstate not in _RETRYABLE_SQLSTATES:
+                    raise
+                log.info("eventstore_group_commit_split", size=len(batch), error=str(error))
+                outcomes = [await self._append_alone(connection, queued) for queued in batch]
+            written = 0
+            for queued, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, AppendResult):
+                    written += len(outcome.positions)
+                _answer(queued, outcome)
+            # Callers are answered first; notifying subscribers runs while they resume.
+            await self._after_commit(connection, len(batch), written)
+
+    async def _append_alone(
+        self, connection: asyncpg.Connection, queued: _QueuedAppend
+    ) -> AppendOutcome | Exception:
+        for attempt in range(_RETRY_ATTEMPTS):
+            try:
+                return (await call_append(connection, [queued.request], atomic=False))[0]
+            except asyncpg.PostgresError as error:
+                if error.sqlstate not in _RETRYABLE_SQLSTATES or attempt == _RETRY_ATTEMPTS - 1:
+                    return error
+        raise AssertionError("unreachable")
+
+
+def _answer(queued: _QueuedAppend, outcome: AppendOutcome | Exception) -> None:
+    if queued.answer.done():
+        return
+    if isinstance(outcome, AppendResult):
+        queued.answer.set_result(outcome)
+    else:
+        queued.answer.set_exception(outcome)

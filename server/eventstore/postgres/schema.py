@@ -1,0 +1,255 @@
+"""The PostgreSQL event store's schema, applied by migrations that run on open.
+
+Each migration runs once, recorded in `es_schema_migrations`; all of them run in one
+transaction under a transaction-scoped advisory lock, so opening the store twice, or from
+two processes at once, is safe.
+
+Layout:
+- `es_events`: the log. `tx_id` (xid8, the writer's transaction id) and `position` (an
+  identity) order it; readers only read rows whose `tx_id` is below the oldest transaction
+  still running, so a transaction that commits late can never be skipped.
+- `es_streams`: each stream's current version, the row a writer locks to check and move
+  the expected version.
+- `es_checkpoints`: subscribers' positions, updatable in the subscriber's own transaction.
+- `es_append(...)`: appends a batch of independent (or, atomically, of all-or-nothing)
+  stream appends in one statement, so a group commit costs one round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncpg
+
+# Any constant unique to this schema: pg_advisory_xact_lock takes a bigint key.
+MIGRATION_LOCK_KEY: Final = 0x45_56_45_4E_54_53  # "EVENTS"
+
+# Expected-version codes passed to es_append (exact versions are passed as themselves).
+EXPECT_ANY: Final = -2
+EXPECT_NO_STREAM: Final = -1
+EXPECT_STREAM_EXISTS: Final = -4
+
+# es_append outcome codes, one per request (per event row when events are returned).
+OUTCOME_WRITTEN: Final = 0
+OUTCOME_DUPLICATE: Final = 1
+OUTCOME_WRONG_VERSION: Final = 2
+OUTCOME_ID_CONFLICT: Final = 3
+
+# SQLSTATEs es_append raises in atomic mode (class "ES" is not used by PostgreSQL).
+SQLSTATE_WRONG_VERSION: Final = "ES409"
+SQLSTATE_ID_CONFLICT: Final = "ES410"
+
+NOTIFY_CHANNEL: Final = "es_events_appended"
+
+_CREATE_TABLES = """
+CREATE TABLE IF NOT EXISTS es_streams (
+    stream  text   PRIMARY KEY,
+    version bigint NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS es_events (
+    position    bigint      GENERATED ALWAYS AS IDENTITY,
+    tx_id       xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    event_id    uuid        NOT NULL,
+    stream      text        NOT NULL,
+    version     bigint      NOT NULL,
+    type        text        NOT NULL,
+    data        json        NOT NULL,
+    metadata    json        NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT es_events_pkey PRIMARY KEY (tx_id, position),
+    CONSTRAINT es_events_event_id_key UNIQUE (event_id),
+    CONSTRAINT es_events_stream_version_key UNIQUE (stream, version)
+);
+
+CREATE TABLE IF NOT EXISTS es_checkpoints (
+    name       text        PRIMARY KEY,
+    position   text        NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+# One call appends many requests. Requests arrive sorted by stream so that concurrent
+# batches lock stream rows in one order (no deadlocks). Per request it returns one row per
+# event written (or found, for an idempotent repeat), or one row with the outcome and the
+# stream's actual version when the request was refused. With p_atomic, a refusal raises
+# instead, rolling back the whole call.
+_CREATE_APPEND_FUNCTION = """
+CREATE OR REPLACE FUNCTION es_append(
+    p_streams   text[],
+    p_expected  bigint[],
+    p_counts    int[],
+    p_event_ids uuid[],
+    p_types     text[],
+    p_data      text[],
+    p_metadata  text[],
+    p_atomic    boolean
+) RETURNS TABLE (
+    out_request  int,
+    out_outcome  int,
+    out_version  bigint,
+    out_position bigint,
+    out_tx       xid8
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    request_count  int := coalesce(array_length(p_streams, 1), 0);
+    request_index  int;
+    first_event    int := 1;
+    last_event     int;
+    event_count    int;
+    stream_name    text;
+    expected       bigint;
+    current_version bigint;
+    stream_created boolean;
+    stored_count   int;
+    same_stream_count int;
+    lowest_offset  bigint;
+    highest_offset bigint;
+BEGIN
+    FOR request_index IN 1..request_count LOOP
+        stream_name := p_streams[request_index];
+        expected := p_expected[request_index];
+        event_count := p_counts[request_index];
+        last_event := first_event + event_count - 1;
+        stream_created := false;
+
+        IF event_count = 0 THEN
+            SELECT s.version INTO current_version FROM es_streams s WHERE s.stream = stream_name;
+            current_version := coalesce(current_version, -1);
+        ELSE
+            -- Idempotency: are these event ids stored already, as this very append?
+            SELECT count(*),
+                   count(*) FILTER (WHERE e.stream = stream_name),
+                   min(e.version - ids.ordinal),
+                   max(e.version - ids.ordinal)
+              INTO stored_count, same_stream_count, lowest_offset, highest_offset
+              FROM unnest(p_event_ids[first_event:last_event]) WITH ORDINALITY
+                   AS ids(event_id, ordinal)
+              JOIN es_events e ON e.event_id = ids.event_id;
+            IF stored_count > 0 THEN
+                IF stored_count = event_count AND same_stream_count = event_count
+                   AND lowest_offset = highest_offset
+                   AND (expected IN (-2, -4) OR expected = lowest_offset) THEN
+                    RETURN QUERY
+                        SELECT request_index, 1, e.version, e.position, e.tx_id
+                          FROM es_events e
+                         WHERE e.event_id = ANY (p_event_ids[first_event:last_event])
+                         ORDER BY e.version;
+                    first_event := last_event + 1;
+                    CONTINUE;
+                END IF;
+                IF stored_count = event_count AND same_stream_count = event_count
+                   AND lowest_offset = highest_offset THEN
+                    -- The same append, but at another expectation: a version conflict.
+                    SELECT s.version INTO current_version
+                      FROM es_streams s WHERE s.stream = stream_name;
+                    IF p_atomic THEN
+                        RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = 'wrong expected version',
+                            DETAIL = json_build_object('stream', stream_name,
+                                'expected', expected, 'actual', current_version)::text;
+                    END IF;
+                    RETURN QUERY SELECT request_index, 2, current_version,
+                        NULL::bigint, NULL::xid8;
+                    first_event := last_event + 1;
+                    CONTINUE;
+                END IF;
+                IF p_atomic THEN
+                    RAISE EXCEPTION USING ERRCODE = 'ES410', MESSAGE = 'event id conflict',
+                        DETAIL = json_build_object('stream', stream_name)::text;
+                END IF;
+                RETURN QUERY SELECT request_index, 3, NULL::bigint, NULL::bigint, NULL::xid8;
+                first_event := last_event + 1;
+                CONTINUE;
+            END IF;
+
+            -- Lock the stream's row (creating it when the expectation allows a new stream).
+            LOOP
+                SELECT s.version INTO current_version
+                  FROM es_streams s WHERE s.stream = stream_name FOR UPDATE;
+                EXIT WHEN FOUND;
+                current_version := -1;
+                EXIT WHEN expected NOT IN (-2, -1);
+                INSERT INTO es_streams (stream, version) VALUES (stream_name, event_count - 1)
+                    ON CONFLICT (stream) DO NOTHING;
+                IF FOUND THEN
+                    stream_created := true;
+                    EXIT;
+                END IF;
+                -- Another transaction created it meanwhile: loop to lock and re-check.
+            END LOOP;
+        END IF;
+
+        IF NOT (expected = -2 OR expected = current_version
+                OR (expected = -4 AND current_version >= 0)) THEN
+            IF p_atomic THEN
+                RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = 'wrong expected version',
+                    DETAIL = json_build_object('stream', stream_name,
+                        'expected', expected, 'actual', current_version)::text;
+            END IF;
+            RETURN QUERY SELECT request_index, 2, current_version, NULL::bigint, NULL::xid8;
+        ELSIF event_count = 0 THEN
+            RETURN QUERY SELECT request_index, 0, current_version, NULL::bigint, NULL::xid8;
+        ELSE
+            IF NOT stream_created THEN
+                UPDATE es_streams SET version = current_version + event_count
+                 WHERE stream = stream_name;
+            END IF;
+            RETURN QUERY
+                WITH inserted AS (
+                    INSERT INTO es_events (event_id, stream, version, type, data, metadata)
+                    SELECT n.event_id, stream_name, current_version + n.ordinal, n.event_type,
+                           n.event_data::json, n.event_metadata::json
+                      FROM unnest(p_event_ids[first_event:last_event],
+                                  p_types[first_event:last_event],
+                                  p_data[first_event:last_event],
+                                  p_metadata[first_event:last_event]) WITH ORDINALITY
+                           AS n(event_id, event_type, event_data, event_metadata, ordinal)
+                     ORDER BY n.ordinal
+                    RETURNING es_events.version, es_events.position, es_events.tx_id
+                )
+                SELECT request_index, 0, inserted.version, inserted.position, inserted.tx_id
+                  FROM inserted;
+        END IF;
+        first_event := last_event + 1;
+    END LOOP;
+END;
+$$;
+"""
+
+# (version, description, SQL). Never edit a shipped step: add a new one.
+MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (1, "events, streams and checkpoints tables", _CREATE_TABLES),
+    (2, "es_append batch append function", _CREATE_APPEND_FUNCTION),
+)
+
+
+async def migrate(connection: asyncpg.Connection) -> list[int]:
+    """Apply the migrations this database lacks; return the versions applied now."""
+    applied_now: list[int] = []
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        await connection.execute(
+            """
+            CREATE TABLE IF NOT EXISTS es_schema_migrations (
+                version     int         PRIMARY KEY,
+                description text        NOT NULL,
+                applied_at  timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        done = {
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM es_schema_migrations")
+        }
+        for version, description, sql in MIGRATIONS:
+            if version in done:
+                continue
+            await connection.execute(sql)
+            await connection.execute(
+                "INSERT INTO es_schema_migrations (version, description) VALUES ($1, $2)",
+                version,
+                description,
+            )
+            applied_now.append(version)
+    return applied_now

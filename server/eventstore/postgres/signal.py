@@ -1,0 +1,91 @@
+"""Wake-ups for live subscriptions: a generation counter, bumped on LISTEN/NOTIFY.
+
+Writers in any process `NOTIFY` after they commit; one listening connection per store
+bumps the counter and wakes every waiting subscriber, which then re-reads the log.
+Writers in this process also bump it directly, saving the round trip through the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import structlog
+
+from server.eventstore.postgres.schema import NOTIFY_CHANNEL
+
+log = structlog.get_logger(__name__)
+
+
+class ChangeSignal:
+    """A counter of "the log may have grown" signals that subscribers can wait on."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self.generation += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_past(self, seen_generation: int, timeout: float) -> None:
+        """Return once the generation moved past `seen_generation`, or after `timeout`."""
+        if self.generation != seen_generation:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+
+class NotificationListener:
+    """Holds one LISTEN connection (reconnecting when it drops) feeding a ChangeSignal."""
+
+    def __init__(self, dsn: str, signal: ChangeSignal, reconnect_delay: float = 0.5) -> None:
+        self._dsn = dsn
+        self._signal = signal
+        self._reconnect_delay = reconnect_delay
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start listening (idempotent); returns once the first LISTEN is in place."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="eventstore-listener")
+        # Subscribers still poll on a timer, so a server that refuses LISTEN only slows
+        # them down; don't wait forever for it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 5.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _on_notification(self, *_args: Any) -> None:
+        self._signal.notify()
+
+    async def _run(self) -> None:
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(NOTIFY_CHANNEL, self._on_notification)
+                self._ready.set()
+                # Anything may have been appended while we were not listening.
+                self._signal.notify()
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("eventstore_listen_failed", exc_info=True)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=1)
+            await asyncio.sleep(self._reconnect_delay)

@@ -1,0 +1,318 @@
+"""`PostgresEventStore`: the event store port on PostgreSQL through an asyncpg pool.
+
+Writes: single-stream appends go through group commit (postgres/group_commit.py); atomic
+multi-stream appends are one `es_append` call of their own. Each commit is followed by a
+NOTIFY (outside the writing transaction, which would otherwise serialise writers).
+
+Reads in global order only see rows below the transaction horizon, `tx_id <
+pg_snapshot_xmin(pg_current_snapshot())`: every transaction older than that has finished,
+and any row committed later gets a `tx_id` at or above it, so ordering and checkpointing
+on `(tx_id, position)` never skips an event whose transaction committed late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from server.eventstore.checkpoints import PostgresCheckpointStore
+from server.eventstore.port import (
+    ANY,
+    AppendResult,
+    EventFilter,
+    EventStore,
+    EventStoreError,
+    Expectation,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+)
+from server.eventstore.postgres.append import call_append, encode_request
+from server.eventstore.postgres.group_commit import GroupCommitWriter
+from server.eventstore.postgres.schema import NOTIFY_CHANNEL, migrate
+from server.eventstore.postgres.signal import ChangeSignal, NotificationListener
+
+_COLUMNS = "position, tx_id, event_id, stream, version, type, data, metadata, recorded_at"
+
+_READ_STREAM_SQL = f"""
+SELECT {_COLUMNS} FROM es_events
+ WHERE stream = $1 AND version >= $2
+ ORDER BY version
+ LIMIT $3
+"""
+
+_HEAD_SQL = """
+SELECT e.tx_id, e.position
+  FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) AS h
+  JOIN LATERAL (
+        SELECT tx_id, position FROM es_events
+         WHERE tx_id < h.horizon
+         ORDER BY tx_id DESC, position DESC
+         LIMIT 1) AS e ON true
+"""
+
+_NOTIFY_SQL = f"NOTIFY {NOTIFY_CHANNEL}"
+
+
+def _read_all_sql(filter: EventFilter | None) -> str:
+    """Events after ($1, $2) below the horizon, at most $3; the horizon rides on every row
+    (and on a lone row of NULLs when nothing matched) so a subscriber can skip past it."""
+    conditions = ["(tx_id, position) > ($1::xid8, $2::bigint)", "tx_id < h.horizon"]
+    if filter is not None and filter.stream_prefixes:
+        conditions.append("stream LIKE ANY ($4::text[])")
+    if filter is not None and filter.event_types:
+        conditions.append("type = ANY ($5::text[])")
+    return f"""
+SELECT h.horizon, e.*
+  FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon,
+               $4::text[] AS prefixes, $5::text[] AS types) AS h
+  LEFT JOIN LATERAL (
+        SELECT {_COLUMNS} FROM es_events
+         WHERE {" AND ".join(conditions)}
+         ORDER BY tx_id, position
+         LIMIT $3) AS e ON true
+"""
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _recorded(row: Any, offset: int = 0) -> RecordedEvent:
+    return RecordedEvent(
+        event_id=row[offset + 2],
+        stream=row[offset + 3],
+        version=row[offset + 4],
+        position=LogPosition(row[offset + 1], row[offset]),
+        type=row[offset + 5],
+        data=orjson.loads(row[offset + 6]),
+        metadata=orjson.loads(row[offset + 7]),
+        recorded_at=row[offset + 8],
+    )
+
+
+class PostgresEventStore(EventStore):
+    """The event store in one PostgreSQL database (see the module docstring)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        pool: asyncpg.Pool,
+        poll_interval: float = 0.1,
+        subscription_batch: int = 2000,
+        flushers: int = 3,
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._poll_interval = poll_interval
+        self._subscription_batch = subscription_batch
+        self._signal = ChangeSignal()
+        self._listener = NotificationListener(dsn, self._signal)
+        self._writer = GroupCommitWriter(pool, self._after_commit, flushers=flushers)
+        self.checkpoints = PostgresCheckpointStore(pool)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_pool_size: int = 2,
+        max_pool_size: int = 10,
+        poll_interval: float = 0.1,
+        flushers: int = 3,
+    ) -> PostgresEventStore:
+        """Connect, migrate the schema (idempotent) and start the group-commit flushers."""
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_pool_size,
+            max_size=max_pool_size,
+            # Plans here are tiny; JIT would only add latency to big catch-up reads.
+            server_settings={"jit": "off"},
+        )
+        try:
+            async with pool.acquire() as connection:
+                await migrate(connection)
+        except BaseException:
+            await pool.close()
+            raise
+        store = cls(dsn, pool, poll_interval=poll_interval, flushers=flushers)
+        store._writer.start()
+        return store
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The store's pool, for callers that keep their own tables in the same database."""
+        return self._pool
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._writer.close()
+        await self._listener.stop()
+        self._signal.notify()  # wake subscribers so they notice the store is closed
+        await self._pool.close()
+
+    # --- writing ---------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: Expectation = ANY,
+    ) -> AppendResult:
+        return await self._writer.append(encode_request(stream, events, expected_version))
+
+    async def append_multi(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        streams = [part.stream for part in appends]
+        if len(set(streams)) != len(streams):
+            raise ValueError("an atomic multi-stream append names each stream once")
+        requests = [
+            encode_request(part.stream, part.events, part.expected_version) for part in appends
+        ]
+        if not requests:
+            return []
+        self._check_open()
+        async with self._pool.acquire() as connection:
+            outcomes = await call_append(connection, requests, atomic=True)
+            results: list[AppendResult] = []
+            for outcome in outcomes:
+                if not isinstance(outcome, AppendResult):  # atomic mode raises refusals
+                    raise outcome
+                results.append(outcome)
+            await self._after_commit(connection, 1, sum(len(r.positions) for r in results))
+        return results
+
+    async def _after_commit(
+        self, connection: asyncpg.Connection, _append_count: int, written: int
+    ) -> None:
+        if written:
+            self._signal.notify()
+            await connection.execute(_NOTIFY_SQL)
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def read_stream(
+        self, stream: str, from_version: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        self._check_open()
+        rows = await self._pool.fetch(_READ_STREAM_SQL, stream, max(from_version, 0), limit)
+        return [_recorded(row) for row in rows]
+
+    async def read_all(
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        limit: int = 1000,
+    ) -> list[RecordedEvent]:
+        events, _horizon = await self._read_all_below_horizon(after, filter, limit)
+        return events
+
+    async def _read_all_below_horizon(
+        self, after: LogPosition | None, filter: EventFilter | None, limit: int
+    ) -> tuple[list[RecordedEvent], int]:
+        self._check_open()
+        prefixes = [_like_prefix(p) for p in filter.stream_prefixes] if filter else []
+        types = list(filter.event_types) if filter else []
+        rows = await self._pool.fetch(
+            _read_all_sql(filter),
+            after.tx if after else 0,
+            after.seq if after else 0,
+            limit,
+            prefixes,
+            types,
+        )
+        horizon: int = rows[0][0]
+        if rows[0][1] is None:  # the lone row of NULLs: nothing matched
+            return [], horizon
+        return [_recorded(row, 1) for row in rows], horizon
+
+    async def head_position(self) -> LogPosition | None:
+        self._check_open()
+        row = await self._pool.fetchrow(_HEAD_SQL)
+        return None if row is None else LogPosition(row[0], row[1])
+
+    # --- subscribing -----------------------------------------------------------------
+
+    async def subscribe_all(
+        self, after: LogPosition | None = None, filter: EventFilter | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        await self._listener.start()
+        batch = self._subscription_batch
+        cursor = after
+        pacer = _WakePacer(self._poll_interval)
+        while True:
+            generation = self._signal.generation
+            events, horizon = await self._read_all_below_horizon(cursor, filter, batch)
+            for event in events:
+                yield event
+            if events:
+                cursor = events[-1].position
+            if len(events) == batch:
+                continue
+            # Every row below the horizon has been scanned: skip past the filtered-out ones.
+            below_horizon = LogPosition(horizon, 0)
+            if cursor is None or cursor < below_horizon:
+                cursor = below_horizon
+            await self._wait(generation, pacer, found=bool(events))
+
+    async def subscribe_stream(
+        self, stream: str, from_version: int = 0
+    ) -> AsyncIterator[RecordedEvent]:
+        # A stream's rows are written under its row lock, so its versions commit in order
+        # and reading by version needs no horizon.
+        await self._listener.start()
+        batch = self._subscription_batch
+        next_version = max(from_version, 0)
+        pacer = _WakePacer(self._poll_interval)
+        while True:
+            generation = self._signal.generation
+            events = await self.read_stream(stream, next_version, batch)
+            for event in events:
+                yield event
+            if events:
+                next_version = events[-1].version + 1
+            if len(events) == batch:
+                continue
+            await self._wait(generation, pacer, found=bool(events))
+
+    async def _wait(self, generation: int, pacer: _WakePacer, found: bool) -> None:
+        await self._signal.wait_past(generation, pacer.next_wait(found))
+        self._check_open()
+        pacer.woken_by_signal = self._signal.generation != generation
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventStoreError("event store closed")
+
+
+class _WakePacer:
+    """How long a subscriber waits for a NOTIFY before re-reading anyway.
+
+    Rows become visible to readers only once the horizon passes their transaction, which
+    can lag the NOTIFY (an older transaction, possibly in another database, is still
+    running). So after finding events, or after a wake-up that found nothing, re-read soon
+    and back off (1 ms doubling) to the idle poll interval, the safety net.
+    """
+
+    _FIRST_RETRY = 0.001
+
+    def __init__(self, idle_wait: float) -> None:
+        self._idle_wait = idle_wait
+        self._retry_wait: float | None = None
+        self.woken_by_signal = False
+
+    def next_wait(self, found: bool) -> float:
+        if found or (self.woken_by_signal and self._retry_wait is None):
+            self._retry_wait = self._FIRST_RETRY
+        elif self._retry_wait is not None:
+            self._retry_wait *= 2
+            if self._retry_wait > self._idle_wait:
+                self._retry_wait = None
+        return self._retry_wait if self._retry_wait is not None else self._idle_wait
