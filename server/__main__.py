@@ -1,0 +1,73 @@
+"""``python -m server`` (what ``make run`` runs): the whole exchange in one process.
+
+Uses DATABASE_URL / REDIS_URL when set, else starts embedded PostgreSQL and Redis, prints
+where to connect, and stops cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from server.app import ExchangeApp, configure_process
+from server.embedded import resolve_service_urls
+from server.settings import Settings
+
+
+def _banner(app: ExchangeApp, database: str, redis: str) -> str:
+    port = app.grpc_port
+    lines = [
+        "",
+        f"exchange is running: gRPC on localhost:{port} (plaintext; reflection and health on)",
+        f"  instruments: {', '.join(sorted(app.instruments))}",
+        f"  event store + views: {database}",
+        f"  redis views: {redis}",
+    ]
+    if app.metrics_port is not None:
+        lines.append(f"  metrics: http://localhost:{app.metrics_port}/metrics")
+    lines += [
+        f"  try: .venv/bin/grpcurl -plaintext localhost:{port} list",
+        f"       .venv/bin/exchange --target localhost:{port} book BTC-USD",
+        "  Ctrl-C stops it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def _serve() -> int:
+    settings = Settings.from_env()
+    urls = resolve_service_urls()
+    settings = settings.with_urls(urls.database_url, urls.redis_url)
+    configure_process(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    app = ExchangeApp(settings)
+    try:
+        await app.start()
+        database = "embedded PostgreSQL" if urls.database_is_embedded else "DATABASE_URL"
+        redis = "embedded Redis" if urls.redis_is_embedded else "REDIS_URL"
+        print(_banner(app, database, redis), file=sys.stderr, flush=True)
+        await stop.wait()
+        print("stopping...", file=sys.stderr, flush=True)
+    finally:
+        await app.stop()
+    return 0
+
+
+def main() -> None:
+    run: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop  # a faster event loop where it installs
+
+        run = uvloop.run
+    sys.exit(run(_serve()))
+
+
+if __name__ == "__main__":
+    main()

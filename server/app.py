@@ -1,0 +1,214 @@
+"""The composition root: settings -> adapters -> services -> gRPC server, started and stopped.
+
+Everything the service runs is wired here and nowhere else: the event store, the
+PostgreSQL pool and Redis client of the views, the command handlers, the engine runner,
+the clock, the projection builders and live feeds, the gRPC servicers (with health and
+reflection) and the metrics endpoint. ``python -m server`` and the tests use ``ExchangeApp``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import grpc
+import redis.asyncio as aioredis
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from clients.generated.exchange.v1 import (
+    diagnostics_service_pb2,
+    diagnostics_service_pb2_grpc,
+    market_data_service_pb2,
+    market_data_service_pb2_grpc,
+    order_command_service_pb2,
+    order_command_service_pb2_grpc,
+    order_query_service_pb2,
+    order_query_service_pb2_grpc,
+)
+from domain.instruments import Instrument
+from server.clock import Clock
+from server.commands import CommandHandlers
+from server.engine_runner import EngineRunner
+from server.eventstore import open_event_store
+from server.eventstore.port import EventStore
+from server.instrument_config import load_instruments
+from server.observability import metrics
+from server.observability.interceptors import server_interceptors
+from server.observability.logging import configure_logging
+from server.observability.tracing import configure_tracing, shutdown_tracing
+from server.servicers.commands import OrderCommandServicer
+from server.servicers.diagnostics import DiagnosticsServicer
+from server.servicers.market_data import MarketDataServicer
+from server.servicers.queries import OrderQueryServicer, ReadYourWrites
+from server.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SERVICE_NAMES = (
+    order_command_service_pb2.DESCRIPTOR.services_by_name["OrderCommandService"].full_name,
+    order_query_service_pb2.DESCRIPTOR.services_by_name["OrderQueryService"].full_name,
+    market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
+    diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
+)
+GRPC_OPTIONS = (
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_concurrent_streams", 1000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
+
+def load_runtime_settings() -> Settings:
+    """Settings from the environment, with embedded servers for unset URLs."""
+    from server.embedded import resolve_service_urls
+
+    settings = Settings.from_env()
+    if settings.database_url and settings.redis_url:
+        return settings
+    urls = resolve_service_urls()
+    return settings.with_urls(urls.database_url, urls.redis_url)
+
+
+def configure_process(settings: Settings) -> None:
+    """Logging and tracing, once per process."""
+    configure_logging(settings.log_level, settings.log_json)
+    configure_tracing("exchange")
+
+
+@dataclass
+class ExchangeApp:
+    """The running service; ``start()`` then ``stop()``."""
+
+    settings: Settings
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    event_store: EventStore | None = None
+    pg_pool: asyncpg.Pool | None = None
+    redis: aioredis.Redis | None = None
+    handlers: CommandHandlers | None = None
+    engine_runner: EngineRunner | None = None
+    clock: Clock | None = None
+    projections: Any = None
+    grpc_server: grpc.aio.Server | None = None
+    health: Any = None
+    grpc_port: int = 0
+    metrics_port: int | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.instruments = load_instruments(settings.instruments_file)
+        self.event_store = await open_event_store(settings.resolved_event_store_url)
+        self.handlers = CommandHandlers(self.event_store, self.instruments)
+        if settings.engine_enabled:
+            self.engine_runner = EngineRunner(
+                self.event_store,
+                self.instruments,
+                shard=settings.engine_shard,
+                batch_max=settings.engine_batch_max,
+                snapshot_every=settings.snapshot_every,
+            )
+            self.engine_runner.start()
+        if settings.clock_tick_ms > 0:
+            self.clock = Clock(self.event_store, settings.clock_tick_ms / 1000)
+            self.clock.start()
+        await self._start_projections()
+        await self._start_grpc()
+        if settings.metrics_port >= 0:
+            self.metrics_port = metrics.start_metrics_server(settings.metrics_port)
+        log.info(
+            "exchange_started",
+            grpc_port=self.grpc_port,
+            metrics_port=self.metrics_port,
+            instruments=sorted(self.instruments),
+        )
+
+    async def _start_projections(self) -> None:
+        from projections.runner import ProjectionRunner
+
+        assert self.event_store is not None
+        self.pg_pool = await asyncpg.create_pool(
+            self.settings.database_url, min_size=2, max_size=10
+        )
+        self.redis = aioredis.from_url(self.settings.redis_url)
+        self.projections = ProjectionRunner(self.event_store, self.pg_pool, self.redis)
+        if self.settings.projections_enabled:
+            await self.projections.start()
+
+    async def _start_grpc(self) -> None:
+        from projections.book_views import BookViews
+
+        from projections.readers import OrderViews
+
+        assert self.handlers is not None
+        server = grpc.aio.server(interceptors=server_interceptors(), options=GRPC_OPTIONS)
+        order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
+            OrderCommandServicer(self.handlers), server
+        )
+        order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(
+            OrderQueryServicer(
+                OrderViews(self.pg_pool),
+                BookViews(self.redis),
+                ReadYourWrites(self.projections.progress, self.settings.query_wait_default_s),
+                self.instruments,
+            ),
+            server,
+        )
+        market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(
+            MarketDataServicer(self.projections.live, self.instruments), server
+        )
+        diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
+            DiagnosticsServicer(), server
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        self.grpc_port = server.add_insecure_port(address)
+        if self.grpc_port == 0:
+            raise RuntimeError(f"cannot bind gRPC to {address}")
+        await server.start()
+        self.grpc_server = server
+        for name in (*SERVICE_NAMES, ""):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        """Stop accepting calls, finish in-flight ones, then stop the workers and adapters."""
+        if self.health is not None:
+            with contextlib.suppress(Exception):
+                await self.health.enter_graceful_shutdown()
+        if self.projections is not None and hasattr(self.projections, "live"):
+            # End server streams first so the gRPC grace period is not spent waiting on them.
+            with contextlib.suppress(Exception):
+                self.projections.live.close()
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(grace_s)
+        if self.clock is not None:
+            await self.clock.stop()
+        if self.engine_runner is not None:
+            await self.engine_runner.stop()
+        if self.projections is not None and self.settings.projections_enabled:
+            await self.projections.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.pg_pool is not None:
+            await self.pg_pool.close()
+        if self.event_store is not None:
+            await self.event_store.close()
+        log.info("exchange_stopped")
+
+
+async def run_until(stop: asyncio.Event, settings: Settings) -> ExchangeApp:
+    """Start the app, wait for `stop`, stop the app (the body of ``python -m server``)."""
+    app = ExchangeApp(settings)
+    try:
+        await app.start()
+        await stop.wait()
+    finally:
+        await app.stop()
+        shutdown_tracing()
+    return app

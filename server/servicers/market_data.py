@@ -1,0 +1,124 @@
+"""MarketDataService: server-streaming feeds served from the projections' live fan-out.
+
+Each call owns one bounded subscription; a subscriber that falls behind is dropped by the
+feed and its call ends with ABORTED ("resubscribe"), never stalling the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+
+from clients.generated.exchange.v1 import market_data_service_pb2 as pb
+from clients.generated.exchange.v1 import market_data_service_pb2_grpc as pb_grpc
+from domain.instruments import Instrument
+from projections.live import SubscriberLagged
+from projections.views import BookSnapshot
+from server.errors import InvalidArgument, Refused
+from server.servicers.convert import (
+    decimal_text,
+    order_message,
+    price_level_message,
+    side_value,
+    trade_message,
+)
+from server.servicers.status import abort_refused
+
+
+class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
+    def __init__(self, live_feeds: Any, instruments: Mapping[str, Instrument]) -> None:
+        self._feeds = live_feeds
+        self._instruments = instruments
+
+    async def _check_instrument(
+        self, symbol: str, context: grpc.aio.ServicerContext, required: bool = True
+    ) -> None:
+        try:
+            if not symbol:
+                if required:
+                    raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
+                return
+            if symbol not in self._instruments:
+                raise InvalidArgument.of(
+                    "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}"
+                )
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+
+    async def StreamTrades(
+        self, request: pb.StreamTradesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamTradesResponse]:
+        await self._check_instrument(request.instrument, context)
+        async with self._feeds.subscribe_trades(request.instrument) as subscription:
+            try:
+                async for trade in subscription:
+                    yield pb.StreamTradesResponse(
+                        trade=trade_message(trade), position=trade.position
+                    )
+            except SubscriberLagged as lagged:
+                await context.abort(grpc.StatusCode.ABORTED, str(lagged))
+
+    async def StreamOrderBook(
+        self, request: pb.StreamOrderBookRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamOrderBookResponse]:
+        await self._check_instrument(request.instrument, context)
+        subscription = self._feeds.subscribe_book(request.instrument, request.depth)
+        async with subscription:
+            try:
+                async for item in subscription:
+                    if isinstance(item, BookSnapshot):
+                        yield pb.StreamOrderBookResponse(
+                            instrument=item.instrument,
+                            sequence=item.sequence,
+                            snapshot=pb.OrderBookSnapshot(
+                                bids=[price_level_message(level) for level in item.bids],
+                                asks=[price_level_message(level) for level in item.asks],
+                            ),
+                            position=item.position,
+                        )
+                    else:
+                        yield pb.StreamOrderBookResponse(
+                            instrument=item.instrument,
+                            sequence=item.sequence,
+                            update=pb.OrderBookUpdate(
+                                changes=[
+                                    pb.PriceLevelChange(
+                                        side=side_value(change.side),
+                                        price=decimal_text(change.price),
+                                        quantity=decimal_text(change.quantity),
+                                        order_count=change.order_count,
+                                    )
+                                    for change in item.changes
+                                ]
+                            ),
+                            position=item.position,
+                        )
+            except SubscriberLagged as lagged:
+                await context.abort(grpc.StatusCode.ABORTED, str(lagged))
+
+    async def StreamOrderUpdates(
+        self, request: pb.StreamOrderUpdatesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamOrderUpdatesResponse]:
+        if not request.user_id:
+            await abort_refused(
+                context, InvalidArgument.of("user_id", "REQUIRED", "user_id is required")
+            )
+        await self._check_instrument(request.instrument, context, required=False)
+        subscription = self._feeds.subscribe_order_updates(
+            request.user_id, request.instrument or None
+        )
+        async with subscription:
+            try:
+                async for update in subscription:
+                    response = pb.StreamOrderUpdatesResponse(
+                        order=order_message(update.order),
+                        event_type=update.event_type,
+                        position=update.position,
+                    )
+                    if update.trade is not None:
+                        response.trade.CopyFrom(trade_message(update.trade))
+                    yield response
+            except SubscriberLagged as lagged:
+                await context.abort(grpc.StatusCode.ABORTED, str(lagged))

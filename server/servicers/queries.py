@@ -1,0 +1,166 @@
+"""OrderQueryService: reads the projections' views, waiting for `min_position` first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+
+from clients.generated.exchange.v1 import order_query_service_pb2 as pb
+from clients.generated.exchange.v1 import order_query_service_pb2_grpc as pb_grpc
+from domain.instruments import Instrument
+from server.errors import InvalidArgument, NotOrderOwner, OrderNotFound, Refused
+from server.eventstore.port import LogPosition
+from server.servicers.convert import (
+    decimal_text,
+    instrument_message,
+    order_message,
+    price_level_message,
+    status_name,
+    trade_message,
+)
+from server.servicers.status import abort_refused
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class ViewsBehind(Refused):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def page_size_of(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument.of("page_size", "NOT_POSITIVE", "page_size must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+class ReadYourWrites:
+    """Waits until the views have committed a position token (bounded by the deadline)."""
+
+    def __init__(self, progress: Any, default_wait_s: float) -> None:
+        self._progress = progress
+        self._default_wait_s = default_wait_s
+
+    async def wait(self, token: str, context: grpc.aio.ServicerContext) -> None:
+        if not token:
+            return
+        try:
+            position = LogPosition.parse(token)
+        except ValueError as error:
+            raise InvalidArgument.of("min_position", "MALFORMED", str(error)) from error
+        remaining = context.time_remaining()
+        timeout = self._default_wait_s if remaining is None else max(0.0, remaining - 0.005)
+        if not await self._progress.wait_for(position, timeout):
+            raise ViewsBehind(f"views have not reached {token} yet")
+
+
+class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
+    def __init__(
+        self,
+        order_views: Any,
+        book_views: Any,
+        read_your_writes: ReadYourWrites,
+        instruments: Mapping[str, Instrument],
+    ) -> None:
+        self._orders = order_views
+        self._books = book_views
+        self._read_your_writes = read_your_writes
+        self._instruments = instruments
+
+    def _known_instrument(self, symbol: str, required: bool) -> None:
+        if not symbol:
+            if required:
+                raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
+            return
+        if symbol not in self._instruments:
+            raise InvalidArgument.of(
+                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}"
+            )
+
+    async def GetOrder(
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrderResponse:
+        try:
+            if not request.order_id:
+                raise InvalidArgument.of("order_id", "REQUIRED", "order_id is required")
+            await self._read_your_writes.wait(request.min_position, context)
+            order = await self._orders.get_order(request.order_id)
+            if order is None:
+                raise OrderNotFound(request.order_id)
+            if request.user_id and order.user_id != request.user_id:
+                raise NotOrderOwner(request.order_id)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.GetOrderResponse(order=order_message(order))
+
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrdersResponse:
+        try:
+            if not request.user_id:
+                raise InvalidArgument.of("user_id", "REQUIRED", "user_id is required")
+            self._known_instrument(request.instrument, required=False)
+            page_size = page_size_of(request.page_size)
+            await self._read_your_writes.wait(request.min_position, context)
+            try:
+                orders, next_token = await self._orders.list_orders(
+                    request.user_id,
+                    instrument=request.instrument or None,
+                    status=status_name(request.status),
+                    page_size=page_size,
+                    page_token=request.page_token or None,
+                )
+            except ValueError as error:
+                raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.ListOrdersResponse(
+            orders=[order_message(order) for order in orders], next_page_token=next_token or ""
+        )
+
+    async def GetOrderBook(
+        self, request: pb.GetOrderBookRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrderBookResponse:
+        try:
+            self._known_instrument(request.instrument, required=True)
+            await self._read_your_writes.wait(request.min_position, context)
+            book = await self._books.get_book(request.instrument, request.depth or None)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.GetOrderBookResponse(
+            instrument=request.instrument,
+            bids=[price_level_message(level) for level in book.bids],
+            asks=[price_level_message(level) for level in book.asks],
+            sequence=book.sequence,
+            last_price=decimal_text(book.last_price),
+        )
+
+    async def ListTrades(
+        self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTradesResponse:
+        try:
+            self._known_instrument(request.instrument, required=True)
+            page_size = page_size_of(request.page_size)
+            await self._read_your_writes.wait(request.min_position, context)
+            try:
+                trades, next_token = await self._orders.list_trades(
+                    request.instrument, page_size=page_size, page_token=request.page_token or None
+                )
+            except ValueError as error:
+                raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.ListTradesResponse(
+            trades=[trade_message(trade) for trade in trades], next_page_token=next_token or ""
+        )
+
+    async def ListInstruments(
+        self, request: pb.ListInstrumentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListInstrumentsResponse:
+        return pb.ListInstrumentsResponse(
+            instruments=[
+                instrument_message(self._instruments[s]) for s in sorted(self._instruments)
+            ]
+        )
