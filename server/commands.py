@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.codec import command_from_dict, command_to_dict
+
 from domain.errors import InvalidField
 from domain.instruments import Instrument
-
 from server.errors import (
     FieldViolation,
     IdempotencyConflict,

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from domain.codec import command_from_dict, event_to_dict
-from domain.commands import AddInstrument
 from domain.engine import MatchingEngine
-from domain.instruments import Instrument
 
+from domain.commands import AddInstrument
+from domain.instruments import Instrument
 from server.streams import (
     CLOCK_TICKED,
     ENGINE_INPUT_EVENT_TYPES,

@@ -35,8 +35,8 @@ from typing import Any
 import structlog
 from domain.codec import event_to_dict
 from domain.engine import MatchingEngine
-from domain.instruments import Instrument
 
+from domain.instruments import Instrument
 from server.engine_inputs import InputTranslator, add_missing_instruments, new_engine, route
 from server.eventstore.port import (
     NO_STREAM,

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
+
 from domain.instruments import Instrument
 
 
