@@ -1,0 +1,112 @@
+"""The loop every projection builder shares: subscribe from its checkpoint, apply in batches.
+
+A builder reads the log from its own checkpoint (`load_checkpoint`), and for each batch of
+events that arrived together writes its view change and its new checkpoint atomically
+(`apply_batch`), then reports progress. A reader task drains the subscription into a
+bounded queue so that a batch is "everything that is already here, up to `batch_max`":
+one event at a time when the log is quiet, large batches when it is busy or catching up.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from projections.log_events import PROJECTED_STREAM_PREFIXES
+from projections.progress import ProjectionProgress
+from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
+from server.observability import metrics
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_BATCH_MAX = 2000
+PROJECTION_FILTER = EventFilter(stream_prefixes=PROJECTED_STREAM_PREFIXES)
+
+_END = object()
+
+
+class ProjectionBuilder(abc.ABC):
+    """A process application that keeps one view from the log."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def load_checkpoint(self) -> LogPosition | None:
+        """The last position whose effects the view holds (None: nothing applied yet)."""
+
+    @abc.abstractmethod
+    async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply `events` and save the last one's position, atomically with the view."""
+
+    async def after_commit(self) -> None:
+        """Hook run after each committed batch (live-feed publication)."""
+        return None
+
+
+async def run_builder(
+    builder: ProjectionBuilder,
+    event_store: EventStore,
+    progress: ProjectionProgress,
+    batch_max: int = DEFAULT_BATCH_MAX,
+    stop_at: LogPosition | None = None,
+) -> None:
+    """Run `builder` from its checkpoint until cancelled (or until it has passed `stop_at`)."""
+    checkpoint = await builder.load_checkpoint()
+    progress.register(builder.name, checkpoint)
+    if stop_at is not None and checkpoint is not None and stop_at <= checkpoint:
+        return
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch_max * 2)
+
+    async def pump() -> None:
+        try:
+            async for event in event_store.subscribe_all(checkpoint, PROJECTION_FILTER):
+                await queue.put(event)
+        finally:
+            await queue.put(_END)
+
+    reader = asyncio.create_task(pump(), name=f"projection-reader-{builder.name}")
+    try:
+        while True:
+            first = await queue.get()
+            if first is _END:
+                reader.result()  # re-raise the subscription's failure
+                return
+            batch: list[RecordedEvent] = [first]
+            ended = False
+            while len(batch) < batch_max and not queue.empty():
+                item = queue.get_nowait()
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            await builder.apply_batch(batch)
+            progress.advance(builder.name, batch[-1].position, events=len(batch))
+            await builder.after_commit()
+            _record_metrics(builder.name, batch, queue.qsize())
+            if ended:
+                reader.result()
+                return
+            if stop_at is not None and stop_at <= batch[-1].position:
+                return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+def _record_metrics(name: str, batch: Sequence[RecordedEvent], events_waiting: int) -> None:
+    """Projection lag: events received but not applied yet, and the age of the last applied
+    event while some are waiting (0 when caught up, so a quiet log shows no lag)."""
+    consumer = f"projection:{name}"
+    seconds_behind = 0.0
+    if events_waiting:
+        recorded_at = batch[-1].recorded_at
+        seconds_behind = max(0.0, (datetime.now(UTC) - recorded_at).total_seconds())
+    metrics.observe_lag(consumer, events_waiting, seconds_behind)
+    metrics.record_consumer_processed(consumer, len(batch))

@@ -1,0 +1,272 @@
+"""Live feeds: in-process fan-out of trades, book updates and order updates.
+
+The builders publish here after each committed batch (so whatever a subscriber sees, the
+views already hold): the Redis builder publishes trades and book updates, the PostgreSQL
+builder order updates. Each subscriber owns a bounded buffer; publishing never waits. A
+subscriber whose buffer is full is dropped at once: its iterator raises `SubscriberLagged`
+("resubscribe") and the feed and every other subscriber go on untouched.
+
+`subscribe_book` yields a `BookSnapshot` (taken synchronously from the published book, so
+no update can slip between it and the registration) and then the `BookUpdate`s whose
+sequences follow the snapshot's without gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from projections.views import (
+    BUY,
+    BookSnapshot,
+    BookUpdate,
+    LevelChange,
+    OrderUpdate,
+    PriceLevel,
+    TradeView,
+)
+
+DEFAULT_SUBSCRIBER_BUFFER = 1024
+
+Item = TypeVar("Item")
+
+
+class SubscriberLagged(Exception):
+    """The subscriber fell further behind than its buffer holds: resubscribe."""
+
+
+class Subscription(Generic[Item]):
+    """One subscriber's bounded buffer; iterate it with `async for`, close it when done."""
+
+    def __init__(self, capacity: int, on_close: Callable[[Subscription[Item]], None]) -> None:
+        self._capacity = capacity
+        self._buffer: deque[Item] = deque()
+        self._wakeup = asyncio.Event()
+        self._on_close = on_close
+        self.lagged = False
+        self.closed = False
+
+    def offer(self, item: Item) -> bool:
+        """Buffer `item`; False (and the subscriber is marked lagged) when the buffer is full."""
+        if self.closed:
+            return False
+        if len(self._buffer) >= self._capacity:
+            self.lagged = True
+            self._buffer.clear()
+            self._wakeup.set()
+            return False
+        self._buffer.append(item)
+        self._wakeup.set()
+        return True
+
+    def close_after_lag(self) -> None:
+        """Drop this subscriber from the feed; its iterator raises `SubscriberLagged`."""
+        self.lagged = True
+        self._buffer.clear()
+        self._wakeup.set()
+        self._on_close(self)
+
+    def end(self) -> None:
+        """Finish the stream normally (the feeds are stopping)."""
+        self.closed = True
+        self._wakeup.set()
+
+    def close(self) -> None:
+        """Unsubscribe (idempotent)."""
+        self.closed = True
+        self._buffer.clear()
+        self._wakeup.set()
+        self._on_close(self)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def __aiter__(self) -> Subscription[Item]:
+        return self
+
+    async def __anext__(self) -> Item:
+        while True:
+            if self.lagged:
+                raise SubscriberLagged("subscriber fell behind the feed; resubscribe")
+            if self._buffer:
+                return self._buffer.popleft()
+            if self.closed:
+                raise StopAsyncIteration
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def __aenter__(self) -> Subscription[Item]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass
+class _PublishedBook:
+    """The book as the feed last published it: price -> level, per side."""
+
+    sequence: int = 0
+    position: str = ""
+    bids: dict[Decimal, PriceLevel] = field(default_factory=dict)
+    asks: dict[Decimal, PriceLevel] = field(default_factory=dict)
+
+    def apply(self, change: LevelChange) -> None:
+        side = self.bids if change.side == BUY else self.asks
+        if change.order_count == 0 and change.quantity == 0:
+            side.pop(change.price, None)
+        else:
+            side[change.price] = PriceLevel(change.price, change.quantity, change.order_count)
+
+    def snapshot(self, instrument: str, depth: int) -> BookSnapshot:
+        bids = sorted(self.bids.values(), key=lambda level: level.price, reverse=True)
+        asks = sorted(self.asks.values(), key=lambda level: level.price)
+        if depth > 0:
+            bids, asks = bids[:depth], asks[:depth]
+        return BookSnapshot(instrument, self.sequence, tuple(bids), tuple(asks), self.position)
+
+
+class LiveFeeds:
+    """Fan-out hub: builders publish, gRPC streams subscribe."""
+
+    def __init__(self, subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER) -> None:
+        self._subscriber_buffer = subscriber_buffer
+        self._trade_subscribers: dict[str, set[Subscription[TradeView]]] = {}
+        self._book_subscribers: dict[str, set[Subscription[BookSnapshot | BookUpdate]]] = {}
+        self._order_subscribers: dict[str, set[Subscription[OrderUpdate]]] = {}
+        self._order_instrument_filter: dict[Subscription[OrderUpdate], str | None] = {}
+        self._books: dict[str, _PublishedBook] = {}
+        self.dropped_subscribers = 0
+
+    # -- subscribing -------------------------------------------------------------------
+
+    def subscribe_trades(self, instrument: str) -> Subscription[TradeView]:
+        """Trades of `instrument` from now on."""
+        return self._register(self._trade_subscribers, instrument)
+
+    def subscribe_book(
+        self, instrument: str, depth: int = 0
+    ) -> Subscription[BookSnapshot | BookUpdate]:
+        """A snapshot of `instrument`'s book (`depth` levels a side, 0: all), then updates."""
+        subscription = self._register(self._book_subscribers, instrument)
+        book = self._books.setdefault(instrument, _PublishedBook())
+        subscription.offer(book.snapshot(instrument, depth))
+        return subscription
+
+    def subscribe_order_updates(
+        self, user_id: str, instrument: str | None = None
+    ) -> Subscription[OrderUpdate]:
+        """Changes of `user_id`'s orders (optionally of one instrument) from now on."""
+        subscription = self._register(self._order_subscribers, user_id)
+        self._order_instrument_filter[subscription] = instrument or None
+        return subscription
+
+    def book_sequence(self, instrument: str) -> int:
+        book = self._books.get(instrument)
+        return 0 if book is None else book.sequence
+
+    def subscriber_count(self) -> int:
+        groups = (self._trade_subscribers, self._book_subscribers, self._order_subscribers)
+        return sum(len(subscribers) for group in groups for subscribers in group.values())
+
+    # -- publishing (builders) -----------------------------------------------------------
+
+    def publish_trade(self, trade: TradeView) -> None:
+        self._fan_out(self._trade_subscribers.get(trade.instrument), trade)
+
+    def publish_order_update(self, update: OrderUpdate) -> None:
+        subscribers = self._order_subscribers.get(update.order.user_id)
+        if not subscribers:
+            return
+        instrument = update.order.instrument
+        for subscription in tuple(subscribers):
+            wanted = self._order_instrument_filter.get(subscription)
+            if wanted is None or wanted == instrument:
+                self._offer_or_drop(subscription, update)
+
+    def publish_book_update(self, update: BookUpdate) -> None:
+        """Apply and fan out one update; its sequence must follow the published one."""
+        book = self._books.setdefault(update.instrument, _PublishedBook())
+        if update.sequence != book.sequence + 1:
+            # The builder restarted from older state (e.g. a rebuild): subscribers' books
+            # no longer chain, so they must resubscribe.
+            self._drop_all(self._book_subscribers.get(update.instrument))
+        for change in update.changes:
+            book.apply(change)
+        book.sequence = update.sequence
+        book.position = update.position
+        self._fan_out(self._book_subscribers.get(update.instrument), update)
+
+    def reset_book(
+        self,
+        instrument: str,
+        bids: tuple[PriceLevel, ...],
+        asks: tuple[PriceLevel, ...],
+        sequence: int,
+        position: str,
+    ) -> None:
+        """Seed the published book from the builder's loaded state (at start or restart)."""
+        current = self._books.get(instrument)
+        if current is not None and current.sequence != sequence:
+            self._drop_all(self._book_subscribers.get(instrument))
+        self._books[instrument] = _PublishedBook(
+            sequence=sequence,
+            position=position,
+            bids={level.price: level for level in bids},
+            asks={level.price: level for level in asks},
+        )
+
+    def close(self) -> None:
+        """End every subscriber's stream (normally) and forget them."""
+        groups = (self._trade_subscribers, self._book_subscribers, self._order_subscribers)
+        for group in groups:
+            for subscribers in group.values():
+                for subscription in tuple(subscribers):
+                    subscription.end()
+            group.clear()
+        self._order_instrument_filter.clear()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _register(self, group: dict[str, set[Subscription[Item]]], key: str) -> Subscription[Item]:
+        def forget(subscription: Subscription[Item]) -> None:
+            subscribers = group.get(key)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del group[key]
+            self._order_instrument_filter.pop(subscription, None)  # type: ignore[arg-type]
+
+        subscription: Subscription[Item] = Subscription(self._subscriber_buffer, forget)
+        group.setdefault(key, set()).add(subscription)
+        return subscription
+
+    def _fan_out(self, subscribers: set[Subscription[Item]] | None, item: Item) -> None:
+        if not subscribers:
+            return
+        for subscription in tuple(subscribers):
+            self._offer_or_drop(subscription, item)
+
+    def _offer_or_drop(self, subscription: Subscription[Item], item: Item) -> None:
+        if not subscription.offer(item) and subscription.lagged:
+            self.dropped_subscribers += 1
+            subscription.close_after_lag()
+
+    def _drop_all(self, subscribers: set[Subscription[Item]] | None) -> None:
+        if not subscribers:
+            return
+        for subscription in tuple(subscribers):
+            subscription.lagged = True
+            self.dropped_subscribers += 1
+            subscription.close_after_lag()

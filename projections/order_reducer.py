@@ -1,0 +1,374 @@
+"""Pure reducer of the orders-and-trades view: events in, order states and new rows out.
+
+`OrdersReducer` holds the states of the orders a batch touches (loaded by the PostgreSQL
+builder before the batch) and applies events one by one, recording what to write: new and
+changed orders, new fills, new trades, and one `OrderUpdate` per order change for the live
+feed. No I/O here, so the view's rules are tested with events alone.
+
+Rules:
+- `OrderPlaceRequested` creates the order, status PENDING.
+- Fills come from `TradeExecuted` alone (it names price, quantity, maker and taker): an
+  engine batch lands on several streams, and their relative order in the log is not the
+  engine's emission order, so nothing here depends on the order of a trade and the fill
+  events of the same batch.
+- Status is derived, not copied: a final event (rejected, cancelled, expired) wins; else
+  FILLED when the filled quantity reaches the quantity, PARTIALLY_FILLED when some is
+  filled, else the stage (PENDING, then OPEN, or TRIGGER_PENDING for a waiting stop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from projections import log_events as ev
+from projections.log_events import LogEvent, decimal_of, decimal_or_none, time_or_none
+from projections.views import FillView, OrderUpdate, OrderView, TradeView
+
+PENDING = "PENDING"
+OPEN = "OPEN"
+PARTIALLY_FILLED = "PARTIALLY_FILLED"
+FILLED = "FILLED"
+CANCELLED = "CANCELLED"
+REJECTED = "REJECTED"
+EXPIRED = "EXPIRED"
+TRIGGER_PENDING = "TRIGGER_PENDING"
+
+STOP_TYPES = frozenset({"STOP_LIMIT", "STOP_MARKET"})
+MAKER = "MAKER"
+TAKER = "TAKER"
+
+
+@dataclass
+class OrderState:
+    """One order's row in the view, mutable while a batch is reduced."""
+
+    order_id: str
+    client_order_id: str = ""
+    user_id: str = ""
+    instrument: str = ""
+    side: str = ""
+    type: str = ""
+    price: Decimal | None = None
+    quantity: Decimal = Decimal(0)
+    filled_quantity: Decimal = Decimal(0)
+    filled_notional: Decimal = Decimal(0)
+    stage: str = PENDING
+    final_status: str | None = None
+    reason: str = ""
+    time_in_force: str = ""
+    stop_price: Decimal | None = None
+    post_only: bool = False
+    expire_time: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        if self.final_status is not None:
+            return self.final_status
+        if self.quantity > 0 and self.filled_quantity >= self.quantity:
+            return FILLED
+        if self.filled_quantity > 0:
+            return PARTIALLY_FILLED
+        return self.stage
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if self.filled_quantity == 0:
+            return None
+        return average(self.filled_notional, self.filled_quantity)
+
+    def to_view(self, fills: tuple[FillView, ...] = ()) -> OrderView:
+        created_at = self.created_at or self.updated_at
+        assert created_at is not None
+        return OrderView(
+            order_id=self.order_id,
+            client_order_id=self.client_order_id,
+            user_id=self.user_id,
+            instrument=self.instrument,
+            side=self.side,
+            type=self.type,
+            price=self.price,
+            quantity=self.quantity,
+            filled_quantity=self.filled_quantity,
+            average_price=self.average_price,
+            status=self.status,
+            reason=self.reason,
+            time_in_force=self.time_in_force,
+            stop_price=self.stop_price,
+            post_only=self.post_only,
+            expire_time=self.expire_time,
+            created_at=created_at,
+            updated_at=self.updated_at or created_at,
+            fills=fills,
+        )
+
+
+def average(notional: Decimal, quantity: Decimal) -> Decimal:
+    """Volume-weighted average price, exact when it terminates within 28 digits."""
+    value = notional / quantity
+    # Drop trailing zeros a division adds, but never go below the integer digits.
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return normalized.quantize(Decimal(1))
+    return normalized
+
+
+@dataclass(frozen=True, slots=True)
+class NewFill:
+    order_id: str
+    fill: FillView
+
+
+@dataclass
+class ReducedBatch:
+    """What one batch changed, in first-seen order."""
+
+    created_order_ids: list[str] = field(default_factory=list)
+    changed_order_ids: list[str] = field(default_factory=list)
+    fills: list[NewFill] = field(default_factory=list)
+    trades: list[TradeView] = field(default_factory=list)
+    order_updates: list[OrderUpdate] = field(default_factory=list)
+
+
+class OrdersReducer:
+    """Applies events to the order states it was given (and creates the orders it meets)."""
+
+    def __init__(
+        self, orders: Mapping[str, OrderState] | None = None, collect_updates: bool = True
+    ) -> None:
+        self.orders: dict[str, OrderState] = dict(orders or {})
+        self._collect_updates = collect_updates
+        self.batch = ReducedBatch()
+        self._created: set[str] = set()
+        self._changed: set[str] = set()
+
+    def apply(self, event: LogEvent) -> None:
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(self, event)
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _on_place_requested(self, event: LogEvent) -> None:
+        data = event.data
+        order_id = ev.order_id_of(event)
+        if order_id is None or order_id in self.orders:
+            return
+        state = OrderState(order_id=order_id)
+        _fill_static_fields(state, data)
+        state.created_at = time_or_none(data.get("requested_at")) or event.recorded_at
+        self.orders[order_id] = state
+        self._created.add(order_id)
+        self.batch.created_order_ids.append(order_id)
+        self._touch(state, event)
+
+    def _on_accepted(self, event: LogEvent) -> None:
+        state = self._state_for(event)
+        if state is None:
+            return
+        _fill_static_fields(state, event.data, only_missing=True)
+        if state.stage == PENDING:
+            state.stage = TRIGGER_PENDING if state.type in STOP_TYPES else OPEN
+        self._touch(state, event)
+
+    def _on_stop_triggered(self, event: LogEvent) -> None:
+        state = self._state_for(event)
+        if state is None:
+            return
+        state.stage = OPEN
+        self._touch(state, event)
+
+    def _on_final(self, status: str, event: LogEvent) -> None:
+        state = self._state_for(event)
+        if state is None:
+            return
+        if state.final_status is None:
+            state.final_status = status
+            state.reason = str(event.data.get("reason") or "")
+        if state.stage == PENDING:
+            state.stage = OPEN
+        self._touch(state, event)
+
+    def _on_rejected(self, event: LogEvent) -> None:
+        self._on_final(REJECTED, event)
+
+    def _on_cancelled(self, event: LogEvent) -> None:
+        self._on_final(CANCELLED, event)
+
+    def _on_expired(self, event: LogEvent) -> None:
+        self._on_final(EXPIRED, event)
+
+    def _on_amended(self, event: LogEvent) -> None:
+        state = self._state_for(event)
+        if state is None:
+            return
+        data = event.data
+        new_quantity = decimal_or_none(
+            _first(data, "new_quantity", "quantity", "new_total_quantity")
+        )
+        new_price = decimal_or_none(_first(data, "new_price", "price"))
+        if new_quantity is not None:
+            state.quantity = new_quantity
+        if new_price is not None:
+            state.price = new_price
+        self._touch(state, event)
+
+    def _on_fill_event(self, event: LogEvent) -> None:
+        """`OrderPartiallyFilled` / `OrderFilled`: the quantities come from `TradeExecuted`.
+
+        The trade carries price, quantity and both orders, so it is the one source of
+        fills; the fill events only confirm what the trade already recorded.
+        """
+        state = self._state_for(event)
+        if state is None or state.stage != PENDING:
+            return
+        state.stage = OPEN
+        self._touch(state, event)
+
+    def _on_trade(self, event: LogEvent) -> None:
+        data = event.data
+        trade = TradeView(
+            trade_id=str(data["trade_id"]),
+            instrument=str(data["instrument"]),
+            price=decimal_of(data["price"]),
+            quantity=decimal_of(data["quantity"]),
+            maker_order_id=str(data["maker_order_id"]),
+            taker_order_id=str(data["taker_order_id"]),
+            taker_side=str(data.get("taker_side") or ""),
+            executed_at=time_or_none(data.get("executed_at")),
+            maker_user_id=str(data.get("maker_user_id") or ""),
+            taker_user_id=str(data.get("taker_user_id") or ""),
+            position=ev.position_token(event.position),
+        )
+        self.batch.trades.append(trade)
+        for order_id, liquidity in ((trade.maker_order_id, MAKER), (trade.taker_order_id, TAKER)):
+            state = self.orders.get(order_id)
+            if state is None:
+                continue
+            self._record_fill(
+                state,
+                trade_id=trade.trade_id,
+                price=trade.price,
+                quantity=trade.quantity,
+                liquidity=liquidity,
+                executed_at=trade.executed_at,
+            )
+            if state.stage == PENDING:
+                state.stage = OPEN
+            label = ev.ORDER_FILLED if state.status == FILLED else ev.ORDER_PARTIALLY_FILLED
+            self._touch(state, event, trade=trade, label=label)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _state_for(self, event: LogEvent) -> OrderState | None:
+        order_id = ev.order_id_of(event)
+        if order_id is None:
+            return None
+        state = self.orders.get(order_id)
+        if state is None:
+            # An engine result without its request (a log written by the engine alone):
+            # the order starts here, with whatever the event says about it.
+            state = OrderState(order_id=order_id, created_at=event.recorded_at)
+            _fill_static_fields(state, event.data)
+            self.orders[order_id] = state
+            self._created.add(order_id)
+            self.batch.created_order_ids.append(order_id)
+        return state
+
+    def _record_fill(
+        self,
+        state: OrderState,
+        *,
+        trade_id: str,
+        price: Decimal,
+        quantity: Decimal,
+        liquidity: str,
+        executed_at: datetime | None,
+    ) -> None:
+        state.filled_quantity += quantity
+        state.filled_notional += price * quantity
+        self.batch.fills.append(
+            NewFill(state.order_id, FillView(trade_id, price, quantity, liquidity, executed_at))
+        )
+
+    def _touch(
+        self,
+        state: OrderState,
+        event: LogEvent,
+        trade: TradeView | None = None,
+        label: str | None = None,
+    ) -> None:
+        state.updated_at = event.recorded_at
+        if state.order_id not in self._created and state.order_id not in self._changed:
+            self._changed.add(state.order_id)
+            self.batch.changed_order_ids.append(state.order_id)
+        if state.created_at is None:
+            state.created_at = event.recorded_at
+        if not self._collect_updates:
+            return
+        self.batch.order_updates.append(
+            OrderUpdate(
+                state.to_view(), label or event.type, trade, ev.position_token(event.position)
+            )
+        )
+
+
+def _first(data: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        value = data.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _fill_static_fields(
+    state: OrderState, data: Mapping[str, Any], only_missing: bool = False
+) -> None:
+    """Copy what an order is (user, instrument, side, type, price, ...) from an event."""
+
+    def wanted(current: object) -> bool:
+        return not only_missing or current in ("", None, False, Decimal(0))
+
+    text_fields = ("client_order_id", "user_id", "instrument", "side", "type", "time_in_force")
+    for name in text_fields:
+        value = data.get(name)
+        if value and wanted(getattr(state, name)):
+            setattr(state, name, str(value))
+    if data.get("order_type") and wanted(state.type):
+        state.type = str(data["order_type"])
+    price = decimal_or_none(data.get("price"))
+    if price is not None and wanted(state.price):
+        state.price = price
+    quantity = decimal_or_none(data.get("quantity"))
+    if quantity is not None and wanted(state.quantity):
+        state.quantity = quantity
+    stop_price = decimal_or_none(data.get("stop_price"))
+    if stop_price is not None and wanted(state.stop_price):
+        state.stop_price = stop_price
+    if data.get("post_only") and wanted(state.post_only):
+        state.post_only = bool(data["post_only"])
+    expire_time = time_or_none(data.get("expire_time"))
+    if expire_time is not None and wanted(state.expire_time):
+        state.expire_time = expire_time
+    if not state.time_in_force and state.type:
+        state.time_in_force = "GTC"
+
+
+_HANDLERS = {
+    ev.ORDER_PLACE_REQUESTED: OrdersReducer._on_place_requested,
+    ev.ORDER_ACCEPTED: OrdersReducer._on_accepted,
+    ev.ORDER_REJECTED: OrdersReducer._on_rejected,
+    ev.TRADE_EXECUTED: OrdersReducer._on_trade,
+    ev.ORDER_PARTIALLY_FILLED: OrdersReducer._on_fill_event,
+    ev.ORDER_FILLED: OrdersReducer._on_fill_event,
+    ev.ORDER_CANCELLED: OrdersReducer._on_cancelled,
+    ev.ORDER_EXPIRED: OrdersReducer._on_expired,
+    ev.ORDER_AMENDED: OrdersReducer._on_amended,
+    ev.STOP_TRIGGERED: OrdersReducer._on_stop_triggered,
+}

@@ -1,0 +1,115 @@
+"""PostgreSQL schema of the read side: orders, their fills, trades, and builder checkpoints.
+
+`migrate` is idempotent (CREATE ... IF NOT EXISTS); `drop_views` removes the views and the
+checkpoints so that a rebuild replays the log from the start. Decimals are NUMERIC, times
+timestamptz. `order_seq` / `trade_seq` are the keyset-pagination keys: identities given in
+log order, so a rebuild assigns the same numbers.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+CHECKPOINTS_TABLE = "projection_checkpoints"
+
+_MIGRATIONS = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} (
+        name text PRIMARY KEY,
+        position text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS view_orders (
+        order_id text PRIMARY KEY,
+        order_seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        client_order_id text NOT NULL DEFAULT '',
+        user_id text NOT NULL DEFAULT '',
+        instrument text NOT NULL DEFAULT '',
+        side text NOT NULL DEFAULT '',
+        type text NOT NULL DEFAULT '',
+        price numeric,
+        quantity numeric NOT NULL DEFAULT 0,
+        filled_quantity numeric NOT NULL DEFAULT 0,
+        filled_notional numeric NOT NULL DEFAULT 0,
+        stage text NOT NULL,
+        final_status text,
+        status text NOT NULL,
+        reason text NOT NULL DEFAULT '',
+        time_in_force text NOT NULL DEFAULT '',
+        stop_price numeric,
+        post_only boolean NOT NULL DEFAULT false,
+        expire_time timestamptz,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS view_orders_by_user ON view_orders (user_id, order_seq DESC)",
+    """CREATE INDEX IF NOT EXISTS view_orders_by_user_instrument
+       ON view_orders (user_id, instrument, order_seq DESC)""",
+    """CREATE INDEX IF NOT EXISTS view_orders_by_user_status
+       ON view_orders (user_id, status, order_seq DESC)""",
+    """
+    CREATE INDEX IF NOT EXISTS view_orders_by_client_order_id
+       ON view_orders (user_id, client_order_id) WHERE client_order_id <> ''
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS view_order_fills (
+        order_id text NOT NULL,
+        trade_id text NOT NULL,
+        fill_seq bigint GENERATED ALWAYS AS IDENTITY,
+        price numeric NOT NULL,
+        quantity numeric NOT NULL,
+        liquidity text NOT NULL,
+        executed_at timestamptz,
+        PRIMARY KEY (order_id, trade_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS view_trades (
+        instrument text NOT NULL,
+        trade_id text NOT NULL,
+        trade_seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        price numeric NOT NULL,
+        quantity numeric NOT NULL,
+        maker_order_id text NOT NULL,
+        taker_order_id text NOT NULL,
+        taker_side text NOT NULL,
+        maker_user_id text NOT NULL DEFAULT '',
+        taker_user_id text NOT NULL DEFAULT '',
+        executed_at timestamptz,
+        position text NOT NULL,
+        PRIMARY KEY (instrument, trade_id)
+    )
+    """,
+    """CREATE INDEX IF NOT EXISTS view_trades_by_instrument
+       ON view_trades (instrument, trade_seq DESC)""",
+)
+
+VIEW_TABLES = ("view_orders", "view_order_fills", "view_trades")
+
+# Serialises concurrent migrations (several processes starting at once).
+_MIGRATION_LOCK_KEY = 0x70726F6A  # "proj"
+
+
+async def migrate(connection: asyncpg.Connection) -> None:
+    """Create the view tables and the checkpoint table if they are missing."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
+        for statement in _MIGRATIONS:
+            await connection.execute(statement)
+
+
+async def drop_views(connection: asyncpg.Connection, checkpoint_names: tuple[str, ...]) -> None:
+    """Drop the view tables and forget the given builders' checkpoints."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
+        for table in VIEW_TABLES:
+            await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        exists = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", CHECKPOINTS_TABLE)
+        if exists:
+            await connection.execute(
+                f"DELETE FROM {CHECKPOINTS_TABLE} WHERE name = ANY($1::text[])",
+                list(checkpoint_names),
+            )
