@@ -1,0 +1,39 @@
+# The exchange service image (docker-compose.yml builds it). Dependencies are pinned by
+# constraints.txt; the source runs from /app, so the image matches a checkout.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app
+
+WORKDIR /app
+
+# Dependencies first, in their own layer: only pyproject.toml/constraints.txt changes
+# rebuild it. The empty package folders let pip resolve the project without its source.
+COPY pyproject.toml constraints.txt README.md ./
+RUN mkdir -p domain server projections clients \
+    && pip install -c constraints.txt . \
+    && pip uninstall -y exchange-core \
+    && rm -rf domain server projections clients
+
+COPY domain ./domain
+COPY server ./server
+COPY projections ./projections
+COPY clients ./clients
+COPY proto ./proto
+
+RUN useradd --create-home --uid 10001 exchange
+USER exchange
+
+# gRPC (GRPC_PORT) and Prometheus metrics (METRICS_PORT); see server/settings.py.
+EXPOSE 50051 9464
+
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD python -c "import grpc, os, sys; from grpc_health.v1 import health_pb2, health_pb2_grpc; \
+channel = grpc.insecure_channel('127.0.0.1:' + os.environ.get('GRPC_PORT', '50051')); \
+reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2); \
+sys.exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1)"
+
+CMD ["python", "-m", "server"]
