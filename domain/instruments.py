@@ -1,0 +1,105 @@
+"""Instrument configuration and the exact conversions between decimals and integers.
+
+Inside the engine a price is an integer number of ticks and a quantity an integer number
+of lots. These conversions never round: input off the grid is refused with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from domain.errors import InvalidField
+
+DecimalInput = str | Decimal
+
+
+def parse_decimal(value: object, field_name: str) -> Decimal:
+    """Parse a decimal given as text or Decimal; floats and other types are refused."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidField(
+                field_name, "MALFORMED", f"{field_name} {value!r} is not a decimal number"
+            ) from None
+        if not value.strip():
+            raise InvalidField(field_name, "MALFORMED", f"{field_name} is empty")
+    else:
+        # Floats cannot carry exact decimal prices; ints are refused so units stay explicit.
+        raise InvalidField(
+            field_name, "MALFORMED", f"{field_name} must be a decimal string, got {value!r}"
+        )
+    if not number.is_finite():
+        raise InvalidField(field_name, "NOT_FINITE", f"{field_name} {value!r} is not finite")
+    return number
+
+
+def _to_steps(value: object, step: Decimal, field_name: str, grid_reason: str, what: str) -> int:
+    number = parse_decimal(value, field_name)
+    if number <= 0:
+        raise InvalidField(field_name, "NOT_POSITIVE", f"{field_name} {value!r} must be > 0")
+    try:
+        steps, leftover = divmod(number, step)
+    except InvalidOperation:
+        raise InvalidField(
+            field_name, "TOO_LARGE", f"{field_name} {value!r} is too large"
+        ) from None
+    if leftover != 0:
+        raise InvalidField(
+            field_name, grid_reason, f"{field_name} {value} is not a multiple of the {what} {step}"
+        )
+    return int(steps)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A tradable instrument: its symbol, price step, quantity step and minimum quantity."""
+
+    symbol: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_quantity: Decimal | None = None
+    # The minimum quantity in lots (0 when there is none); derived, kept for the hot path.
+    min_lots: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        if not self.symbol or not isinstance(self.symbol, str):
+            raise InvalidField("symbol", "REQUIRED", "an instrument needs a symbol")
+        for name in ("tick_size", "lot_size"):
+            step = getattr(self, name)
+            if not isinstance(step, Decimal):
+                object.__setattr__(self, name, parse_decimal(step, name))
+                step = getattr(self, name)
+            if not step.is_finite() or step <= 0:
+                raise InvalidField(name, "NOT_POSITIVE", f"{name} must be a positive decimal")
+        if self.min_quantity is not None:
+            if not isinstance(self.min_quantity, Decimal):
+                object.__setattr__(
+                    self, "min_quantity", parse_decimal(self.min_quantity, "min_quantity")
+                )
+            object.__setattr__(
+                self,
+                "min_lots",
+                _to_steps(
+                    self.min_quantity, self.lot_size, "min_quantity", "OFF_LOT_GRID", "lot size"
+                ),
+            )
+
+    def price_to_ticks(self, value: DecimalInput, field_name: str = "price") -> int:
+        """Price text/Decimal -> ticks; raises InvalidField when off grid or not positive."""
+        return _to_steps(value, self.tick_size, field_name, "OFF_TICK_GRID", "tick size")
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        """Ticks -> price, scaled like the tick size (e.g. ``45000.00``)."""
+        return ticks * self.tick_size
+
+    def quantity_to_lots(self, value: DecimalInput, field_name: str = "quantity") -> int:
+        """Quantity text/Decimal -> lots; raises InvalidField when off grid or not positive."""
+        return _to_steps(value, self.lot_size, field_name, "OFF_LOT_GRID", "lot size")
+
+    def lots_to_quantity(self, lots: int) -> Decimal:
+        """Lots -> quantity, scaled like the lot size (e.g. ``1.5000``)."""
+        return lots * self.lot_size
