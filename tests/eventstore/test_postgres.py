@@ -1,0 +1,199 @@
+"""PostgreSQL adapter behaviour beyond the shared contract: the transaction horizon,
+migrations, checkpoints inside a caller's transaction, group commit and id conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server.eventstore import (
+    ANY,
+    NO_STREAM,
+    EventFilter,
+    EventIdConflict,
+    LogPosition,
+    NewEvent,
+    StreamAppend,
+    open_event_store,
+)
+from server.eventstore.checkpoints import PostgresCheckpointStore
+from server.eventstore.postgres import PostgresEventStore
+from server.eventstore.postgres.schema import MIGRATIONS, migrate
+
+
+@pytest.fixture
+async def pg_store(database_url: str) -> AsyncIterator[PostgresEventStore]:
+    store = await PostgresEventStore.open(database_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"p{uuid.uuid4().hex[:10]}-"
+
+
+async def test_a_transaction_that_commits_late_is_delivered_not_skipped(
+    pg_store: PostgresEventStore, database_url: str, prefix: str
+) -> None:
+    """The identity-column gap: B commits while the older A is still open. A reader must
+    not pass B's position before A is visible, else A would be skipped for ever."""
+    mine = EventFilter(stream_prefixes=(prefix,))
+    start = await pg_store.head_position()
+    subscription = pg_store.subscribe_all(start, mine)
+    slow_writer = await asyncpg.connect(database_url)
+    try:
+        late = NewEvent("Late", {})
+        transaction = slow_writer.transaction()
+        await transaction.start()
+        await slow_writer.execute(
+            "SELECT * FROM es_append($1, $2, $3, $4, $5, $6, $7, false)",
+            [f"{prefix}a"], [-2], [1], [late.event_id], ["Late"], ["{}"], ["{}"],
+        )  # fmt: skip
+        early = await pg_store.append(f"{prefix}b", [NewEvent("Early", {})], ANY)
+
+        # Committed, but behind the open transaction: not readable yet.
+        assert await pg_store.read_all(start, mine) == []
+        assert await pg_store.read_stream(f"{prefix}b") != []
+
+        await transaction.commit()
+        delivered = await asyncio.wait_for(_take(subscription, 2), 60)
+    finally:
+        await subscription.aclose()  # type: ignore[attr-defined]
+        await slow_writer.close()
+
+    assert [e.type for e in delivered] == ["Late", "Early"]
+    assert delivered[1].position == early.positions[0]
+    assert delivered[0].position < delivered[1].position
+
+
+async def _take(subscription: AsyncIterator, count: int) -> list:  # type: ignore[type-arg]
+    taken = []
+    async for event in subscription:
+        taken.append(event)
+        if len(taken) == count:
+            break
+    return taken
+
+
+async def test_migrations_are_safe_twice_and_from_two_processes_at_once(
+    fresh_database_url: str,
+) -> None:
+    first, second = await asyncio.gather(
+        open_event_store(fresh_database_url), open_event_store(fresh_database_url)
+    )
+    await first.close()
+    await second.close()
+    connection = await asyncpg.connect(fresh_database_url)
+    try:
+        assert await migrate(connection) == []
+        applied = await connection.fetch("SELECT version FROM es_schema_migrations ORDER BY 1")
+        assert [row["version"] for row in applied] == [version for version, _, _ in MIGRATIONS]
+    finally:
+        await connection.close()
+    third = await open_event_store(fresh_database_url)
+    await third.append("s", [NewEvent("X", {})], NO_STREAM)
+    await third.close()
+
+
+async def test_checkpoint_saved_in_a_rolled_back_transaction_is_not_kept(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    checkpoints = pg_store.checkpoints
+    name = f"{prefix}view"
+    async with pg_store.pool.acquire() as connection:
+        async with connection.transaction():
+            await checkpoints.save(connection, name, LogPosition(5, 6))
+        with pytest.raises(RuntimeError):
+            async with connection.transaction():
+                await checkpoints.save(connection, name, LogPosition(9, 9))
+                raise RuntimeError("the view update failed")
+    assert await checkpoints.load(name) == LogPosition(5, 6)
+
+
+async def test_checkpoint_store_opened_on_its_own(database_url: str, prefix: str) -> None:
+    checkpoints = await PostgresCheckpointStore.open(database_url)
+    try:
+        await checkpoints.save(None, f"{prefix}x", LogPosition(1, 2))
+        assert await checkpoints.load(f"{prefix}x") == LogPosition(1, 2)
+        await checkpoints.delete(f"{prefix}x")
+        assert await checkpoints.load(f"{prefix}x") is None
+    finally:
+        await checkpoints.close()
+
+
+async def test_concurrent_single_appends_share_transactions(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    appends = [pg_store.append(f"{prefix}{i}", [NewEvent("X", {})], NO_STREAM) for i in range(50)]
+    results = await asyncio.gather(*appends)
+    transactions = {result.positions[0].tx for result in results}
+    assert len(transactions) < 50
+    assert sorted(r.stream for r in results) == sorted(f"{prefix}{i}" for i in range(50))
+
+
+async def test_same_stream_twice_in_one_group_commit_gets_consecutive_versions(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    results = await asyncio.gather(
+        *(pg_store.append(f"{prefix}s", [NewEvent("X", {"n": n})], ANY) for n in range(20))
+    )
+    assert sorted(r.first_version for r in results) == list(range(20))
+    stored = await pg_store.read_stream(f"{prefix}s")
+    assert [e.version for e in stored] == list(range(20))
+
+
+async def test_some_ids_already_stored_elsewhere_is_an_id_conflict(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    shared = NewEvent("X", {})
+    await pg_store.append(f"{prefix}a", [shared], NO_STREAM)
+    with pytest.raises(EventIdConflict):
+        await pg_store.append(f"{prefix}b", [NewEvent("Y", {}), shared], NO_STREAM)
+    with pytest.raises(EventIdConflict):
+        await pg_store.append_multi([StreamAppend(f"{prefix}c", [shared], NO_STREAM)])
+    assert await pg_store.read_stream(f"{prefix}b") == []
+
+
+async def test_atomic_append_repeated_is_idempotent(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    parts = [
+        StreamAppend(f"{prefix}a", [NewEvent("X", {})], NO_STREAM),
+        StreamAppend(f"{prefix}b", [NewEvent("Y", {})], NO_STREAM),
+    ]
+    assert await pg_store.append_multi(parts) == await pg_store.append_multi(parts)
+    assert len(await pg_store.read_stream(f"{prefix}a")) == 1
+
+
+async def test_the_same_stream_twice_in_an_atomic_append_is_refused(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    with pytest.raises(ValueError):
+        await pg_store.append_multi(
+            [
+                StreamAppend(f"{prefix}a", [NewEvent("X", {})]),
+                StreamAppend(f"{prefix}a", [NewEvent("Y", {})]),
+            ]
+        )
+
+
+async def test_prefix_filter_treats_like_wildcards_literally(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    start = await pg_store.head_position()
+    await pg_store.append(f"{prefix}a_b", [NewEvent("X", {})])
+    await pg_store.append(f"{prefix}aXb", [NewEvent("X", {})])
+    found = await pg_store.read_all(start, EventFilter(stream_prefixes=(f"{prefix}a_",)))
+    assert [e.stream for e in found] == [f"{prefix}a_b"]
+
+
+async def test_bad_urls_and_expectations_are_refused(pg_store: PostgresEventStore) -> None:
+    with pytest.raises(ValueError):
+        await open_event_store("mysql://localhost/x")
+    with pytest.raises(ValueError):
+        await pg_store.append("s", [NewEvent("X", {})], -3)
