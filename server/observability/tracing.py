@@ -3,8 +3,9 @@
 Tracing is on only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (or when a test passes its own
 exporter): then `configure_tracing` installs an SDK tracer provider exporting OTLP/gRPC in
 batches. Otherwise the OTel API stays on its no-op provider, every span is a shared
-non-recording object, and `inject_trace_context()` returns `{}` after one attribute check,
-so tracing off costs next to nothing.
+non-recording object, `inject_trace_context()` returns `{}` after one attribute check and
+`server_interceptors()` adds no tracing interceptor, so tracing off costs next to nothing.
+`shutdown_tracing()` turns it off again (the provider then drops every span).
 
 A command's trace crosses the log: the command service stores `inject_trace_context()` in
 the metadata of the event it appends (`traceparent`, and `tracestate` when present), and the
@@ -16,31 +17,96 @@ call, the append, the match and the view update.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, Span, SpanKind, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 TRACER_NAME = "exchange"
 
 _propagator = TraceContextTextMapPropagator()
+
+
+class _SwitchSampler(Sampler):
+    """Samples like ParentBased(ALWAYS_ON) while tracing is on and drops every span while it
+    is off, so turning tracing off at run time (tests) leaves only non-recording spans."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self._inner = ParentBased(ALWAYS_ON)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if not self.on:
+            return SamplingResult(Decision.DROP)
+        return self._inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "SwitchSampler"
+
+
+class _ExportRouter(SpanProcessor):
+    """The one span processor installed in the global provider; exporters come and go
+    behind it (OTel allows one global provider per process and no processor removal)."""
+
+    def __init__(self) -> None:
+        self.processors: list[SpanProcessor] = []
+
+    def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        for processor in self.processors:
+            processor.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self.processors:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        for processor in self.processors:
+            processor.shutdown()
+        self.processors = []
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(processor.force_flush(timeout_millis) for processor in self.processors)
+
+
+_sampler = _SwitchSampler()
+_router = _ExportRouter()
 _provider: TracerProvider | None = None
 
 
 def tracing_enabled() -> bool:
-    """True once `configure_tracing` installed a recording tracer provider."""
-    return _provider is not None
+    """True while `configure_tracing` has tracing on (spans are recorded and exported)."""
+    return _sampler.on
 
 
 def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -> bool:
@@ -48,9 +114,9 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
 
     With `exporter` (tests: an InMemorySpanExporter) spans are exported synchronously; with
     the environment variable, batched over OTLP/gRPC (the exporter reads the standard
-    `OTEL_EXPORTER_OTLP_*` variables). Calling it again adds the exporter to the provider
-    already installed, since OTel allows one global provider per process. Returns whether
-    tracing is on.
+    `OTEL_EXPORTER_OTLP_*` variables). The first call installs the global tracer provider
+    (named `service_name`, or `OTEL_SERVICE_NAME`); later calls add exporters to it.
+    Returns whether tracing is on.
     """
     global _provider
     if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
@@ -58,23 +124,28 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
     if _provider is None:
-        _provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+        _provider = TracerProvider(
+            resource=Resource.create({"service.name": name}), sampler=_sampler
+        )
+        _provider.add_span_processor(_router)
         trace.set_tracer_provider(_provider)
     if exporter is not None:
-        _provider.add_span_processor(SimpleSpanProcessor(exporter))
+        _router.processors.append(SimpleSpanProcessor(exporter))
     else:
         # Imported here so the gRPC exporter machinery loads only when tracing is on.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        _router.processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+    _sampler.on = True
     return True
 
 
 def shutdown_tracing() -> None:
-    """Flush and stop the exporters (call on service shutdown)."""
-    if _provider is not None:
-        _provider.force_flush()
-        _provider.shutdown()
+    """Turn tracing off: flush and stop the exporters (call on service shutdown)."""
+    _sampler.on = False
+    _router.force_flush()
+    _router.shutdown()
 
 
 def get_tracer(name: str = TRACER_NAME) -> trace.Tracer:
@@ -85,7 +156,7 @@ def get_tracer(name: str = TRACER_NAME) -> trace.Tracer:
 def inject_trace_context() -> dict[str, str]:
     """W3C `traceparent` (and `tracestate`) of the current span, for event metadata; `{}`
     when there is no recording span (tracing off)."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    if not _sampler.on or not trace.get_current_span().get_span_context().is_valid:
         return {}
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
@@ -110,7 +181,7 @@ def span_from_metadata(
     """Start (and make current) a span named `name` whose parent is the trace context in
     `metadata`, e.g. the engine's `engine.match` span for one OrderPlaceRequested. While
     tracing is off this yields the no-op span without touching the metadata."""
-    if _provider is None:
+    if not _sampler.on:
         yield trace.INVALID_SPAN
         return
     parent = extract_trace_context(metadata)
