@@ -142,14 +142,14 @@ class BooksReducer:
 
     def apply(self, event: LogEvent, group_key: Any = None) -> None:
         """Apply one event; `group_key` (the input's causation id) delimits netted updates."""
+        handler = _HANDLERS.get(event.type)
+        if handler is None:
+            return
         key = group_key if group_key is not None else object()
         if key != self._group_key:
             self.end_group()
             self._group_key = key
         self._group_position = ev.position_token(event.position)
-        handler = _HANDLERS.get(event.type)
-        if handler is None:
-            return
         if self._matching is not None and event.type not in _MATCHING_EVENTS:
             self._place_matching()
         handler(self, event)

@@ -1,6 +1,7 @@
 """The loop every projection builder shares: subscribe from its checkpoint, apply in batches.
 
-A builder reads the log from its own checkpoint (`load_checkpoint`), and for each batch of
+A builder reads the whole log (unfiltered, so that its progress reaches every position a
+query may wait for) from its own checkpoint (`load_checkpoint`), and for each batch of
 events that arrived together writes its view change and its new checkpoint atomically
 (`apply_batch`), then reports progress. A reader task drains the subscription into a
 bounded queue so that a batch is "everything that is already here, up to `batch_max`":
@@ -18,15 +19,14 @@ from typing import Any
 
 import structlog
 
-from projections.log_events import PROJECTED_STREAM_PREFIXES
+from projections.log_events import PROJECTED_EVENT_TYPES
 from projections.progress import ProjectionProgress
-from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
+from server.eventstore.port import EventStore, LogPosition, RecordedEvent
 from server.observability import metrics
 
 logger = structlog.get_logger(__name__)
 
 DEFAULT_BATCH_MAX = 2000
-PROJECTION_FILTER = EventFilter(stream_prefixes=PROJECTED_STREAM_PREFIXES)
 
 _END = object()
 
@@ -65,7 +65,7 @@ async def run_builder(
 
     async def pump() -> None:
         try:
-            async for event in event_store.subscribe_all(checkpoint, PROJECTION_FILTER):
+            async for event in event_store.subscribe_all(checkpoint):
                 await queue.put(event)
         finally:
             await queue.put(_END)
@@ -85,7 +85,11 @@ async def run_builder(
                     ended = True
                     break
                 batch.append(item)
-            await builder.apply_batch(batch)
+            if any(event.type in PROJECTED_EVENT_TYPES for event in batch):
+                await builder.apply_batch(batch)
+            # A batch of nothing but other events (clock ticks, engine progress) changes no
+            # view: the checkpoint may stay behind it (re-reading it is harmless), but the
+            # progress moves on so read-your-writes waits on any position end.
             progress.advance(builder.name, batch[-1].position, events=len(batch))
             await builder.after_commit()
             _record_metrics(builder.name, batch, queue.qsize())

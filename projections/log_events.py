@@ -28,8 +28,21 @@ AMEND_REJECTED = "AmendRejected"
 STOP_TRIGGERED = "StopTriggered"
 ORDER_PLACE_REQUESTED = streams.ORDER_PLACE_REQUESTED
 
-# Streams a projection reads: orders (requests and results) and trades.
-PROJECTED_STREAM_PREFIXES = (streams.ORDER_STREAM_PREFIX, streams.TRADES_STREAM_PREFIX)
+# Events that change a view; batches of nothing else are skipped.
+PROJECTED_EVENT_TYPES = frozenset(
+    {
+        ORDER_PLACE_REQUESTED,
+        ORDER_ACCEPTED,
+        ORDER_REJECTED,
+        TRADE_EXECUTED,
+        ORDER_PARTIALLY_FILLED,
+        ORDER_FILLED,
+        ORDER_CANCELLED,
+        ORDER_EXPIRED,
+        ORDER_AMENDED,
+        STOP_TRIGGERED,
+    }
+)
 
 
 class LogEvent(Protocol):

@@ -1,0 +1,61 @@
+"""Queries on the Redis book views: aggregated book, last price, recent trades.
+
+A book is read in one MULTI/EXEC (both sides and the meta hash), so bids, asks, sequence
+and last price always come from the same committed batch of the builder.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+
+from projections.redis_keys import (
+    DEFAULT_PREFIX,
+    RedisKeys,
+    parse_level_member,
+    text_of,
+    trade_from_json,
+)
+from projections.views import BUY, SELL, BookView, PriceLevel, TradeView
+
+
+def _levels(members: list[bytes | str]) -> tuple[PriceLevel, ...]:
+    return tuple(PriceLevel(*parse_level_member(member)) for member in members)
+
+
+class BookViews:
+    """Reads the book views kept by `RedisViewBuilder` (same `key_prefix`)."""
+
+    def __init__(self, redis: aioredis.Redis, key_prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._keys = RedisKeys(key_prefix)
+
+    async def get_book(self, instrument: str, depth: int | None = None) -> BookView:
+        """`depth` levels a side (None or 0: all), best first, with sequence and last price."""
+        stop = depth - 1 if depth else -1
+        keys = self._keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrevrange(keys.side(instrument, BUY), 0, stop)
+            pipe.zrange(keys.side(instrument, SELL), 0, stop)
+            pipe.hmget(keys.meta(instrument), ["sequence", "last_price"])
+            bids, asks, (sequence, last_price) = await pipe.execute()
+        last_price_text = text_of(last_price)
+        return BookView(
+            instrument=instrument,
+            bids=_levels(bids),
+            asks=_levels(asks),
+            sequence=int(text_of(sequence) or 0),
+            last_price=Decimal(last_price_text) if last_price_text else None,
+        )
+
+    async def last_price(self, instrument: str) -> Decimal | None:
+        text = text_of(await self._redis.hget(self._keys.meta(instrument), "last_price"))
+        return Decimal(text) if text else None
+
+    async def recent_trades(self, instrument: str, limit: int = 100) -> list[TradeView]:
+        """The most recent trades, newest first (at most the builder's cap)."""
+        if limit <= 0:
+            return []
+        raw = await self._redis.lrange(self._keys.trades(instrument), 0, limit - 1)
+        return [trade_from_json(item) for item in raw]

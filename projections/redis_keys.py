@@ -1,0 +1,105 @@
+"""Redis key layout and value encodings of the book views (builder and readers share it).
+
+Under a prefix (default `exchange:`; tests use their own):
+- `book:<instrument>:bids` / `:asks`: sorted sets, one member per level,
+  `"<price>|<quantity>|<order_count>"`, scored by the price, so one ZRANGE returns whole
+  levels in price order and a level is replaced by removing its score.
+- `book:<instrument>:meta`: hash with `sequence`, `last_price`, `position`.
+- `trades:<instrument>`: list of recent trades (JSON), newest first, capped.
+- `book-orders`: hash order id -> the live order the builder tracks (to restart).
+- `instruments`: set of instruments seen.
+- `checkpoint:<builder>`: the builder's log position token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+
+from projections.views import TradeView
+from server.streams import format_time, parse_time
+
+DEFAULT_PREFIX = "exchange:"
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = DEFAULT_PREFIX
+
+    def side(self, instrument: str, side: str) -> str:
+        return f"{self.prefix}book:{instrument}:{'bids' if side == 'BUY' else 'asks'}"
+
+    def meta(self, instrument: str) -> str:
+        return f"{self.prefix}book:{instrument}:meta"
+
+    def trades(self, instrument: str) -> str:
+        return f"{self.prefix}trades:{instrument}"
+
+    @property
+    def orders(self) -> str:
+        return f"{self.prefix}book-orders"
+
+    @property
+    def instruments(self) -> str:
+        return f"{self.prefix}instruments"
+
+    def checkpoint(self, builder: str) -> str:
+        return f"{self.prefix}checkpoint:{builder}"
+
+    @property
+    def pattern(self) -> str:
+        """Matches every key of this layout (for rebuild)."""
+        return f"{self.prefix}*"
+
+
+def level_member(price: Decimal, quantity: Decimal, order_count: int) -> str:
+    return f"{price}|{quantity}|{order_count}"
+
+
+def parse_level_member(member: bytes | str) -> tuple[Decimal, Decimal, int]:
+    text = member.decode() if isinstance(member, bytes) else member
+    price, quantity, count = text.split("|")
+    return Decimal(price), Decimal(quantity), int(count)
+
+
+def text_of(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def trade_to_json(trade: TradeView) -> bytes:
+    return orjson.dumps(
+        {
+            "trade_id": trade.trade_id,
+            "instrument": trade.instrument,
+            "price": str(trade.price),
+            "quantity": str(trade.quantity),
+            "maker_order_id": trade.maker_order_id,
+            "taker_order_id": trade.taker_order_id,
+            "taker_side": trade.taker_side,
+            "executed_at": None if trade.executed_at is None else format_time(trade.executed_at),
+            "maker_user_id": trade.maker_user_id,
+            "taker_user_id": trade.taker_user_id,
+            "position": trade.position,
+        }
+    )
+
+
+def trade_from_json(raw: bytes | str) -> TradeView:
+    data = orjson.loads(raw)
+    return TradeView(
+        trade_id=data["trade_id"],
+        instrument=data["instrument"],
+        price=Decimal(data["price"]),
+        quantity=Decimal(data["quantity"]),
+        maker_order_id=data["maker_order_id"],
+        taker_order_id=data["taker_order_id"],
+        taker_side=data["taker_side"],
+        executed_at=None if data["executed_at"] is None else parse_time(data["executed_at"]),
+        maker_user_id=data["maker_user_id"],
+        taker_user_id=data["taker_user_id"],
+        position=data["position"],
+    )
