@@ -70,10 +70,11 @@ SNAPSHOT_FORMAT = 1
 class MatchingEngine:
     """One book per instrument, the engine clock, and every open order by id."""
 
-    __slots__ = ("_books", "_closed", "_expiry", "_now", "_orders", "_seq")
+    __slots__ = ("_books", "_closed", "_expiry", "_instruments", "_now", "_orders", "_seq")
 
     def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
         self._books: dict[str, OrderBook] = {}
+        self._instruments: dict[str, Instrument] = {}
         # Open orders: resting on a book or waiting stops.
         self._orders: dict[str, Order] = {}
         # Final status of every order id the engine has closed (duplicate ids, ORDER_CLOSED).
@@ -83,7 +84,12 @@ class MatchingEngine:
         self._now = 0
         self._seq = 0
         for instrument in instruments:
-            self._books[instrument.symbol] = OrderBook(instrument)
+            self._open_book(instrument)
+
+    def _open_book(self, instrument: Instrument) -> OrderBook:
+        book = self._books[instrument.symbol] = OrderBook(instrument)
+        self._instruments[instrument.symbol] = instrument
+        return book
 
     # ------------------------------------------------------------------ queries
 
@@ -94,7 +100,8 @@ class MatchingEngine:
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
-        return {symbol: book.instrument for symbol, book in self._books.items()}
+        """Instruments by symbol (a live view: do not modify)."""
+        return self._instruments
 
     def book_levels(
         self, instrument: str, depth: int = 10
@@ -150,7 +157,7 @@ class MatchingEngine:
             if existing.instrument == instrument:
                 return []
             return [InstrumentRejected(instrument.symbol, reasons.INSTRUMENT_EXISTS)]
-        self._books[instrument.symbol] = OrderBook(instrument)
+        self._open_book(instrument)
         return [
             InstrumentAdded(
                 instrument.symbol,
@@ -658,7 +665,7 @@ class MatchingEngine:
 
     def _apply_instrument_added(self, event: InstrumentAdded) -> None:
         if event.instrument not in self._books:
-            self._books[event.instrument] = OrderBook(
+            self._open_book(
                 Instrument(event.instrument, event.tick_size, event.lot_size, event.min_quantity)
             )
 
@@ -808,7 +815,7 @@ class MatchingEngine:
         engine._seq = int(snapshot["seq"])
         for data in snapshot["books"]:
             min_quantity = data["min_quantity"]
-            book = OrderBook(
+            book = engine._open_book(
                 Instrument(
                     data["symbol"],
                     Decimal(data["tick_size"]),
@@ -818,7 +825,6 @@ class MatchingEngine:
             )
             book.trade_count = int(data["trade_count"])
             book.last_price = data["last_price"]
-            engine._books[book.symbol] = book
             for side_name, side in (("bids", book.bids), ("asks", book.asks)):
                 for order_data in data[side_name]:
                     order = _order_from_dict(order_data)

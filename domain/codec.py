@@ -1,0 +1,371 @@
+"""JSON dict shapes of commands and events (the replayer's lines, the event log's data).
+
+Field names are fixed by issue #2. Decimals are strings scaled like the instrument's tick
+or lot size, times RFC 3339 UTC with 'Z', enums their names. Every event dict has "type",
+"order_id" where it concerns one order and "instrument" where it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from domain.commands import (
+    AddInstrument,
+    AdvanceTime,
+    AmendOrder,
+    CancelOrder,
+    Command,
+    PlaceOrder,
+)
+from domain.errors import InvalidField
+from domain.events import EVENT_TYPES, Event
+from domain.instruments import Instrument, parse_decimal
+from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from domain.timefmt import format_rfc3339, parse_rfc3339
+
+InstrumentOf = Callable[[str], str | None]
+_E = TypeVar("_E", bound=StrEnum)
+
+# How each event field is written: by its name.
+_PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
+_QUANTITY_FIELDS = frozenset(
+    {
+        "quantity",
+        "filled_quantity",
+        "remaining_quantity",
+        "cancelled_quantity",
+        "expired_quantity",
+    }
+)
+_TIME_FIELDS = frozenset(
+    {
+        "now",
+        "expire_time",
+        "accepted_at",
+        "rejected_at",
+        "executed_at",
+        "cancelled_at",
+        "expired_at",
+        "amended_at",
+        "triggered_at",
+    }
+)
+_ENUM_FIELDS: dict[str, type[StrEnum]] = {
+    "side": Side,
+    "taker_side": Side,
+    "order_type": OrderType,
+    "time_in_force": TimeInForce,
+    "stp": SelfTradePrevention,
+}
+_DECIMAL_FIELDS = frozenset({"tick_size", "lot_size", "min_quantity"})
+
+_PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _DECIMAL = range(6)
+
+
+def _kind(name: str) -> int:
+    if name in _PRICE_FIELDS:
+        return _PRICE
+    if name in _QUANTITY_FIELDS:
+        return _QUANTITY
+    if name in _TIME_FIELDS:
+        return _TIME
+    if name in _ENUM_FIELDS:
+        return _ENUM
+    if name in _DECIMAL_FIELDS:
+        return _DECIMAL
+    return _PLAIN
+
+
+_EVENT_LAYOUT: dict[type, tuple[str, tuple[tuple[str, int], ...]]] = {
+    cls: (name, tuple((field, _kind(field)) for field in cls.__struct_fields__))
+    for name, cls in EVENT_TYPES.items()
+}
+
+
+# ---------------------------------------------------------------- field readers
+
+
+def _required(data: Mapping[str, Any], name: str) -> Any:
+    value = data.get(name)
+    if value is None:
+        raise InvalidField(name, "REQUIRED", f"{name} is required")
+    return value
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = _required(data, name)
+    if not isinstance(value, str) or not value:
+        raise InvalidField(name, "MALFORMED", f"{name} must be a non-empty string")
+    return value
+
+
+def _enum(data: Mapping[str, Any], name: str, enum: type[_E], default: _E | None = None) -> _E:
+    value = data.get(name)
+    if value is None:
+        if default is None:
+            raise InvalidField(name, "REQUIRED", f"{name} is required")
+        return default
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise InvalidField(name, "MALFORMED", f"{name} {value!r} is not one of {allowed}") from None
+
+
+def _bool(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidField(name, "MALFORMED", f"{name} must be true or false")
+    return value
+
+
+def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidField(name, "MALFORMED", f"{name} must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise InvalidField(name, "MALFORMED", f"{name} must be an integer")
+
+
+def _instrument(symbol: str, instruments: Mapping[str, Instrument]) -> Instrument:
+    instrument = instruments.get(symbol)
+    if instrument is None:
+        raise InvalidField("instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}")
+    return instrument
+
+
+# ---------------------------------------------------------------- commands
+
+
+def command_from_dict(
+    data: Mapping[str, Any],
+    instruments: Mapping[str, Instrument],
+    instrument_of_order: InstrumentOf | None = None,
+) -> Command:
+    """Build a command from its JSON dict. Unknown extra fields are ignored.
+
+    An amend's decimals need its instrument: taken from an "instrument" field, else from
+    `instrument_of_order(order_id)`, else the only instrument there is. When none applies,
+    raises InvalidField("order_id", "UNKNOWN_ORDER").
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidField("op", "MALFORMED", "a command must be a JSON object")
+    op = _text(data, "op")
+    if op == "place":
+        return _place_from_dict(data, instruments)
+    if op == "cancel":
+        return CancelOrder(_text(data, "order_id"))
+    if op == "amend":
+        return _amend_from_dict(data, instruments, instrument_of_order)
+    if op == "time":
+        return AdvanceTime(parse_rfc3339(_required(data, "now"), "now"))
+    if op == "instrument":
+        min_quantity = data.get("min_quantity")
+        return AddInstrument(
+            Instrument(
+                _text(data, "symbol"),
+                parse_decimal(_required(data, "tick_size"), "tick_size"),
+                parse_decimal(_required(data, "lot_size"), "lot_size"),
+                None if min_quantity is None else parse_decimal(min_quantity, "min_quantity"),
+            )
+        )
+    raise InvalidField(
+        "op", "MALFORMED", f"op {op!r} is not one of place, cancel, amend, time, instrument"
+    )
+
+
+def _place_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> PlaceOrder:
+    order_id = _text(data, "order_id")
+    user_id = _text(data, "user_id")
+    instrument = _instrument(_text(data, "instrument"), instruments)
+    side = _enum(data, "side", Side)
+    order_type = _enum(data, "type", OrderType)
+    quantity = instrument.quantity_to_lots(_required(data, "quantity"), "quantity")
+    price = data.get("price")
+    stop_price = data.get("stop_price")
+    expire_time = data.get("expire_time")
+    return PlaceOrder(
+        order_id=order_id,
+        user_id=user_id,
+        instrument=instrument.symbol,
+        side=side,
+        order_type=order_type,
+        quantity=quantity,
+        price=None if price is None else instrument.price_to_ticks(price, "price"),
+        time_in_force=_enum(data, "time_in_force", TimeInForce, TimeInForce.GTC),
+        post_only=_bool(data, "post_only"),
+        expire_time=None if expire_time is None else parse_rfc3339(expire_time, "expire_time"),
+        max_slippage_bps=_optional_int(data, "max_slippage_bps"),
+        stp=_enum(data, "stp", SelfTradePrevention, SelfTradePrevention.CANCEL_NEWEST),
+        stop_price=None
+        if stop_price is None
+        else instrument.price_to_ticks(stop_price, "stop_price"),
+    )
+
+
+def _amend_from_dict(
+    data: Mapping[str, Any],
+    instruments: Mapping[str, Instrument],
+    instrument_of_order: InstrumentOf | None,
+) -> AmendOrder:
+    order_id = _text(data, "order_id")
+    quantity = data.get("quantity")
+    price = data.get("price")
+    if quantity is None and price is None:
+        return AmendOrder(order_id)
+    symbol = data.get("instrument")
+    if symbol is None and instrument_of_order is not None:
+        symbol = instrument_of_order(order_id)
+    if symbol is None and instrument_of_order is None and len(instruments) == 1:
+        symbol = next(iter(instruments))
+    if symbol is None:
+        raise InvalidField("order_id", "UNKNOWN_ORDER", f"order {order_id!r} is not open")
+    if not isinstance(symbol, str):
+        raise InvalidField("instrument", "MALFORMED", "instrument must be a string")
+    instrument = _instrument(symbol, instruments)
+    return AmendOrder(
+        order_id,
+        quantity=None if quantity is None else instrument.quantity_to_lots(quantity, "quantity"),
+        price=None if price is None else instrument.price_to_ticks(price, "price"),
+    )
+
+
+def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> dict[str, Any]:
+    """The JSON dict of a command (inverse of `command_from_dict`)."""
+    if isinstance(command, PlaceOrder):
+        instrument = instruments[command.instrument]
+        data: dict[str, Any] = {
+            "op": "place",
+            "order_id": command.order_id,
+            "user_id": command.user_id,
+            "instrument": command.instrument,
+            "side": command.side.value,
+            "type": command.order_type.value,
+        }
+        if command.price is not None:
+            data["price"] = str(instrument.ticks_to_price(command.price))
+        data["quantity"] = str(instrument.lots_to_quantity(command.quantity))
+        data["time_in_force"] = command.time_in_force.value
+        if command.post_only:
+            data["post_only"] = True
+        if command.expire_time is not None:
+            data["expire_time"] = format_rfc3339(command.expire_time)
+        if command.max_slippage_bps is not None:
+            data["max_slippage_bps"] = command.max_slippage_bps
+        data["stp"] = command.stp.value
+        if command.stop_price is not None:
+            data["stop_price"] = str(instrument.ticks_to_price(command.stop_price))
+        return data
+    if isinstance(command, CancelOrder):
+        return {"op": "cancel", "order_id": command.order_id}
+    if isinstance(command, AmendOrder):
+        if command.quantity is None and command.price is None:
+            return {"op": "amend", "order_id": command.order_id}
+        if len(instruments) != 1:
+            raise ValueError("an amend's decimals need its instrument: use amend_to_dict")
+        return amend_to_dict(command, next(iter(instruments.values())))
+    if isinstance(command, AdvanceTime):
+        return {"op": "time", "now": format_rfc3339(command.now)}
+    if isinstance(command, AddInstrument):
+        instrument = command.instrument
+        data = {
+            "op": "instrument",
+            "symbol": instrument.symbol,
+            "tick_size": str(instrument.tick_size),
+            "lot_size": str(instrument.lot_size),
+        }
+        if instrument.min_quantity is not None:
+            data["min_quantity"] = str(instrument.min_quantity)
+        return data
+    raise TypeError(f"not a command: {command!r}")
+
+
+def amend_to_dict(command: AmendOrder, instrument: Instrument) -> dict[str, Any]:
+    """The JSON dict of an amend, with its instrument (needed to write its decimals)."""
+    data: dict[str, Any] = {
+        "op": "amend",
+        "order_id": command.order_id,
+        "instrument": instrument.symbol,
+    }
+    if command.quantity is not None:
+        data["quantity"] = str(instrument.lots_to_quantity(command.quantity))
+    if command.price is not None:
+        data["price"] = str(instrument.ticks_to_price(command.price))
+    return data
+
+
+# ---------------------------------------------------------------- events
+
+
+def event_to_dict(event: Event, instruments: Mapping[str, Instrument]) -> dict[str, Any]:
+    """The JSON dict of an event: {"type": ..., fields...}, decimals as strings."""
+    name, layout = _EVENT_LAYOUT[type(event)]
+    data: dict[str, Any] = {"type": name}
+    instrument: Instrument | None = None
+    symbol = getattr(event, "instrument", None)
+    if symbol is not None:
+        instrument = instruments.get(symbol)
+    for field, kind in layout:
+        value = getattr(event, field)
+        if value is None or kind == _PLAIN:
+            data[field] = value
+        elif kind == _TIME:
+            data[field] = format_rfc3339(value)
+        elif kind == _ENUM:
+            data[field] = value.value
+        elif kind == _DECIMAL:
+            data[field] = str(value)
+        elif instrument is None:
+            raise KeyError(f"unknown instrument {symbol!r} for {name}.{field}")
+        elif kind == _PRICE:
+            data[field] = str(value * instrument.tick_size)
+        else:
+            data[field] = str(value * instrument.lot_size)
+    return data
+
+
+def _exact_steps(value: Any, step: Decimal, field: str) -> int:
+    number = parse_decimal(value, field)
+    steps, leftover = divmod(number, step)
+    if leftover != 0:
+        raise InvalidField(field, "OFF_GRID", f"{field} {value!r} is not a multiple of {step}")
+    return int(steps)
+
+
+def event_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> Event:
+    """Rebuild an event from its JSON dict (inverse of `event_to_dict`)."""
+    name = data.get("type")
+    cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise InvalidField("type", "MALFORMED", f"unknown event type {name!r}")
+    _, layout = _EVENT_LAYOUT[cls]
+    symbol = data.get("instrument")
+    instrument = instruments.get(symbol) if isinstance(symbol, str) else None
+    values: list[Any] = []
+    for field, kind in layout:
+        value = data.get(field)
+        if value is None or kind == _PLAIN:
+            values.append(value)
+        elif kind == _TIME:
+            values.append(parse_rfc3339(value, field))
+        elif kind == _ENUM:
+            values.append(_enum(data, field, _ENUM_FIELDS[field]))
+        elif kind == _DECIMAL:
+            values.append(parse_decimal(value, field))
+        elif instrument is None:
+            raise InvalidField("instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}")
+        elif kind == _PRICE:
+            values.append(_exact_steps(value, instrument.tick_size, field))
+        else:
+            values.append(_exact_steps(value, instrument.lot_size, field))
+    return cls(*values)
