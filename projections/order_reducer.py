@@ -109,14 +109,10 @@ class OrderState:
 
 
 def average(notional: Decimal, quantity: Decimal) -> Decimal:
-    """Volume-weighted average price, exact when it terminates within 28 digits."""
-    value = notional / quantity
-    # Drop trailing zeros a division adds, but never go below the integer digits.
-    normalized = value.normalize()
-    exponent = normalized.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > 0:
-        return normalized.quantize(Decimal(1))
-    return normalized
+    """Volume-weighted average price. Exact at the prices' own scale whenever it terminates
+    (Decimal division keeps the ideal exponent: notional's minus quantity's = the tick
+    scale), else 28 significant digits."""
+    return notional / quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +169,12 @@ class OrdersReducer:
         if state is None:
             return
         _fill_static_fields(state, event.data, only_missing=True)
+        # The engine's numbers are canonical (tick and lot scale): they win over the request.
+        data = event.data
+        for name in ("price", "quantity", "stop_price"):
+            value = decimal_or_none(data.get(name))
+            if value is not None:
+                setattr(state, name, value)
         if state.stage == PENDING:
             state.stage = TRIGGER_PENDING if state.type in STOP_TYPES else OPEN
         self._touch(state, event)
