@@ -138,9 +138,6 @@ class ExchangeApp:
             await self.projections.start()
 
     async def _start_grpc(self) -> None:
-        from projections.book_views import BookViews
-
-        from projections.readers import OrderViews
 
         assert self.handlers is not None
         server = grpc.aio.server(interceptors=server_interceptors(), options=GRPC_OPTIONS)
@@ -149,8 +146,8 @@ class ExchangeApp:
         )
         order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(
             OrderQueryServicer(
-                OrderViews(self.pg_pool),
-                BookViews(self.redis),
+                self.projections.order_views,
+                self.projections.book_views,
                 ReadYourWrites(self.projections.progress, self.settings.query_wait_default_s),
                 self.instruments,
             ),

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.codec import command_from_dict, command_to_dict
-
+from domain.codec import amend_to_dict, command_from_dict, command_to_dict
+from domain.commands import AmendOrder
 from domain.errors import InvalidField
 from domain.instruments import Instrument
 from server.errors import (
@@ -97,7 +97,7 @@ def _require_id(field: str, value: str) -> None:
 
 
 def _violation_of(error: InvalidField) -> InvalidArgument:
-    return InvalidArgument([FieldViolation(error.field, error.reason, str(error))])
+    return InvalidArgument([FieldViolation(error.field, error.reason, error.message)])
 
 
 def order_id_for(user_id: str, client_order_id: str | None) -> str:
@@ -315,7 +315,8 @@ class CommandHandlers:
             command = command_from_dict(raw, self._instruments)
         except InvalidField as error:
             raise _violation_of(error) from error
-        return command_to_dict(command, self._instruments)
+        assert isinstance(command, AmendOrder)
+        return amend_to_dict(command, self._instruments[state.instrument])
 
     async def amend_order(
         self,

@@ -3,10 +3,9 @@
 Pure and deterministic, so the live engine runner, its restart (snapshot + tail) and any
 full replay of the log (tests, audits) turn the same inputs into the same commands:
 
-- ``ClockTicked {"now"}`` advances the engine clock when it moves time forward.
-- each ``*Requested`` event first advances the clock to its ``requested_at`` (when later
-  than the engine's time), then becomes its command: the engine's timestamps are
-  therefore the log's timestamps and replay to the microsecond.
+- ``ClockTicked {"now"}`` advances the engine clock (the engine ignores time going back).
+- each ``*Requested`` event first advances the clock to its ``requested_at``, then becomes
+  its command: the engine's timestamps are the log's and replay to the microsecond.
 - engine events go to ``order-<order_id>`` (results for one order) or
   ``trades-<instrument>`` (``TradeExecuted``), in emission order.
 """
@@ -14,13 +13,11 @@ full replay of the log (tests, audits) turn the same inputs into the same comman
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from domain.codec import command_from_dict, event_to_dict
-from domain.engine import MatchingEngine
-
 from domain.commands import AddInstrument
+from domain.engine import MatchingEngine
 from domain.instruments import Instrument
 from server.streams import (
     CLOCK_TICKED,
@@ -28,13 +25,12 @@ from server.streams import (
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_PLACE_REQUESTED,
-    format_time,
     order_stream,
-    parse_time,
     trades_stream,
 )
 
 TRADE_EXECUTED = "TradeExecuted"
+UNRECORDED_EVENT_TYPES = frozenset({"ClockAdvanced"})
 # Keys of the *Requested events that are the service's, not the command's.
 _SERVICE_KEYS = ("user_id", "client_order_id", "requested_at")
 _OPS = {
@@ -46,60 +42,54 @@ _OPS = {
 
 def new_engine(instruments: Mapping[str, Instrument]) -> MatchingEngine:
     """An empty engine with every configured instrument."""
-    engine = MatchingEngine()
-    add_missing_instruments(engine, instruments)
-    return engine
+    return MatchingEngine(instruments[symbol] for symbol in sorted(instruments))
 
 
 def add_missing_instruments(engine: MatchingEngine, instruments: Mapping[str, Instrument]) -> None:
     """Add configured instruments a (restored) engine does not know yet, in symbol order."""
-    known = engine_instruments(engine)
+    known = set(engine.instruments)
     for symbol in sorted(instruments):
         if symbol not in known:
             engine.handle(AddInstrument(instruments[symbol]))
 
 
-def engine_instruments(engine: MatchingEngine) -> set[str]:
-    return set(engine.instruments)
+def route(event: Mapping[str, Any]) -> str | None:
+    """The stream an engine event dict is written to; None for ``ClockAdvanced``.
 
-
-def route(event: Mapping[str, Any]) -> str:
-    """The stream an engine event dict is written to."""
-    if event["type"] == TRADE_EXECUTED:
+    The engine's clock moves only on inputs already in the log (``ClockTicked`` and the
+    requests' ``requested_at``), so its ``ClockAdvanced`` events would repeat the log.
+    """
+    kind = event["type"]
+    if kind == TRADE_EXECUTED:
         return trades_stream(str(event["instrument"]))
     order_id = event.get("order_id")
     if order_id:
         return order_stream(str(order_id))
+    if kind in UNRECORDED_EVENT_TYPES:
+        return None
     raise ValueError(f"engine event with no stream: {event!r}")
 
 
 class InputTranslator:
-    """Turns input events into commands, keeping the engine-clock time it has fed."""
+    """Turns input events into commands (stateless: the engine ignores time going back)."""
 
-    def __init__(self, instruments: Mapping[str, Instrument], clock: datetime | None = None):
+    def __init__(self, instruments: Mapping[str, Instrument]) -> None:
         self._instruments = instruments
-        self.clock = clock
 
-    def _advance_to(self, moment_text: str | None, commands: list[Any]) -> None:
-        if not moment_text:
-            return
-        moment = parse_time(moment_text)
-        if self.clock is None or moment > self.clock:
-            self.clock = moment
-            commands.append(
-                command_from_dict({"op": "time", "now": format_time(moment)}, self._instruments)
-            )
+    def _time(self, moment_text: str) -> Any:
+        return command_from_dict({"op": "time", "now": moment_text}, self._instruments)
 
     def commands_for(self, event_type: str, data: Mapping[str, Any]) -> list[Any]:
         """The commands one input event stands for (possibly none)."""
-        commands: list[Any] = []
         if event_type == CLOCK_TICKED:
-            self._advance_to(data.get("now"), commands)
-            return commands
+            return [self._time(data["now"])]
         op = _OPS.get(event_type)
         if op is None:
-            return commands
-        self._advance_to(data.get("requested_at"), commands)
+            return []
+        commands: list[Any] = []
+        requested_at = data.get("requested_at")
+        if requested_at:
+            commands.append(self._time(requested_at))
         command_dict = {key: value for key, value in data.items() if key not in _SERVICE_KEYS}
         command_dict["op"] = op
         if op == "place":
@@ -125,5 +115,8 @@ def replay_inputs(
     emitted: list[dict[str, Any]] = []
     for event_type, data in inputs:
         for command in translator.commands_for(event_type, data):
-            emitted.extend(event_to_dict(event, instruments) for event in engine.handle(command))
+            for event in engine.handle(command):
+                event_dict = event_to_dict(event, instruments)
+                if event_dict["type"] not in UNRECORDED_EVENT_TYPES:
+                    emitted.append(event_dict)
     return emitted

@@ -34,8 +34,8 @@ from typing import Any
 
 import structlog
 from domain.codec import event_to_dict
-from domain.engine import MatchingEngine
 
+from domain.engine import MatchingEngine
 from domain.instruments import Instrument
 from server.engine_inputs import InputTranslator, add_missing_instruments, new_engine, route
 from server.eventstore.port import (
@@ -59,8 +59,6 @@ from server.streams import (
     TRACEPARENT,
     engine_snapshot_stream,
     engine_stream,
-    format_time,
-    parse_time,
 )
 
 log = structlog.get_logger(__name__)
@@ -162,6 +160,8 @@ class EngineRunner:
         self.batches_written = 0
         self.caught_up = asyncio.Event()
         self.last_processed: LogPosition | None = None
+        # Highest log position of an engine result this runner wrote (not progress/snapshot).
+        self.last_result_position: LogPosition | None = None
         self._position_waiters: list[tuple[LogPosition, asyncio.Future[None]]] = []
 
     # -- state loading -------------------------------------------------------------------
@@ -180,10 +180,6 @@ class EngineRunner:
             snapshot = events[0].data
             self.engine = MatchingEngine.restore(snapshot["engine"])
             add_missing_instruments(self.engine, self._instruments)
-            clock = snapshot.get("clock")
-            self._translator = InputTranslator(
-                self._instruments, parse_time(clock) if clock else None
-            )
             after = LogPosition.parse(snapshot["last_input"])
             self._inputs_since_snapshot = self.progress.inputs_total - int(
                 snapshot.get("inputs_total", 0)
@@ -208,12 +204,10 @@ class EngineRunner:
         return emitted
 
     def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent:
-        clock = self._translator.clock
         return NewEvent(
             type=ENGINE_SNAPSHOT_TAKEN,
             data={
                 "engine": self.engine.snapshot(),
-                "clock": format_time(clock) if clock else None,
                 "last_input": last_input.to_token(),
                 "inputs_total": inputs_total,
             },
@@ -225,9 +219,7 @@ class EngineRunner:
         Inputs at or before the recorded progress are re-handled only to rebuild state:
         their results are already in the log.
         """
-        appends: list[StreamAppend] = []
-        run_stream: str | None = None
-        run_events: list[NewEvent] = []
+        events_by_stream: dict[str, list[NewEvent]] = {}
         emitted_all: list[dict[str, Any]] = []
         last_input: LogPosition | None = None
         new_inputs = 0
@@ -248,18 +240,15 @@ class EngineRunner:
                 metadata[TRACEPARENT] = traceparent
             for event_dict in emitted:
                 stream = route(event_dict)
-                # Consecutive events of one stream share a StreamAppend; the list order is
-                # the engine's emission order, which the log keeps.
-                if stream != run_stream:
-                    if run_stream is not None:
-                        appends.append(StreamAppend(run_stream, run_events))
-                    run_stream, run_events = stream, []
-                run_events.append(
+                if stream is None:
+                    continue
+                # An atomic append names each stream once: a stream's events keep the
+                # engine's order; across streams the log orders them stream by stream.
+                events_by_stream.setdefault(stream, []).append(
                     NewEvent(type=event_dict["type"], data=event_dict, metadata=metadata)
                 )
             emitted_all.extend(emitted)
-        if run_stream is not None:
-            appends.append(StreamAppend(run_stream, run_events))
+        appends = [StreamAppend(stream, events) for stream, events in events_by_stream.items()]
         if last_input is None:
             return emitted_all
         self._inputs_since_snapshot += new_inputs
@@ -289,9 +278,15 @@ class EngineRunner:
             StreamAppend(self._progress_stream, [progress_event], self.progress.expected_version)
         )
         try:
-            await self._event_store.append_multi(appends)
+            results = await self._event_store.append_multi(appends)
         except WrongExpectedVersion as error:
             raise FencedOut(str(error)) from error
+        for result in results[: len(events_by_stream)]:
+            if result.last_position is not None and (
+                self.last_result_position is None
+                or self.last_result_position < result.last_position
+            ):
+                self.last_result_position = result.last_position
         if snapshot_version != self.progress.snapshot_version:
             self._inputs_since_snapshot = 0
         self.progress = Progress(

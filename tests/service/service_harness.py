@@ -1,0 +1,102 @@
+"""The service tests' harness: a running ExchangeApp with stubs, and waiting for results."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+
+from clients.generated.exchange.v1 import (
+    diagnostics_service_pb2_grpc,
+    market_data_service_pb2_grpc,
+    order_command_service_pb2_grpc,
+    order_query_service_pb2_grpc,
+)
+from server.app import ExchangeApp
+from server.eventstore.port import LogPosition
+from server.settings import Settings
+
+# Redis database the service tests own (FLUSHDB'd before each test).
+SERVICE_TEST_REDIS_DB = 11
+SETTLE_BOUND_S = 60.0
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(db)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + database))
+
+
+@dataclass
+class Exchange:
+    """A running exchange and stubs on a channel to it."""
+
+    app: ExchangeApp
+    channel: grpc.aio.Channel
+    commands: order_command_service_pb2_grpc.OrderCommandServiceStub
+    queries: order_query_service_pb2_grpc.OrderQueryServiceStub
+    market_data: market_data_service_pb2_grpc.MarketDataServiceStub
+    diagnostics: diagnostics_service_pb2_grpc.DiagnosticsServiceStub
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.app.grpc_port}"
+
+    async def settle(self, position_token: str) -> None:
+        """Wait until the engine handled the write at `position_token` and the views hold
+        its results (bounded; not a timing assertion)."""
+        runner = self.app.engine_runner
+        assert runner is not None
+        await asyncio.wait_for(
+            runner.wait_processed(LogPosition.parse(position_token)), SETTLE_BOUND_S
+        )
+        if runner.last_result_position is not None:
+            reached = await self.app.projections.progress.wait_for(
+                runner.last_result_position, SETTLE_BOUND_S
+            )
+            assert reached, "views did not catch up"
+
+
+async def create_database(admin_url: str) -> tuple[str, str]:
+    name = f"exchange_svc_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name, with_database(admin_url, name)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def service_settings(database_url: str, redis_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+        "metrics_port": -1,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "clock_tick_ms": 0,
+        "snapshot_every": 25,
+        "log_json": True,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
