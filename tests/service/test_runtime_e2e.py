@@ -1,0 +1,67 @@
+"""What operators and tools see: health, reflection (grpcurl), instruments, Ping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from service_harness import Exchange
+
+from clients.generated.exchange.v1 import diagnostics_service_pb2 as diagnostics
+from clients.generated.exchange.v1 import order_query_service_pb2 as query
+
+GRPCURL = Path(sys.executable).parent / "grpcurl"
+
+
+async def _grpcurl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        str(GRPCURL), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_health_reports_serving(exchange: Exchange) -> None:
+    stub = health_pb2_grpc.HealthStub(exchange.channel)
+    for service in ("", "exchange.v1.OrderCommandService"):
+        response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_lets_grpcurl_list_and_call(exchange: Exchange) -> None:
+    services = (await _grpcurl("-plaintext", exchange.target, "list")).split()
+    assert {
+        "exchange.v1.OrderCommandService",
+        "exchange.v1.OrderQueryService",
+        "exchange.v1.MarketDataService",
+        "exchange.v1.DiagnosticsService",
+        "grpc.health.v1.Health",
+    } <= set(services)
+    answer = json.loads(
+        await _grpcurl(
+            "-plaintext",
+            "-d",
+            "{}",
+            exchange.target,
+            "exchange.v1.OrderQueryService/ListInstruments",
+        )
+    )
+    assert answer == {
+        "instruments": [
+            {"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.0001"},
+            {"symbol": "ETH-USD", "tick_size": "0.01", "lot_size": "0.001"},
+        ]
+    }
+
+
+async def test_list_instruments_and_ping(exchange: Exchange) -> None:
+    listed = await exchange.queries.ListInstruments(query.ListInstrumentsRequest())
+    assert [(i.symbol, i.tick_size, i.lot_size) for i in listed.instruments] == [
+        ("BTC-USD", "0.01", "0.0001"),
+        ("ETH-USD", "0.01", "0.001"),
+    ]
+    assert await exchange.diagnostics.Ping(diagnostics.PingRequest()) == diagnostics.PingResponse()
