@@ -18,6 +18,7 @@ from server.eventstore import (
     LogPosition,
     NewEvent,
     StreamAppend,
+    WrongExpectedVersion,
     open_event_store,
 )
 from server.eventstore.checkpoints import PostgresCheckpointStore
@@ -197,3 +198,48 @@ async def test_bad_urls_and_expectations_are_refused(pg_store: PostgresEventStor
         await open_event_store("mysql://localhost/x")
     with pytest.raises(ValueError):
         await pg_store.append("s", [NewEvent("X", {})], -3)
+
+
+async def test_two_processes_racing_to_create_the_same_streams(
+    database_url: str, prefix: str
+) -> None:
+    """Two stores (two pools, as two processes) create the same new streams at once:
+    exactly one NO_STREAM append wins each stream, the other is told the actual version."""
+    first, second = (
+        await PostgresEventStore.open(database_url),
+        await PostgresEventStore.open(database_url),
+    )
+    try:
+        stream_count = 40
+        races = [
+            store.append(f"{prefix}{index}", [NewEvent("X", {"by": label})], NO_STREAM)
+            for index in range(stream_count)
+            for label, store in (("first", first), ("second", second))
+        ]
+        outcomes = await asyncio.gather(*races, return_exceptions=True)
+    finally:
+        await first.close()
+        await second.close()
+    for index in range(stream_count):
+        pair = outcomes[2 * index : 2 * index + 2]
+        winners = [o for o in pair if not isinstance(o, BaseException)]
+        losers = [o for o in pair if isinstance(o, BaseException)]
+        assert len(winners) == 1, pair
+        assert len(losers) == 1 and isinstance(losers[0], WrongExpectedVersion)
+        assert losers[0].actual == 0
+
+
+async def test_a_group_commit_mixing_repeats_and_new_appends(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    repeated = [NewEvent("X", {})]
+    original = await pg_store.append(f"{prefix}a", repeated, NO_STREAM)
+    outcomes = await asyncio.gather(
+        pg_store.append(f"{prefix}a", repeated, NO_STREAM),
+        pg_store.append(f"{prefix}b", [NewEvent("Y", {})], NO_STREAM),
+        pg_store.append(f"{prefix}a", [NewEvent("Z", {})], NO_STREAM),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == original
+    assert not isinstance(outcomes[1], BaseException) and outcomes[1].first_version == 0
+    assert isinstance(outcomes[2], WrongExpectedVersion)

@@ -118,12 +118,11 @@ class GroupCommitWriter:
 
     async def _flush(self, batch: list[_QueuedAppend]) -> None:
         async with self._pool.acquire() as connection:
+            requests = [queued.request for queued in batch]
             try:
-                outcomes = await call_append(
-                    connection, [queued.request for queued in batch], atomic=False
-                )
+                outcomes = await call_append_retrying(connection, requests, atomic=False)
             except asyncpg.PostgresError as error:
-                if len(batch) == 1 and error.sqlstate not in _RETRYABLE_SQLSTATES:
+                if len(batch) == 1:
                     raise
                 log.info("eventstore_group_commit_split", size=len(batch), error=str(error))
                 outcomes = [await self._append_alone(connection, queued) for queued in batch]
@@ -138,13 +137,24 @@ class GroupCommitWriter:
     async def _append_alone(
         self, connection: asyncpg.Connection, queued: _QueuedAppend
     ) -> AppendOutcome | Exception:
-        for attempt in range(_RETRY_ATTEMPTS):
-            try:
-                return (await call_append(connection, [queued.request], atomic=False))[0]
-            except asyncpg.PostgresError as error:
-                if error.sqlstate not in _RETRYABLE_SQLSTATES or attempt == _RETRY_ATTEMPTS - 1:
-                    return error
-        raise AssertionError("unreachable")
+        try:
+            return (await call_append_retrying(connection, [queued.request], atomic=False))[0]
+        except asyncpg.PostgresError as error:
+            return error
+
+
+async def call_append_retrying(
+    connection: asyncpg.Connection, requests: list[AppendRequest], atomic: bool
+) -> list[AppendOutcome]:
+    """`call_append`, tried again (a few times) after a deadlock, a serialization failure
+    (a stream created concurrently) or a racing duplicate event id."""
+    for attempt in range(_RETRY_ATTEMPTS):
+        try:
+            return await call_append(connection, requests, atomic)
+        except asyncpg.PostgresError as error:
+            if error.sqlstate not in _RETRYABLE_SQLSTATES or attempt == _RETRY_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _answer(queued: _QueuedAppend, outcome: AppendOutcome | Exception) -> None:

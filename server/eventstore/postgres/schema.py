@@ -74,8 +74,8 @@ CREATE TABLE IF NOT EXISTS es_checkpoints (
 # event written (or found, for an idempotent repeat), or one row with the outcome and the
 # stream's actual version when the request was refused. With p_atomic, a refusal raises
 # instead, rolling back the whole call.
-_CREATE_APPEND_FUNCTION = """
-CREATE OR REPLACE FUNCTION es_append(
+_CREATE_PER_REQUEST_FUNCTION = """
+CREATE OR REPLACE FUNCTION {name}(
     p_streams   text[],
     p_expected  bigint[],
     p_counts    int[],
@@ -217,10 +217,159 @@ END;
 $$;
 """
 
+# The common case in one pass of set-based statements, whatever the batch size: no event
+# id is stored yet and each stream appears once. Anything else (an idempotent repeat, the
+# same stream twice) goes to es_append_each, which walks the requests one by one. A stream
+# created concurrently between our lock and our insert raises serialization_failure: the
+# caller retries.
+_CREATE_FAST_APPEND_FUNCTION = """
+CREATE OR REPLACE FUNCTION es_append(
+    p_streams   text[],
+    p_expected  bigint[],
+    p_counts    int[],
+    p_event_ids uuid[],
+    p_types     text[],
+    p_data      text[],
+    p_metadata  text[],
+    p_atomic    boolean
+) RETURNS TABLE (
+    out_request  int,
+    out_outcome  int,
+    out_version  bigint,
+    out_position bigint,
+    out_tx       xid8
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    request_count    int := coalesce(array_length(p_streams, 1), 0);
+    current_versions bigint[];
+    accepted         boolean[] := '{}';
+    new_streams      text[] := '{}';
+    new_versions     bigint[] := '{}';
+    moved_streams    text[] := '{}';
+    moved_versions   bigint[] := '{}';
+    created_count    int;
+    request_index    int;
+    expected         bigint;
+    current_version  bigint;
+    event_request    int[];
+    event_offset     int[];
+BEGIN
+    IF request_count = 0 THEN
+        RETURN;
+    END IF;
+    IF (SELECT count(DISTINCT s) FROM unnest(p_streams) AS s) <> request_count
+       OR EXISTS (SELECT 1 FROM es_events e WHERE e.event_id = ANY (p_event_ids)) THEN
+        RETURN QUERY SELECT * FROM es_append_each(p_streams, p_expected, p_counts,
+            p_event_ids, p_types, p_data, p_metadata, p_atomic);
+        RETURN;
+    END IF;
+
+    -- Lock every existing stream row, in one (byte) order across all writers.
+    WITH locked AS MATERIALIZED (
+        SELECT s.stream, s.version FROM es_streams s
+         WHERE s.stream = ANY (p_streams)
+         ORDER BY s.stream COLLATE "C"
+           FOR UPDATE
+    )
+    SELECT array_agg(coalesce(l.version, -1) ORDER BY r.ordinal)
+      INTO current_versions
+      FROM unnest(p_streams) WITH ORDINALITY AS r(stream, ordinal)
+      LEFT JOIN locked l ON l.stream = r.stream;
+
+    FOR request_index IN 1..request_count LOOP
+        expected := p_expected[request_index];
+        current_version := current_versions[request_index];
+        IF expected = -2 OR expected = current_version
+           OR (expected = -4 AND current_version >= 0) THEN
+            accepted := accepted || true;
+            IF p_counts[request_index] > 0 THEN
+                IF current_version = -1 THEN
+                    new_streams := new_streams || p_streams[request_index];
+                    new_versions := new_versions || (p_counts[request_index] - 1)::bigint;
+                ELSE
+                    moved_streams := moved_streams || p_streams[request_index];
+                    moved_versions := moved_versions
+                        || (current_version + p_counts[request_index]);
+                END IF;
+            ELSE
+                out_request := request_index;
+                out_outcome := 0;
+                out_version := current_version;
+                out_position := NULL;
+                out_tx := NULL;
+                RETURN NEXT;
+            END IF;
+        ELSE
+            IF p_atomic THEN
+                RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = 'wrong expected version',
+                    DETAIL = json_build_object('stream', p_streams[request_index],
+                        'expected', expected, 'actual', current_version)::text;
+            END IF;
+            accepted := accepted || false;
+            out_request := request_index;
+            out_outcome := 2;
+            out_version := current_version;
+            out_position := NULL;
+            out_tx := NULL;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+
+    IF array_length(new_streams, 1) > 0 THEN
+        WITH created AS (
+            INSERT INTO es_streams (stream, version)
+            SELECT * FROM unnest(new_streams, new_versions)
+            ON CONFLICT (stream) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) INTO created_count FROM created;
+        IF created_count <> array_length(new_streams, 1) THEN
+            RAISE EXCEPTION USING ERRCODE = '40001',
+                MESSAGE = 'a stream was created concurrently; retry the append';
+        END IF;
+    END IF;
+    IF array_length(moved_streams, 1) > 0 THEN
+        UPDATE es_streams s SET version = m.version
+          FROM unnest(moved_streams, moved_versions) AS m(stream, version)
+         WHERE s.stream = m.stream;
+    END IF;
+
+    SELECT array_agg(c.ordinal ORDER BY c.ordinal, g.event_offset),
+           array_agg(g.event_offset ORDER BY c.ordinal, g.event_offset)
+      INTO event_request, event_offset
+      FROM unnest(p_counts) WITH ORDINALITY AS c(event_count, ordinal),
+           generate_series(1, c.event_count) AS g(event_offset);
+
+    RETURN QUERY
+        WITH inserted AS (
+            INSERT INTO es_events (event_id, stream, version, type, data, metadata)
+            SELECT e.event_id, p_streams[e.request], current_versions[e.request] + e.event_offset,
+                   e.event_type, e.event_data::json, e.event_metadata::json
+              FROM unnest(p_event_ids, p_types, p_data, p_metadata, event_request, event_offset)
+                   WITH ORDINALITY
+                   AS e(event_id, event_type, event_data, event_metadata, request, event_offset,
+                        ordinal)
+             WHERE accepted[e.request]
+             ORDER BY e.ordinal
+            RETURNING es_events.stream, es_events.version, es_events.position, es_events.tx_id
+        )
+        SELECT r.ordinal::int, 0, i.version, i.position, i.tx_id
+          FROM inserted i
+          JOIN unnest(p_streams) WITH ORDINALITY AS r(stream, ordinal) ON r.stream = i.stream;
+END;
+$$;
+"""
+
 # (version, description, SQL). Never edit a shipped step: add a new one.
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events, streams and checkpoints tables", _CREATE_TABLES),
-    (2, "es_append batch append function", _CREATE_APPEND_FUNCTION),
+    (2, "es_append batch append function", _CREATE_PER_REQUEST_FUNCTION.format(name="es_append")),
+    (
+        3,
+        "es_append: set-based fast path, per-request es_append_each for the rest",
+        _CREATE_PER_REQUEST_FUNCTION.format(name="es_append_each") + _CREATE_FAST_APPEND_FUNCTION,
+    ),
 )
 
 

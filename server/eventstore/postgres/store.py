@@ -31,8 +31,8 @@ from server.eventstore.port import (
     RecordedEvent,
     StreamAppend,
 )
-from server.eventstore.postgres.append import call_append, encode_request
-from server.eventstore.postgres.group_commit import GroupCommitWriter
+from server.eventstore.postgres.append import encode_request
+from server.eventstore.postgres.group_commit import GroupCommitWriter, call_append_retrying
 from server.eventstore.postgres.schema import NOTIFY_CHANNEL, migrate
 from server.eventstore.postgres.signal import ChangeSignal, NotificationListener
 
@@ -180,7 +180,7 @@ class PostgresEventStore(EventStore):
             return []
         self._check_open()
         async with self._pool.acquire() as connection:
-            outcomes = await call_append(connection, requests, atomic=True)
+            outcomes = await call_append_retrying(connection, requests, atomic=True)
             results: list[AppendResult] = []
             for outcome in outcomes:
                 if not isinstance(outcome, AppendResult):  # atomic mode raises refusals

@@ -1,0 +1,194 @@
+"""Event store figures: append rates, catch-up read rate, append-to-delivery latency.
+
+Runs against DATABASE_URL's server (an embedded PostgreSQL when unset), in a database it
+creates for the run and drops afterwards:
+
+    .venv/bin/python -m bench eventstore
+    .venv/bin/python -c "import bench.eventstore as b; b.main(['--scale', '0.2'])"
+
+Targets (issue #5): concurrent single-event appends > 50k events/s (group commit),
+catch-up > 200k events/s, append-to-delivery p99 < 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from server.eventstore import NO_STREAM, EventStore, NewEvent, open_event_store
+
+
+def _order_event(index: int) -> NewEvent:
+    """A ~190-byte event shaped like an order request."""
+    return NewEvent(
+        "OrderPlaceRequested",
+        {
+            "op": "place",
+            "order_id": f"o-{index:09d}",
+            "instrument": "BTC-USD",
+            "side": "BUY",
+            "type": "LIMIT",
+            "price": "50123.50",
+            "quantity": "0.125",
+            "time_in_force": "GTC",
+            "user_id": f"user-{index % 97}",
+            "requested_at": "2026-01-02T03:04:05.678901Z",
+        },
+        {"correlation_id": f"c-{index}"},
+    )
+
+
+async def _timed(label: str, event_count: int, work: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await work()
+    elapsed = time.perf_counter() - started
+    rate = event_count / elapsed
+    print(f"  {label:<44} {event_count:>8} events {elapsed:7.2f} s {rate:>10,.0f} events/s")
+    return rate
+
+
+async def _single_appends(store: EventStore, writers: int, per_writer: int, tag: str) -> None:
+    async def writer(writer_index: int) -> None:
+        for index in range(per_writer):
+            number = writer_index * per_writer + index
+            await store.append(f"order-{tag}-{number}", [_order_event(number)], NO_STREAM)
+
+    await asyncio.gather(*(writer(index) for index in range(writers)))
+
+
+async def _batch_appends(store: EventStore, batch_size: int, batches: int, tag: str) -> None:
+    for batch_index in range(batches):
+        batch = [_order_event(batch_index * batch_size + i) for i in range(batch_size)]
+        await store.append(f"batch-{tag}-{batch_index}", batch, NO_STREAM)
+
+
+async def _catch_up(store: EventStore) -> int:
+    count = 0
+    after = None
+    while True:
+        page = await store.read_all(after, limit=5000)
+        count += len(page)
+        if len(page) < 5000:
+            return count
+        after = page[-1].position
+
+
+async def _subscription_catch_up(store: EventStore, expected: int) -> int:
+    count = 0
+    subscription = store.subscribe_all(None)
+    async for _event in subscription:
+        count += 1
+        if count == expected:
+            break
+    await subscription.aclose()  # type: ignore[attr-defined]
+    return count
+
+
+async def _delivery_latency(store: EventStore, samples: int) -> list[float]:
+    """Append one event at a time; time from the append call to its live delivery."""
+    head = await store.head_position()
+    subscription = store.subscribe_all(head)
+    latencies: list[float] = []
+    delivered: asyncio.Queue[float] = asyncio.Queue()
+
+    async def consume() -> None:
+        async for _event in subscription:
+            delivered.put_nowait(time.perf_counter())
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)  # the subscriber is live
+    for index in range(samples):
+        sent = time.perf_counter()
+        await store.append(f"latency-{index}", [_order_event(index)], NO_STREAM)
+        received = await delivered.get()
+        latencies.append(received - sent)
+        await asyncio.sleep(0.001)
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    return latencies
+
+
+async def _run(admin_url: str, scale: float) -> None:
+    def scaled(count: int) -> int:
+        return max(1, int(count * scale))
+
+    name = f"exchange_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+    try:
+        store = await open_event_store(url, max_pool_size=12)
+        try:
+            print(f"  database: fresh {name} on {urlsplit(admin_url).netloc or 'unix socket'}")
+            total = 0
+            count = scaled(3000)
+            await _timed("single-event appends, 1 writer", count,
+                         lambda: _single_appends(store, 1, count, "a"))  # fmt: skip
+            total += count
+            per = scaled(1500)
+            await _timed("single-event appends, 16 writers", 16 * per,
+                         lambda: _single_appends(store, 16, per, "b"))  # fmt: skip
+            total += 16 * per
+            per = scaled(200)
+            await _timed("single-event appends, 256 writers", 256 * per,
+                         lambda: _single_appends(store, 256, per, "c"))  # fmt: skip
+            total += 256 * per
+            batches = scaled(300)
+            await _timed("batches of 100 events, 1 writer", 100 * batches,
+                         lambda: _batch_appends(store, 100, batches, "d"))  # fmt: skip
+            total += 100 * batches
+            batches = scaled(100)
+            await _timed("batches of 1000 events, 1 writer", 1000 * batches,
+                         lambda: _batch_appends(store, 1000, batches, "e"))  # fmt: skip
+            total += 1000 * batches
+            await _timed("catch-up read_all (pages of 5000)", total, lambda: _catch_up(store))
+            await _timed("catch-up subscribe_all", total,
+                         lambda: _subscription_catch_up(store, total))  # fmt: skip
+            latencies = await _delivery_latency(store, scaled(1000))
+            latencies.sort()
+            p50 = statistics.median(latencies) * 1000
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            print(
+                f"  {'append-to-delivery, live subscription':<44} {len(latencies):>8} samples"
+                f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {latencies[-1] * 1000:.2f} ms"
+            )
+        finally:
+            await store.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench.eventstore", description=__doc__)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every event count (default 1)"
+    )
+    arguments = parser.parse_args(argv)
+    admin_url = os.environ.get("DATABASE_URL", "").strip()
+    if not admin_url:
+        from server.embedded import embedded_postgres_url
+
+        admin_url = embedded_postgres_url()
+    print(f"  started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, scale {arguments.scale}")
+    try:
+        import uvloop
+
+        uvloop.run(_run(admin_url, arguments.scale))
+    except ImportError:
+        asyncio.run(_run(admin_url, arguments.scale))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
