@@ -355,10 +355,18 @@ def observe_place_to_fill_visible(instrument: str, seconds: float) -> None:
     PLACE_TO_FILL_VISIBLE.labels(instrument).observe(seconds)
 
 
+_backends_seen: set[str] = set()
+
+
 @contextmanager
 def time_append(backend: str, event_count: int) -> Iterator[None]:
     """Time one event-store append of `event_count` events; a raised error is counted by its
     class name and re-raised."""
+    if backend not in _backends_seen:
+        # Export the error counter at 0 from the first append on, so the error alert and
+        # panel have a series to compare against before anything fails.
+        _backends_seen.add(backend)
+        EVENTSTORE_APPEND_ERRORS.labels(backend, "WrongExpectedVersion")
     started = time.perf_counter()
     try:
         yield
