@@ -106,11 +106,21 @@ class BookSide:
 class OrderBook:
     """Everything the engine keeps per instrument."""
 
-    __slots__ = ("asks", "bids", "instrument", "last_price", "stops", "symbol", "trade_count")
+    __slots__ = (
+        "asks",
+        "bids",
+        "instrument",
+        "last_price",
+        "min_lots",
+        "stops",
+        "symbol",
+        "trade_count",
+    )
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.symbol = instrument.symbol
+        self.min_lots = instrument.min_lots
         self.bids = BookSide(-1)
         self.asks = BookSide(1)
         # Waiting stops in arrival order (dict order); the oldest qualifying one triggers.

@@ -236,36 +236,62 @@ class MatchingEngine:
         return None
 
     def _place(self, command: PlaceOrder) -> list[Event]:
+        # Hot path: every field read once into a local, the common case (a plain GTC/IOC
+        # limit order) validated inline, and a non-crossing GTC order rested inline.
         now = self._now
         order_id = command.order_id
-        book = self._books.get(command.instrument)
-        reason = (
-            reasons.UNKNOWN_INSTRUMENT if book is None else self._place_rejection(command, book)
-        )
-        if reason is not None or book is None:
-            assert reason is not None
-            if reason != reasons.DUPLICATE_ORDER_ID:
-                self._closed[order_id] = _REJECTED
-            return [OrderRejected(order_id, command.user_id, command.instrument, reason, now)]
-        self._seq = seq = self._seq + 1
+        user_id = command.user_id
+        symbol = command.instrument
         side = command.side
         order_type = command.order_type
         quantity = command.quantity
+        price = command.price
+        time_in_force = command.time_in_force
+        post_only = command.post_only
+        expire_time = command.expire_time
+        orders = self._orders
+        book = self._books.get(symbol)
+        if (
+            book is None
+            or order_type is not _LIMIT
+            or post_only
+            or expire_time is not None
+            or command.stop_price is not None
+            or command.max_slippage_bps is not None
+            or price is None
+            or price <= 0
+            or quantity < book.min_lots
+            or quantity <= 0
+            or time_in_force is _GTD
+            or order_id in orders
+            or order_id in self._closed
+        ):
+            reason = (
+                reasons.UNKNOWN_INSTRUMENT if book is None else self._place_rejection(command, book)
+            )
+            if reason is not None or book is None:
+                assert reason is not None
+                if reason != reasons.DUPLICATE_ORDER_ID:
+                    self._closed[order_id] = _REJECTED
+                return [OrderRejected(order_id, user_id, symbol, reason, now)]
+        self._seq = seq = self._seq + 1
+        stp = command.stp
+        is_buy = side is _BUY
         order = Order(
             order_id,
-            command.user_id,
-            command.instrument,
+            user_id,
+            symbol,
             side,
-            side is _BUY,
+            is_buy,
             order_type,
-            command.price,
+            price,
             quantity,
             quantity,
             0,
-            command.time_in_force,
-            command.post_only,
-            command.stp,
-            command.expire_time,
+            time_in_force,
+            post_only,
+            stp,
+            expire_time,
             command.max_slippage_bps,
             command.stop_price,
             seq,
@@ -275,26 +301,49 @@ class MatchingEngine:
         events: list[Event] = [
             OrderAccepted(
                 order_id,
-                command.user_id,
-                command.instrument,
+                user_id,
+                symbol,
                 side,
                 order_type,
-                command.price,
+                price,
                 quantity,
-                command.time_in_force,
-                command.post_only,
-                command.stp,
-                command.expire_time,
+                time_in_force,
+                post_only,
+                stp,
+                expire_time,
                 command.max_slippage_bps,
                 command.stop_price,
                 now,
             )
         ]
-        if command.expire_time is not None:
-            heapq.heappush(self._expiry, (command.expire_time, seq, order_id))
-        if order_type is _STOP_LIMIT or order_type is _STOP_MARKET:
+        if expire_time is not None:
+            heapq.heappush(self._expiry, (expire_time, seq, order_id))
+        if order_type is _LIMIT and (time_in_force is _GTC or time_in_force is _GTD):
+            assert price is not None
+            if is_buy:
+                best = book.asks.best
+                crosses = best is not None and best <= price
+                own = book.bids
+                key = -price
+            else:
+                best = book.bids.best
+                crosses = best is not None and best <= -price
+                own = book.asks
+                key = price
+            if not crosses:
+                level = own.levels.get(key)
+                if level is None:
+                    own.add_live(order)
+                else:
+                    order.live = True
+                    level.orders.append(order)
+                    level.total += quantity
+                    level.count += 1
+                orders[order_id] = order
+                return events
+        elif order_type is _STOP_LIMIT or order_type is _STOP_MARKET:
             book.stops[order_id] = order
-            self._orders[order_id] = order
+            orders[order_id] = order
             return events
         last_before = book.last_price
         self._execute(book, order, events)
