@@ -29,6 +29,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 
+from server.observability.tracing import get_tracer, tracing_enabled
+
 Number = Decimal | float | int | str
 
 # Buckets in seconds. The engine works in microseconds; gRPC calls and appends in
@@ -359,9 +361,10 @@ _backends_seen: set[str] = set()
 
 
 @contextmanager
-def time_append(backend: str, event_count: int) -> Iterator[None]:
+def time_append(backend: str, event_count: int, stream: str | None = None) -> Iterator[None]:
     """Time one event-store append of `event_count` events; a raised error is counted by its
-    class name and re-raised."""
+    class name and re-raised. While tracing is on it is also an `eventstore.append` span
+    (in the caller's trace: wrap the append where the caller awaits it)."""
     if backend not in _backends_seen:
         # Export the error counter at 0 from the first append on, so the error alert and
         # panel have a series to compare against before anything fails.
@@ -369,7 +372,17 @@ def time_append(backend: str, event_count: int) -> Iterator[None]:
         EVENTSTORE_APPEND_ERRORS.labels(backend, "WrongExpectedVersion")
     started = time.perf_counter()
     try:
-        yield
+        if tracing_enabled():
+            attributes: dict[str, str | int] = {
+                "db.system": backend,
+                "eventstore.events": event_count,
+            }
+            if stream is not None:
+                attributes["eventstore.stream"] = stream
+            with get_tracer().start_as_current_span("eventstore.append", attributes=attributes):
+                yield
+        else:
+            yield
     except BaseException as error:
         EVENTSTORE_APPEND_ERRORS.labels(backend, type(error).__name__).inc()
         raise
