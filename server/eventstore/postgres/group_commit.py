@@ -42,7 +42,7 @@ class GroupCommitWriter:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        after_commit: Callable[[asyncpg.Connection, int, int], Awaitable[None]],
+        after_commit: Callable[[asyncpg.Connection, list[AppendResult]], Awaitable[None]],
         flushers: int = 3,
         max_batch_events: int = 4000,
     ) -> None:
@@ -126,13 +126,12 @@ class GroupCommitWriter:
                     raise
                 log.info("eventstore_group_commit_split", size=len(batch), error=str(error))
                 outcomes = [await self._append_alone(connection, queued) for queued in batch]
-            written = 0
             for queued, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, AppendResult):
-                    written += len(outcome.positions)
                 _answer(queued, outcome)
             # Callers are answered first; notifying subscribers runs while they resume.
-            await self._after_commit(connection, len(batch), written)
+            await self._after_commit(
+                connection, [outcome for outcome in outcomes if isinstance(outcome, AppendResult)]
+            )
 
     async def _append_alone(
         self, connection: asyncpg.Connection, queued: _QueuedAppend

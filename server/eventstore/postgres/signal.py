@@ -20,13 +20,21 @@ log = structlog.get_logger(__name__)
 
 
 class ChangeSignal:
-    """A counter of "the log may have grown" signals that subscribers can wait on."""
+    """A counter of "the log may have grown" signals that subscribers can wait on.
+
+    It also remembers the newest committed writing transaction it heard of (NOTIFY
+    payloads carry it), so a reader whose horizon is not past it knows committed events are
+    still hidden behind an older running transaction and re-reads soon.
+    """
 
     def __init__(self) -> None:
         self.generation = 0
+        self.latest_committed_tx = 0
         self._changed = asyncio.Event()
 
-    def notify(self) -> None:
+    def notify(self, committed_tx: int = 0) -> None:
+        if committed_tx > self.latest_committed_tx:
+            self.latest_committed_tx = committed_tx
         self.generation += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
@@ -65,8 +73,8 @@ class NotificationListener:
                 await self._task
             self._task = None
 
-    def _on_notification(self, *_args: Any) -> None:
-        self._signal.notify()
+    def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._signal.notify(int(payload) if payload.isdigit() else 0)
 
     async def _run(self) -> None:
         while True:

@@ -55,7 +55,7 @@ SELECT e.tx_id, e.position
          LIMIT 1) AS e ON true
 """
 
-_NOTIFY_SQL = f"NOTIFY {NOTIFY_CHANNEL}"
+_NOTIFY_SQL = f"SELECT pg_notify('{NOTIFY_CHANNEL}', $1)"
 
 
 def _read_all_sql(filter: EventFilter | None) -> str:
@@ -186,15 +186,16 @@ class PostgresEventStore(EventStore):
                 if not isinstance(outcome, AppendResult):  # atomic mode raises refusals
                     raise outcome
                 results.append(outcome)
-            await self._after_commit(connection, 1, sum(len(r.positions) for r in results))
+            await self._after_commit(connection, results)
         return results
 
     async def _after_commit(
-        self, connection: asyncpg.Connection, _append_count: int, written: int
+        self, connection: asyncpg.Connection, results: Sequence[AppendResult]
     ) -> None:
-        if written:
-            self._signal.notify()
-            await connection.execute(_NOTIFY_SQL)
+        committed_tx = max((r.positions[-1].tx for r in results if r.positions), default=0)
+        if committed_tx:
+            self._signal.notify(committed_tx)
+            await connection.execute(_NOTIFY_SQL, str(committed_tx))
 
     # --- reading ---------------------------------------------------------------------
 
@@ -260,7 +261,10 @@ class PostgresEventStore(EventStore):
             below_horizon = LogPosition(horizon, 0)
             if cursor is None or cursor < below_horizon:
                 cursor = below_horizon
-            await self._wait(generation, pacer, found=bool(events))
+            # Committed events still hidden behind an older running transaction: re-read
+            # soon, as that transaction may not be a writer of ours that will NOTIFY.
+            hidden_commits = self._signal.latest_committed_tx >= horizon
+            await self._wait(generation, pacer.next_wait(hidden_commits))
 
     async def subscribe_stream(
         self, stream: str, from_version: int = 0
@@ -270,7 +274,6 @@ class PostgresEventStore(EventStore):
         await self._listener.start()
         batch = self._subscription_batch
         next_version = max(from_version, 0)
-        pacer = _WakePacer(self._poll_interval)
         while True:
             generation = self._signal.generation
             events = await self.read_stream(stream, next_version, batch)
@@ -280,12 +283,11 @@ class PostgresEventStore(EventStore):
                 next_version = events[-1].version + 1
             if len(events) == batch:
                 continue
-            await self._wait(generation, pacer, found=bool(events))
+            await self._wait(generation, self._poll_interval)
 
-    async def _wait(self, generation: int, pacer: _WakePacer, found: bool) -> None:
-        await self._signal.wait_past(generation, pacer.next_wait(found))
+    async def _wait(self, generation: int, timeout: float) -> None:
+        await self._signal.wait_past(generation, timeout)
         self._check_open()
-        pacer.woken_by_signal = self._signal.generation != generation
 
     def _check_open(self) -> None:
         if self._closed:
@@ -295,24 +297,22 @@ class PostgresEventStore(EventStore):
 class _WakePacer:
     """How long a subscriber waits for a NOTIFY before re-reading anyway.
 
-    Rows become visible to readers only once the horizon passes their transaction, which
-    can lag the NOTIFY (an older transaction, possibly in another database, is still
-    running). So after finding events, or after a wake-up that found nothing, re-read soon
-    and back off (1 ms doubling) to the idle poll interval, the safety net.
+    Idle, it waits the poll interval (the safety net for a lost notification). While
+    committed events are hidden behind the horizon it re-reads soon, backing off from
+    0.5 ms by half again each time up to the poll interval.
     """
 
-    _FIRST_RETRY = 0.001
+    _FIRST_RETRY = 0.0005
+    _GROWTH = 1.5
 
     def __init__(self, idle_wait: float) -> None:
         self._idle_wait = idle_wait
-        self._retry_wait: float | None = None
-        self.woken_by_signal = False
+        self._retry_wait = self._FIRST_RETRY
 
-    def next_wait(self, found: bool) -> float:
-        if found or (self.woken_by_signal and self._retry_wait is None):
+    def next_wait(self, hidden_commits: bool) -> float:
+        if not hidden_commits:
             self._retry_wait = self._FIRST_RETRY
-        elif self._retry_wait is not None:
-            self._retry_wait *= 2
-            if self._retry_wait > self._idle_wait:
-                self._retry_wait = None
-        return self._retry_wait if self._retry_wait is not None else self._idle_wait
+            return self._idle_wait
+        wait = self._retry_wait
+        self._retry_wait = min(self._retry_wait * self._GROWTH, self._idle_wait)
+        return wait
