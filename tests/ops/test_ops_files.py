@@ -121,3 +121,14 @@ def test_dashboard_panels_are_well_formed(path: Path) -> None:
             assert target["datasource"]["uid"] in datasource_uids, panel["title"]
     rows = {panel["title"] for panel in panels if panel["type"] == "row"}
     assert {"Order flow", "Latency", "Lag and queues", "Book and prices"} <= rows
+
+
+def test_every_exchange_metric_is_documented() -> None:
+    documented = (ROOT / "docs" / "operations.md").read_text()
+    # Histograms are documented by family name, the others by sample name.
+    names = {
+        family if sample.endswith(("_bucket", "_sum", "_count")) else sample
+        for sample, family in defined_samples().items()
+        if family.startswith("exchange_")
+    }
+    assert sorted(name for name in names if f"`{name}`" not in documented) == []
