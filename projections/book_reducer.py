@@ -2,12 +2,14 @@
 
 The engine does not say "this much now rests at this price", so the resting quantities are
 derived: every live order is tracked (side, price, remaining), an incoming order (accepted,
-a triggered stop, an amend) is *matching* until its run of trades ends, and only then does
-its remainder go on the book. The log keeps the engine's emission order and the runner tags
-every result of one input with that input's `causation_id`, so the results of one input
-form a group; a group's level changes are netted into one `BookUpdate` per instrument,
-numbered by a contiguous per-instrument sequence. A subscriber thus never sees a book
-crossed by an order that is still matching.
+a triggered stop, an amend) is *matching* until an event that cannot belong to its run
+arrives, and only then does its remainder go on the book. Every change is an addition to
+a level (the trade's quantity off the maker, the remainder on or off), so the result does
+not depend on how one atomic append orders its streams. The changes of one group (one log
+transaction, i.e. one atomic append of the engine runner) are netted into one
+`BookUpdate` per instrument, numbered by a contiguous per-instrument sequence: a subscriber
+never sees a book crossed by an order that is still matching, and the numbering depends on
+the log alone.
 
 Quantities are exact `Decimal`s, parsed from the log's decimal strings.
 """

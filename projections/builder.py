@@ -4,8 +4,9 @@ A builder reads the whole log (unfiltered, so that its progress reaches every po
 query may wait for) from its own checkpoint (`load_checkpoint`), and for each batch of
 events that arrived together writes its view change and its new checkpoint atomically
 (`apply_batch`), then reports progress. A reader task drains the subscription into a
-bounded queue so that a batch is "everything that is already here, up to `batch_max`":
-one event at a time when the log is quiet, large batches when it is busy or catching up.
+bounded queue so that a batch is "everything that is already here, up to about
+`batch_max`, cut at a transaction boundary": small when the log is quiet, large when it is
+busy or catching up.
 """
 
 from __future__ import annotations
@@ -49,6 +50,74 @@ class ProjectionBuilder(abc.ABC):
         return None
 
 
+def transaction_of(event: RecordedEvent) -> Any:
+    """The log transaction an event was written in (None when the position has none)."""
+    return getattr(event.position, "tx", None)
+
+
+class _TransactionBatches:
+    """Cuts the subscription into batches that end on a transaction boundary.
+
+    An atomic append (e.g. the engine runner's results for a batch of inputs) is one
+    transaction; applying it whole means a view never shows half of it, and the batches,
+    hence the book sequence numbers, depend on the log alone, not on timing. A batch ends
+    when the next event belongs to another transaction, or when the last event is the
+    log's head (everything visible is applied).
+    """
+
+    def __init__(self, event_store: EventStore, queue: asyncio.Queue[Any], batch_max: int):
+        self._event_store = event_store
+        self._queue = queue
+        self._batch_max = batch_max
+        self._carry: RecordedEvent | None = None
+        self.ended = False
+
+    async def next(self) -> list[RecordedEvent]:
+        """The next batch (empty once the subscription has ended)."""
+        first = self._carry
+        self._carry = None
+        if first is None:
+            item = await self._queue.get()
+            if item is _END:
+                self.ended = True
+                return []
+            first = item
+        batch: list[RecordedEvent] = [first]
+        while True:
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _END:
+                    self.ended = True
+                    return batch
+                if self._is_boundary(batch, item):
+                    self._carry = item
+                    return batch
+                batch.append(item)
+            if transaction_of(batch[-1]) is None:
+                return batch
+            head = await self._event_store.head_position()
+            if head is None or not batch[-1].position < head:
+                return batch
+            # More is visible than we hold: the transaction may go on; wait for it.
+            item = await self._queue.get()
+            if item is _END:
+                self.ended = True
+                return batch
+            if transaction_of(item) != transaction_of(batch[-1]):
+                self._carry = item
+                return batch
+            batch.append(item)
+
+    def _is_boundary(self, batch: list[RecordedEvent], item: RecordedEvent) -> bool:
+        return len(batch) >= self._batch_max and (
+            transaction_of(item) is None or transaction_of(item) != transaction_of(batch[-1])
+        )
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize() + (self._carry is not None)
+
+
 async def run_builder(
     builder: ProjectionBuilder,
     event_store: EventStore,
@@ -71,30 +140,21 @@ async def run_builder(
             await queue.put(_END)
 
     reader = asyncio.create_task(pump(), name=f"projection-reader-{builder.name}")
+    batches = _TransactionBatches(event_store, queue, batch_max)
     try:
         while True:
-            first = await queue.get()
-            if first is _END:
+            batch = await batches.next()
+            if batch:
+                if any(event.type in PROJECTED_EVENT_TYPES for event in batch):
+                    await builder.apply_batch(batch)
+                # A batch of nothing but other events (clock ticks, engine progress) changes
+                # no view: the checkpoint may stay behind it (re-reading it is harmless), but
+                # the progress moves on, so read-your-writes can wait on any position.
+                progress.advance(builder.name, batch[-1].position, events=len(batch))
+                await builder.after_commit()
+                _record_metrics(builder.name, batch, batches.waiting)
+            if batches.ended:
                 reader.result()  # re-raise the subscription's failure
-                return
-            batch: list[RecordedEvent] = [first]
-            ended = False
-            while len(batch) < batch_max and not queue.empty():
-                item = queue.get_nowait()
-                if item is _END:
-                    ended = True
-                    break
-                batch.append(item)
-            if any(event.type in PROJECTED_EVENT_TYPES for event in batch):
-                await builder.apply_batch(batch)
-            # A batch of nothing but other events (clock ticks, engine progress) changes no
-            # view: the checkpoint may stay behind it (re-reading it is harmless), but the
-            # progress moves on so read-your-writes waits on any position end.
-            progress.advance(builder.name, batch[-1].position, events=len(batch))
-            await builder.after_commit()
-            _record_metrics(builder.name, batch, queue.qsize())
-            if ended:
-                reader.result()
                 return
             if stop_at is not None and stop_at <= batch[-1].position:
                 return

@@ -2,8 +2,9 @@
 
 `migrate` is idempotent (CREATE ... IF NOT EXISTS); `drop_views` removes the views and the
 checkpoints so that a rebuild replays the log from the start. Decimals are NUMERIC, times
-timestamptz. `order_seq` / `trade_seq` are the keyset-pagination keys: identities given in
-log order, so a rebuild assigns the same numbers.
+timestamptz. `order_seq` / `trade_seq` / `fill_seq` count rows in log order; they are the
+keyset-pagination keys. The builder assigns them itself (not identities, which a rolled
+back batch would leave gaps in), so a rebuild assigns the same numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _MIGRATIONS = (
     """
     CREATE TABLE IF NOT EXISTS view_orders (
         order_id text PRIMARY KEY,
-        order_seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        order_seq bigint NOT NULL UNIQUE,
         client_order_id text NOT NULL DEFAULT '',
         user_id text NOT NULL DEFAULT '',
         instrument text NOT NULL DEFAULT '',
@@ -58,7 +59,7 @@ _MIGRATIONS = (
     CREATE TABLE IF NOT EXISTS view_order_fills (
         order_id text NOT NULL,
         trade_id text NOT NULL,
-        fill_seq bigint GENERATED ALWAYS AS IDENTITY,
+        fill_seq bigint NOT NULL UNIQUE,
         price numeric NOT NULL,
         quantity numeric NOT NULL,
         liquidity text NOT NULL,
@@ -70,7 +71,7 @@ _MIGRATIONS = (
     CREATE TABLE IF NOT EXISTS view_trades (
         instrument text NOT NULL,
         trade_id text NOT NULL,
-        trade_seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        trade_seq bigint NOT NULL UNIQUE,
         price numeric NOT NULL,
         quantity numeric NOT NULL,
         maker_order_id text NOT NULL,

@@ -10,7 +10,7 @@ twice. After the commit the order updates go to the live feeds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -50,8 +50,8 @@ _ORDER_COLUMNS = (
     "updated_at",
 )
 _INSERT_ORDER = (
-    f"INSERT INTO view_orders ({', '.join(_ORDER_COLUMNS)}) VALUES "
-    f"({', '.join(f'${index}' for index in range(1, len(_ORDER_COLUMNS) + 1))})"
+    f"INSERT INTO view_orders ({', '.join(_ORDER_COLUMNS)}, order_seq) VALUES "
+    f"({', '.join(f'${index}' for index in range(1, len(_ORDER_COLUMNS) + 2))})"
 )
 _UPDATE_ORDER = (
     "UPDATE view_orders SET "
@@ -60,13 +60,18 @@ _UPDATE_ORDER = (
 )
 _SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM view_orders WHERE order_id = ANY($1)"
 _INSERT_FILL = (
-    "INSERT INTO view_order_fills (order_id, trade_id, price, quantity, liquidity, executed_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6)"
+    "INSERT INTO view_order_fills (order_id, trade_id, price, quantity, liquidity, executed_at,"
+    " fill_seq) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 _INSERT_TRADE = (
     "INSERT INTO view_trades (instrument, trade_id, price, quantity, maker_order_id,"
-    " taker_order_id, taker_side, maker_user_id, taker_user_id, executed_at, position)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    " taker_order_id, taker_side, maker_user_id, taker_user_id, executed_at, position,"
+    " trade_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+_LAST_SEQUENCES = (
+    "SELECT (SELECT coalesce(max(order_seq), 0) FROM view_orders),"
+    " (SELECT coalesce(max(fill_seq), 0) FROM view_order_fills),"
+    " (SELECT coalesce(max(trade_seq), 0) FROM view_trades)"
 )
 _SAVE_CHECKPOINT = (
     f"INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at) VALUES ($1, $2, now())"
@@ -143,6 +148,14 @@ def _row_of(state: OrderState) -> tuple[Any, ...]:
     )
 
 
+class _Sequences(NamedTuple):
+    """The last order_seq, fill_seq and trade_seq written."""
+
+    order: int
+    fill: int
+    trade: int
+
+
 class PostgresViewBuilder(ProjectionBuilder):
     """Keeps `view_orders`, `view_order_fills` and `view_trades` from the log."""
 
@@ -153,12 +166,16 @@ class PostgresViewBuilder(ProjectionBuilder):
         self._pool = pool
         self._live = live
         self._unpublished: list[OrderUpdate] = []
+        self._sequences = _Sequences(0, 0, 0)
 
     async def migrate(self) -> None:
         async with self._pool.acquire() as connection:
             await migrate(connection)
 
     async def load_checkpoint(self) -> LogPosition | None:
+        row = await self._pool.fetchrow(_LAST_SEQUENCES)
+        assert row is not None
+        self._sequences = _Sequences(row[0], row[1], row[2])
         return await load_checkpoint(self._pool, self.name)
 
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
@@ -170,10 +187,15 @@ class PostgresViewBuilder(ProjectionBuilder):
             )
             for event in events:
                 reducer.apply(event)
-            await self._write(connection, reducer.orders, reducer.batch)
+            sequences = await self._write(
+                connection, reducer.orders, reducer.batch, self._sequences
+            )
             await connection.execute(
                 _SAVE_CHECKPOINT, self.name, ev.position_token(events[-1].position)
             )
+        # Only a committed batch moves the counters (a failed one is re-applied after a
+        # restart, which reloads them).
+        self._sequences = sequences
         self._unpublished = reducer.batch.order_updates
 
     async def after_commit(self) -> None:
@@ -185,11 +207,20 @@ class PostgresViewBuilder(ProjectionBuilder):
 
     @staticmethod
     async def _write(
-        connection: asyncpg.Connection, orders: dict[str, OrderState], batch: ReducedBatch
-    ) -> None:
+        connection: asyncpg.Connection,
+        orders: dict[str, OrderState],
+        batch: ReducedBatch,
+        sequences: _Sequences,
+    ) -> _Sequences:
+        """Write a reduced batch; return the row counters after it."""
+        order_seq, fill_seq, trade_seq = sequences
         if batch.created_order_ids:
             await connection.executemany(
-                _INSERT_ORDER, [_row_of(orders[order_id]) for order_id in batch.created_order_ids]
+                _INSERT_ORDER,
+                [
+                    (*_row_of(orders[order_id]), order_seq + index)
+                    for index, order_id in enumerate(batch.created_order_ids, start=1)
+                ],
             )
         if batch.changed_order_ids:
             await connection.executemany(
@@ -206,8 +237,9 @@ class PostgresViewBuilder(ProjectionBuilder):
                         new.fill.quantity,
                         new.fill.liquidity,
                         new.fill.executed_at,
+                        fill_seq + index,
                     )
-                    for new in batch.fills
+                    for index, new in enumerate(batch.fills, start=1)
                 ],
             )
         if batch.trades:
@@ -226,7 +258,13 @@ class PostgresViewBuilder(ProjectionBuilder):
                         trade.taker_user_id,
                         trade.executed_at,
                         trade.position,
+                        trade_seq + index,
                     )
-                    for trade in batch.trades
+                    for index, trade in enumerate(batch.trades, start=1)
                 ],
             )
+        return _Sequences(
+            order_seq + len(batch.created_order_ids),
+            fill_seq + len(batch.fills),
+            trade_seq + len(batch.trades),
+        )

@@ -39,8 +39,12 @@ BUILDER_NAME = "redis-views"
 _BOOK_METRICS_EVERY_S = 1.0
 
 
-def causation_of(event: RecordedEvent) -> Any:
-    """The input an engine result answers: its results form one netted book update."""
+def group_of(event: RecordedEvent) -> Any:
+    """What nets into one book update: the log transaction (one atomic append of the engine
+    runner), else the input the result answers (its causation id)."""
+    tx = getattr(event.position, "tx", None)
+    if tx is not None:
+        return tx
     metadata = getattr(event, "metadata", None) or {}
     return metadata.get(streams.CAUSATION_ID)
 
@@ -115,7 +119,7 @@ class RedisViewBuilder(ProjectionBuilder):
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
         reducer = self.reducer
         for event in events:
-            reducer.apply(event, causation_of(event))
+            reducer.apply(event, group_of(event))
         changes = reducer.take_changes()
         keys = self._keys
         async with self._redis.pipeline(transaction=True) as pipe:

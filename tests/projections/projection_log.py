@@ -3,9 +3,10 @@
 `ScriptedLog` takes replayer-format command dicts. For each one it appends the request
 (`OrderPlaceRequested` / `OrderCancelRequested` / `OrderAmendRequested` on `order-<id>`,
 or `ClockTicked` on `clock`), runs the command through a real engine, and appends the
-engine's results atomically with the request's id as `causation_id`: orders' events on
-`order-<id>`, trades on `trades-<instrument>`, in emission order (as the engine runner
-does). Without an event store (`store=None`) it keeps the recorded events in memory, for
+engine's results in one atomic append with the request's id as `causation_id`: orders'
+events on `order-<id>`, trades on `trades-<instrument>`, grouped by stream (an atomic
+append names each stream once, so the log does not keep the engine's emission order
+across streams). Without an event store (`store=None`) it keeps the recorded events in memory, for
 the pure reducers.
 """
 
@@ -102,9 +103,9 @@ class ScriptedLog:
         )
         results = [event_to_dict(e, self.instruments) for e in self.engine.handle(engine_command)]
         metadata = {streams.CAUSATION_ID: str(request.event_id)}
-        appends: list[StreamAppend] = []
-        run_stream: str | None = None
-        run: list[NewEvent] = []
+        # One atomic append names each stream once: events grouped by stream (in order of
+        # first appearance), emission order kept within a stream, as the runner writes them.
+        by_stream: dict[str, list[NewEvent]] = {}
         for result in results:
             if result["type"] == "TradeExecuted":
                 stream = streams.trades_stream(result["instrument"])
@@ -112,13 +113,8 @@ class ScriptedLog:
                 stream = streams.order_stream(result["order_id"])
             else:
                 continue  # ClockAdvanced: the log already holds the tick
-            if stream != run_stream:
-                if run_stream is not None:
-                    appends.append(StreamAppend(run_stream, run))
-                run_stream, run = stream, []
-            run.append(NewEvent(result["type"], result, metadata))
-        if run_stream is not None:
-            appends.append(StreamAppend(run_stream, run))
+            by_stream.setdefault(stream, []).append(NewEvent(result["type"], result, metadata))
+        appends = [StreamAppend(stream, events) for stream, events in by_stream.items()]
         if appends:
             await self._append(appends)
         assert self.last_position is not None

@@ -10,7 +10,7 @@ from projection_log import ScriptedLog, random_commands
 
 from projections.book_reducer import BooksReducer
 from projections.order_reducer import OrdersReducer
-from projections.redis_views import causation_of
+from projections.redis_views import group_of
 from projections.views import BUY, SELL, BookUpdate, PriceLevel
 
 SEEDS = range(8)
@@ -54,13 +54,14 @@ async def test_book_equals_engine_book_levels_after_random_run(seed: int) -> Non
     reducer = BooksReducer()
     updates: list[BookUpdate] = []
     for event in log.memory:
-        reducer.apply(event, causation_of(event))
-        # Every group's book is uncrossed: an incoming order rests only after matching.
-        best_bid = max(reducer.book("BTC-USD").bids, default=None)
-        best_ask = min(reducer.book("BTC-USD").asks, default=None)
-        if reducer._matching is None and best_bid is not None and best_ask is not None:
-            assert best_bid < best_ask
+        reducer.apply(event, group_of(event))
     updates.extend(reducer.take_changes().updates)
+    # Replayed update by update, the book is never crossed: an incoming order is shown
+    # resting only once its matching (its whole transaction) is over.
+    for count in range(1, len(updates) + 1):
+        bids, asks = fold(updates[:count])
+        if bids and asks:
+            assert bids[0].price < asks[0].price
     book = reducer.book("BTC-USD")
     assert (book.levels(BUY), book.levels(SELL)) == log.engine_levels("BTC-USD")
     # The updates replayed from nothing give the same book, with contiguous sequences.
