@@ -50,9 +50,17 @@ class ChangeSignal:
 class NotificationListener:
     """Holds one LISTEN connection (reconnecting when it drops) feeding a ChangeSignal."""
 
-    def __init__(self, dsn: str, signal: ChangeSignal, reconnect_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        signal: ChangeSignal,
+        own_backend_pids: set[int] | None = None,
+        reconnect_delay: float = 0.5,
+    ) -> None:
         self._dsn = dsn
         self._signal = signal
+        # Commits from this process already bumped the signal directly: skip their echo.
+        self._own_backend_pids = own_backend_pids if own_backend_pids is not None else set()
         self._reconnect_delay = reconnect_delay
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -73,8 +81,9 @@ class NotificationListener:
                 await self._task
             self._task = None
 
-    def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._signal.notify(int(payload) if payload.isdigit() else 0)
+    def _on_notification(self, _connection: Any, pid: int, _channel: str, payload: str) -> None:
+        if pid not in self._own_backend_pids:
+            self._signal.notify(int(payload) if payload.isdigit() else 0)
 
     async def _run(self) -> None:
         while True:

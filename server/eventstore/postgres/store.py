@@ -112,7 +112,8 @@ class PostgresEventStore(EventStore):
         self._poll_interval = poll_interval
         self._subscription_batch = subscription_batch
         self._signal = ChangeSignal()
-        self._listener = NotificationListener(dsn, self._signal)
+        self._own_backend_pids: set[int] = set()
+        self._listener = NotificationListener(dsn, self._signal, self._own_backend_pids)
         self._writer = GroupCommitWriter(pool, self._after_commit, flushers=flushers)
         self.checkpoints = PostgresCheckpointStore(pool)
         self._closed = False
@@ -195,6 +196,7 @@ class PostgresEventStore(EventStore):
         committed_tx = max((r.positions[-1].tx for r in results if r.positions), default=0)
         if committed_tx:
             self._signal.notify(committed_tx)
+            self._own_backend_pids.add(connection.get_server_pid())
             await connection.execute(_NOTIFY_SQL, str(committed_tx))
 
     # --- reading ---------------------------------------------------------------------
