@@ -51,9 +51,13 @@ def parse_decimal(text: str | Decimal | int) -> Decimal:
 
 
 def decimal_to_wire(value: Decimal | str | int | None) -> str:
-    """The wire text of an amount: plain notation, scale kept, "" for None."""
+    """The wire text of an amount: "" for None; a string is sent as given (the service is
+    the one judge of amounts and names the field and reason when it refuses one); a Decimal
+    or int in plain notation with its scale kept."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value.strip()
     # "f" keeps the scale and never switches to exponent notation ("1E+3" -> "1000").
     return format(parse_decimal(value), "f")
 

@@ -1,0 +1,359 @@
+"""A small real grpc.aio server with canned answers, for testing the Python client and CLI.
+
+It implements the generated servicer bases of every exchange.v1 service on a loopback port
+(no mock of gRPC): the client under test goes through real HTTP/2, real serialisation and
+real status trailers. Answers are fixed data chosen to exercise every conversion; a few
+magic inputs trigger each error status, with the rich details the real service sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import grpc
+import grpc.aio
+from google.protobuf import any_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from clients.generated.exchange.v1 import (
+    diagnostics_service_pb2,
+    diagnostics_service_pb2_grpc,
+    market_data_service_pb2,
+    market_data_service_pb2_grpc,
+    order_command_service_pb2,
+    order_command_service_pb2_grpc,
+    order_query_service_pb2,
+    order_query_service_pb2_grpc,
+    types_pb2,
+)
+
+CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+UPDATED_AT = datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
+EXECUTED_AT = datetime(2026, 1, 2, 3, 4, 7, 500000, tzinfo=UTC)
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+def canned_order(order_id: str = "o-1", **overrides: object) -> types_pb2.Order:
+    """A fully populated order (partially filled limit buy)."""
+    fields: dict[str, object] = {
+        "order_id": order_id,
+        "client_order_id": "c-1",
+        "user_id": "alice",
+        "instrument": "BTC-USD",
+        "side": types_pb2.SIDE_BUY,
+        "type": types_pb2.ORDER_TYPE_LIMIT,
+        "price": "45000.00",
+        "quantity": "1.5000",
+        "filled_quantity": "0.5",
+        "average_price": "44999.50",
+        "status": types_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+        "time_in_force": types_pb2.TIME_IN_FORCE_GTC,
+        "created_at": timestamp(CREATED_AT),
+        "updated_at": timestamp(UPDATED_AT),
+    }
+    fields.update(overrides)
+    return types_pb2.Order(**fields)  # type: ignore[arg-type]
+
+
+def canned_trade(trade_id: str = "BTC-USD-1") -> types_pb2.Trade:
+    return types_pb2.Trade(
+        trade_id=trade_id,
+        instrument="BTC-USD",
+        price="44999.50",
+        quantity="0.5",
+        maker_order_id="o-0",
+        taker_order_id="o-1",
+        taker_side=types_pb2.SIDE_BUY,
+        executed_at=timestamp(EXECUTED_AT),
+    )
+
+
+def _bad_request_status(violations: list[tuple[str, str, str]]) -> grpc.Status:
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(
+                field=field, description=description, reason=reason
+            )
+            for field, description, reason in violations
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(bad_request)
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="invalid order", details=[detail])
+    )
+
+
+def _error_info_status(code: int, message: str, reason: str) -> grpc.Status:
+    detail = any_pb2.Any()
+    detail.Pack(
+        error_details_pb2.ErrorInfo(reason=reason, domain="exchange", metadata={"order_id": "x"})
+    )
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=[detail]))
+
+
+def _violations_of(
+    request: order_command_service_pb2.PlaceOrderRequest,
+) -> list[tuple[str, str, str]]:
+    """The canned validation: quantity required, price on a 0.01 grid."""
+    violations = []
+    if not request.quantity:
+        violations.append(("quantity", "quantity is required", "REQUIRED"))
+    if request.price and len(request.price.partition(".")[2]) > 2:
+        violations.append(("price", "price 0.001 is not a multiple of 0.01", "OFF_TICK_GRID"))
+    return violations
+
+
+class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer):
+    def __init__(self) -> None:
+        self.placed: list[order_command_service_pb2.PlaceOrderRequest] = []
+        self.orders_by_client_id: dict[tuple[str, str], types_pb2.Order] = {}
+
+    def _place(
+        self, request: order_command_service_pb2.PlaceOrderRequest
+    ) -> order_command_service_pb2.PlaceOrderResponse:
+        key = (request.user_id, request.client_order_id)
+        if request.client_order_id and key in self.orders_by_client_id:
+            return order_command_service_pb2.PlaceOrderResponse(
+                order=self.orders_by_client_id[key], position="p-dup", duplicate=True
+            )
+        self.placed.append(request)
+        order = types_pb2.Order(
+            order_id=f"o-{len(self.placed)}",
+            client_order_id=request.client_order_id,
+            user_id=request.user_id,
+            instrument=request.instrument,
+            side=request.side,
+            type=request.type,
+            price=request.price,
+            quantity=request.quantity,
+            filled_quantity="0",
+            status=types_pb2.ORDER_STATUS_PENDING,
+            time_in_force=request.time_in_force,
+            stop_price=request.stop_price,
+            post_only=request.post_only,
+            created_at=timestamp(CREATED_AT),
+            updated_at=timestamp(CREATED_AT),
+        )
+        if request.HasField("expire_time"):
+            order.expire_time.CopyFrom(request.expire_time)
+        if request.client_order_id:
+            self.orders_by_client_id[key] = order
+        return order_command_service_pb2.PlaceOrderResponse(
+            order=order, position=f"p-{len(self.placed)}"
+        )
+
+    async def PlaceOrder(self, request, context):  # type: ignore[no-untyped-def]
+        violations = _violations_of(request)
+        if violations:
+            await context.abort_with_status(_bad_request_status(violations))
+        return self._place(request)
+
+    async def CancelOrder(self, request, context):  # type: ignore[no-untyped-def]
+        if request.order_id == "missing":
+            await context.abort(grpc.StatusCode.NOT_FOUND, "order missing not found")
+        if request.user_id != "alice":
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your order")
+        if request.order_id == "closed":
+            await context.abort_with_status(
+                _error_info_status(
+                    code_pb2.FAILED_PRECONDITION, "order closed is FILLED", "ORDER_CLOSED"
+                )
+            )
+        return order_command_service_pb2.CancelOrderResponse(
+            order=canned_order(request.order_id), position="p-cancel"
+        )
+
+    async def AmendOrder(self, request, context):  # type: ignore[no-untyped-def]
+        order = canned_order(request.order_id)
+        if request.price:
+            order.price = request.price
+        if request.quantity:
+            order.quantity = request.quantity
+        return order_command_service_pb2.AmendOrderResponse(order=order, position="p-amend")
+
+    async def StreamPlaceOrders(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        # Answers go out in pairs, second request first, to prove the client pairs them by
+        # request_id rather than by arrival order.
+        held: order_command_service_pb2.StreamPlaceOrdersResponse | None = None
+        async for request in request_iterator:
+            violations = _violations_of(request.order)
+            if violations:
+                answer = order_command_service_pb2.StreamPlaceOrdersResponse(
+                    request_id=request.request_id,
+                    error=types_pb2.CommandError(
+                        code=code_pb2.INVALID_ARGUMENT,
+                        message="invalid order",
+                        field_violations=[
+                            types_pb2.FieldViolation(field=f, description=d, reason=r)
+                            for f, d, r in violations
+                        ],
+                    ),
+                )
+            else:
+                answer = order_command_service_pb2.StreamPlaceOrdersResponse(
+                    request_id=request.request_id, placed=self._place(request.order)
+                )
+            if request.order.user_id == "stream-breaker":
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down")
+            if held is None:
+                held = answer
+            else:
+                yield answer
+                yield held
+                held = None
+        if held is not None:
+            yield held
+
+
+class CannedQueries(order_query_service_pb2_grpc.OrderQueryServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[object] = []
+
+    async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        if request.min_position == "p-future":
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "views behind p-future")
+        if request.order_id == "missing":
+            await context.abort(grpc.StatusCode.NOT_FOUND, "order missing not found")
+        return order_query_service_pb2.GetOrderResponse(order=canned_order(request.order_id))
+
+    async def ListOrders(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        if not request.page_token:
+            return order_query_service_pb2.ListOrdersResponse(
+                orders=[canned_order("o-2"), canned_order("o-1")], next_page_token="page-2"
+            )
+        return order_query_service_pb2.ListOrdersResponse(orders=[canned_order("o-0")])
+
+    async def GetOrderBook(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return order_query_service_pb2.GetOrderBookResponse(
+            instrument=request.instrument,
+            bids=[
+                types_pb2.PriceLevel(price="44999.50", quantity="1.2500", order_count=2),
+                types_pb2.PriceLevel(price="44990.00", quantity="3", order_count=1),
+            ],
+            asks=[types_pb2.PriceLevel(price="45001.00", quantity="0.0001", order_count=1)],
+            sequence=42,
+            last_price="45000.00",
+        )
+
+    async def ListTrades(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return order_query_service_pb2.ListTradesResponse(
+            trades=[canned_trade("BTC-USD-2"), canned_trade("BTC-USD-1")],
+            next_page_token="",
+        )
+
+    async def ListInstruments(self, request, context):  # type: ignore[no-untyped-def]
+        return order_query_service_pb2.ListInstrumentsResponse(
+            instruments=[
+                types_pb2.Instrument(symbol="BTC-USD", tick_size="0.01", lot_size="0.0001"),
+                types_pb2.Instrument(
+                    symbol="ETH-USD", tick_size="0.01", lot_size="0.001", min_quantity="0.01"
+                ),
+            ]
+        )
+
+
+class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
+    def __init__(self) -> None:
+        self.stream_cancelled = asyncio.Event()
+
+    async def StreamTrades(self, request, context):  # type: ignore[no-untyped-def]
+        for trade_id in ("BTC-USD-1", "BTC-USD-2"):
+            yield market_data_service_pb2.StreamTradesResponse(
+                trade=canned_trade(trade_id), position=f"p-{trade_id}"
+            )
+        if request.instrument == "endless":
+            # Park until the client cancels the call; record that the server saw it end.
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.stream_cancelled.set()
+
+    async def StreamOrderBook(self, request, context):  # type: ignore[no-untyped-def]
+        yield market_data_service_pb2.StreamOrderBookResponse(
+            instrument=request.instrument,
+            sequence=7,
+            snapshot=market_data_service_pb2.OrderBookSnapshot(
+                bids=[types_pb2.PriceLevel(price="100.00", quantity="2", order_count=1)],
+                asks=[types_pb2.PriceLevel(price="101.00", quantity="1", order_count=1)],
+            ),
+            position="p-7",
+        )
+        yield market_data_service_pb2.StreamOrderBookResponse(
+            instrument=request.instrument,
+            sequence=8,
+            update=market_data_service_pb2.OrderBookUpdate(
+                changes=[
+                    market_data_service_pb2.PriceLevelChange(
+                        side=types_pb2.SIDE_SELL, price="101.00", quantity="0", order_count=0
+                    ),
+                    market_data_service_pb2.PriceLevelChange(
+                        side=types_pb2.SIDE_BUY, price="100.00", quantity="1.5", order_count=1
+                    ),
+                ]
+            ),
+            position="p-8",
+        )
+
+    async def StreamOrderUpdates(self, request, context):  # type: ignore[no-untyped-def]
+        yield market_data_service_pb2.StreamOrderUpdatesResponse(
+            order=canned_order("o-1"),
+            event_type="OrderPartiallyFilled",
+            trade=canned_trade(),
+            position="p-9",
+        )
+        yield market_data_service_pb2.StreamOrderUpdatesResponse(
+            order=canned_order("o-3", status=types_pb2.ORDER_STATUS_OPEN, filled_quantity="0"),
+            event_type="OrderAccepted",
+            position="p-10",
+        )
+        if request.user_id == "slow":
+            await context.abort(grpc.StatusCode.ABORTED, "subscriber lagged; resubscribe")
+
+
+class CannedDiagnostics(diagnostics_service_pb2_grpc.DiagnosticsServiceServicer):
+    async def Ping(self, request, context):  # type: ignore[no-untyped-def]
+        return diagnostics_service_pb2.PingResponse()
+
+
+class CannedExchange:
+    """The running canned server: its address and the servicers (to inspect requests)."""
+
+    def __init__(
+        self,
+        target: str,
+        commands: CannedCommands,
+        queries: CannedQueries,
+        market_data: CannedMarketData,
+    ) -> None:
+        self.target = target
+        self.commands = commands
+        self.queries = queries
+        self.market_data = market_data
+
+
+async def start_canned_exchange() -> tuple[grpc.aio.Server, CannedExchange]:
+    """Start the canned servicers on a free loopback port."""
+    server = grpc.aio.server()
+    commands, queries, market_data = CannedCommands(), CannedQueries(), CannedMarketData()
+    order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(commands, server)
+    order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(queries, server)
+    market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(market_data, server)
+    diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
+        CannedDiagnostics(), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, CannedExchange(f"127.0.0.1:{port}", commands, queries, market_data)
