@@ -385,14 +385,15 @@ class MatchingEngine:
                 self._orders.pop(order.order_id, None)
                 self._closed[order.order_id] = _FILLED
                 return
-        if self_trade:
+        if order.time_in_force is _FOK:
+            # Nothing crossed at all; had anything crossed, the pre-check decided above.
+            reason = reasons.FOK_NOT_FILLABLE
+        elif self_trade:
             reason = reasons.SELF_TRADE
         elif is_market:
             reason = reasons.SLIPPAGE if opposite.best is not None else reasons.NO_LIQUIDITY
         elif order.time_in_force is _IOC:
             reason = reasons.IOC_REMAINDER
-        elif order.time_in_force is _FOK:
-            reason = reasons.FOK_NOT_FILLABLE
         else:
             (book.bids if is_buy else book.asks).add_live(order)
             self._orders[order.order_id] = order
