@@ -10,11 +10,11 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from functools import total_ordering
 from typing import Any, Final, TypeAlias
 from uuid import UUID, uuid4
+
+import msgspec
 
 
 class ExpectedVersion(enum.Enum):
@@ -40,9 +40,7 @@ STREAM_EXISTS: Final = ExpectedVersion.STREAM_EXISTS
 Expectation: TypeAlias = ExpectedVersion | int
 
 
-@total_ordering
-@dataclass(frozen=True, slots=True)
-class LogPosition:
+class LogPosition(msgspec.Struct, frozen=True, order=True):
     """A point in the global log, totally ordered and hashable.
 
     PostgreSQL: `tx` is the writing transaction's id (xid8) and `seq` the row's identity
@@ -64,31 +62,24 @@ class LogPosition:
             raise ValueError(f"not a log position token: {token!r}")
         return cls(int(tx_text), int(seq_text))
 
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, LogPosition):
-            return NotImplemented
-        return (self.tx, self.seq) < (other.tx, other.seq)
-
     def __str__(self) -> str:
         return self.to_token()
 
 
-def _new_event_id() -> UUID:
-    return uuid4()
+# The records are msgspec Structs: frozen like dataclasses, but built ~10x faster, which
+# matters when a catch-up decodes hundreds of thousands of events a second.
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(msgspec.Struct, frozen=True):
     """An event to append. Reusing an `event_id` makes a retried append idempotent."""
 
     type: str
     data: Mapping[str, Any]
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    event_id: UUID = field(default_factory=_new_event_id)
+    metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    event_id: UUID = msgspec.field(default_factory=uuid4)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(msgspec.Struct, frozen=True):
     """An event as stored: its stream version and its place in the global log."""
 
     event_id: UUID
@@ -101,8 +92,7 @@ class RecordedEvent:
     recorded_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class StreamAppend:
+class StreamAppend(msgspec.Struct, frozen=True):
     """One stream's share of an atomic multi-stream append."""
 
     stream: str
@@ -110,8 +100,7 @@ class StreamAppend:
     expected_version: Expectation = ANY
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(msgspec.Struct, frozen=True):
     """What an append wrote: the stream versions and each event's log position.
 
     For an append of zero events, `first_version` is `last_version + 1` and `positions` is
@@ -128,8 +117,7 @@ class AppendResult:
         return self.positions[-1] if self.positions else None
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
+class EventFilter(msgspec.Struct, frozen=True):
     """Selects events by stream-name prefix and/or event type (empty = no restriction)."""
 
     stream_prefixes: tuple[str, ...] = ()
