@@ -596,17 +596,33 @@ class MatchingEngine:
 
     def _cancel(self, command: CancelOrder) -> list[Event]:
         order_id = command.order_id
-        order = self._orders.get(order_id)
-        now = self._now
+        order = self._orders.pop(order_id, None)
         if order is None:
             reason = reasons.ORDER_CLOSED if order_id in self._closed else reasons.UNKNOWN_ORDER
-            return [CancelRejected(order_id, None, reason, now)]
-        book = self._books[order.instrument]
-        self._take_off(book, order)
+            return [CancelRejected(order_id, None, reason, self._now)]
+        remaining = order.remaining
+        if order.live:
+            # Inlined BookSide.remove: cancels are a fifth of the traffic.
+            book = self._books[order.instrument]
+            side = book.bids if order.is_buy else book.asks
+            key = side.sign * order.price  # type: ignore[operator]
+            level = side.levels[key]
+            order.live = False
+            level.total -= remaining
+            level.count -= 1
+            if not level.count:
+                side.drop_level(key)
+        else:
+            self._books[order.instrument].stops.pop(order_id, None)
         self._closed[order_id] = _CANCELLED
         return [
             OrderCancelled(
-                order_id, book.symbol, reasons.USER_REQUESTED, order.remaining, order.filled, now
+                order_id,
+                order.instrument,
+                reasons.USER_REQUESTED,
+                remaining,
+                order.filled,
+                self._now,
             )
         ]
 
