@@ -12,6 +12,8 @@ on `(tx_id, position)` never skips an event whose transaction committed late.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -250,23 +252,39 @@ class PostgresEventStore(EventStore):
         batch = self._subscription_batch
         cursor = after
         pacer = _WakePacer(self._poll_interval)
-        while True:
-            generation = self._signal.generation
-            events, horizon = await self._read_all_below_horizon(cursor, filter, batch)
-            for event in events:
-                yield event
-            if events:
-                cursor = events[-1].position
-            if len(events) == batch:
-                continue
-            # Every row below the horizon has been scanned: skip past the filtered-out ones.
-            below_horizon = LogPosition(horizon, 0)
-            if cursor is None or cursor < below_horizon:
-                cursor = below_horizon
-            # Committed events still hidden behind an older running transaction: re-read
-            # soon, as that transaction may not be a writer of ours that will NOTIFY.
-            hidden_commits = self._signal.latest_committed_tx >= horizon
-            await self._wait(generation, pacer.next_wait(hidden_commits))
+        # While catching up, the next page is fetched while this one is being consumed.
+        prefetched: asyncio.Task[tuple[list[RecordedEvent], int]] | None = None
+        try:
+            while True:
+                generation = self._signal.generation
+                if prefetched is not None:
+                    events, horizon = await prefetched
+                    prefetched = None
+                else:
+                    events, horizon = await self._read_all_below_horizon(cursor, filter, batch)
+                if events:
+                    cursor = events[-1].position
+                if len(events) == batch:
+                    prefetched = asyncio.create_task(
+                        self._read_all_below_horizon(cursor, filter, batch)
+                    )
+                for event in events:
+                    yield event
+                if len(events) == batch:
+                    continue
+                # Every row below the horizon was scanned: skip past the filtered-out ones.
+                below_horizon = LogPosition(horizon, 0)
+                if cursor is None or cursor < below_horizon:
+                    cursor = below_horizon
+                # Committed events still hidden behind an older running transaction: re-read
+                # soon, as that transaction may not be a writer of ours that will NOTIFY.
+                hidden_commits = self._signal.latest_committed_tx >= horizon
+                await self._wait(generation, pacer.next_wait(hidden_commits))
+        finally:
+            if prefetched is not None:
+                prefetched.cancel()
+                with contextlib.suppress(BaseException):
+                    await prefetched
 
     async def subscribe_stream(
         self, stream: str, from_version: int = 0
