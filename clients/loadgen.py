@@ -1,0 +1,232 @@
+"""Load generator: N orders from C concurrent clients, optionally at a target rate.
+
+Each client has its own gRPC channel. In `unary` mode a client sends one PlaceOrder at a
+time; in `stream` mode it keeps up to `window` orders in flight on one StreamPlaceOrders
+stream. Orders are a seeded mix of buys and sells around a mid price, on the instrument's
+tick and lot grids, so that they cross and trade. With a target rate, order i is due at
+start + i / rate and waits for that moment (a client that falls behind sends at once).
+Latency is measured per order from the moment it is sent to its answer: the command's
+durable acceptance (the answer comes after the append), not the fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from clients.client import ExchangeClient
+from clients.enums import OrderType, Side, TimeInForce
+from clients.errors import ExchangeError
+from clients.models import NewOrder, PlaceResult
+
+LoadMode = Literal["unary", "stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    target: str
+    orders: int
+    concurrency: int
+    instrument: str = "BTC-USD"
+    rate: float | None = None  # orders per second over all clients; None: as fast as possible
+    mode: LoadMode = "unary"
+    window: int = 64  # orders in flight per client in stream mode
+    users: int = 10
+    mid_price: Decimal = Decimal("50000")
+    spread_ticks: int = 20  # prices within mid +/- this many ticks
+    max_lots: int = 10
+    seed: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    orders: int
+    accepted: int
+    refused: int  # answered with an error status (the service said no)
+    elapsed_seconds: float
+    latencies_ms: tuple[float, ...] = field(repr=False)
+    errors_by_code: dict[str, int]
+
+    @property
+    def throughput(self) -> float:
+        """Answered orders per second of wall time."""
+        if self.elapsed_seconds <= 0:
+            return 0.0
+        return (self.accepted + self.refused) / self.elapsed_seconds
+
+    def latency_percentile_ms(self, percent: float) -> float:
+        return percentile(sorted(self.latencies_ms), percent)
+
+    def summary(self) -> dict[str, float | int | dict[str, int]]:
+        return {
+            "orders": self.orders,
+            "accepted": self.accepted,
+            "refused": self.refused,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "throughput_per_second": round(self.throughput, 1),
+            "latency_p50_ms": round(self.latency_percentile_ms(50), 3),
+            "latency_p95_ms": round(self.latency_percentile_ms(95), 3),
+            "latency_p99_ms": round(self.latency_percentile_ms(99), 3),
+            "latency_max_ms": round(self.latency_percentile_ms(100), 3),
+            "errors_by_code": dict(self.errors_by_code),
+        }
+
+
+def percentile(sorted_values: list[float], percent: float) -> float:
+    """Nearest-rank percentile of already sorted values (0.0 for no values)."""
+    if not sorted_values:
+        return 0.0
+    rank = math.ceil(percent / 100 * len(sorted_values))
+    return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
+
+
+def generate_orders(plan: LoadPlan, tick_size: Decimal, lot_size: Decimal) -> list[NewOrder]:
+    """The plan's orders: deterministic for a seed, on the tick and lot grids."""
+    chooser = random.Random(plan.seed)
+    mid = (plan.mid_price / tick_size).to_integral_value() * tick_size
+    orders = []
+    for index in range(plan.orders):
+        side = Side.BUY if chooser.random() < 0.5 else Side.SELL
+        offset_ticks = chooser.randint(-plan.spread_ticks, plan.spread_ticks)
+        price = (mid + offset_ticks * tick_size).quantize(tick_size)
+        quantity = (chooser.randint(1, plan.max_lots) * lot_size).quantize(lot_size)
+        orders.append(
+            NewOrder(
+                user_id=f"load-user-{index % plan.users}",
+                instrument=plan.instrument,
+                side=side,
+                type=OrderType.LIMIT,
+                price=price,
+                quantity=quantity,
+                time_in_force=TimeInForce.GTC,
+            )
+        )
+    return orders
+
+
+class _Tally:
+    """Outcomes shared by all client tasks (one event loop, so no lock needed)."""
+
+    def __init__(self, on_answer: Callable[[], None]) -> None:
+        self.latencies_ms: list[float] = []
+        self.accepted = 0
+        self.refused = 0
+        self.errors_by_code: Counter[str] = Counter()
+        self._on_answer = on_answer
+
+    def record(self, sent_at: float, error: BaseException | None) -> None:
+        self.latencies_ms.append((time.perf_counter() - sent_at) * 1000)
+        if error is None:
+            self.accepted += 1
+        elif isinstance(error, ExchangeError):
+            self.refused += 1
+            self.errors_by_code[error.code.name] += 1
+        else:
+            raise error
+        self._on_answer()
+
+
+class _Schedule:
+    """Hands out order indexes to client tasks and paces them to the target rate."""
+
+    def __init__(self, total: int, rate: float | None) -> None:
+        self._next_index = 0
+        self._total = total
+        self._rate = rate
+        self._start = time.perf_counter()
+
+    async def next_index(self) -> int | None:
+        if self._next_index >= self._total:
+            return None
+        index = self._next_index
+        self._next_index += 1
+        if self._rate:
+            delay = self._start + index / self._rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        return index
+
+
+async def _unary_client(
+    client: ExchangeClient, orders: list[NewOrder], schedule: _Schedule, tally: _Tally
+) -> None:
+    while (index := await schedule.next_index()) is not None:
+        sent_at = time.perf_counter()
+        try:
+            await client.place_order(orders[index])
+        except ExchangeError as error:
+            tally.record(sent_at, error)
+        else:
+            tally.record(sent_at, None)
+
+
+async def _stream_client(
+    client: ExchangeClient,
+    orders: list[NewOrder],
+    schedule: _Schedule,
+    tally: _Tally,
+    window: int,
+) -> None:
+    in_flight = asyncio.Semaphore(window)
+
+    def answered(sent_at: float, answer: asyncio.Future[PlaceResult]) -> None:
+        in_flight.release()
+        tally.record(sent_at, answer.exception())
+
+    async with client.order_entry() as entry:
+        while (index := await schedule.next_index()) is not None:
+            await in_flight.acquire()
+            sent_at = time.perf_counter()
+            try:
+                answer = await entry.submit(orders[index])
+            except ExchangeError as error:
+                in_flight.release()
+                tally.record(sent_at, error)
+                continue
+            answer.add_done_callback(functools.partial(answered, sent_at))
+
+
+async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: None) -> LoadReport:
+    """Run the plan against `plan.target` and measure it. `on_answer` is called per answer
+    (the CLI advances its progress bar with it)."""
+    if plan.orders < 1 or plan.concurrency < 1 or plan.window < 1:
+        raise ValueError("orders, concurrency and window must be at least 1")
+    clients = [ExchangeClient.connect(plan.target) for _ in range(plan.concurrency)]
+    try:
+        instruments = {item.symbol: item for item in await clients[0].list_instruments()}
+        if plan.instrument not in instruments:
+            raise ValueError(
+                f"unknown instrument {plan.instrument!r}; the service has "
+                + ", ".join(sorted(instruments))
+            )
+        instrument = instruments[plan.instrument]
+        orders = generate_orders(plan, instrument.tick_size, instrument.lot_size)
+        tally = _Tally(on_answer)
+        schedule = _Schedule(plan.orders, plan.rate)
+        started = time.perf_counter()
+        if plan.mode == "unary":
+            workers = [_unary_client(client, orders, schedule, tally) for client in clients]
+        else:
+            workers = [
+                _stream_client(client, orders, schedule, tally, plan.window) for client in clients
+            ]
+        await asyncio.gather(*workers)
+        elapsed = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+    return LoadReport(
+        orders=plan.orders,
+        accepted=tally.accepted,
+        refused=tally.refused,
+        elapsed_seconds=elapsed,
+        latencies_ms=tuple(tally.latencies_ms),
+        errors_by_code=dict(tally.errors_by_code),
+    )
