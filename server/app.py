@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -62,6 +63,11 @@ GRPC_OPTIONS = (
 )
 
 
+def event_store_backend(url: str) -> str:
+    """The event-store label of the metrics: ``postgresql`` or ``kurrentdb``."""
+    return "postgresql" if urlsplit(url).scheme.startswith("postgres") else "kurrentdb"
+
+
 def load_runtime_settings() -> Settings:
     """Settings from the environment, with embedded servers for unset URLs."""
     from server.embedded import resolve_service_urls
@@ -101,7 +107,8 @@ class ExchangeApp:
         settings = self.settings
         self.instruments = load_instruments(settings.instruments_file)
         self.event_store = await open_event_store(settings.resolved_event_store_url)
-        self.handlers = CommandHandlers(self.event_store, self.instruments)
+        backend = event_store_backend(settings.resolved_event_store_url)
+        self.handlers = CommandHandlers(self.event_store, self.instruments, backend=backend)
         if settings.engine_enabled:
             self.engine_runner = EngineRunner(
                 self.event_store,
@@ -109,6 +116,7 @@ class ExchangeApp:
                 shard=settings.engine_shard,
                 batch_max=settings.engine_batch_max,
                 snapshot_every=settings.snapshot_every,
+                backend=backend,
             )
             self.engine_runner.start()
         if settings.clock_tick_ms > 0:

@@ -33,12 +33,14 @@ from server.errors import (
     OrderNotFound,
 )
 from server.eventstore.port import (
+    AppendResult,
     EventStore,
     ExpectedVersion,
     LogPosition,
     NewEvent,
     WrongExpectedVersion,
 )
+from server.observability import metrics
 from server.order_state import OrderState, load_order_state
 from server.streams import (
     CORRELATION_ID,
@@ -115,10 +117,18 @@ class CommandHandlers:
         event_store: EventStore,
         instruments: Mapping[str, Instrument],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backend: str = "postgresql",
     ) -> None:
         self._event_store = event_store
         self._instruments = instruments
         self._now = now
+        self._backend = backend  # label of the event-store metrics
+
+    async def _append(
+        self, stream: str, event: NewEvent, expected: ExpectedVersion | int
+    ) -> AppendResult:
+        with metrics.time_append(self._backend, 1):
+            return await self._event_store.append(stream, [event], expected)
 
     # -- place ---------------------------------------------------------------------------
 
@@ -221,7 +231,7 @@ class CommandHandlers:
         order_id, event = self.place_request_event(request, metadata)
         stream = order_stream(order_id)
         try:
-            result = await self._event_store.append(stream, [event], ExpectedVersion.NO_STREAM)
+            result = await self._append(stream, event, ExpectedVersion.NO_STREAM)
         except WrongExpectedVersion:
             if not request.client_order_id:
                 raise  # a uuid4 collision: never in practice
@@ -263,18 +273,14 @@ class CommandHandlers:
             state = await self._checked_open_order(user_id, order_id)
             event = build(state)
             try:
-                result = await self._event_store.append(
-                    order_stream(order_id), [event], state.version
-                )
+                result = await self._append(order_stream(order_id), event, state.version)
             except WrongExpectedVersion:
                 continue  # the engine wrote to the order meanwhile: check again
             return CommandOutcome(order=state, position=result.positions[0])
         # The order keeps changing under us (a busy resting order): append unconditionally;
         # the engine rejects the request if the order has closed by then.
         state = await self._checked_open_order(user_id, order_id)
-        result = await self._event_store.append(
-            order_stream(order_id), [build(state)], ExpectedVersion.ANY
-        )
+        result = await self._append(order_stream(order_id), build(state), ExpectedVersion.ANY)
         return CommandOutcome(order=state, position=result.positions[0])
 
     async def cancel_order(

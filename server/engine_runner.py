@@ -30,11 +30,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from domain.codec import event_to_dict
 
+from domain.codec import event_to_dict
+from domain.commands import AddInstrument, AdvanceTime, AmendOrder, CancelOrder, PlaceOrder
 from domain.engine import MatchingEngine
 from domain.instruments import Instrument
 from server.engine_inputs import InputTranslator, add_missing_instruments, new_engine, route
@@ -49,6 +51,8 @@ from server.eventstore.port import (
     StreamAppend,
     WrongExpectedVersion,
 )
+from server.observability import metrics
+from server.observability.tracing import span_from_metadata
 from server.streams import (
     CAUSATION_ID,
     CORRELATION_ID,
@@ -56,12 +60,23 @@ from server.streams import (
     ENGINE_INPUT_EVENT_TYPES,
     ENGINE_INPUT_STREAM_PREFIXES,
     ENGINE_SNAPSHOT_TAKEN,
+    ORDER_PLACE_REQUESTED,
     TRACEPARENT,
     engine_snapshot_stream,
     engine_stream,
+    parse_time,
 )
 
 log = structlog.get_logger(__name__)
+
+CONSUMER = "engine"  # the consumer label of the lag metrics
+COMMAND_NAMES = {
+    PlaceOrder: "place",
+    CancelOrder: "cancel",
+    AmendOrder: "amend",
+    AdvanceTime: "advance_time",
+    AddInstrument: "add_instrument",
+}
 
 INPUT_FILTER = EventFilter(
     stream_prefixes=ENGINE_INPUT_STREAM_PREFIXES, event_types=ENGINE_INPUT_EVENT_TYPES
@@ -140,6 +155,7 @@ class EngineRunner:
         batch_max: int = 1000,
         snapshot_every: int = 10000,
         retry_delay_s: float = 1.0,
+        backend: str = "postgresql",
     ) -> None:
         self._event_store = event_store
         self._instruments = instruments
@@ -149,6 +165,7 @@ class EngineRunner:
         self._batch_max = max(1, batch_max)
         self._snapshot_every = snapshot_every
         self._retry_delay_s = retry_delay_s
+        self._backend = backend  # label of the event-store metrics
         self.runner_id = str(uuid.uuid4())
         self._task: asyncio.Task[None] | None = None
         # State of the current life (rebuilt from the log after a fence or an error).
@@ -198,9 +215,15 @@ class EngineRunner:
 
     def _handle(self, event: RecordedEvent) -> list[dict[str, Any]]:
         emitted: list[dict[str, Any]] = []
-        for command in self._translator.commands_for(event.type, event.data):
-            for result in self.engine.handle(command):
-                emitted.append(event_to_dict(result, self._instruments))
+        with span_from_metadata("engine.match", event.metadata):
+            for command in self._translator.commands_for(event.type, event.data):
+                started = time.perf_counter()
+                results = self.engine.handle(command)
+                metrics.observe_engine_command(
+                    COMMAND_NAMES.get(type(command), "other"), time.perf_counter() - started
+                )
+                for result in results:
+                    emitted.append(event_to_dict(result, self._instruments))
         return emitted
 
     def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent:
@@ -223,6 +246,7 @@ class EngineRunner:
         emitted_all: list[dict[str, Any]] = []
         last_input: LogPosition | None = None
         new_inputs = 0
+        new_input_events: list[RecordedEvent] = []
         recorded = self.progress.last_input
         for input_event in batch:
             emitted = self._handle(input_event)
@@ -230,6 +254,7 @@ class EngineRunner:
                 continue
             last_input = input_event.position
             new_inputs += 1
+            new_input_events.append(input_event)
             metadata = {
                 CAUSATION_ID: str(input_event.event_id),
                 CORRELATION_ID: input_event.metadata.get(CORRELATION_ID)
@@ -277,10 +302,13 @@ class EngineRunner:
         appends.append(
             StreamAppend(self._progress_stream, [progress_event], self.progress.expected_version)
         )
+        event_count = sum(len(append.events) for append in appends)
         try:
-            results = await self._event_store.append_multi(appends)
+            with metrics.time_append(self._backend, event_count):
+                results = await self._event_store.append_multi(appends)
         except WrongExpectedVersion as error:
             raise FencedOut(str(error)) from error
+        self._record_batch_metrics(new_input_events, emitted_all)
         for result in results[: len(events_by_stream)]:
             if result.last_position is not None and (
                 self.last_result_position is None
@@ -297,6 +325,22 @@ class EngineRunner:
         )
         self.batches_written += 1
         return emitted_all
+
+    def _record_batch_metrics(
+        self, new_inputs: list[RecordedEvent], emitted: list[dict[str, Any]]
+    ) -> None:
+        metrics.record_engine_events("", emitted)
+        metrics.observe_engine_batch(len(new_inputs))
+        metrics.record_consumer_processed(CONSUMER, len(new_inputs))
+        now = datetime.now(UTC)
+        for input_event in new_inputs:
+            if input_event.type == ORDER_PLACE_REQUESTED:
+                requested_at = input_event.data.get("requested_at")
+                if requested_at:
+                    metrics.observe_place_to_ack(
+                        input_event.data.get("instrument", ""),
+                        (now - parse_time(requested_at)).total_seconds(),
+                    )
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -353,7 +397,11 @@ class EngineRunner:
                         break
                     item = queue.get_nowait()
                 await self._run_batch(batch)
-                if queue.empty():
+                waiting = queue.qsize()
+                metrics.set_queue_length("engine_input", waiting)
+                lag_s = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
+                metrics.observe_lag(CONSUMER, waiting, max(lag_s, 0.0) if waiting else 0.0)
+                if not waiting:
                     self.caught_up.set()
         finally:
             reader.cancel()
