@@ -46,6 +46,7 @@ from clients.loadgen import LoadPlan, LoadReport, run_load
 from clients.models import BookSnapshot, CommandResult, NewOrder
 
 TARGET_ENVIRONMENT_VARIABLE = "EXCHANGE_TARGET"
+PIPED_OUTPUT_WIDTH = 250
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -241,9 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--instrument", default="BTC-USD")
     load.add_argument(
         "--mode",
-        choices=("unary", "stream"),
+        choices=("unary", "stream", "ping"),
         default="unary",
-        help="PlaceOrder calls, or the StreamPlaceOrders stream",
+        help="PlaceOrder calls, the StreamPlaceOrders stream, or no-op Pings (baseline)",
     )
     load.add_argument("--window", type=positive_int, default=64, help="in-flight orders per stream")
     load.add_argument("--users", type=positive_int, default=10)
@@ -299,6 +300,9 @@ class Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:
+            # Piped output has no width to fit; 80 columns would truncate ids and times.
+            self.console.width = PIPED_OUTPUT_WIDTH
 
     def show(self, value: Any, table: Any | None = None) -> None:
         if self.as_json:

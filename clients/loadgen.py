@@ -2,8 +2,9 @@
 
 Each client has its own gRPC channel. In `unary` mode a client sends one PlaceOrder at a
 time; in `stream` mode it keeps up to `window` orders in flight on one StreamPlaceOrders
-stream. Orders are a seeded mix of buys and sells around a mid price, on the instrument's
-tick and lot grids, so that they cross and trade. With a target rate, order i is due at
+stream; `ping` mode sends the no-op Ping instead of orders, the baseline to compare with.
+Orders are a seeded mix of buys and sells around a mid price, on the instrument's tick and
+lot grids, so that they cross and trade. With a target rate, order i is due at
 start + i / rate and waits for that moment (a client that falls behind sends at once).
 Latency is measured per order from the moment it is sent to its answer: the command's
 durable acceptance (the answer comes after the append), not the fill.
@@ -27,7 +28,7 @@ from clients.enums import OrderType, Side, TimeInForce
 from clients.errors import ExchangeError
 from clients.models import NewOrder, PlaceResult
 
-LoadMode = Literal["unary", "stream"]
+LoadMode = Literal["unary", "stream", "ping"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,17 @@ async def _unary_client(
             tally.record(sent_at, None)
 
 
+async def _ping_client(client: ExchangeClient, schedule: _Schedule, tally: _Tally) -> None:
+    while await schedule.next_index() is not None:
+        sent_at = time.perf_counter()
+        try:
+            await client.ping()
+        except ExchangeError as error:
+            tally.record(sent_at, error)
+        else:
+            tally.record(sent_at, None)
+
+
 async def _stream_client(
     client: ExchangeClient,
     orders: list[NewOrder],
@@ -214,6 +226,8 @@ async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: No
         started = time.perf_counter()
         if plan.mode == "unary":
             workers = [_unary_client(client, orders, schedule, tally) for client in clients]
+        elif plan.mode == "ping":
+            workers = [_ping_client(client, schedule, tally) for client in clients]
         else:
             workers = [
                 _stream_client(client, orders, schedule, tally, plan.window) for client in clients

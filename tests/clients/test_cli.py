@@ -341,6 +341,27 @@ async def test_human_output_renders_tables(
     ]
 
 
+async def test_load_in_ping_mode_places_nothing(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    placed_before = len(canned_exchange.commands.placed)
+    status, [report], _ = await run_json(
+        canned_exchange.target,
+        capsys,
+        "load",
+        "--orders",
+        "40",
+        "--concurrency",
+        "2",
+        "--mode",
+        "ping",
+        "--no-progress",
+    )
+    assert status == 0
+    assert (report["orders"], report["accepted"], report["refused"]) == (40, 40, 0)
+    assert len(canned_exchange.commands.placed) == placed_before
+
+
 @pytest.mark.parametrize("mode", ["unary", "stream"])
 async def test_load_reports_every_order(
     canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str], mode: str
