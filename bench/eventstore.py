@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from server.eventstore import NO_STREAM, EventStore, NewEvent, open_event_store
 
@@ -117,6 +118,38 @@ async def _delivery_latency(store: EventStore, samples: int) -> list[float]:
     return latencies
 
 
+async def _machine_baseline(url: str) -> None:
+    """What this server does with no event store in the way, to read the figures against:
+    one-row INSERT commits on one connection, and 1000-row INSERT ... SELECT unnest."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "CREATE TABLE bench_baseline (id uuid PRIMARY KEY, data json NOT NULL)"
+        )
+        body = orjson.dumps(_order_event(0).data).decode()
+        count = 300
+        started = time.perf_counter()
+        for _ in range(count):
+            await connection.execute(
+                "INSERT INTO bench_baseline VALUES ($1, $2::json)", uuid.uuid4(), body
+            )
+        commits = count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(10):
+            await connection.execute(
+                "INSERT INTO bench_baseline SELECT unnest($1::uuid[]), unnest($2::text[])::json",
+                [uuid.uuid4() for _ in range(1000)],
+                [body] * 1000,
+            )
+        bulk = 10_000 / (time.perf_counter() - started)
+        print(
+            f"  {'baseline: raw 1-row INSERT commits':<44} {commits:>35,.0f} rows/s\n"
+            f"  {'baseline: raw 1000-row INSERT (unnest)':<44} {bulk:>35,.0f} rows/s"
+        )
+    finally:
+        await connection.close()
+
+
 async def _run(admin_url: str, scale: float) -> None:
     def scaled(count: int) -> int:
         return max(1, int(count * scale))
@@ -129,6 +162,7 @@ async def _run(admin_url: str, scale: float) -> None:
         store = await open_event_store(url, max_pool_size=12)
         try:
             print(f"  database: fresh {name} on {urlsplit(admin_url).netloc or 'unix socket'}")
+            await _machine_baseline(url)
             total = 0
             count = scaled(3000)
             await _timed("single-event appends, 1 writer", count,
