@@ -30,6 +30,30 @@ def add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -
     return event_dict
 
 
+def add_logger_name(logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Add `logger` from `structlog.get_logger(__name__)` (unless the caller bound one)."""
+    name = getattr(logger, "name", None)
+    if name and "logger" not in event_dict:
+        event_dict["logger"] = name
+    return event_dict
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """A PrintLogger that keeps the name it was created with, like BytesLogger does."""
+
+    def __init__(self, file: Any = None, name: str | None = None) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedPrintLoggerFactory:
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _NamedPrintLogger:
+        return _NamedPrintLogger(self._file, name=args[0] if args else None)
+
+
 def _level_number(level: str | int | None) -> int:
     if level is None:
         level = os.environ.get("LOG_LEVEL", "INFO")
@@ -69,7 +93,11 @@ def configure_logging(level: str | int | None = None, json: bool | None = None) 
     if use_json:
         shared.append(structlog.processors.format_exc_info)
         structlog.configure(
-            processors=[*shared, structlog.processors.JSONRenderer(serializer=_orjson_dumps)],
+            processors=[
+                add_logger_name,
+                *shared,
+                structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+            ],
             wrapper_class=structlog.make_filtering_bound_logger(level_number),
             logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
             cache_logger_on_first_use=True,
@@ -79,9 +107,9 @@ def configure_logging(level: str | int | None = None, json: bool | None = None) 
         )
     else:
         structlog.configure(
-            processors=[*shared, structlog.dev.ConsoleRenderer()],
+            processors=[add_logger_name, *shared, structlog.dev.ConsoleRenderer()],
             wrapper_class=structlog.make_filtering_bound_logger(level_number),
-            logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+            logger_factory=_NamedPrintLoggerFactory(sys.stdout),
             cache_logger_on_first_use=True,
         )
         stdlib_renderer = structlog.dev.ConsoleRenderer()
@@ -98,8 +126,6 @@ def configure_logging(level: str | int | None = None, json: bool | None = None) 
 
 
 def get_logger(name: str | None = None, **bound: Any) -> Any:
-    """A structlog logger carrying `logger=name` and the given fields."""
-    logger = structlog.get_logger()
-    if name is not None:
-        bound = {"logger": name, **bound}
+    """A structlog logger named `name` (the `logger` field) carrying the given fields."""
+    logger = structlog.get_logger(name) if name is not None else structlog.get_logger()
     return logger.bind(**bound) if bound else logger
