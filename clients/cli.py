@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -27,10 +28,12 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clients import render
+from clients.book_mirror import BookSequenceGap, OrderBookMirror
 from clients.client import DEFAULT_TARGET, ExchangeClient
 from clients.conversions import parse_decimal
 from clients.enums import (
@@ -41,7 +44,7 @@ from clients.enums import (
     TimeInForce,
     parse_member,
 )
-from clients.errors import ExchangeError
+from clients.errors import AbortedError, ExchangeError
 from clients.loadgen import LoadPlan, LoadReport, run_load
 from clients.models import BookSnapshot, CommandResult, NewOrder
 
@@ -400,13 +403,13 @@ async def _list_orders(
 
 
 async def _watch(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
+    if arguments.stream == "book":
+        await _watch_book(exchange, arguments, output)
+        return
     remaining = arguments.count
     if arguments.stream == "trades":
         stream: Any = exchange.stream_trades(arguments.instrument)
         line: Callable[[Any], str] = render.trade_line
-    elif arguments.stream == "book":
-        stream = exchange.stream_order_book(arguments.instrument, depth=arguments.depth)
-        line = render.book_message_line
     else:
         stream = exchange.stream_order_updates(arguments.user_id, instrument=arguments.instrument)
         line = render.order_update_line
@@ -414,15 +417,6 @@ async def _watch(exchange: ExchangeClient, arguments: argparse.Namespace, output
         async for message in stream:
             if output.as_json:
                 output.show(message)
-            elif isinstance(message, BookSnapshot):
-                output.console.print(
-                    render.book_table(
-                        message.instrument,
-                        message.bids,
-                        message.asks,
-                        caption=f"snapshot, sequence {message.sequence}",
-                    )
-                )
             else:
                 output.console.print(line(message))
             if remaining is not None:
@@ -431,6 +425,55 @@ async def _watch(exchange: ExchangeClient, arguments: argparse.Namespace, output
                     break
     finally:
         await stream.aclose()
+
+
+async def _watch_book(
+    exchange: ExchangeClient, arguments: argparse.Namespace, output: Output
+) -> None:
+    """Follow the book through a local mirror that checks every sequence number; on a gap
+    or when the service drops this slow subscriber, resubscribe for a fresh snapshot. On a
+    terminal the book is redrawn in place; otherwise each message is one line (or JSON)."""
+    remaining = arguments.count
+    depth = arguments.depth
+    redraw = not output.as_json and output.console.is_terminal
+    live = Live(console=output.console, auto_refresh=False) if redraw else None
+    with live if live is not None else contextlib.nullcontext():
+        while True:
+            mirror = OrderBookMirror(arguments.instrument)
+            stream = exchange.stream_order_book(arguments.instrument, depth=depth)
+            try:
+                async for message in stream:
+                    mirror.apply(message)
+                    if output.as_json:
+                        output.show(message)
+                    elif live is not None:
+                        table = render.book_table(
+                            mirror.instrument,
+                            mirror.bids(depth),
+                            mirror.asks(depth),
+                            caption=f"sequence {mirror.sequence}",
+                        )
+                        live.update(table, refresh=True)
+                    elif isinstance(message, BookSnapshot):
+                        output.console.print(
+                            render.book_table(
+                                message.instrument,
+                                message.bids,
+                                message.asks,
+                                caption=f"snapshot, sequence {message.sequence}",
+                            )
+                        )
+                    else:
+                        output.console.print(render.book_message_line(message))
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining == 0:
+                            return
+                return  # The service ended the stream.
+            except (BookSequenceGap, AbortedError) as problem:
+                print(f"{problem}; resubscribing", file=sys.stderr)
+            finally:
+                await stream.aclose()
 
 
 async def _run_load(arguments: argparse.Namespace, output: Output) -> None:

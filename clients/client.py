@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from types import TracebackType
@@ -269,21 +269,21 @@ class ExchangeClient:
 
     # --- market data streams -------------------------------------------------------------
 
-    def stream_trades(self, instrument: str) -> AsyncIterator[TradeEvent]:
+    def stream_trades(self, instrument: str) -> AsyncGenerator[TradeEvent, None]:
         """Trades of `instrument` as they execute, until the caller stops iterating."""
         request = market_data_service_pb2.StreamTradesRequest(instrument=instrument)
         return _server_stream(self._market_data.StreamTrades(request), trade_event_from_wire)
 
     def stream_order_book(
         self, instrument: str, *, depth: int = 0
-    ) -> AsyncIterator[BookSnapshot | BookUpdate]:
+    ) -> AsyncGenerator[BookSnapshot | BookUpdate, None]:
         """A BookSnapshot, then BookUpdates with contiguous sequence numbers."""
         request = market_data_service_pb2.StreamOrderBookRequest(instrument=instrument, depth=depth)
         return _server_stream(self._market_data.StreamOrderBook(request), book_message_from_wire)
 
     def stream_order_updates(
         self, user_id: str, *, instrument: str = ""
-    ) -> AsyncIterator[OrderUpdate]:
+    ) -> AsyncGenerator[OrderUpdate, None]:
         """Every change of `user_id`'s orders (optionally of one instrument)."""
         request = market_data_service_pb2.StreamOrderUpdatesRequest(
             user_id=user_id, instrument=instrument
@@ -312,7 +312,7 @@ def _ignore(_reply: object) -> None:
 
 async def _server_stream(
     call: Any, convert: Callable[[Any], Converted]
-) -> AsyncIterator[Converted]:
+) -> AsyncGenerator[Converted, None]:
     """Convert a server stream's messages; cancel the call when the consumer stops early."""
     try:
         async for message in call:

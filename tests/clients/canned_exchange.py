@@ -9,6 +9,7 @@ magic inputs trigger each error status, with the rich details the real service s
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 import grpc
@@ -267,19 +268,21 @@ class CannedQueries(order_query_service_pb2_grpc.OrderQueryServiceServicer):
 
 class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
     def __init__(self) -> None:
-        self.stream_cancelled = asyncio.Event()
+        self.trade_streams_ended: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.book_subscriptions: Counter[str] = Counter()
 
     async def StreamTrades(self, request, context):  # type: ignore[no-untyped-def]
-        for trade_id in ("BTC-USD-1", "BTC-USD-2"):
-            yield market_data_service_pb2.StreamTradesResponse(
-                trade=canned_trade(trade_id), position=f"p-{trade_id}"
-            )
-        if request.instrument == "endless":
-            # Park until the client cancels the call; record that the server saw it end.
-            try:
+        # Instruments named "endless..." park after two trades until the client cancels;
+        # the handler records that it ended, however the cancellation reached it.
+        try:
+            for trade_id in ("BTC-USD-1", "BTC-USD-2"):
+                yield market_data_service_pb2.StreamTradesResponse(
+                    trade=canned_trade(trade_id), position=f"p-{trade_id}"
+                )
+            if request.instrument.startswith("endless"):
                 await asyncio.Event().wait()
-            finally:
-                self.stream_cancelled.set()
+        finally:
+            self.trade_streams_ended[request.instrument].set()
 
     async def StreamOrderBook(self, request, context):  # type: ignore[no-untyped-def]
         yield market_data_service_pb2.StreamOrderBookResponse(
@@ -291,9 +294,12 @@ class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
             ),
             position="p-7",
         )
+        # "GAPPY": the first subscription skips sequence 8 (lost update), later ones do not.
+        self.book_subscriptions[request.instrument] += 1
+        skip = request.instrument == "GAPPY" and self.book_subscriptions["GAPPY"] == 1
         yield market_data_service_pb2.StreamOrderBookResponse(
             instrument=request.instrument,
-            sequence=8,
+            sequence=9 if skip else 8,
             update=market_data_service_pb2.OrderBookUpdate(
                 changes=[
                     market_data_service_pb2.PriceLevelChange(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -312,9 +313,11 @@ async def test_watch_stops_after_count(
     canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, messages, _ = await run_json(
-        canned_exchange.target, capsys, "watch", "--count", "1", "trades", "endless"
+        canned_exchange.target, capsys, "watch", "--count", "1", "trades", "endless-cli"
     )
     assert [message["trade"]["trade_id"] for message in messages] == ["BTC-USD-1"]  # type: ignore[index]
+    # Stopping after --count cancels the call: the parked server handler ends.
+    await asyncio.wait_for(canned_exchange.market_data.trade_streams_ended["endless-cli"].wait(), 10)
     _, book_messages, _ = await run_json(canned_exchange.target, capsys, "watch", "book", "ETH-USD")
     assert [message["sequence"] for message in book_messages] == [7, 8]
     assert book_messages[1]["changes"][0] == {  # type: ignore[index]
@@ -391,3 +394,15 @@ async def test_load_reports_every_order(
     assert {request.instrument for request in sent} == {"BTC-USD"}
     assert all(Decimal(request.price) % Decimal("0.01") == 0 for request in sent)
     assert all(Decimal(request.quantity) % Decimal("0.0001") == 0 for request in sent)
+
+
+async def test_watch_book_resubscribes_after_a_sequence_gap(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, messages, err = await run_json(
+        canned_exchange.target, capsys, "watch", "--count", "3", "book", "GAPPY"
+    )
+    # Snapshot 7, then 9 instead of 8: the update is not shown, a fresh snapshot is fetched.
+    assert [(m["sequence"], "bids" in m) for m in messages] == [(7, True), (7, True), (8, False)]
+    assert err == "book update 9 received, 8 expected; resubscribe; resubscribing\n"
+    assert canned_exchange.market_data.book_subscriptions["GAPPY"] == 2

@@ -310,15 +310,17 @@ async def test_stream_trades_in_order(exchange: ExchangeClient) -> None:
 async def test_leaving_a_stream_early_cancels_the_call(
     exchange: ExchangeClient, canned_exchange: CannedExchange
 ) -> None:
-    stream = exchange.stream_trades("endless")
+    stream = exchange.stream_trades("endless-early-exit")
     received = []
     async for event in stream:
         received.append(event.trade.trade_id)
         if len(received) == 2:
             break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     # The server handler was parked forever; it ends only because the client cancelled.
-    await asyncio.wait_for(canned_exchange.market_data.stream_cancelled.wait(), 10)
+    await asyncio.wait_for(
+        canned_exchange.market_data.trade_streams_ended["endless-early-exit"].wait(), 10
+    )
     assert received == ["BTC-USD-1", "BTC-USD-2"]
 
 
