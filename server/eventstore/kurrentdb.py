@@ -275,6 +275,7 @@ class KurrentDBEventStore(EventStore):
                     **_server_filter(filter),
                 )
             ]
+            page_start = cursor
             for event in page:
                 recorded = _recorded(event)
                 if cursor is not None and recorded.position <= cursor:
@@ -284,8 +285,8 @@ class KurrentDBEventStore(EventStore):
                     selected.append(recorded)
                     if len(selected) == limit:
                         break
-            if len(page) < page_size:
-                break
+            if len(page) < page_size or cursor == page_start:
+                break  # the end of the log, or a page with nothing new (never loop on it)
         return selected
 
     async def head_position(self) -> LogPosition | None:
