@@ -317,7 +317,8 @@ async def test_watch_stops_after_count(
     )
     assert [message["trade"]["trade_id"] for message in messages] == ["BTC-USD-1"]  # type: ignore[index]
     # Stopping after --count cancels the call: the parked server handler ends.
-    await asyncio.wait_for(canned_exchange.market_data.trade_streams_ended["endless-cli"].wait(), 10)
+    ended = canned_exchange.market_data.trade_streams_ended["endless-cli"]
+    await asyncio.wait_for(ended.wait(), 10)
     _, book_messages, _ = await run_json(canned_exchange.target, capsys, "watch", "book", "ETH-USD")
     assert [message["sequence"] for message in book_messages] == [7, 8]
     assert book_messages[1]["changes"][0] == {  # type: ignore[index]
