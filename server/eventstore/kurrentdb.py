@@ -103,7 +103,7 @@ def _actual_version(error: WrongCurrentVersionError) -> int:
 def _is_unimplemented(error: Exception) -> bool:
     cause = error.__cause__
     if isinstance(cause, grpc.aio.AioRpcError | grpc.Call):
-        return cause.code() == grpc.StatusCode.UNIMPLEMENTED
+        return bool(cause.code() == grpc.StatusCode.UNIMPLEMENTED)
     return "UNIMPLEMENTED" in str(error).upper()
 
 

@@ -144,12 +144,14 @@ def _refusal_from_error(
     error: asyncpg.PostgresError, requests: Sequence[AppendRequest]
 ) -> Exception:
     """Translate es_append's atomic-mode refusals; pass any other error through."""
-    if error.sqlstate not in (SQLSTATE_WRONG_VERSION, SQLSTATE_ID_CONFLICT):
-        return error
+    sqlstate: str | None = error.sqlstate
+    if sqlstate not in (SQLSTATE_WRONG_VERSION, SQLSTATE_ID_CONFLICT):
+        passed_through: Exception = error
+        return passed_through
     detail = orjson.loads(getattr(error, "detail", None) or "{}")
     stream = detail.get("stream", "")
     request = next((r for r in requests if r.stream == stream), None)
-    if error.sqlstate == SQLSTATE_ID_CONFLICT:
+    if sqlstate == SQLSTATE_ID_CONFLICT:
         return EventIdConflict(stream, request.event_ids if request else ())
     actual = detail.get("actual")
     return WrongExpectedVersion(

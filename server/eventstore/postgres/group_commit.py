@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -119,6 +119,7 @@ class GroupCommitWriter:
     async def _flush(self, batch: list[_QueuedAppend]) -> None:
         async with self._pool.acquire() as connection:
             requests = [queued.request for queued in batch]
+            outcomes: Sequence[AppendOutcome | Exception]
             try:
                 outcomes = await call_append_retrying(connection, requests, atomic=False)
             except asyncpg.PostgresError as error:
@@ -139,7 +140,8 @@ class GroupCommitWriter:
         try:
             return (await call_append_retrying(connection, [queued.request], atomic=False))[0]
         except asyncpg.PostgresError as error:
-            return error
+            failure: Exception = error
+            return failure
 
 
 async def call_append_retrying(
