@@ -506,8 +506,9 @@ async def _run_load(arguments: argparse.Namespace, output: Output) -> None:
 
 def load_report_table(plan: LoadPlan, report: LoadReport) -> Table:
     rate = f"{plan.rate:g}/s" if plan.rate else "max"
+    unit = "calls" if plan.mode == "ping" else "orders"
     table = Table(
-        title=f"{plan.orders} orders, {plan.mode}, {plan.concurrency} clients, rate {rate}",
+        title=f"{plan.orders} {unit}, {plan.mode}, {plan.concurrency} clients, rate {rate}",
         show_header=False,
     )
     table.add_column(style="bold")
@@ -517,7 +518,7 @@ def load_report_table(plan: LoadPlan, report: LoadReport) -> Table:
     for code, count in sorted(report.errors_by_code.items()):
         table.add_row(f"  {code}", str(count))
     table.add_row("elapsed", f"{report.elapsed_seconds:.2f} s")
-    table.add_row("throughput", f"{report.throughput:,.0f} orders/s")
+    table.add_row("throughput", f"{report.throughput:,.0f} {unit}/s")
     for percent in (50, 95, 99):
         table.add_row(f"latency p{percent}", f"{report.latency_percentile_ms(percent):.2f} ms")
     table.add_row("latency max", f"{report.latency_percentile_ms(100):.2f} ms")

@@ -407,3 +407,17 @@ async def test_watch_book_resubscribes_after_a_sequence_gap(
     assert [(m["sequence"], "bids" in m) for m in messages] == [(7, True), (7, True), (8, False)]
     assert err == "book update 9 received, 8 expected; resubscribe; resubscribing\n"
     assert canned_exchange.market_data.book_subscriptions["GAPPY"] == 2
+
+
+async def test_load_human_report_names_the_unit(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    argv = ["--target", canned_exchange.target, "load", "--orders", "10", "--no-progress"]
+    assert await run([*argv, "--mode", "ping"]) == 0
+    out = capsys.readouterr().out
+    assert "10 calls, ping, 8 clients, rate max" in out and "calls/s" in out
+    assert await run([*argv, "--rate", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "10 orders, unary, 8 clients, rate 500/s" in out and "orders/s" in out
+    assert "latency p99" in out
