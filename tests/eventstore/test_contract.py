@@ -50,6 +50,20 @@ async def take(subscription: AsyncIterator[RecordedEvent], count: int) -> list[R
     return await asyncio.wait_for(collect(), HANG_GUARD_S)
 
 
+async def visible(store: EventStore, position: LogPosition) -> None:
+    """Wait until `position` can be read in the global log.
+
+    PostgreSQL shows an event in global order once every transaction older than it has
+    ended (cluster-wide), which may be a moment after its append returned.
+    """
+
+    async def head_reached() -> None:
+        while (head := await store.head_position()) is None or head < position:
+            await asyncio.sleep(0.002)
+
+    await asyncio.wait_for(head_reached(), HANG_GUARD_S)
+
+
 async def read_everything(
     store: EventStore, after: LogPosition | None, event_filter: EventFilter
 ) -> list[RecordedEvent]:
@@ -253,6 +267,7 @@ async def test_read_all_returns_events_in_global_order(store: EventStore, prefix
             result = await store.append(stream, events(2, round=round_number), ANY)
             appended += [(stream, v) for v in range(result.first_version, result.last_version + 1)]
 
+    await visible(store, result.positions[-1])
     found = await read_everything(store, start, EventFilter(stream_prefixes=(prefix,)))
 
     assert [(e.stream, e.version) for e in found] == appended
@@ -268,7 +283,8 @@ async def test_read_all_filters_by_stream_prefix_and_event_type(
     await store.append(f"{prefix}order-1", events(1, "Placed") + events(1, "Filled"), ANY)
     await store.append(f"{prefix}trades-X", events(1, "Traded"), ANY)
     await store.append(f"{prefix}order-2", events(1, "Placed"), ANY)
-    await store.append(f"{prefix}clock", events(1, "Ticked"), ANY)
+    last = await store.append(f"{prefix}clock", events(1, "Ticked"), ANY)
+    await visible(store, last.positions[-1])
 
     def picked(found: list[RecordedEvent]) -> list[tuple[str, str]]:
         return [(e.stream.removeprefix(prefix), e.type) for e in found]
@@ -295,13 +311,12 @@ async def test_read_all_catches_up_from_the_middle(store: EventStore, prefix: st
     start = await store.head_position()
     result = await store.append(f"{prefix}s", events(10), NO_STREAM)
     mine = EventFilter(stream_prefixes=(prefix,))
+    await visible(store, result.positions[-1])
 
     rest = await read_everything(store, result.positions[3], mine)
     assert [e.version for e in rest] == [4, 5, 6, 7, 8, 9]
     page = await store.read_all(start, mine, limit=4)
     assert [e.version for e in page] == [0, 1, 2, 3]
-    head = await store.head_position()
-    assert head is not None and head >= result.positions[-1]
 
 
 # --- subscriptions ----------------------------------------------------------------------

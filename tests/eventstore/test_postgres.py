@@ -188,7 +188,9 @@ async def test_prefix_filter_treats_like_wildcards_literally(
 ) -> None:
     start = await pg_store.head_position()
     await pg_store.append(f"{prefix}a_b", [NewEvent("X", {})])
-    await pg_store.append(f"{prefix}aXb", [NewEvent("X", {})])
+    last = await pg_store.append(f"{prefix}aXb", [NewEvent("X", {})])
+    while (head := await pg_store.head_position()) is None or head < last.positions[0]:
+        await asyncio.sleep(0.002)  # visible once older transactions (cluster-wide) ended
     found = await pg_store.read_all(start, EventFilter(stream_prefixes=(f"{prefix}a_",)))
     assert [e.stream for e in found] == [f"{prefix}a_b"]
 

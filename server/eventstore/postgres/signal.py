@@ -1,8 +1,9 @@
 """Wake-ups for live subscriptions: a generation counter, bumped on LISTEN/NOTIFY.
 
-Writers in any process `NOTIFY` after they commit; one listening connection per store
-bumps the counter and wakes every waiting subscriber, which then re-reads the log.
-Writers in this process also bump it directly, saving the round trip through the server.
+Writers in any process `NOTIFY` (with the committed transaction id) after they commit, from
+a connection of their own (`CommitNotifier`); one listening connection per store
+(`NotificationListener`) bumps the counter and wakes every waiting subscriber, which then
+re-reads the log. Writers in this process also bump it directly, saving the round trip.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import structlog
 from server.eventstore.postgres.schema import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
+
+_NOTIFY_SQL = f"SELECT pg_notify('{NOTIFY_CHANNEL}', $1)"
 
 
 class ChangeSignal:
@@ -106,3 +109,56 @@ class NotificationListener:
                     with contextlib.suppress(Exception):
                         await connection.close(timeout=1)
             await asyncio.sleep(self._reconnect_delay)
+
+
+class CommitNotifier:
+    """Sends the post-commit NOTIFY from a connection of its own.
+
+    Flushers hand over the committed transaction id and go back to writing; this task sends
+    one `pg_notify` for however many commits arrived meanwhile, so under load there is one
+    notification per round trip, not one per commit, and none on the writers' path.
+    """
+
+    def __init__(self, dsn: str, own_backend_pids: set[int], retry_delay: float = 0.5) -> None:
+        self._dsn = dsn
+        self._own_backend_pids = own_backend_pids
+        self._retry_delay = retry_delay
+        self._pending_tx = 0
+        self._has_pending = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def committed(self, tx: int) -> None:
+        if tx > self._pending_tx:
+            self._pending_tx = tx
+        self._has_pending.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="eventstore-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                self._own_backend_pids.add(connection.get_server_pid())
+                while True:
+                    await self._has_pending.wait()
+                    self._has_pending.clear()
+                    await connection.execute(_NOTIFY_SQL, str(self._pending_tx))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Subscribers elsewhere fall back on their poll until we are back.
+                log.warning("eventstore_notify_failed", exc_info=True)
+                self._has_pending.set()
+            finally:
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=1)
+            await asyncio.sleep(self._retry_delay)

@@ -2,7 +2,8 @@
 
 Writes: single-stream appends go through group commit (postgres/group_commit.py); atomic
 multi-stream appends are one `es_append` call of their own. Each commit is followed by a
-NOTIFY (outside the writing transaction, which would otherwise serialise writers).
+NOTIFY, sent from a connection of its own outside the writing transaction (a NOTIFY inside it
+would serialise writers on commit).
 
 Reads in global order only see rows below the transaction horizon, `tx_id <
 pg_snapshot_xmin(pg_current_snapshot())`: every transaction older than that has finished,
@@ -35,8 +36,8 @@ from server.eventstore.port import (
 )
 from server.eventstore.postgres.append import encode_request
 from server.eventstore.postgres.group_commit import GroupCommitWriter, call_append_retrying
-from server.eventstore.postgres.schema import NOTIFY_CHANNEL, migrate
-from server.eventstore.postgres.signal import ChangeSignal, NotificationListener
+from server.eventstore.postgres.schema import migrate
+from server.eventstore.postgres.signal import ChangeSignal, CommitNotifier, NotificationListener
 
 _COLUMNS = "position, tx_id, event_id, stream, version, type, data, metadata, recorded_at"
 
@@ -56,8 +57,6 @@ SELECT e.tx_id, e.position
          ORDER BY tx_id DESC, position DESC
          LIMIT 1) AS e ON true
 """
-
-_NOTIFY_SQL = f"SELECT pg_notify('{NOTIFY_CHANNEL}', $1)"
 
 
 def _read_all_sql(filter: EventFilter | None) -> str:
@@ -116,6 +115,7 @@ class PostgresEventStore(EventStore):
         self._signal = ChangeSignal()
         self._own_backend_pids: set[int] = set()
         self._listener = NotificationListener(dsn, self._signal, self._own_backend_pids)
+        self._notifier = CommitNotifier(dsn, self._own_backend_pids)
         self._writer = GroupCommitWriter(pool, self._after_commit, flushers=flushers)
         self.checkpoints = PostgresCheckpointStore(pool)
         self._closed = False
@@ -158,6 +158,7 @@ class PostgresEventStore(EventStore):
             return
         self._closed = True
         await self._writer.close()
+        await self._notifier.stop()
         await self._listener.stop()
         self._signal.notify()  # wake subscribers so they notice the store is closed
         await self._pool.close()
@@ -198,8 +199,7 @@ class PostgresEventStore(EventStore):
         committed_tx = max((r.positions[-1].tx for r in results if r.positions), default=0)
         if committed_tx:
             self._signal.notify(committed_tx)
-            self._own_backend_pids.add(connection.get_server_pid())
-            await connection.execute(_NOTIFY_SQL, str(committed_tx))
+            self._notifier.committed(committed_tx)
 
     # --- reading ---------------------------------------------------------------------
 
