@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import grpc
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -44,9 +46,9 @@ from clients.enums import (
     TimeInForce,
     parse_member,
 )
-from clients.errors import AbortedError, ExchangeError
+from clients.errors import AbortedError, ExchangeError, make_error
 from clients.loadgen import LoadPlan, LoadReport, run_load
-from clients.models import BookSnapshot, CommandResult, NewOrder
+from clients.models import BookSnapshot, CommandResult, NewOrder, Order, PlaceResult
 
 TARGET_ENVIRONMENT_VARIABLE = "EXCHANGE_TARGET"
 PIPED_OUTPUT_WIDTH = 250
@@ -176,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="self-trade prevention: cancel-newest (default), cancel-oldest, cancel-both, none",
     )
     place.add_argument("--client-order-id", default="", help="idempotency key, per user")
+    place.add_argument(
+        "--wait",
+        action="store_true",
+        help="show the order once the engine has processed it (not PENDING), within --timeout",
+    )
 
     cancel = commands.add_parser("cancel", help="cancel an order")
     cancel.add_argument("--user", required=True, dest="user_id")
@@ -325,6 +332,10 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
             output.show({"ok": True}, "pong")
         elif command == "place":
             placed = await exchange.place_order(new_order_from_arguments(arguments))
+            if arguments.wait:
+                placed = dataclasses.replace(
+                    placed, order=await wait_until_processed(exchange, placed, arguments.timeout)
+                )
             title = f"position {placed.position}" + (" (duplicate)" if placed.duplicate else "")
             output.show(placed, render.order_table(placed.order, title=title))
         elif command == "cancel":
@@ -370,6 +381,31 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
             await _watch(exchange, arguments, output)
         else:  # pragma: no cover - argparse only accepts the commands above
             raise AssertionError(command)
+
+
+# How often --wait looks again while the engine has not processed the order yet.
+WAIT_POLL_SECONDS = 0.05
+
+
+async def wait_until_processed(
+    exchange: ExchangeClient, placed: PlaceResult, timeout: float
+) -> Order:
+    """The order as the views show it once it is no longer PENDING. The first read waits for
+    the views to reach the place's own position (read-your-writes); the engine's answer is
+    appended after that, so look again until it shows. DeadlineExceededError after timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    order_id = placed.order.order_id
+    order = await exchange.get_order(order_id, min_position=placed.position, timeout=timeout)
+    while order.status is OrderStatus.PENDING:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise make_error(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"order {order_id} still PENDING after {timeout:g} s",
+            )
+        await asyncio.sleep(min(WAIT_POLL_SECONDS, remaining))
+        order = await exchange.get_order(order_id, timeout=max(remaining, 0.001))
+    return order
 
 
 def _command_result_table(result: CommandResult) -> Table:

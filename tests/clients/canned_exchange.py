@@ -218,6 +218,7 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
 class CannedQueries(order_query_service_pb2_grpc.OrderQueryServiceServicer):
     def __init__(self) -> None:
         self.requests: list[object] = []
+        self.pending_reads_left = 0
 
     async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
         self.requests.append(request)
@@ -225,6 +226,12 @@ class CannedQueries(order_query_service_pb2_grpc.OrderQueryServiceServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "views behind p-future")
         if request.order_id == "missing":
             await context.abort(grpc.StatusCode.NOT_FOUND, "order missing not found")
+        if self.pending_reads_left > 0:
+            # The engine "has not processed it yet" for this many reads.
+            self.pending_reads_left -= 1
+            return order_query_service_pb2.GetOrderResponse(
+                order=canned_order(request.order_id, status=types_pb2.ORDER_STATUS_PENDING)
+            )
         return order_query_service_pb2.GetOrderResponse(order=canned_order(request.order_id))
 
     async def ListOrders(self, request, context):  # type: ignore[no-untyped-def]

@@ -421,3 +421,64 @@ async def test_load_human_report_names_the_unit(
     out = capsys.readouterr().out
     assert "10 orders, unary, 8 clients, rate 500/s" in out and "orders/s" in out
     assert "latency p99" in out
+
+
+async def test_place_wait_reads_its_write_then_polls_until_processed(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canned_exchange.queries.pending_reads_left = 2
+    reads_before = len(canned_exchange.queries.requests)
+    status, [placed], _ = await run_json(
+        canned_exchange.target,
+        capsys,
+        "place",
+        "--user",
+        "alice",
+        "--instrument",
+        "BTC-USD",
+        "--side",
+        "buy",
+        "--price",
+        "45000.00",
+        "--quantity",
+        "1.5000",
+        "--wait",
+    )
+    assert status == 0
+    order = placed["order"]
+    assert order["status"] == "PARTIALLY_FILLED"  # type: ignore[index]
+    reads = canned_exchange.queries.requests[reads_before:]
+    assert [read.min_position for read in reads] == [placed["position"], "", ""]  # type: ignore[attr-defined]
+    assert {read.order_id for read in reads} == {order["order_id"]}  # type: ignore[attr-defined,index]
+
+
+async def test_place_wait_gives_up_after_the_timeout(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canned_exchange.queries.pending_reads_left = 10**9
+    try:
+        capsys.readouterr()
+        status = await run(
+            [
+                "--target",
+                canned_exchange.target,
+                "--timeout",
+                "0.3",
+                "place",
+                "--user",
+                "alice",
+                "--instrument",
+                "BTC-USD",
+                "--side",
+                "buy",
+                "--price",
+                "1.00",
+                "--quantity",
+                "1",
+                "--wait",
+            ]
+        )
+    finally:
+        canned_exchange.queries.pending_reads_left = 0
+    assert status == 1
+    assert capsys.readouterr().err.startswith("error: DEADLINE_EXCEEDED: ")
