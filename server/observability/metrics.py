@@ -265,6 +265,19 @@ def _float(value: Number) -> float:
 
 # --- helpers ---------------------------------------------------------------------------
 
+# Labelled children by (metric, label values): prometheus-client's labels() validates and
+# locks on every call, which shows in the engine's per-event path; a dict lookup does not.
+# Label values are bounded (instruments, reason codes, consumers), so the cache is too.
+_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *values: str) -> Any:
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
 
 def set_build_info(version: str, **extra: str) -> None:
     """Publish the service version (and e.g. the event-store backend) as exchange_build_info."""
@@ -273,19 +286,19 @@ def set_build_info(version: str, **extra: str) -> None:
 
 def record_order_placed(instrument: str) -> None:
     """Count one PlaceOrder whose OrderPlaceRequested was appended."""
-    ORDERS_PLACED.labels(instrument).inc()
+    _child(ORDERS_PLACED, instrument).inc()
 
 
 def record_command(command: str, result: str) -> None:
     """Count one command (`place`, `cancel`, `amend`) by result (`appended`, `duplicate`, or
     the gRPC status name it was refused with, e.g. `INVALID_ARGUMENT`)."""
-    COMMANDS.labels(command, result).inc()
+    _child(COMMANDS, command, result).inc()
 
 
 @contextmanager
 def track_command_in_flight(command: str) -> Iterator[None]:
     """Hold `exchange_commands_in_flight{command}` up while the block runs."""
-    gauge = COMMANDS_IN_FLIGHT.labels(command)
+    gauge = _child(COMMANDS_IN_FLIGHT, command)
     gauge.inc()
     try:
         yield
@@ -308,38 +321,38 @@ def record_engine_events(instrument: str, events: Iterable[Mapping[str, Any]]) -
         kind = event.get("type")
         symbol = event.get("instrument") or instrument
         if kind == "OrderAccepted":
-            ORDERS_ACCEPTED.labels(symbol).inc()
+            _child(ORDERS_ACCEPTED, symbol).inc()
         elif kind == "TradeExecuted":
-            TRADES.labels(symbol).inc()
+            _child(TRADES, symbol).inc()
             quantity = _float(event.get("quantity", 0))
             price = event.get("price")
-            TRADED_VOLUME.labels(symbol).inc(quantity)
+            _child(TRADED_VOLUME, symbol).inc(quantity)
             if price is not None:
-                TRADED_NOTIONAL.labels(symbol).inc(quantity * _float(price))
-                LAST_TRADE_PRICE.labels(symbol).set(_float(price))
+                _child(TRADED_NOTIONAL, symbol).inc(quantity * _float(price))
+                _child(LAST_TRADE_PRICE, symbol).set(_float(price))
         elif kind == "OrderFilled":
-            ORDERS_FILLED.labels(symbol).inc()
+            _child(ORDERS_FILLED, symbol).inc()
         elif kind == "OrderPartiallyFilled":
-            ORDERS_PARTIALLY_FILLED.labels(symbol).inc()
+            _child(ORDERS_PARTIALLY_FILLED, symbol).inc()
         elif kind == "OrderRejected":
-            ORDERS_REJECTED.labels(symbol, _reason(event)).inc()
+            _child(ORDERS_REJECTED, symbol, _reason(event)).inc()
         elif kind == "OrderCancelled":
-            ORDERS_CANCELLED.labels(symbol, _reason(event)).inc()
+            _child(ORDERS_CANCELLED, symbol, _reason(event)).inc()
         elif kind == "OrderExpired":
-            ORDERS_EXPIRED.labels(symbol).inc()
+            _child(ORDERS_EXPIRED, symbol).inc()
         elif kind == "OrderAmended":
-            ORDERS_AMENDED.labels(symbol).inc()
+            _child(ORDERS_AMENDED, symbol).inc()
         elif kind == "CancelRejected":
-            CANCELS_REJECTED.labels(symbol, _reason(event)).inc()
+            _child(CANCELS_REJECTED, symbol, _reason(event)).inc()
         elif kind == "AmendRejected":
-            AMENDS_REJECTED.labels(symbol, _reason(event)).inc()
+            _child(AMENDS_REJECTED, symbol, _reason(event)).inc()
         elif kind == "StopTriggered":
-            STOPS_TRIGGERED.labels(symbol).inc()
+            _child(STOPS_TRIGGERED, symbol).inc()
 
 
 def observe_engine_command(command: str, seconds: float) -> None:
     """Record the engine's time for one command (`place`, `cancel`, `amend`, `advance_time`)."""
-    ENGINE_COMMAND_DURATION.labels(command).observe(seconds)
+    _child(ENGINE_COMMAND_DURATION, command).observe(seconds)
 
 
 def observe_engine_batch(commands: int) -> None:
@@ -349,12 +362,12 @@ def observe_engine_batch(commands: int) -> None:
 
 def observe_place_to_ack(instrument: str, seconds: float) -> None:
     """Record PlaceOrder-received to engine-answer-appended (use the command's requested_at)."""
-    PLACE_TO_ACK.labels(instrument).observe(seconds)
+    _child(PLACE_TO_ACK, instrument).observe(seconds)
 
 
 def observe_place_to_fill_visible(instrument: str, seconds: float) -> None:
     """Record PlaceOrder-received to fill-visible-in-views (projection side)."""
-    PLACE_TO_FILL_VISIBLE.labels(instrument).observe(seconds)
+    _child(PLACE_TO_FILL_VISIBLE, instrument).observe(seconds)
 
 
 _backends_seen: set[str] = set()
@@ -369,7 +382,7 @@ def time_append(backend: str, event_count: int, stream: str | None = None) -> It
         # Export the error counter at 0 from the first append on, so the error alert and
         # panel have a series to compare against before anything fails.
         _backends_seen.add(backend)
-        EVENTSTORE_APPEND_ERRORS.labels(backend, "WrongExpectedVersion")
+        _child(EVENTSTORE_APPEND_ERRORS, backend, "WrongExpectedVersion")
     started = time.perf_counter()
     try:
         if tracing_enabled():
@@ -384,11 +397,11 @@ def time_append(backend: str, event_count: int, stream: str | None = None) -> It
         else:
             yield
     except BaseException as error:
-        EVENTSTORE_APPEND_ERRORS.labels(backend, type(error).__name__).inc()
+        _child(EVENTSTORE_APPEND_ERRORS, backend, type(error).__name__).inc()
         raise
-    EVENTSTORE_APPEND_DURATION.labels(backend).observe(time.perf_counter() - started)
-    EVENTSTORE_APPENDED_EVENTS.labels(backend).inc(event_count)
-    EVENTSTORE_APPEND_BATCH.labels(backend).observe(event_count)
+    _child(EVENTSTORE_APPEND_DURATION, backend).observe(time.perf_counter() - started)
+    _child(EVENTSTORE_APPENDED_EVENTS, backend).inc(event_count)
+    _child(EVENTSTORE_APPEND_BATCH, backend).observe(event_count)
 
 
 def observe_lag(consumer: str, events_behind: int, seconds_behind: float) -> None:
@@ -397,24 +410,24 @@ def observe_lag(consumer: str, events_behind: int, seconds_behind: float) -> Non
     `seconds_behind` is now minus the recorded time of the event it processed last, or 0
     when it has caught up with the head (so an idle log does not look like lag).
     """
-    CONSUMER_LAG_EVENTS.labels(consumer).set(events_behind)
-    CONSUMER_LAG_SECONDS.labels(consumer).set(seconds_behind)
+    _child(CONSUMER_LAG_EVENTS, consumer).set(events_behind)
+    _child(CONSUMER_LAG_SECONDS, consumer).set(seconds_behind)
 
 
 def record_consumer_processed(consumer: str, count: int = 1) -> None:
     """Count events processed by `consumer` and stamp the time (drives the stall alert)."""
-    CONSUMER_EVENTS_PROCESSED.labels(consumer).inc(count)
-    CONSUMER_LAST_PROCESSED.labels(consumer).set(time.time())
+    _child(CONSUMER_EVENTS_PROCESSED, consumer).inc(count)
+    _child(CONSUMER_LAST_PROCESSED, consumer).set(time.time())
 
 
 def set_queue_length(queue: str, length: int) -> None:
     """Publish the length of an internal queue (e.g. `group_commit`, `engine_input`)."""
-    QUEUE_LENGTH.labels(queue).set(length)
+    _child(QUEUE_LENGTH, queue).set(length)
 
 
 def set_stream_subscribers(stream: str, count: int) -> None:
     """Publish the live subscriber count of a stream (`trades`, `order_book`, `orders`)."""
-    STREAM_SUBSCRIBERS.labels(stream).set(count)
+    _child(STREAM_SUBSCRIBERS, stream).set(count)
 
 
 def observe_book(
@@ -429,18 +442,18 @@ def observe_book(
     """
     best_bid = _float(bids[0][0]) if bids else NAN
     best_ask = _float(asks[0][0]) if asks else NAN
-    BOOK_BEST_BID.labels(instrument).set(best_bid)
-    BOOK_BEST_ASK.labels(instrument).set(best_ask)
-    BOOK_SPREAD.labels(instrument).set(best_ask - best_bid if bids and asks else NAN)
-    BOOK_DEPTH.labels(instrument, "bid").set(sum(_float(quantity) for _, quantity in bids))
-    BOOK_DEPTH.labels(instrument, "ask").set(sum(_float(quantity) for _, quantity in asks))
-    BOOK_LEVELS.labels(instrument, "bid").set(len(bids))
-    BOOK_LEVELS.labels(instrument, "ask").set(len(asks))
+    _child(BOOK_BEST_BID, instrument).set(best_bid)
+    _child(BOOK_BEST_ASK, instrument).set(best_ask)
+    _child(BOOK_SPREAD, instrument).set(best_ask - best_bid if bids and asks else NAN)
+    _child(BOOK_DEPTH, instrument, "bid").set(sum(_float(quantity) for _, quantity in bids))
+    _child(BOOK_DEPTH, instrument, "ask").set(sum(_float(quantity) for _, quantity in asks))
+    _child(BOOK_LEVELS, instrument, "bid").set(len(bids))
+    _child(BOOK_LEVELS, instrument, "ask").set(len(asks))
 
 
 def observe_last_price(instrument: str, price: Number) -> None:
     """Publish the last trade price (record_engine_events already does this for trades)."""
-    LAST_TRADE_PRICE.labels(instrument).set(_float(price))
+    _child(LAST_TRADE_PRICE, instrument).set(_float(price))
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> int:
