@@ -193,7 +193,11 @@ async def run_once(
         cpu_seconds = sum(service.cpu_times()[:2]) - cpu_before
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
         connection = await asyncpg.connect(admin_url)
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await connection.close()
