@@ -120,7 +120,9 @@ class OrderBook:
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.symbol = instrument.symbol
-        self.min_lots = instrument.min_lots
+        # At least one lot, so the engine's fast path checks quantity once for both rules
+        # (positive and minimum); the slow path then names the right reason.
+        self.min_lots = max(1, instrument.min_lots)
         self.bids = BookSide(-1)
         self.asks = BookSide(1)
         # Waiting stops in arrival order (dict order); the oldest qualifying one triggers.

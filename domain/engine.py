@@ -261,7 +261,6 @@ class MatchingEngine:
             or price is None
             or price <= 0
             or quantity < book.min_lots
-            or quantity <= 0
             or time_in_force is _GTD
             or order_id in orders
             or order_id in self._closed
@@ -277,6 +276,17 @@ class MatchingEngine:
         self._seq = seq = self._seq + 1
         stp = command.stp
         is_buy = side is _BUY
+        # A GTC/GTD limit order that does not cross rests at once: decided before the order
+        # is built so it is born `live` (a write to a Struct costs as much as a small call).
+        rests_now = False
+        if order_type is _LIMIT and (time_in_force is _GTC or time_in_force is _GTD):
+            assert price is not None
+            if is_buy:
+                best = book.asks.best
+                rests_now = best is None or best > price
+            else:
+                best = book.bids.best
+                rests_now = best is None or best > -price
         order = Order(
             order_id,
             user_id,
@@ -287,7 +297,6 @@ class MatchingEngine:
             price,
             quantity,
             quantity,
-            0,
             time_in_force,
             post_only,
             stp,
@@ -296,7 +305,7 @@ class MatchingEngine:
             command.stop_price,
             seq,
             False,
-            False,
+            rests_now,
         )
         events: list[Event] = [
             OrderAccepted(
@@ -318,30 +327,19 @@ class MatchingEngine:
         ]
         if expire_time is not None:
             heapq.heappush(self._expiry, (expire_time, seq, order_id))
-        if order_type is _LIMIT and (time_in_force is _GTC or time_in_force is _GTD):
+        if rests_now:
             assert price is not None
-            if is_buy:
-                best = book.asks.best
-                crosses = best is not None and best <= price
-                own = book.bids
-                key = -price
+            own = book.bids if is_buy else book.asks
+            level = own.levels.get(-price if is_buy else price)
+            if level is None:
+                own.add_live(order)
             else:
-                best = book.bids.best
-                crosses = best is not None and best <= -price
-                own = book.asks
-                key = price
-            if not crosses:
-                level = own.levels.get(key)
-                if level is None:
-                    own.add_live(order)
-                else:
-                    order.live = True
-                    level.orders.append(order)
-                    level.total += quantity
-                    level.count += 1
-                orders[order_id] = order
-                return events
-        elif order_type is _STOP_LIMIT or order_type is _STOP_MARKET:
+                level.orders.append(order)
+                level.total += quantity
+                level.count += 1
+            orders[order_id] = order
+            return events
+        if order_type is _STOP_LIMIT or order_type is _STOP_MARKET:
             book.stops[order_id] = order
             orders[order_id] = order
             return events
@@ -502,7 +500,7 @@ class MatchingEngine:
                 filled += quantity
                 maker_remaining -= quantity
                 maker.remaining = maker_remaining
-                maker.filled = maker_filled = maker.filled + quantity
+                maker_filled = maker.quantity - maker_remaining
                 level.total -= quantity
                 maker_id = maker.order_id
                 append(
@@ -533,8 +531,9 @@ class MatchingEngine:
                         )
                     )
                 else:
+                    # Filled makers leave the queue and every index; their `live` flag
+                    # is never read again, so it is not worth a write.
                     queue.popleft()
-                    maker.live = False
                     level.count -= 1
                     del orders[maker_id]
                     closed[maker_id] = _FILLED
@@ -556,7 +555,6 @@ class MatchingEngine:
             if stopped:
                 break
         taker.remaining = remaining
-        taker.filled = filled
         if trade_count != start_count:
             book.trade_count = trade_count
             book.last_price = last_price
@@ -753,7 +751,6 @@ class MatchingEngine:
             event.price,
             event.quantity,
             event.quantity,
-            0,
             event.time_in_force,
             event.post_only,
             event.stp,
@@ -793,7 +790,6 @@ class MatchingEngine:
             level = side.levels[side.sign * order.price]
             level.total -= quantity
             order.remaining -= quantity
-            order.filled += quantity
             if not order.remaining:
                 order.live = False
                 level.count -= 1
@@ -801,7 +797,6 @@ class MatchingEngine:
                     side.drop_level(side.sign * order.price)
         else:
             order.remaining -= quantity
-            order.filled += quantity
         if not order.remaining:
             del self._orders[event.order_id]
             self._closed[event.order_id] = _FILLED
@@ -923,7 +918,6 @@ def _copy_order(order: Order) -> Order:
         order.price,
         order.quantity,
         order.remaining,
-        order.filled,
         order.time_in_force,
         order.post_only,
         order.stp,
@@ -976,7 +970,6 @@ def _order_from_dict(data: Mapping[str, Any]) -> Order:
         data["price"],
         data["quantity"],
         data["remaining"],
-        data["filled"],
         TimeInForce(data["time_in_force"]),
         data["post_only"],
         SelfTradePrevention(data["stp"]),

@@ -65,7 +65,6 @@ class Order(msgspec.Struct, gc=False):
     price: int | None
     quantity: int
     remaining: int
-    filled: int
     time_in_force: TimeInForce
     post_only: bool
     stp: SelfTradePrevention
@@ -75,6 +74,12 @@ class Order(msgspec.Struct, gc=False):
     seq: int
     triggered: bool = False
     live: bool = True
+
+    @property
+    def filled(self) -> int:
+        # Kept derived: `quantity` is the (amended) total, so filled = total - remaining
+        # for every open order, and the hot path saves a write per fill.
+        return self.quantity - self.remaining
 
     @property
     def is_market(self) -> bool:
