@@ -243,15 +243,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     request_count    int := coalesce(array_length(p_streams, 1), 0);
     current_versions bigint[];
-    accepted         boolean[] := '{}';
-    new_streams      text[] := '{}';
-    new_versions     bigint[] := '{}';
-    moved_streams    text[] := '{}';
-    moved_versions   bigint[] := '{}';
+    accepted         boolean[];
+    refused_index    int;
+    new_count        int;
     created_count    int;
-    request_index    int;
-    expected         bigint;
-    current_version  bigint;
     event_request    int[];
     event_offset     int[];
 BEGIN
@@ -277,63 +272,51 @@ BEGIN
       FROM unnest(p_streams) WITH ORDINALITY AS r(stream, ordinal)
       LEFT JOIN locked l ON l.stream = r.stream;
 
-    FOR request_index IN 1..request_count LOOP
-        expected := p_expected[request_index];
-        current_version := current_versions[request_index];
-        IF expected = -2 OR expected = current_version
-           OR (expected = -4 AND current_version >= 0) THEN
-            accepted := accepted || true;
-            IF p_counts[request_index] > 0 THEN
-                IF current_version = -1 THEN
-                    new_streams := new_streams || p_streams[request_index];
-                    new_versions := new_versions || (p_counts[request_index] - 1)::bigint;
-                ELSE
-                    moved_streams := moved_streams || p_streams[request_index];
-                    moved_versions := moved_versions
-                        || (current_version + p_counts[request_index]);
-                END IF;
-            ELSE
-                out_request := request_index;
-                out_outcome := 0;
-                out_version := current_version;
-                out_position := NULL;
-                out_tx := NULL;
-                RETURN NEXT;
-            END IF;
-        ELSE
-            IF p_atomic THEN
-                RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = 'wrong expected version',
-                    DETAIL = json_build_object('stream', p_streams[request_index],
-                        'expected', expected, 'actual', current_version)::text;
-            END IF;
-            accepted := accepted || false;
-            out_request := request_index;
-            out_outcome := 2;
-            out_version := current_version;
-            out_position := NULL;
-            out_tx := NULL;
-            RETURN NEXT;
-        END IF;
-    END LOOP;
+    -- Check every expectation at once (-2 any, -1 no stream, -4 stream exists, else exact).
+    SELECT array_agg(r.expected = -2 OR r.expected = r.current_version
+                     OR (r.expected = -4 AND r.current_version >= 0) ORDER BY r.ordinal)
+      INTO accepted
+      FROM unnest(p_expected, current_versions) WITH ORDINALITY
+           AS r(expected, current_version, ordinal);
 
-    IF array_length(new_streams, 1) > 0 THEN
-        WITH created AS (
-            INSERT INTO es_streams (stream, version)
-            SELECT * FROM unnest(new_streams, new_versions)
-            ON CONFLICT (stream) DO NOTHING
-            RETURNING 1
-        )
-        SELECT count(*) INTO created_count FROM created;
-        IF created_count <> array_length(new_streams, 1) THEN
-            RAISE EXCEPTION USING ERRCODE = '40001',
-                MESSAGE = 'a stream was created concurrently; retry the append';
-        END IF;
+    refused_index := array_position(accepted, false);
+    IF p_atomic AND refused_index IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = 'wrong expected version',
+            DETAIL = json_build_object('stream', p_streams[refused_index],
+                'expected', p_expected[refused_index],
+                'actual', current_versions[refused_index])::text;
     END IF;
-    IF array_length(moved_streams, 1) > 0 THEN
-        UPDATE es_streams s SET version = m.version
-          FROM unnest(moved_streams, moved_versions) AS m(stream, version)
-         WHERE s.stream = m.stream;
+
+    -- Refusals, and accepted appends of no events, answer with the current version.
+    RETURN QUERY
+        SELECT r.ordinal::int, CASE WHEN r.ok THEN 0 ELSE 2 END, r.current_version,
+               NULL::bigint, NULL::xid8
+          FROM unnest(accepted, current_versions, p_counts) WITH ORDINALITY
+               AS r(ok, current_version, event_count, ordinal)
+         WHERE NOT r.ok OR r.event_count = 0;
+
+    WITH new_streams AS (
+        SELECT r.stream, (r.event_count - 1)::bigint AS version
+          FROM unnest(p_streams, accepted, current_versions, p_counts)
+               AS r(stream, ok, current_version, event_count)
+         WHERE r.ok AND r.current_version = -1 AND r.event_count > 0
+    ), created AS (
+        INSERT INTO es_streams (stream, version)
+        SELECT stream, version FROM new_streams
+        ON CONFLICT (stream) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM new_streams), (SELECT count(*) FROM created)
+      INTO new_count, created_count;
+    IF created_count <> new_count THEN
+        RAISE EXCEPTION USING ERRCODE = '40001',
+            MESSAGE = 'a stream was created concurrently; retry the append';
     END IF;
+
+    UPDATE es_streams s SET version = m.current_version + m.event_count
+      FROM unnest(p_streams, accepted, current_versions, p_counts)
+           AS m(stream, ok, current_version, event_count)
+     WHERE s.stream = m.stream AND m.ok AND m.current_version >= 0 AND m.event_count > 0;
 
     SELECT array_agg(c.ordinal ORDER BY c.ordinal, g.event_offset),
            array_agg(g.event_offset ORDER BY c.ordinal, g.event_offset)
@@ -370,6 +353,9 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         "es_append: set-based fast path, per-request es_append_each for the rest",
         _CREATE_PER_REQUEST_FUNCTION.format(name="es_append_each") + _CREATE_FAST_APPEND_FUNCTION,
     ),
+    # Step 3 first shipped a fast path that looped over requests in PL/pgSQL (quadratic in
+    # the batch size); both steps now create the set-based one, so any database gets it.
+    (4, "es_append: checks and stream updates set-based", _CREATE_FAST_APPEND_FUNCTION),
 )
 
 
