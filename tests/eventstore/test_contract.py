@@ -190,6 +190,20 @@ async def test_concurrent_appends_one_conflict_does_not_fail_the_others(
         assert len(await store.read_stream(f"{prefix}free-{index}")) == 1
 
 
+async def test_an_append_of_no_events_only_checks_the_expectation(
+    store: EventStore, prefix: str
+) -> None:
+    stream = f"{prefix}s"
+    empty = await store.append(stream, [], NO_STREAM)
+    assert (empty.first_version, empty.last_version, empty.positions) == (0, -1, ())
+    await store.append(stream, events(2), NO_STREAM)
+    result = await store.append(stream, [], 1)
+    assert (result.first_version, result.last_version, result.positions) == (2, 1, ())
+    with pytest.raises(WrongExpectedVersion):
+        await store.append(stream, [], NO_STREAM)
+    assert len(await store.read_stream(stream)) == 2
+
+
 # --- idempotency -----------------------------------------------------------------------
 
 
