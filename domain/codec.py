@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import msgspec
+
 from domain.commands import (
     AddInstrument,
     AdvanceTime,
@@ -61,6 +63,11 @@ _ENUM_FIELDS: dict[str, type[StrEnum]] = {
     "stp": SelfTradePrevention,
 }
 _DECIMAL_FIELDS = frozenset({"tick_size", "lot_size", "min_quantity"})
+# Name -> member, looked up directly (calling an Enum class to convert is slow).
+_ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
+    enum: {member.value: member for member in enum}
+    for enum in (Side, OrderType, TimeInForce, SelfTradePrevention)
+}
 
 _PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _DECIMAL = range(6)
 
@@ -108,11 +115,11 @@ def _enum(data: Mapping[str, Any], name: str, enum: type[_E], default: _E | None
         if default is None:
             raise InvalidField(name, "REQUIRED", f"{name} is required")
         return default
-    try:
-        return enum(value)
-    except ValueError:
+    member = _ENUM_MEMBERS[enum].get(value) if isinstance(value, str) else None
+    if member is None:
         allowed = ", ".join(member.value for member in enum)
-        raise InvalidField(name, "MALFORMED", f"{name} {value!r} is not one of {allowed}") from None
+        raise InvalidField(name, "MALFORMED", f"{name} {value!r} is not one of {allowed}")
+    return member  # type: ignore[return-value]
 
 
 def _bool(data: Mapping[str, Any], name: str) -> bool:
@@ -307,30 +314,88 @@ def amend_to_dict(command: AmendOrder, instrument: Instrument) -> dict[str, Any]
 # ---------------------------------------------------------------- events
 
 
+def _step_formatter(step: Decimal) -> Callable[[int], str]:
+    """int -> decimal text scaled like `step`, identical to ``str(value * step)``.
+
+    Steps that are powers of ten (0.01, 0.0001, 1) are formatted with integer arithmetic:
+    the replayer writes several such numbers per event, and Decimal arithmetic would be
+    most of its work.
+    """
+    sign, digits, exponent = step.as_tuple()
+    if sign == 0 and digits == (1,) and isinstance(exponent, int) and exponent <= 0:
+        places = -exponent
+        if places == 0:
+            return str
+        scale = 10**places
+
+        def power_of_ten(value: int) -> str:
+            if value < 0:
+                return str(value * step)
+            whole, fraction = divmod(value, scale)
+            return f"{whole}.{fraction:0{places}d}"
+
+        return power_of_ten
+    return lambda value: str(value * step)
+
+
+_FORMATTERS: dict[Decimal, Callable[[int], str]] = {}
+
+
+def _formatter(step: Decimal) -> Callable[[int], str]:
+    formatter = _FORMATTERS.get(step)
+    if formatter is None:
+        formatter = _FORMATTERS[step] = _step_formatter(step)
+    return formatter
+
+
+def _fields_of_kind(cls: type, *kinds: int) -> tuple[str, ...]:
+    return tuple(field for field, kind in _EVENT_LAYOUT[cls][1] if kind in kinds)
+
+
+# Per event class: its name, then the fields to convert: prices, quantities, times, texts.
+_Conversions = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+_EVENT_CONVERSIONS: dict[type, _Conversions] = {
+    cls: (
+        name,
+        _fields_of_kind(cls, _PRICE),
+        _fields_of_kind(cls, _QUANTITY),
+        _fields_of_kind(cls, _TIME),
+        _fields_of_kind(cls, _ENUM, _DECIMAL),
+    )
+    for name, cls in EVENT_TYPES.items()
+}
+
+
 def event_to_dict(event: Event, instruments: Mapping[str, Instrument]) -> dict[str, Any]:
     """The JSON dict of an event: {"type": ..., fields...}, decimals as strings."""
-    name, layout = _EVENT_LAYOUT[type(event)]
+    name, prices, quantities, times, texts = _EVENT_CONVERSIONS[type(event)]
     data: dict[str, Any] = {"type": name}
-    instrument: Instrument | None = None
-    symbol = getattr(event, "instrument", None)
-    if symbol is not None:
+    data.update(msgspec.structs.asdict(event))
+    if prices or quantities:
+        symbol = data["instrument"]
         instrument = instruments.get(symbol)
-    for field, kind in layout:
-        value = getattr(event, field)
-        if value is None or kind == _PLAIN:
-            data[field] = value
-        elif kind == _TIME:
+        if instrument is None:
+            raise KeyError(f"unknown instrument {symbol!r} for {name}")
+        if prices:
+            price_text = _formatter(instrument.tick_size)
+            for field in prices:
+                value = data[field]
+                if value is not None:
+                    data[field] = price_text(value)
+        if quantities:
+            quantity_text = _formatter(instrument.lot_size)
+            for field in quantities:
+                value = data[field]
+                if value is not None:
+                    data[field] = quantity_text(value)
+    for field in times:
+        value = data[field]
+        if value is not None:
             data[field] = format_rfc3339(value)
-        elif kind == _ENUM:
-            data[field] = value.value
-        elif kind == _DECIMAL:
-            data[field] = str(value)
-        elif instrument is None:
-            raise KeyError(f"unknown instrument {symbol!r} for {name}.{field}")
-        elif kind == _PRICE:
-            data[field] = str(value * instrument.tick_size)
-        else:
-            data[field] = str(value * instrument.lot_size)
+    for field in texts:
+        value = data[field]
+        if value is not None:
+            data[field] = str(value)  # StrEnum and Decimal -> plain text
     return data
 
 
