@@ -274,7 +274,6 @@ class MatchingEngine:
                     self._closed[order_id] = _REJECTED
                 return [OrderRejected(order_id, user_id, symbol, reason, now)]
         self._seq = seq = self._seq + 1
-        stp = command.stp
         is_buy = side is _BUY
         # A GTC/GTD limit order that does not cross rests at once: decided before the order
         # is built so it is born `live` (a write to a Struct costs as much as a small call).
@@ -287,44 +286,36 @@ class MatchingEngine:
             else:
                 best = book.bids.best
                 rests_now = best is None or best > -price
-        order = Order(
+        accepted = OrderAccepted(
             order_id,
             user_id,
             symbol,
             side,
-            is_buy,
             order_type,
             price,
             quantity,
-            quantity,
             time_in_force,
             post_only,
-            stp,
+            command.stp,
             expire_time,
             command.max_slippage_bps,
             command.stop_price,
+            now,
+        )
+        events: list[Event] = [accepted]
+        order = Order(
+            accepted,
+            order_id,
+            user_id,
+            symbol,
+            is_buy,
+            price,
+            quantity,
+            quantity,
             seq,
             False,
             rests_now,
         )
-        events: list[Event] = [
-            OrderAccepted(
-                order_id,
-                user_id,
-                symbol,
-                side,
-                order_type,
-                price,
-                quantity,
-                time_in_force,
-                post_only,
-                stp,
-                expire_time,
-                command.max_slippage_bps,
-                command.stop_price,
-                now,
-            )
-        ]
         if expire_time is not None:
             heapq.heappush(self._expiry, (expire_time, seq, order_id))
         if rests_now:
@@ -354,12 +345,14 @@ class MatchingEngine:
         rest or cancel what remains. The order is not on the book while this runs."""
         is_buy = order.is_buy
         opposite = book.asks if is_buy else book.bids
-        order_type = order.order_type
+        terms = order.terms
+        order_type = terms.order_type
+        time_in_force = terms.time_in_force
         is_market = order_type is _MARKET or order_type is _STOP_MARKET
         best = opposite.best
         limit_key: int | None
         if is_market:
-            bps = order.max_slippage_bps
+            bps = terms.max_slippage_bps
             if best is None or bps is None:
                 limit_key = None
             else:
@@ -375,7 +368,7 @@ class MatchingEngine:
             limit_key = price if is_buy else -price
         self_trade = False
         if best is not None and (limit_key is None or best <= limit_key):
-            if order.time_in_force is _FOK and not self._fillable(opposite, order, limit_key):
+            if time_in_force is _FOK and not self._fillable(opposite, order, limit_key):
                 self._close_cancelled(book, order, reasons.FOK_NOT_FILLABLE, events)
                 return
             self_trade = self._match(book, opposite, order, limit_key, events)
@@ -383,14 +376,14 @@ class MatchingEngine:
                 self._orders.pop(order.order_id, None)
                 self._closed[order.order_id] = _FILLED
                 return
-        if order.time_in_force is _FOK:
+        if time_in_force is _FOK:
             # Nothing crossed at all; had anything crossed, the pre-check decided above.
             reason = reasons.FOK_NOT_FILLABLE
         elif self_trade:
             reason = reasons.SELF_TRADE
         elif is_market:
             reason = reasons.SLIPPAGE if opposite.best is not None else reasons.NO_LIQUIDITY
-        elif order.time_in_force is _IOC:
+        elif time_in_force is _IOC:
             reason = reasons.IOC_REMAINDER
         else:
             (book.bids if is_buy else book.asks).add_live(order)
@@ -412,7 +405,7 @@ class MatchingEngine:
     def _fillable(opposite: BookSide, taker: Order, limit_key: int | None) -> bool:
         """FOK pre-check: could the whole remainder fill now, given the STP mode?"""
         needed = taker.remaining
-        stp = taker.stp
+        stp = taker.terms.stp
         user_id = taker.user_id
         for level in opposite.iter_levels(limit_key):
             if stp is _STP_NONE:
@@ -448,8 +441,9 @@ class MatchingEngine:
         closed = self._closed
         taker_id = taker.order_id
         taker_user = taker.user_id
-        taker_side = taker.side
-        stp = taker.stp
+        terms = taker.terms
+        taker_side = terms.side
+        stp = terms.stp
         check_self = stp is not _STP_NONE
         remaining = taker.remaining
         filled = taker.filled
@@ -742,24 +736,15 @@ class MatchingEngine:
     def _apply_accepted(self, event: OrderAccepted) -> None:
         self._seq = seq = self._seq + 1
         order = Order(
+            event,
             event.order_id,
             event.user_id,
             event.instrument,
-            event.side,
             event.side is _BUY,
-            event.order_type,
             event.price,
             event.quantity,
             event.quantity,
-            event.time_in_force,
-            event.post_only,
-            event.stp,
-            event.expire_time,
-            event.max_slippage_bps,
-            event.stop_price,
             seq,
-            False,
-            False,
         )
         book = self._books[event.instrument]
         self._orders[event.order_id] = order
@@ -909,21 +894,14 @@ class MatchingEngine:
 
 def _copy_order(order: Order) -> Order:
     return Order(
+        order.terms,
         order.order_id,
         order.user_id,
         order.instrument,
-        order.side,
         order.is_buy,
-        order.order_type,
         order.price,
         order.quantity,
         order.remaining,
-        order.time_in_force,
-        order.post_only,
-        order.stp,
-        order.expire_time,
-        order.max_slippage_bps,
-        order.stop_price,
         order.seq,
         order.triggered,
         False,
@@ -960,22 +938,32 @@ def _order_to_dict(order: Order) -> dict[str, Any]:
 
 def _order_from_dict(data: Mapping[str, Any]) -> Order:
     side = Side(data["side"])
-    return Order(
+    # The order's fixed terms, as accepted (the time of acceptance is not kept).
+    terms = OrderAccepted(
         data["order_id"],
         data["user_id"],
         data["instrument"],
         side,
-        side is _BUY,
         OrderType(data["order_type"]),
         data["price"],
         data["quantity"],
-        data["remaining"],
         TimeInForce(data["time_in_force"]),
         data["post_only"],
         SelfTradePrevention(data["stp"]),
         data["expire_time"],
         data["max_slippage_bps"],
         data["stop_price"],
+        0,
+    )
+    return Order(
+        terms,
+        data["order_id"],
+        data["user_id"],
+        data["instrument"],
+        side is _BUY,
+        data["price"],
+        data["quantity"],
+        data["remaining"],
         data["seq"],
         data["triggered"],
         False,

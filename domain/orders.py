@@ -4,8 +4,12 @@ engine's internal, mutable record of a live order."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import msgspec
+
+if TYPE_CHECKING:
+    from domain.events import OrderAccepted
 
 
 class Side(StrEnum):
@@ -51,42 +55,73 @@ class OrderStatus(StrEnum):
 class Order(msgspec.Struct, gc=False):
     """A live order inside the engine (resting, waiting stop, or being matched).
 
-    Mutable on purpose: fills and amends change it in place. `live` turns False when the
-    order leaves its price level, so the level's queue can drop it lazily (O(1) cancel).
-    An order that loses priority on amend is replaced by a fresh copy at the queue's tail.
+    Mutable on purpose: fills and amends change it in place. Its fixed terms (side, type,
+    time in force, options) stay in the `terms` event it was accepted with, so building
+    one on the hot path copies only what matching touches. `price` and `quantity` are
+    the current ones (an amend changes them; `terms` keeps the original). `live` is True
+    while the order sits in a price level's queue; a cancelled order is only flagged and
+    its queue drops it lazily (O(1) cancel). An order that loses priority on amend is
+    replaced by a fresh copy at the queue's tail.
     """
 
+    terms: OrderAccepted
     order_id: str
     user_id: str
     instrument: str
-    side: Side
     is_buy: bool
-    order_type: OrderType
     price: int | None
     quantity: int
     remaining: int
-    time_in_force: TimeInForce
-    post_only: bool
-    stp: SelfTradePrevention
-    expire_time: int | None
-    max_slippage_bps: int | None
-    stop_price: int | None
     seq: int
     triggered: bool = False
-    live: bool = True
+    live: bool = False
 
     @property
     def filled(self) -> int:
-        # Kept derived: `quantity` is the (amended) total, so filled = total - remaining
-        # for every open order, and the hot path saves a write per fill.
+        # Derived: `quantity` is the (amended) total, so filled = total - remaining for
+        # every open order, and the hot path saves a write per fill.
         return self.quantity - self.remaining
 
     @property
+    def side(self) -> Side:
+        return self.terms.side
+
+    @property
+    def order_type(self) -> OrderType:
+        return self.terms.order_type
+
+    @property
+    def time_in_force(self) -> TimeInForce:
+        return self.terms.time_in_force
+
+    @property
+    def post_only(self) -> bool:
+        return self.terms.post_only
+
+    @property
+    def stp(self) -> SelfTradePrevention:
+        return self.terms.stp
+
+    @property
+    def expire_time(self) -> int | None:
+        return self.terms.expire_time
+
+    @property
+    def max_slippage_bps(self) -> int | None:
+        return self.terms.max_slippage_bps
+
+    @property
+    def stop_price(self) -> int | None:
+        return self.terms.stop_price
+
+    @property
     def is_market(self) -> bool:
-        return self.order_type is OrderType.MARKET or self.order_type is OrderType.STOP_MARKET
+        order_type = self.terms.order_type
+        return order_type is OrderType.MARKET or order_type is OrderType.STOP_MARKET
 
     @property
     def is_waiting_stop(self) -> bool:
+        order_type = self.terms.order_type
         return not self.triggered and (
-            self.order_type is OrderType.STOP_LIMIT or self.order_type is OrderType.STOP_MARKET
+            order_type is OrderType.STOP_LIMIT or order_type is OrderType.STOP_MARKET
         )
