@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from domain import reasons
@@ -70,9 +71,25 @@ SNAPSHOT_FORMAT = 1
 class MatchingEngine:
     """One book per instrument, the engine clock, and every open order by id."""
 
-    __slots__ = ("_books", "_closed", "_expiry", "_instruments", "_now", "_orders", "_seq")
+    __slots__ = (
+        "_books",
+        "_closed",
+        "_closed_memory",
+        "_expiry",
+        "_instruments",
+        "_now",
+        "_orders",
+        "_seq",
+    )
 
-    def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
+    def __init__(
+        self, instruments: Iterable[Instrument] = (), closed_order_memory: int | None = None
+    ) -> None:
+        """`closed_order_memory`: how many closed order ids to remember (for
+        DUPLICATE_ORDER_ID and ORDER_CLOSED); None remembers all. The oldest are forgotten
+        when the clock advances, so memory and snapshots stay bounded in a long-running
+        service (which must then keep order ids unique itself)."""
+        self._closed_memory = closed_order_memory
         self._books: dict[str, OrderBook] = {}
         self._instruments: dict[str, Instrument] = {}
         # Open orders: resting on a book or waiting stops.
@@ -697,6 +714,7 @@ class MatchingEngine:
         if now <= self._now:
             return []  # the clock never goes back; a repeated tick is a no-op
         self._now = now
+        self._forget_old_closed()
         events: list[Event] = [ClockAdvanced(now)]
         expiry = self._expiry
         orders = self._orders
@@ -732,6 +750,18 @@ class MatchingEngine:
 
     def _apply_clock(self, event: ClockAdvanced) -> None:
         self._now = event.now
+        self._forget_old_closed()
+
+    def _forget_old_closed(self) -> None:
+        memory = self._closed_memory
+        if memory is None:
+            return
+        excess = len(self._closed) - memory
+        if excess > 0:
+            closed = self._closed
+            # Dicts keep insertion order: the first ids are the longest closed.
+            for order_id in list(islice(closed, excess)):
+                del closed[order_id]
 
     def _apply_accepted(self, event: OrderAccepted) -> None:
         self._seq = seq = self._seq + 1
@@ -849,6 +879,7 @@ class MatchingEngine:
             "now": self._now,
             "seq": self._seq,
             "books": books,
+            "closed_order_memory": self._closed_memory,
             "closed": {order_id: status.value for order_id, status in self._closed.items()},
         }
 
@@ -856,7 +887,7 @@ class MatchingEngine:
     def restore(cls, snapshot: Mapping[str, Any]) -> MatchingEngine:
         if snapshot.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"unsupported snapshot format {snapshot.get('format')!r}")
-        engine = cls()
+        engine = cls(closed_order_memory=snapshot.get("closed_order_memory"))
         engine._now = int(snapshot["now"])
         engine._seq = int(snapshot["seq"])
         for data in snapshot["books"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine_dsl import (
     BUY,
+    INSTRUMENT,
     SELL,
     accepted,
     cancelled,
@@ -17,7 +18,8 @@ from engine_dsl import (
     trades_of,
 )
 
-from domain.commands import AmendOrder, CancelOrder
+from domain.commands import AdvanceTime, AmendOrder, CancelOrder
+from domain.engine import MatchingEngine
 from domain.events import AmendRejected, CancelRejected, OrderAmended
 from domain.orders import OrderStatus
 
@@ -163,3 +165,18 @@ def test_amend_rejections() -> None:
 def test_accepted_helper_matches_engine_output() -> None:
     order = limit("b1", BUY, 1, 1)
     assert new_engine().handle(order) == [accepted(order)]
+
+
+def test_a_bounded_engine_forgets_the_oldest_closed_ids_when_the_clock_moves() -> None:
+    engine = MatchingEngine([INSTRUMENT], closed_order_memory=2)
+    for order_id in ("c1", "c2", "c3"):
+        engine.handle(limit(order_id, BUY, 1, 100))
+        engine.handle(CancelOrder(order_id))
+    assert engine.handle(CancelOrder("c1")) == [CancelRejected("c1", None, "ORDER_CLOSED", 0)]
+
+    engine.handle(AdvanceTime(1))
+
+    assert engine.handle(CancelOrder("c1")) == [CancelRejected("c1", None, "UNKNOWN_ORDER", 1)]
+    assert engine.handle(CancelOrder("c2")) == [CancelRejected("c2", None, "ORDER_CLOSED", 1)]
+    restored = MatchingEngine.restore(engine.snapshot())
+    assert restored.snapshot() == engine.snapshot()

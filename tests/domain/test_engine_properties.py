@@ -264,16 +264,16 @@ def test_invariants_hold_on_every_stream(ops: list[tuple[Any, ...]]) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(FULL_OPS, FULL_OPS)
+@given(FULL_OPS, FULL_OPS, st.sampled_from([None, 3]))
 def test_rebuild_and_snapshot_restore_behave_identically(
-    past_ops: list[tuple[Any, ...]], future_ops: list[tuple[Any, ...]]
+    past_ops: list[tuple[Any, ...]], future_ops: list[tuple[Any, ...]], memory: int | None
 ) -> None:
     commands = to_commands(past_ops + future_ops)
     past, future = commands[: len(past_ops)], commands[len(past_ops) :]
-    original = MatchingEngine([INSTRUMENT])
+    original = MatchingEngine([INSTRUMENT], closed_order_memory=memory)
     events = [event for command in past for event in original.handle(command)]
 
-    rebuilt = MatchingEngine([INSTRUMENT])
+    rebuilt = MatchingEngine([INSTRUMENT], closed_order_memory=memory)
     for event in events:
         rebuilt.apply(event)
     snapshot = original.snapshot()
