@@ -1,15 +1,15 @@
 """Pure reducer of the aggregated books: engine events in, level changes out.
 
 The engine does not say "this much now rests at this price", so the resting quantities are
-derived: every live order is tracked (side, price, remaining), an incoming order (accepted,
-a triggered stop, an amend) is *matching* until an event that cannot belong to its run
-arrives, and only then does its remainder go on the book. Every change is an addition to
-a level (the trade's quantity off the maker, the remainder on or off), so the result does
-not depend on how one atomic append orders its streams. The changes of one group (one log
-transaction, i.e. one atomic append of the engine runner) are netted into one
-`BookUpdate` per instrument, numbered by a contiguous per-instrument sequence: a subscriber
-never sees a book crossed by an order that is still matching, and the numbering depends on
-the log alone.
+derived: every live order is tracked (side, price, total, remaining). Events only change
+orders; the book moves at the end of a group (one log transaction: an atomic append of
+the engine runner, holding whole inputs), when each touched order's remainder leaves the
+level it sat on and, if the order is still live and not a market order or waiting stop,
+goes onto the level of its current price. Within a group everything is a sum (fills off
+`remaining`, amends as a change of total), so the result does not depend on how one
+append orders its streams, and an order still matching never shows on the book. A
+group's level changes are netted into one `BookUpdate` per instrument, numbered by a
+contiguous per-instrument sequence that depends on the log alone.
 
 Quantities are exact `Decimal`s, parsed from the log's decimal strings.
 """
@@ -31,10 +31,6 @@ ZERO = Decimal(0)
 
 _STOP_TYPES = frozenset({"STOP_LIMIT", "STOP_MARKET"})
 _MARKET_TYPES = frozenset({"MARKET", "STOP_MARKET"})
-# Events that belong to an incoming order's matching run: they never end it.
-_MATCHING_EVENTS = frozenset(
-    {ev.TRADE_EXECUTED, ev.ORDER_PARTIALLY_FILLED, ev.ORDER_FILLED, ev.ORDER_CANCELLED}
-)
 
 
 @dataclass
@@ -45,6 +41,7 @@ class TrackedOrder:
     instrument: str
     side: str
     price: Decimal | None  # None for market orders
+    quantity: Decimal  # total, filled part included (what an amend replaces)
     remaining: Decimal
     order_type: str
     on_book: bool = False
@@ -54,6 +51,7 @@ class TrackedOrder:
             "i": self.instrument,
             "s": self.side,
             "p": None if self.price is None else str(self.price),
+            "q": str(self.quantity),
             "r": str(self.remaining),
             "t": self.order_type,
             "b": self.on_book,
@@ -66,6 +64,7 @@ class TrackedOrder:
             instrument=data["i"],
             side=data["s"],
             price=decimal_or_none(data["p"]),
+            quantity=Decimal(data["q"]),
             remaining=Decimal(data["r"]),
             order_type=data["t"],
             on_book=bool(data["b"]),
@@ -114,6 +113,16 @@ class BookChanges:
     touched_instruments: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    """Where an order's remainder sat on the book when its group began (if it did)."""
+
+    instrument: str
+    side: str
+    price: Decimal
+    remaining: Decimal
+
+
 class BooksReducer:
     """Tracks live orders and aggregated levels of every instrument."""
 
@@ -121,11 +130,12 @@ class BooksReducer:
         self.orders: dict[str, TrackedOrder] = {}
         self.books: dict[str, InstrumentBook] = {}
         self.recent_trades_cap = recent_trades
-        self._matching: TrackedOrder | None = None
         self._group_key: Any = None
         self._group_position = ""
-        # Level state at the start of the current group, for netting: (instr, side, price).
-        self._group_before: dict[tuple[str, str, Decimal], tuple[Decimal, int]] = {}
+        # Orders the open group touched, with their book placement when it began (None:
+        # not on the book), and the ones it closed.
+        self._touched: dict[str, _Placement | None] = {}
+        self._closed: set[str] = set()
         self.changes = BookChanges()
 
     def book(self, instrument: str) -> InstrumentBook:
@@ -143,7 +153,8 @@ class BooksReducer:
     # -- events ----------------------------------------------------------------------------
 
     def apply(self, event: LogEvent, group_key: Any = None) -> None:
-        """Apply one event; `group_key` (the input's causation id) delimits netted updates."""
+        """Apply one event; events with the same `group_key` (one log transaction) form one
+        group, whose book changes are netted into one update per instrument."""
         handler = _HANDLERS.get(event.type)
         if handler is None:
             return
@@ -152,8 +163,6 @@ class BooksReducer:
             self.end_group()
             self._group_key = key
         self._group_position = ev.position_token(event.position)
-        if self._matching is not None and event.type not in _MATCHING_EVENTS:
-            self._place_matching()
         handler(self, event)
 
     def apply_all(self, events: Iterable[LogEvent], group_key_of: Any = None) -> None:
@@ -161,40 +170,58 @@ class BooksReducer:
             self.apply(event, None if group_key_of is None else group_key_of(event))
 
     def end_group(self) -> None:
-        """The incoming order's run is over: place its remainder, emit netted updates."""
-        if self._matching is not None:
-            self._place_matching()
-        if self._group_before:
-            self._emit_updates()
+        """Move every touched order's remainder from where it was to where it is now."""
+        if self._touched:
+            before: dict[tuple[str, str, Decimal], tuple[Decimal, int]] = {}
+            for order_id, placement in self._touched.items():
+                if placement is not None:
+                    self._add_level(
+                        placement.instrument,
+                        placement.side,
+                        placement.price,
+                        -placement.remaining,
+                        -1,
+                        before,
+                    )
+                order = self.orders.get(order_id)
+                if order is None:
+                    continue
+                if order_id in self._closed or not order.instrument:
+                    del self.orders[order_id]
+                    continue
+                order.on_book = _rests(order)
+                if order.on_book:
+                    assert order.price is not None
+                    self._add_level(
+                        order.instrument, order.side, order.price, order.remaining, 1, before
+                    )
+            self._emit_updates(before)
+        self._touched = {}
+        self._closed = set()
         self._group_key = None
 
     def _on_accepted(self, event: LogEvent) -> None:
         data = event.data
-        order_id = ev.order_id_of(event)
-        if order_id is None:
+        order = self._touch(event)
+        if order is None:
             return
         order_type = str(data.get("order_type") or data.get("type") or "LIMIT")
-        order = TrackedOrder(
-            order_id=order_id,
-            instrument=str(data["instrument"]),
-            side=str(data["side"]),
-            price=None if order_type in _MARKET_TYPES else decimal_or_none(data.get("price")),
-            remaining=decimal_of(data.get("quantity")),
-            order_type=order_type,
-        )
-        self.orders[order_id] = order
-        self.changes.changed_orders.add(order_id)
-        if order_type not in _STOP_TYPES:
-            self._matching = order
+        quantity = decimal_of(data.get("quantity"))
+        order.instrument = str(data["instrument"])
+        order.side = str(data["side"])
+        order.order_type = order_type
+        order.price = None if order_type in _MARKET_TYPES else decimal_or_none(data.get("price"))
+        # Fills met earlier in the group (another stream of the same append) already came
+        # off `remaining`.
+        order.remaining += quantity - order.quantity
+        order.quantity = quantity
 
     def _on_stop_triggered(self, event: LogEvent) -> None:
-        order = self._tracked(event)
+        order = self._touch(event)
         if order is not None:
             order.order_type = "MARKET" if order.order_type == "STOP_MARKET" else "LIMIT"
             if order.order_type == "MARKET":
                 order.price = None
-            self.changes.changed_orders.add(order.order_id)
-            self._matching = order
 
     def _on_trade(self, event: LogEvent) -> None:
         data = event.data
@@ -222,106 +249,82 @@ class BooksReducer:
         self.changes.trades.append(trade)
         self.changes.touched_instruments.add(instrument)
         for order_id in (trade.maker_order_id, trade.taker_order_id):
-            order = self.orders.get(order_id)
-            if order is not None:
-                self._reduce(order, quantity)
-
-    def _on_filled(self, event: LogEvent) -> None:
-        # The trade already took the quantity; this only makes sure the order is gone.
-        order = self._tracked(event)
-        if order is not None:
-            self._remove(order)
+            order = self._touch_id(order_id)
+            order.remaining -= quantity
 
     def _on_closed(self, event: LogEvent) -> None:
-        """Cancelled, expired or rejected: whatever remains leaves the book."""
-        order = self._tracked(event)
+        """Filled, cancelled, expired or rejected: the order leaves the book."""
+        order = self._touch(event)
         if order is not None:
-            self._remove(order)
+            self._closed.add(order.order_id)
 
     def _on_amended(self, event: LogEvent) -> None:
-        order = self._tracked(event)
+        order = self._touch(event)
         if order is None:
             return
         data = event.data
-        if order.on_book:
-            self._add_level(order, -order.remaining, -1)
-            order.on_book = False
         new_price = decimal_or_none(data.get("price"))
         if new_price is not None and order.order_type not in _MARKET_TYPES:
             order.price = new_price
-        remaining = decimal_or_none(data.get("remaining_quantity"))
-        if remaining is not None:
-            order.remaining = remaining
-        self.changes.changed_orders.add(order.order_id)
-        if order.order_type in _STOP_TYPES:
-            return
-        # A cancel/replace re-enters the book, and may match at once if it lost priority.
-        self._matching = order
+        new_quantity = decimal_or_none(data.get("quantity"))
+        if new_quantity is not None:
+            # A change of the total changes the remainder by as much. Applied as a delta,
+            # not by copying `remaining_quantity`: within one append the trades before the
+            # amend may come after it (another stream).
+            order.remaining += new_quantity - order.quantity
+            order.quantity = new_quantity
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _tracked(self, event: LogEvent) -> TrackedOrder | None:
+    def _touch(self, event: LogEvent) -> TrackedOrder | None:
         order_id = ev.order_id_of(event)
-        return None if order_id is None else self.orders.get(order_id)
+        return None if order_id is None else self._touch_id(order_id)
 
-    def _reduce(self, order: TrackedOrder, quantity: Decimal) -> None:
-        if order.on_book:
-            self._add_level(order, -quantity, 0)
-        order.remaining -= quantity
-        self.changes.changed_orders.add(order.order_id)
-        if order.remaining <= 0:
-            self._remove(order)
+    def _touch_id(self, order_id: str) -> TrackedOrder:
+        """The order, noting where it sat when the group began (created if unknown yet:
+        its acceptance may come later in the group)."""
+        order = self.orders.get(order_id)
+        if order_id not in self._touched:
+            placement = None
+            if order is not None and order.on_book and order.price is not None:
+                placement = _Placement(order.instrument, order.side, order.price, order.remaining)
+            self._touched[order_id] = placement
+        if order is None:
+            order = self.orders[order_id] = TrackedOrder(order_id, "", "", None, ZERO, ZERO, "")
+        self.changes.changed_orders.add(order_id)
+        return order
 
-    def _remove(self, order: TrackedOrder) -> None:
-        if order.on_book and order.remaining > 0:
-            self._add_level(order, -order.remaining, -1)
-        elif order.on_book:
-            self._add_level(order, ZERO, -1)
-        order.on_book = False
-        self.orders.pop(order.order_id, None)
-        self.changes.changed_orders.add(order.order_id)
-        if self._matching is order:
-            self._matching = None
-
-    def _place_matching(self) -> None:
-        order, self._matching = self._matching, None
-        if order is None or order.order_id not in self.orders:
-            return
-        if order.price is None or order.order_type in _STOP_TYPES:
-            return  # market orders never rest; their remainder is cancelled by the engine
-        if order.remaining > 0 and not order.on_book:
-            order.on_book = True
-            self._add_level(order, order.remaining, 1)
-            self.changes.changed_orders.add(order.order_id)
-
-    def _add_level(self, order: TrackedOrder, quantity: Decimal, count: int) -> None:
-        assert order.price is not None
-        book = self.book(order.instrument)
-        side = book.side(order.side)
-        key = (order.instrument, order.side, order.price)
-        level = side.get(order.price)
-        if key not in self._group_before:
-            self._group_before[key] = (level.quantity, level.order_count) if level else (ZERO, 0)
+    def _add_level(
+        self,
+        instrument: str,
+        side_name: str,
+        price: Decimal,
+        quantity: Decimal,
+        count: int,
+        before: dict[tuple[str, str, Decimal], tuple[Decimal, int]],
+    ) -> None:
+        side = self.book(instrument).side(side_name)
+        key = (instrument, side_name, price)
+        level = side.get(price)
+        if key not in before:
+            before[key] = (level.quantity, level.order_count) if level else (ZERO, 0)
         if level is None:
-            level = side[order.price] = Level(ZERO, 0)
+            level = side[price] = Level(ZERO, 0)
         level.quantity += quantity
         level.order_count += count
         if level.order_count <= 0 and level.quantity <= 0:
-            del side[order.price]
+            del side[price]
 
-    def _emit_updates(self) -> None:
+    def _emit_updates(self, before: dict[tuple[str, str, Decimal], tuple[Decimal, int]]) -> None:
         by_instrument: dict[str, list[LevelChange]] = {}
-        for (instrument, side_name, price), before in sorted(
-            self._group_before.items(), key=_change_order
-        ):
+        for (instrument, side_name, price), was in sorted(before.items(), key=_change_order):
             level = self.book(instrument).side(side_name).get(price)
-            after = (level.quantity, level.order_count) if level else (ZERO, 0)
-            if after == before:
+            now = (level.quantity, level.order_count) if level else (ZERO, 0)
+            if now == was:
                 continue
             by_instrument.setdefault(instrument, []).append(
-                LevelChange(side_name, price, after[0], after[1])
+                LevelChange(side_name, price, now[0], now[1])
             )
-        self._group_before = {}
         for instrument, level_changes in by_instrument.items():
             book = self.book(instrument)
             book.sequence += 1
@@ -330,6 +333,16 @@ class BooksReducer:
             self.changes.updates.append(
                 BookUpdate(instrument, book.sequence, tuple(level_changes), self._group_position)
             )
+
+
+def _rests(order: TrackedOrder) -> bool:
+    """After its group, a live order rests unless it is a market order or a waiting stop."""
+    return (
+        order.price is not None
+        and order.order_type not in _STOP_TYPES
+        and order.order_type not in _MARKET_TYPES
+        and order.remaining > 0
+    )
 
 
 def _change_order(item: tuple[tuple[str, str, Decimal], Any]) -> tuple[str, int, Decimal]:
@@ -342,7 +355,7 @@ _HANDLERS = {
     ev.ORDER_ACCEPTED: BooksReducer._on_accepted,
     ev.STOP_TRIGGERED: BooksReducer._on_stop_triggered,
     ev.TRADE_EXECUTED: BooksReducer._on_trade,
-    ev.ORDER_FILLED: BooksReducer._on_filled,
+    ev.ORDER_FILLED: BooksReducer._on_closed,
     ev.ORDER_CANCELLED: BooksReducer._on_closed,
     ev.ORDER_EXPIRED: BooksReducer._on_closed,
     ev.ORDER_REJECTED: BooksReducer._on_closed,

@@ -136,8 +136,12 @@ async def run_builder(
         try:
             async for event in event_store.subscribe_all(checkpoint):
                 await queue.put(event)
-        finally:
+        except asyncio.CancelledError:
+            raise  # the consumer stopped us: nobody waits for the end marker
+        except BaseException:
             await queue.put(_END)
+            raise
+        await queue.put(_END)
 
     reader = asyncio.create_task(pump(), name=f"projection-reader-{builder.name}")
     batches = _TransactionBatches(event_store, queue, batch_max)
@@ -159,9 +163,20 @@ async def run_builder(
             if stop_at is not None and stop_at <= batch[-1].position:
                 return
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await _cancel_for_sure(reader)
+
+
+async def _cancel_for_sure(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it is done, cancelling again if it swallowed it.
+
+    On Python 3.11 `asyncio.wait_for` can swallow a cancellation that races with its inner
+    future completing; a subscription waiting that way would then run on forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 def _record_metrics(name: str, batch: Sequence[RecordedEvent], events_waiting: int) -> None:

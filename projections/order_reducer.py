@@ -7,10 +7,10 @@ feed. No I/O here, so the view's rules are tested with events alone.
 
 Rules:
 - `OrderPlaceRequested` creates the order, status PENDING.
-- Fills come from `TradeExecuted` alone (it names price, quantity, maker and taker): an
-  engine batch lands on several streams, and their relative order in the log is not the
-  engine's emission order, so nothing here depends on the order of a trade and the fill
-  events of the same batch.
+- Fills come from `OrderPartiallyFilled` / `OrderFilled`, which stand in the order's own
+  stream, in order with everything else about it; `TradeExecuted` (another stream of the
+  same atomic append, before or after them) makes the trade rows and tells each fill
+  maker from taker when the batch is finished.
 - Status is derived, not copied: a final event (rejected, cancelled, expired) wins; else
   FILLED when the filled quantity reaches the quantity, PARTIALLY_FILLED when some is
   filled, else the stage (PENDING, then OPEN, or TRIGGER_PENDING for a waiting stop).
@@ -19,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -143,6 +143,8 @@ class OrdersReducer:
         self.batch = ReducedBatch()
         self._created: set[str] = set()
         self._changed: set[str] = set()
+        self._trades_by_id: dict[str, TradeView] = {}
+        self._raw_updates: list[tuple[OrderView, str, str | None, str]] = []
 
     def apply(self, event: LogEvent) -> None:
         handler = _HANDLERS.get(event.type)
@@ -222,18 +224,32 @@ class OrdersReducer:
         self._touch(state, event)
 
     def _on_fill_event(self, event: LogEvent) -> None:
-        """`OrderPartiallyFilled` / `OrderFilled`: the quantities come from `TradeExecuted`.
-
-        The trade carries price, quantity and both orders, so it is the one source of
-        fills; the fill events only confirm what the trade already recorded.
-        """
+        """`OrderPartiallyFilled` / `OrderFilled`: one fill, in the order's own stream (so
+        in order with its acceptance, amends and cancel); `filled_quantity` is cumulative."""
         state = self._state_for(event)
-        if state is None or state.stage != PENDING:
+        if state is None:
             return
-        state.stage = OPEN
-        self._touch(state, event)
+        data = event.data
+        price = decimal_of(data.get("price"))
+        quantity = decimal_of(data.get("quantity"))
+        cumulative = decimal_or_none(data.get("filled_quantity"))
+        state.filled_quantity = (
+            cumulative if cumulative is not None else state.filled_quantity + quantity
+        )
+        state.filled_notional += price * quantity
+        trade_id = str(data.get("trade_id") or "")
+        self.batch.fills.append(
+            NewFill(
+                state.order_id,
+                FillView(trade_id, price, quantity, "", time_or_none(data.get("executed_at"))),
+            )
+        )
+        if state.stage == PENDING:
+            state.stage = OPEN
+        self._touch(state, event, trade_id=trade_id)
 
     def _on_trade(self, event: LogEvent) -> None:
+        """A trade row; it also tells each fill whether its order was maker or taker."""
         data = event.data
         trade = TradeView(
             trade_id=str(data["trade_id"]),
@@ -249,22 +265,23 @@ class OrdersReducer:
             position=ev.position_token(event.position),
         )
         self.batch.trades.append(trade)
-        for order_id, liquidity in ((trade.maker_order_id, MAKER), (trade.taker_order_id, TAKER)):
-            state = self.orders.get(order_id)
-            if state is None:
-                continue
-            self._record_fill(
-                state,
-                trade_id=trade.trade_id,
-                price=trade.price,
-                quantity=trade.quantity,
-                liquidity=liquidity,
-                executed_at=trade.executed_at,
-            )
-            if state.stage == PENDING:
-                state.stage = OPEN
-            label = ev.ORDER_FILLED if state.status == FILLED else ev.ORDER_PARTIALLY_FILLED
-            self._touch(state, event, trade=trade, label=label)
+        self._trades_by_id[trade.trade_id] = trade
+
+    def finish(self) -> ReducedBatch:
+        """Complete the batch: each fill's liquidity and each fill update's trade come from
+        the `TradeExecuted` of the same atomic append, wherever it stood in it."""
+        batch = self.batch
+        for index, new in enumerate(batch.fills):
+            trade = self._trades_by_id.get(new.fill.trade_id)
+            if trade is not None and not new.fill.liquidity:
+                liquidity = TAKER if trade.taker_order_id == new.order_id else MAKER
+                batch.fills[index] = NewFill(new.order_id, replace(new.fill, liquidity=liquidity))
+        batch.order_updates = [
+            OrderUpdate(view, event_type, self._trades_by_id.get(trade_id or ""), position)
+            for view, event_type, trade_id, position in self._raw_updates
+        ]
+        self._raw_updates = []
+        return batch
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -283,42 +300,17 @@ class OrdersReducer:
             self.batch.created_order_ids.append(order_id)
         return state
 
-    def _record_fill(
-        self,
-        state: OrderState,
-        *,
-        trade_id: str,
-        price: Decimal,
-        quantity: Decimal,
-        liquidity: str,
-        executed_at: datetime | None,
-    ) -> None:
-        state.filled_quantity += quantity
-        state.filled_notional += price * quantity
-        self.batch.fills.append(
-            NewFill(state.order_id, FillView(trade_id, price, quantity, liquidity, executed_at))
-        )
-
-    def _touch(
-        self,
-        state: OrderState,
-        event: LogEvent,
-        trade: TradeView | None = None,
-        label: str | None = None,
-    ) -> None:
+    def _touch(self, state: OrderState, event: LogEvent, trade_id: str | None = None) -> None:
         state.updated_at = event.recorded_at
         if state.order_id not in self._created and state.order_id not in self._changed:
             self._changed.add(state.order_id)
             self.batch.changed_order_ids.append(state.order_id)
         if state.created_at is None:
             state.created_at = event.recorded_at
-        if not self._collect_updates:
-            return
-        self.batch.order_updates.append(
-            OrderUpdate(
-                state.to_view(), label or event.type, trade, ev.position_token(event.position)
+        if self._collect_updates:
+            self._raw_updates.append(
+                (state.to_view(), event.type, trade_id, ev.position_token(event.position))
             )
-        )
 
 
 def _first(data: Mapping[str, Any], *names: str) -> Any:

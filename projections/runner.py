@@ -81,11 +81,23 @@ class ProjectionRunner:
         self.live.close()
 
     async def catch_up(self, timeout: float | None = None) -> bool:
-        """Wait until every builder has committed the log's current head (True if it did)."""
-        head = await self.event_store.head_position()
-        if head is None:
-            return True
-        return await self.progress.wait_for(head, timeout)
+        """Wait until every builder has committed the log's head (True if it did in time).
+
+        The head is what a subscriber can see now; a write still hidden behind an older
+        running transaction is not in it. To see one particular write, wait for its
+        position with `progress.wait_for` instead.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        reached = None
+        while True:
+            head = await self.event_store.head_position()
+            if head is None or head == reached:
+                return True
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            if not await self.progress.wait_for(head, remaining):
+                return False
+            reached = head
 
     async def _supervise(self, builder: ProjectionBuilder) -> None:
         failures = 0

@@ -57,8 +57,15 @@ class ScriptedLog:
         store: EventStore | None,
         instruments: Mapping[str, Instrument] = INSTRUMENTS,
         prefix: str = "",
+        inputs_per_append: int = 1,
     ) -> None:
         self.store = store
+        # >1: requests and results of that many inputs are appended together (requests in
+        # one transaction, then results in the next), as a busy service would batch them.
+        self.inputs_per_append = inputs_per_append
+        self._pending_requests: dict[str, list[NewEvent]] = {}
+        self._pending_results: dict[str, list[NewEvent]] = {}
+        self._pending_inputs = 0
         self.instruments = dict(instruments)
         self.engine = MatchingEngine(self.instruments[s] for s in sorted(self.instruments))
         self.prefix = prefix  # makes order ids unique per test on a shared log
@@ -74,6 +81,15 @@ class ScriptedLog:
     async def run(self, commands: Iterable[Mapping[str, Any]]) -> None:
         for command in commands:
             await self.submit(command)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Append what is buffered: the requests, then the results."""
+        for pending in (self._pending_requests, self._pending_results):
+            if pending:
+                await self._append([StreamAppend(s, events) for s, events in pending.items()])
+                pending.clear()
+        self._pending_inputs = 0
 
     async def submit(self, command: Mapping[str, Any]) -> LogPosition:
         """Append the request, run it, append the results; the results' last position."""
@@ -97,7 +113,9 @@ class ScriptedLog:
                 request_data["user_id"] = data["user_id"]
                 request_data.setdefault("client_order_id", "")
         request = NewEvent(request_type, request_data)
-        await self._append([StreamAppend(request_stream, [request])])
+        self._pending_requests.setdefault(request_stream, []).append(request)
+        if self.inputs_per_append == 1:
+            await self.flush()
         engine_command = command_from_dict(
             data, self.instruments, instrument_of_order=self.engine.instrument_of
         )
@@ -105,7 +123,7 @@ class ScriptedLog:
         metadata = {streams.CAUSATION_ID: str(request.event_id)}
         # One atomic append names each stream once: events grouped by stream (in order of
         # first appearance), emission order kept within a stream, as the runner writes them.
-        by_stream: dict[str, list[NewEvent]] = {}
+        by_stream = self._pending_results
         for result in results:
             if result["type"] == "TradeExecuted":
                 stream = streams.trades_stream(result["instrument"])
@@ -114,11 +132,11 @@ class ScriptedLog:
             else:
                 continue  # ClockAdvanced: the log already holds the tick
             by_stream.setdefault(stream, []).append(NewEvent(result["type"], result, metadata))
-        appends = [StreamAppend(stream, events) for stream, events in by_stream.items()]
-        if appends:
-            await self._append(appends)
-        assert self.last_position is not None
-        return self.last_position
+        self._pending_inputs += 1
+        if self._pending_inputs >= self.inputs_per_append:
+            await self.flush()
+        assert self.last_position is not None or self.inputs_per_append > 1
+        return self.last_position  # type: ignore[return-value]
 
     async def _append(self, appends: list[StreamAppend]) -> None:
         if self.store is not None:

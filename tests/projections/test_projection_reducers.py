@@ -48,8 +48,11 @@ def fold(updates: list[BookUpdate]) -> tuple[tuple[PriceLevel, ...], tuple[Price
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-async def test_book_equals_engine_book_levels_after_random_run(seed: int) -> None:
-    log = ScriptedLog(None)
+@pytest.mark.parametrize("inputs_per_append", [1, 25])
+async def test_book_equals_engine_book_levels_after_random_run(
+    seed: int, inputs_per_append: int
+) -> None:
+    log = ScriptedLog(None, inputs_per_append=inputs_per_append)
     await log.run(random_commands(seed, 600))
     reducer = BooksReducer()
     updates: list[BookUpdate] = []
@@ -73,19 +76,24 @@ async def test_book_equals_engine_book_levels_after_random_run(seed: int) -> Non
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-async def test_orders_equal_engine_status_and_filled_after_random_run(seed: int) -> None:
-    log = ScriptedLog(None)
+@pytest.mark.parametrize("inputs_per_append", [1, 25])
+async def test_orders_equal_engine_status_and_filled_after_random_run(
+    seed: int, inputs_per_append: int
+) -> None:
+    log = ScriptedLog(None, inputs_per_append=inputs_per_append)
     await log.run(random_commands(seed, 600))
     reducer = OrdersReducer()
     for event in log.memory:
         reducer.apply(event)
+    batch = reducer.finish()
     filled = engine_filled(log)
     assert reducer.orders
     for order_id, state in reducer.orders.items():
         assert state.status == engine_status(log, order_id), order_id
         assert state.filled_quantity == filled.get(order_id, Decimal(0)), order_id
         if state.filled_quantity:
-            fills = [f for f in reducer.batch.fills if f.order_id == order_id]
+            fills = [f for f in batch.fills if f.order_id == order_id]
+            assert all(f.fill.liquidity in ("MAKER", "TAKER") for f in fills)
             notional = sum(f.fill.price * f.fill.quantity for f in fills)
             assert state.average_price == notional / state.filled_quantity
 

@@ -62,8 +62,10 @@ def new_runner(store: EventStore, pool: asyncpg.Pool, redis: aioredis.Redis, pre
     return ProjectionRunner(store, pool, redis, key_prefix=prefix)
 
 
-async def caught_up(runner: ProjectionRunner) -> None:
-    assert await runner.catch_up(WAIT_S)
+async def caught_up(runner: ProjectionRunner, log: ScriptedLog) -> None:
+    """Wait for the builders to apply the log's last write (read-your-writes)."""
+    assert log.last_position is not None
+    assert await runner.progress.wait_for(log.last_position, WAIT_S)
 
 
 async def dump_views(pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str) -> dict[str, Any]:
@@ -104,7 +106,7 @@ async def test_scripted_run_gives_exact_views(
     await runner.start()
     try:
         await log.run(SCRIPT)
-        await caught_up(runner)
+        await caught_up(runner, log)
         views = runner.order_views
 
         expected = {
@@ -194,19 +196,23 @@ async def test_restart_from_checkpoints_applies_nothing_twice(
     event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     commands = random_commands(7, 300)
-    log = ScriptedLog(event_store)
+    log = ScriptedLog(event_store, inputs_per_append=5)
     runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
     await runner.start()
     await log.run(commands[:150])
-    await caught_up(runner)
+    await caught_up(runner, log)
     await runner.stop()
+    stopped_at = await dump_views(pg_pool, redis_client, key_prefix)
 
     await log.run(commands[150:])  # written while no builder runs
     runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
     await runner.start()
-    await caught_up(runner)
+    await caught_up(runner, log)
     await runner.stop()
     restarted = await dump_views(pg_pool, redis_client, key_prefix)
+    # Rows written before the stop are untouched unless a later event changed them.
+    assert restarted["trades"][: len(stopped_at["trades"])] == stopped_at["trades"]
+    assert restarted["fills"][: len(stopped_at["fills"])] == stopped_at["fills"]
 
     book = await runner.book_views.get_book("BTC-USD")
     assert (book.bids, book.asks) == log.engine_levels("BTC-USD")
@@ -251,7 +257,7 @@ class RedisBuilderCrashingOnce(RedisViewBuilder):
 async def test_a_crash_inside_a_batch_leaves_no_trace(
     event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
-    log = ScriptedLog(event_store)
+    log = ScriptedLog(event_store, inputs_per_append=5)
     runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
     runner.postgres_builder = PostgresBuilderCrashingOnce(pg_pool, runner.live)
     runner.redis_builder = RedisBuilderCrashingOnce(
@@ -260,7 +266,7 @@ async def test_a_crash_inside_a_batch_leaves_no_trace(
     await runner.start()
     try:
         await log.run(random_commands(11, 200))
-        await caught_up(runner)
+        await caught_up(runner, log)
     finally:
         await runner.stop()
     assert PostgresBuilderCrashingOnce.crashed and RedisBuilderCrashingOnce.crashed
@@ -271,15 +277,20 @@ async def test_a_crash_inside_a_batch_leaves_no_trace(
     assert (book.bids, book.asks) == log.engine_levels("BTC-USD")
 
 
+@pytest.mark.parametrize("inputs_per_append", [1, 20])
 async def test_random_run_matches_the_engine(
-    event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+    event_store: EventStore,
+    pg_pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+    inputs_per_append: int,
 ) -> None:
-    log = ScriptedLog(event_store)
+    log = ScriptedLog(event_store, inputs_per_append=inputs_per_append)
     runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
     await runner.start()
     try:
         await log.run(random_commands(3, 400))
-        await caught_up(runner)
+        await caught_up(runner, log)
         book = await runner.book_views.get_book("BTC-USD")
         assert (book.bids, book.asks) == log.engine_levels("BTC-USD")
         top = await runner.book_views.get_book("BTC-USD", depth=2)
@@ -303,12 +314,12 @@ async def test_live_feeds_follow_the_views(
     try:
         commands = random_commands(5, 300)
         await log.run(commands[:100])
-        await caught_up(runner)
+        await caught_up(runner, log)
         book_feed = runner.live.subscribe_book("BTC-USD")
         trade_feed = runner.live.subscribe_trades("BTC-USD")
         user_feed = runner.live.subscribe_order_updates("u1")
         await log.run(commands[100:])
-        await caught_up(runner)
+        await caught_up(runner, log)
 
         snapshot = await anext(book_feed)
         assert isinstance(snapshot, BookSnapshot)
