@@ -49,7 +49,13 @@ async def _serve() -> int:
         loop.add_signal_handler(signum, stop.set)
     app = ExchangeApp(settings)
     try:
-        await app.start()
+        try:
+            await app.start()
+        except Exception as error:  # say why in one line; the traceback only when debugging
+            if settings.log_level == "DEBUG":
+                raise
+            print(f"exchange failed to start: {error}", file=sys.stderr, flush=True)
+            return 1
         database = "embedded PostgreSQL" if urls.database_is_embedded else "DATABASE_URL"
         redis = "embedded Redis" if urls.redis_is_embedded else "REDIS_URL"
         print(_banner(app, database, redis), file=sys.stderr, flush=True)

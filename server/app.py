@@ -9,7 +9,7 @@ reflection) and the metrics endpoint. ``python -m server`` and the tests use ``E
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ from clients.generated.exchange.v1 import (
     order_query_service_pb2_grpc,
 )
 from domain.instruments import Instrument
+from projections.runner import ProjectionRunner
 from server.clock import Clock
 from server.commands import CommandHandlers
 from server.engine_runner import EngineRunner
@@ -56,9 +57,10 @@ SERVICE_NAMES = (
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
 )
+# Longest wait for one shutdown step before giving up on it.
+STOP_BOUND_S = 10.0
 GRPC_OPTIONS = (
     ("grpc.so_reuseport", 0),
-    ("grpc.max_concurrent_streams", 1000),
     ("grpc.keepalive_permit_without_calls", 1),
 )
 
@@ -97,18 +99,28 @@ class ExchangeApp:
     handlers: CommandHandlers | None = None
     engine_runner: EngineRunner | None = None
     clock: Clock | None = None
-    projections: Any = None
+    projections: ProjectionRunner | None = None
     grpc_server: grpc.aio.Server | None = None
     health: Any = None
     grpc_port: int = 0
     metrics_port: int | None = None
 
     async def start(self) -> None:
+        """Open the adapters, bind the gRPC port (failing fast), then start every worker."""
         settings = self.settings
         self.instruments = load_instruments(settings.instruments_file)
         self.event_store = await open_event_store(settings.resolved_event_store_url)
         backend = event_store_backend(settings.resolved_event_store_url)
         self.handlers = CommandHandlers(self.event_store, self.instruments, backend=backend)
+        self.pg_pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=10)
+        self.redis = aioredis.from_url(settings.redis_url)
+        self.projections = ProjectionRunner(self.event_store, self.pg_pool, self.redis)
+        server = self._build_grpc_server()
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        try:
+            self.grpc_port = server.add_insecure_port(address)
+        except RuntimeError as error:
+            raise RuntimeError(f"cannot listen on {address} (GRPC_PORT): {error}") from error
         if settings.engine_enabled:
             self.engine_runner = EngineRunner(
                 self.event_store,
@@ -122,8 +134,12 @@ class ExchangeApp:
         if settings.clock_tick_ms > 0:
             self.clock = Clock(self.event_store, settings.clock_tick_ms / 1000)
             self.clock.start()
-        await self._start_projections()
-        await self._start_grpc()
+        if settings.projections_enabled:
+            await self.projections.start()
+        await server.start()
+        self.grpc_server = server
+        for name in (*SERVICE_NAMES, ""):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if settings.metrics_port >= 0:
             self.metrics_port = metrics.start_metrics_server(settings.metrics_port)
         log.info(
@@ -133,36 +149,24 @@ class ExchangeApp:
             instruments=sorted(self.instruments),
         )
 
-    async def _start_projections(self) -> None:
-        from projections.runner import ProjectionRunner
-
-        assert self.event_store is not None
-        self.pg_pool = await asyncpg.create_pool(
-            self.settings.database_url, min_size=2, max_size=10
-        )
-        self.redis = aioredis.from_url(self.settings.redis_url)
-        self.projections = ProjectionRunner(self.event_store, self.pg_pool, self.redis)
-        if self.settings.projections_enabled:
-            await self.projections.start()
-
-    async def _start_grpc(self) -> None:
-
-        assert self.handlers is not None
+    def _build_grpc_server(self) -> grpc.aio.Server:
+        assert self.handlers is not None and self.projections is not None
+        projections = self.projections
         server = grpc.aio.server(interceptors=server_interceptors(), options=GRPC_OPTIONS)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(self.handlers), server
         )
         order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(
             OrderQueryServicer(
-                self.projections.order_views,
-                self.projections.book_views,
-                ReadYourWrites(self.projections.progress, self.settings.query_wait_default_s),
+                projections.order_views,
+                projections.book_views,
+                ReadYourWrites(projections.progress, self.settings.query_wait_default_s),
                 self.instruments,
             ),
             server,
         )
         market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(
-            MarketDataServicer(self.projections.live, self.instruments), server
+            MarketDataServicer(projections.live, self.instruments), server
         )
         diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
             DiagnosticsServicer(), server
@@ -172,39 +176,45 @@ class ExchangeApp:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
-        self.grpc_port = server.add_insecure_port(address)
-        if self.grpc_port == 0:
-            raise RuntimeError(f"cannot bind gRPC to {address}")
-        await server.start()
-        self.grpc_server = server
-        for name in (*SERVICE_NAMES, ""):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return server
 
     async def stop(self, grace_s: float = 2.0) -> None:
-        """Stop accepting calls, finish in-flight ones, then stop the workers and adapters."""
+        """Stop accepting calls, finish in-flight ones, then stop the workers and adapters.
+
+        Each step is bounded: a component that does not stop in time is logged and left
+        behind, so Ctrl-C always ends the process.
+        """
         if self.health is not None:
-            with contextlib.suppress(Exception):
-                await self.health.enter_graceful_shutdown()
-        if self.projections is not None and hasattr(self.projections, "live"):
+            await _bounded("health", self.health.enter_graceful_shutdown())
+        if self.projections is not None:
             # End server streams first so the gRPC grace period is not spent waiting on them.
-            with contextlib.suppress(Exception):
-                self.projections.live.close()
+            self.projections.live.close()
         if self.grpc_server is not None:
-            await self.grpc_server.stop(grace_s)
+            await _bounded("grpc", self.grpc_server.stop(grace_s), grace_s + STOP_BOUND_S)
         if self.clock is not None:
-            await self.clock.stop()
+            await _bounded("clock", self.clock.stop())
         if self.engine_runner is not None:
-            await self.engine_runner.stop()
+            await _bounded("engine_runner", self.engine_runner.stop())
         if self.projections is not None and self.settings.projections_enabled:
-            await self.projections.stop()
+            await _bounded("projections", self.projections.stop())
         if self.redis is not None:
-            await self.redis.aclose()
+            await _bounded("redis", self.redis.aclose())
         if self.pg_pool is not None:
-            await self.pg_pool.close()
+            await _bounded("views_pool", self.pg_pool.close())
         if self.event_store is not None:
-            await self.event_store.close()
+            await _bounded("event_store", self.event_store.close())
         log.info("exchange_stopped")
+
+
+async def _bounded(name: str, step: Awaitable[Any], bound_s: float = STOP_BOUND_S) -> None:
+    """Run one shutdown step for at most `bound_s` seconds (never hang the shutdown)."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=bound_s)
+    if not done:
+        log.error("stop_step_timed_out", step=name, bound_s=bound_s)
+        return
+    if task.exception() is not None:
+        log.error("stop_step_failed", step=name, error=repr(task.exception()))
 
 
 async def run_until(stop: asyncio.Event, settings: Settings) -> ExchangeApp:

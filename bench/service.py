@@ -1,0 +1,362 @@
+"""End-to-end service benchmark: the real server (``python -m server``) over loopback gRPC.
+
+Prints, each beside the rate of a no-op unary call (``DiagnosticsService.Ping``) measured in
+the same run on the same machine:
+- PlaceOrder orders/s from concurrent unary clients;
+- StreamPlaceOrders orders/s (each answered once durably appended);
+- place-to-fill-visible latency p50/p99 at a paced rate (~1k orders/s by default): from
+  sending a crossing order to its trade arriving on a StreamTrades subscription (the trade
+  is published once the views hold it).
+
+The server runs in its own process against DATABASE_URL / REDIS_URL (embedded servers when
+unset), in a fresh database created and dropped here. ``python -m bench service --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clients.generated.exchange.v1 import diagnostics_service_pb2 as diagnostics
+from clients.generated.exchange.v1 import diagnostics_service_pb2_grpc as diagnostics_grpc
+from clients.generated.exchange.v1 import market_data_service_pb2 as market_data
+from clients.generated.exchange.v1 import market_data_service_pb2_grpc as market_data_grpc
+from clients.generated.exchange.v1 import order_command_service_pb2 as commands
+from clients.generated.exchange.v1 import order_command_service_pb2_grpc as commands_grpc
+from clients.generated.exchange.v1 import types_pb2 as types
+from server.commands import order_id_for
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_REDIS_DB = 12
+INSTRUMENT = "BTC-USD"
+MAX_PAIRS_IN_FLIGHT = 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + database))
+
+
+def _redis_with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(db)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class Server:
+    """``python -m server`` in a child process, on a fresh database."""
+
+    def __init__(
+        self, admin_database_url: str, redis_url: str, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.extra_env = extra_env or {}
+        self._admin_url = admin_database_url
+        self._redis_url = _redis_with_db(redis_url, BENCH_REDIS_DB)
+        self._database = f"bench_service_{uuid.uuid4().hex[:10]}"
+        self.port = _free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Server:
+        connection = await asyncpg.connect(self._admin_url)
+        try:
+            await connection.execute(f'CREATE DATABASE "{self._database}"')
+        finally:
+            await connection.close()
+        redis = aioredis.from_url(self._redis_url)
+        await redis.flushdb()
+        await redis.aclose()
+        env = {
+            **os.environ,
+            "DATABASE_URL": _with_database(self._admin_url, self._database),
+            "REDIS_URL": self._redis_url,
+            "GRPC_HOST": "127.0.0.1",
+            "GRPC_PORT": str(self.port),
+            "METRICS_PORT": "-1",
+            "LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "server"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
+        )
+        await self._wait_serving()
+        return self
+
+    async def _wait_serving(self) -> None:
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            async with asyncio.timeout(60):
+                while True:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        answer = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                        if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                            return
+                    assert self._process is not None and self._process.poll() is None, (
+                        "server exited"
+                    )
+                    await asyncio.sleep(0.2)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        connection = await asyncpg.connect(self._admin_url)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+def _order(sequence: int, user_count: int = 50) -> commands.PlaceOrderRequest:
+    """Limit orders alternating sides around 100.00: about half rest, half cross."""
+    side = types.SIDE_BUY if sequence % 2 == 0 else types.SIDE_SELL
+    offset = (sequence * 7919) % 11 - 5  # -5..+5 ticks
+    return commands.PlaceOrderRequest(
+        user_id=f"bench-{sequence % user_count}",
+        instrument=INSTRUMENT,
+        side=side,
+        type=types.ORDER_TYPE_LIMIT,
+        price=f"{100 + offset / 100:.2f}",
+        quantity="0.0100",
+    )
+
+
+async def _unary_rate(
+    target: str,
+    calls: int,
+    concurrency: int,
+    make_call: Callable[[Any, int], Coroutine[Any, Any, Any]],
+    stub_of: Callable[[grpc.aio.Channel], Any],
+) -> float:
+    """Calls per second of `make_call` from `concurrency` tasks over a few channels."""
+    channels = [grpc.aio.insecure_channel(target) for _ in range(min(4, concurrency))]
+    stubs = [stub_of(channel) for channel in channels]
+    counter = itertools.count()
+
+    async def worker(index: int) -> None:
+        stub = stubs[index % len(stubs)]
+        while (sequence := next(counter)) < calls:
+            await make_call(stub, sequence)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return calls / elapsed
+
+
+async def ping_rate(target: str, calls: int, concurrency: int) -> float:
+    request = diagnostics.PingRequest()
+
+    async def call(stub: Any, _sequence: int) -> None:
+        await stub.Ping(request)
+
+    return await _unary_rate(
+        target, calls, concurrency, call, diagnostics_grpc.DiagnosticsServiceStub
+    )
+
+
+async def place_rate(target: str, orders: int, concurrency: int, offset: int) -> float:
+    async def call(stub: Any, sequence: int) -> None:
+        await stub.PlaceOrder(_order(offset + sequence))
+
+    return await _unary_rate(
+        target, orders, concurrency, call, commands_grpc.OrderCommandServiceStub
+    )
+
+
+async def stream_rate(target: str, orders: int, streams: int, window: int, offset: int) -> float:
+    """Orders/s through StreamPlaceOrders, `window` unanswered requests per stream."""
+    per_stream = orders // streams
+
+    async def one_stream(index: int) -> None:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = commands_grpc.OrderCommandServiceStub(channel)
+            slots = asyncio.Semaphore(window)
+
+            async def requests() -> AsyncIterator[commands.StreamPlaceOrdersRequest]:
+                base = offset + index * per_stream
+                for number in range(per_stream):
+                    await slots.acquire()
+                    yield commands.StreamPlaceOrdersRequest(
+                        request_id=number, order=_order(base + number)
+                    )
+
+            answered = 0
+            async for answer in stub.StreamPlaceOrders(requests()):
+                assert answer.WhichOneof("result") == "placed", answer
+                answered += 1
+                slots.release()
+            assert answered == per_stream
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_stream(i) for i in range(streams)))
+    return per_stream * streams / (time.perf_counter() - started)
+
+
+async def place_to_fill(target: str, rate: float, pairs: int) -> tuple[float, float, float]:
+    """Latency (s) from sending a crossing order to its trade on StreamTrades: p50, p99, and
+    the achieved order rate. A maker rests first (not timed), then a taker crosses it."""
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+    async with grpc.aio.insecure_channel(target) as channel:
+        orders = commands_grpc.OrderCommandServiceStub(channel)
+        feed = market_data_grpc.MarketDataServiceStub(channel).StreamTrades(
+            market_data.StreamTradesRequest(instrument=INSTRUMENT)
+        )
+
+        async def watch() -> None:
+            async for message in feed:
+                started = sent_at.pop(message.trade.taker_order_id, None)
+                if started is not None:
+                    latencies.append(time.perf_counter() - started)
+                    if len(latencies) == pairs:
+                        done.set()
+                        return
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.5)  # let the subscription register before the first trade
+        interval = 2 / rate  # two orders per pair
+        tasks: set[asyncio.Task[None]] = set()
+        # A server slower than the pace makes the sender wait here instead of piling up calls.
+        in_flight = asyncio.Semaphore(MAX_PAIRS_IN_FLIGHT)
+
+        async def pair(number: int) -> None:
+            async with in_flight:
+                await place_pair(number)
+
+        async def place_pair(number: int) -> None:
+            price = f"{200 + (number % 50) / 100:.2f}"
+            maker = commands.PlaceOrderRequest(
+                user_id=f"maker-{number % 20}",
+                instrument=INSTRUMENT,
+                side=types.SIDE_SELL,
+                type=types.ORDER_TYPE_LIMIT,
+                price=price,
+                quantity="0.0010",
+            )
+            await orders.PlaceOrder(maker)
+            # A client_order_id makes the order id known before the call (no race with
+            # a trade that arrives before the answer).
+            taker_user, client_order_id = f"taker-{number % 20}", f"t{number}"
+            taker = commands.PlaceOrderRequest(
+                user_id=taker_user,
+                client_order_id=client_order_id,
+                instrument=INSTRUMENT,
+                side=types.SIDE_BUY,
+                type=types.ORDER_TYPE_LIMIT,
+                price=price,
+                quantity="0.0010",
+                time_in_force=types.TIME_IN_FORCE_IOC,
+            )
+            sent_at[order_id_for(taker_user, client_order_id)] = time.perf_counter()
+            await orders.PlaceOrder(taker)
+
+        first = time.perf_counter()
+        for number in range(pairs):
+            task = asyncio.create_task(pair(number))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(max(0.0, first + (number + 1) * interval - time.perf_counter()))
+        await asyncio.gather(*list(tasks))
+        achieved = 2 * pairs / (time.perf_counter() - first)
+        async with asyncio.timeout(60):
+            await done.wait()
+        watcher.cancel()
+        feed.cancel()
+    return statistics.median(latencies), _percentile(latencies, 0.99), achieved
+
+
+async def run(arguments: argparse.Namespace) -> None:
+    from server.embedded import resolve_service_urls
+
+    urls = resolve_service_urls()
+    extra_env = dict(item.split("=", 1) for item in arguments.server_env)
+    async with Server(urls.database_url, urls.redis_url, extra_env) as server:
+        target = server.target
+        concurrency = arguments.concurrency
+        await ping_rate(target, 500, concurrency)  # warm up both sides
+        ping = await ping_rate(target, arguments.calls, concurrency)
+        print(f"no-op Ping (unary):                {ping:9,.0f} calls/s  ({concurrency} clients)")
+        place = await place_rate(target, arguments.orders, concurrency, offset=0)
+        print(
+            f"PlaceOrder (unary):                {place:9,.0f} orders/s "
+            f"= {place / ping:.0%} of Ping"
+        )
+        streamed = await stream_rate(
+            target, arguments.stream_orders, streams=2, window=arguments.window, offset=10**6
+        )
+        print(
+            f"StreamPlaceOrders (2 streams):     {streamed:9,.0f} orders/s "
+            f"= {streamed / ping:.0%} of Ping"
+        )
+        if arguments.skip_latency:
+            return
+        await asyncio.sleep(2)  # let the engine and views drain the backlog first
+        p50, p99, achieved = await place_to_fill(target, arguments.rate, arguments.pairs)
+        print(
+            f"place-to-fill-visible at {achieved:,.0f} orders/s: p50 {p50 * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms  (Ping {ping:,.0f} calls/s)"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench service", description=__doc__)
+    parser.add_argument("--calls", type=int, default=5000, help="Ping calls")
+    parser.add_argument("--orders", type=int, default=5000, help="PlaceOrder calls")
+    parser.add_argument("--stream-orders", type=int, default=20000)
+    parser.add_argument("--window", type=int, default=500, help="in-flight per stream")
+    parser.add_argument("--concurrency", type=int, default=32, help="unary client tasks")
+    parser.add_argument("--rate", type=float, default=1000.0, help="orders/s for latency")
+    parser.add_argument("--pairs", type=int, default=3000, help="maker/taker pairs timed")
+    parser.add_argument(
+        "--server-env", nargs="*", default=[], metavar="NAME=VALUE", help="server settings"
+    )
+    parser.add_argument("--skip-latency", action="store_true")
+    arguments = parser.parse_args(argv)
+    asyncio.run(run(arguments))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
