@@ -30,6 +30,7 @@ from projections.views import (
     PriceLevel,
     TradeView,
 )
+from server.observability import metrics
 
 DEFAULT_SUBSCRIBER_BUFFER = 1024
 
@@ -236,6 +237,7 @@ class LiveFeeds:
                     subscription.end()
             group.clear()
         self._order_instrument_filter.clear()
+        self._count_subscribers()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -247,10 +249,20 @@ class LiveFeeds:
                 if not subscribers:
                     del group[key]
             self._order_instrument_filter.pop(subscription, None)  # type: ignore[arg-type]
+            self._count_subscribers()
 
         subscription: Subscription[Item] = Subscription(self._subscriber_buffer, forget)
         group.setdefault(key, set()).add(subscription)
+        self._count_subscribers()
         return subscription
+
+    def _count_subscribers(self) -> None:
+        for stream, group in (
+            ("trades", self._trade_subscribers),
+            ("order_book", self._book_subscribers),
+            ("orders", self._order_subscribers),
+        ):
+            metrics.set_stream_subscribers(stream, sum(len(s) for s in group.values()))
 
     def _fan_out(self, subscribers: set[Subscription[Item]] | None, item: Item) -> None:
         if not subscribers:

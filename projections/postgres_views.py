@@ -12,6 +12,7 @@ go to the live feeds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -24,6 +25,7 @@ from projections.postgres_schema import CHECKPOINTS_TABLE, drop_views, migrate
 from projections.views import OrderUpdate
 from server import streams
 from server.eventstore.port import LogPosition, RecordedEvent
+from server.observability import metrics
 
 __all__ = ["PostgresViewBuilder", "drop_views", "load_checkpoint", "migrate"]
 
@@ -150,6 +152,24 @@ def _row_of(state: OrderState) -> tuple[Any, ...]:
     )
 
 
+# Fills of orders placed longer ago than this are replays (restart, rebuild), not latency.
+_FILL_LATENCY_HORIZON_S = 60.0
+
+
+def _observe_fill_latency(orders: dict[str, OrderState], batch: ReducedBatch) -> None:
+    """Place-to-fill-visible: from the request's time to this commit, for taker fills."""
+    now = datetime.now(UTC)
+    for new in batch.fills:
+        if new.fill.liquidity != "TAKER":
+            continue
+        state = orders.get(new.order_id)
+        if state is None or state.created_at is None:
+            continue
+        seconds = (now - state.created_at).total_seconds()
+        if 0 <= seconds < _FILL_LATENCY_HORIZON_S:
+            metrics.observe_place_to_fill_visible(state.instrument, seconds)
+
+
 class _Sequences(NamedTuple):
     """The last order_seq, fill_seq and trade_seq written."""
 
@@ -201,6 +221,7 @@ class PostgresViewBuilder(ProjectionBuilder):
         # restart, which reloads them).
         self._sequences = sequences
         self._unpublished = batch.order_updates
+        _observe_fill_latency(reducer.orders, batch)
 
     async def after_commit(self) -> None:
         updates, self._unpublished = self._unpublished, []
