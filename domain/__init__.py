@@ -1,1 +1,7 @@
-"""domain package."""
+"""The exchange's domain: a pure, deterministic order matching engine.
+
+`domain.engine.MatchingEngine` takes commands (`domain.commands`) and returns events
+(`domain.events`); `domain.instruments` converts decimals to integer ticks and lots;
+`domain.codec` gives their JSON shapes; `python -m domain.replay` runs JSON lines through it.
+No I/O, no clock, no logging: see docs/engine.md.
+"""

@@ -293,7 +293,7 @@ class MatchingEngine:
         self._seq = seq = self._seq + 1
         is_buy = side is _BUY
         # A GTC/GTD limit order that does not cross rests at once: decided before the order
-        # is built so it is born `live` (a write to a Struct costs as much as a small call).
+        # is built, so it is born `live` and appended below without any further call.
         rests_now = False
         if order_type is _LIMIT and (time_in_force is _GTC or time_in_force is _GTD):
             assert price is not None
