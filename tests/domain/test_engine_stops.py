@@ -18,7 +18,7 @@ from engine_dsl import (
     type_names,
 )
 
-from domain.commands import AdvanceTime, CancelOrder
+from domain.commands import AdvanceTime, AmendOrder, CancelOrder
 from domain.engine import MatchingEngine
 from domain.events import OrderExpired, OrderRejected, StopTriggered
 from domain.orders import OrderStatus
@@ -132,3 +132,45 @@ def test_a_waiting_stop_can_be_cancelled_and_can_expire() -> None:
         "OrderFilled",
         "OrderFilled",
     ]
+
+
+def test_an_amend_that_trades_triggers_waiting_stops() -> None:
+    engine = _with_last_price(100)
+    given(
+        engine,
+        stop_market("st", SELL, 1, 98, user="s"),
+        limit("b1", BUY, 1, 98, user="m"),
+        limit("b2", BUY, 1, 97, user="m2"),
+        limit("a1", SELL, 1, 101, user="x"),
+    )
+
+    events = engine.handle(AmendOrder("a1", price=98))
+
+    assert type_names(events) == [
+        "OrderAmended",
+        "TradeExecuted",
+        "OrderFilled",
+        "OrderFilled",
+        "StopTriggered",
+        "TradeExecuted",
+        "OrderFilled",
+        "OrderFilled",
+    ]
+    assert trades_of(events) == [("b1", "a1", 98, 1), ("b2", "st", 97, 1)]
+
+
+def test_a_triggered_stop_market_measures_slippage_from_the_book_at_trigger_time() -> None:
+    engine = _with_last_price(100)
+    given(
+        engine,
+        stop_market("st", BUY, 3, 102, user="s", max_slippage_bps=100),
+        limit("a1", SELL, 1, 102, user="m"),
+        limit("a2", SELL, 1, 103, user="m"),
+        limit("a3", SELL, 1, 104, user="m"),
+    )
+
+    events = engine.handle(limit("b1", BUY, 1, 102, user="x"))
+
+    # best ask at trigger is 103; +100 bps allows up to floor(104.03) = 104
+    assert trades_of(events)[1:] == [("a2", "st", 103, 1), ("a3", "st", 104, 1)]
+    assert events[-1] == cancelled("st", "NO_LIQUIDITY", 1, 2)
