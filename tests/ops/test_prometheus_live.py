@@ -360,5 +360,11 @@ async def test_every_metric_in_the_dashboard_and_rules_has_data(
     assert {rule["name"]: rule["health"] for rule in rules if rule["health"] != "ok"} == {}
     firing = prometheus.query('ALERTS{alertstate="firing"}')
     assert firing == []
-    fulfilment = prometheus.query("exchange:order_fulfilment_ratio:rate5m")
-    assert {sample["metric"]["instrument"] for sample in fulfilment} == set(INSTRUMENTS)
+    # Recording rules run on their own schedule: wait (bounded) for the fulfilment rate.
+    while True:
+        fulfilment = prometheus.query("exchange:order_fulfilment_ratio:rate5m")
+        instruments = {sample["metric"]["instrument"] for sample in fulfilment}
+        if instruments == set(INSTRUMENTS) or loop.time() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert instruments == set(INSTRUMENTS)
