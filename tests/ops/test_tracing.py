@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from server.observability.tracing import (
     extract_trace_context,
     get_tracer,
     inject_trace_context,
+    record_batch_spans,
     span_from_metadata,
     tracing_enabled,
 )
@@ -57,6 +59,7 @@ def test_tracing_off_records_nothing() -> None:
         with tracing.span_from_metadata("engine", parent) as span:
             assert span is trace.INVALID_SPAN
         assert [type(i) for i in server_interceptors()] == [MetricsInterceptor]
+        assert tracing.record_batch_spans("projection.orders", [parent], 0) == 0
         print("ok")
         """
     )
@@ -103,6 +106,29 @@ def test_metadata_without_trace_context_starts_a_new_trace(spans: InMemorySpanEx
         assert span.is_recording()
     (finished,) = spans.get_finished_spans()
     assert finished.parent is None
+
+
+def test_a_batch_joins_every_trace_it_applied(spans: InMemorySpanExporter) -> None:
+    carriers = []
+    for name in ("PlaceOrder-1", "PlaceOrder-2"):
+        with get_tracer().start_as_current_span(name):
+            carriers.append(inject_trace_context())
+    started = time.time_ns()
+    # Two events of the first trace, one of the second, one without trace context.
+    batch = [carriers[0], carriers[0], carriers[1], {"correlation_id": "c-3"}]
+    assert record_batch_spans("projection.orders", batch, started, {"events": 4}) == 2
+
+    finished = spans.get_finished_spans()
+    places = {span.name: span for span in finished if span.name.startswith("PlaceOrder")}
+    projections = [span for span in finished if span.name == "projection.orders"]
+    assert sorted((span.context.trace_id, span.parent.span_id) for span in projections) == sorted(
+        (place.context.trace_id, place.context.span_id) for place in places.values()
+    )
+    for span in projections:
+        assert span.kind == SpanKind.CONSUMER
+        assert span.start_time == started
+        assert span.end_time >= started
+        assert dict(span.attributes or {}) == {"events": 4}
 
 
 async def _handle(request: bytes, context: Any) -> bytes:
