@@ -173,6 +173,9 @@ class LiveFeeds:
         self._order_instrument_filter[subscription] = instrument or None
         return subscription
 
+    def has_order_subscribers(self, user_id: str) -> bool:
+        return user_id in self._order_subscribers
+
     def book_sequence(self, instrument: str) -> int:
         book = self._books.get(instrument)
         return 0 if book is None else book.sequence

@@ -18,7 +18,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -136,10 +136,16 @@ class OrdersReducer:
     """Applies events to the order states it was given (and creates the orders it meets)."""
 
     def __init__(
-        self, orders: Mapping[str, OrderState] | None = None, collect_updates: bool = True
+        self,
+        orders: Mapping[str, OrderState] | None = None,
+        collect_updates: bool | Callable[[str], bool] = True,
     ) -> None:
+        """`collect_updates`: whether to build `OrderUpdate`s, or a predicate on the user id
+        (e.g. "has live subscribers"), since building them costs a view per change."""
         self.orders: dict[str, OrderState] = dict(orders or {})
-        self._collect_updates = collect_updates
+        self._wants_updates: Callable[[str], bool] = (
+            collect_updates if callable(collect_updates) else (lambda _user: collect_updates)
+        )
         self.batch = ReducedBatch()
         self._created: set[str] = set()
         self._changed: set[str] = set()
@@ -170,7 +176,8 @@ class OrdersReducer:
         state = self._state_for(event)
         if state is None:
             return
-        _fill_static_fields(state, event.data, only_missing=True)
+        if not state.instrument:  # no request before it (a log written by the engine)
+            _fill_static_fields(state, event.data, only_missing=True)
         # The engine's numbers are canonical (tick and lot scale): they win over the request.
         data = event.data
         for name in ("price", "quantity", "stop_price"):
@@ -307,7 +314,7 @@ class OrdersReducer:
             self.batch.changed_order_ids.append(state.order_id)
         if state.created_at is None:
             state.created_at = event.recorded_at
-        if self._collect_updates:
+        if self._wants_updates(state.user_id):
             self._raw_updates.append(
                 (state.to_view(), event.type, trade_id, ev.position_token(event.position))
             )

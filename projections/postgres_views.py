@@ -208,7 +208,7 @@ class PostgresViewBuilder(ProjectionBuilder):
             rows = await connection.fetch(_SELECT_ORDERS, _order_ids_of(events))
             reducer = OrdersReducer(
                 {row["order_id"]: _state_from_row(row) for row in rows},
-                collect_updates=self._live is not None,
+                collect_updates=(False if self._live is None else self._live.has_order_subscribers),
             )
             for event in events:
                 reducer.apply(event)

@@ -135,12 +135,18 @@ class RedisViewBuilder(ProjectionBuilder):
                 if change.order_count > 0 or change.quantity > 0:
                     member = level_member(price, change.quantity, change.order_count)
                     pipe.zadd(key, {member: score})
+            live_orders: dict[str, bytes] = {}
+            gone_orders: list[str] = []
             for order_id in changes.changed_orders:
                 order = reducer.orders.get(order_id)
                 if order is None:
-                    pipe.hdel(keys.orders, order_id)
+                    gone_orders.append(order_id)
                 else:
-                    pipe.hset(keys.orders, order_id, orjson.dumps(order.to_json()))
+                    live_orders[order_id] = orjson.dumps(order.to_json())
+            if gone_orders:
+                pipe.hdel(keys.orders, *gone_orders)
+            if live_orders:
+                pipe.hset(keys.orders, mapping=live_orders)  # type: ignore[arg-type]
             trades_by_instrument: dict[str, list[TradeView]] = {}
             for trade in changes.trades:
                 trades_by_instrument.setdefault(trade.instrument, []).append(trade)
