@@ -344,6 +344,17 @@ END;
 $$;
 """
 
+# PL/pgSQL caches its statements' plans per session and soon settles on a generic plan,
+# made without the arrays' sizes and often while the tables were still small: `event_id =
+# ANY (1000 ids)` then runs as a sequential scan comparing every row with every id, seconds
+# per call on a grown log. Planning each statement for the actual call costs far less.
+_FORCE_CUSTOM_PLANS = """
+ALTER FUNCTION es_append(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET plan_cache_mode = force_custom_plan;
+ALTER FUNCTION es_append_each(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET plan_cache_mode = force_custom_plan;
+"""
+
 # (version, description, SQL). Never edit a shipped step: add a new one.
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events, streams and checkpoints tables", _CREATE_TABLES),
@@ -356,6 +367,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     # Step 3 first shipped a fast path that looped over requests in PL/pgSQL (quadratic in
     # the batch size); both steps now create the set-based one, so any database gets it.
     (4, "es_append: checks and stream updates set-based", _CREATE_FAST_APPEND_FUNCTION),
+    (5, "es_append*: plan every statement for its actual arrays", _FORCE_CUSTOM_PLANS),
 )
 
 
