@@ -31,47 +31,89 @@ __all__ = ["PostgresViewBuilder", "drop_views", "load_checkpoint", "migrate"]
 
 BUILDER_NAME = "postgres-views"
 
-_ORDER_COLUMNS = (
-    "order_id",
-    "client_order_id",
-    "user_id",
-    "instrument",
-    "side",
-    "type",
-    "price",
-    "quantity",
-    "filled_quantity",
-    "filled_notional",
-    "stage",
-    "final_status",
-    "status",
-    "reason",
-    "time_in_force",
-    "stop_price",
-    "post_only",
-    "expire_time",
-    "created_at",
-    "updated_at",
+# (column, type) of view_orders rows as the builder writes them.
+_ORDER_COLUMNS_TYPED = (
+    ("order_id", "text"),
+    ("client_order_id", "text"),
+    ("user_id", "text"),
+    ("instrument", "text"),
+    ("side", "text"),
+    ("type", "text"),
+    ("price", "numeric"),
+    ("quantity", "numeric"),
+    ("filled_quantity", "numeric"),
+    ("filled_notional", "numeric"),
+    ("stage", "text"),
+    ("final_status", "text"),
+    ("status", "text"),
+    ("reason", "text"),
+    ("time_in_force", "text"),
+    ("stop_price", "numeric"),
+    ("post_only", "boolean"),
+    ("expire_time", "timestamptz"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
 )
-_INSERT_ORDER = (
-    f"INSERT INTO view_orders ({', '.join(_ORDER_COLUMNS)}, order_seq) VALUES "
-    f"({', '.join(f'${index}' for index in range(1, len(_ORDER_COLUMNS) + 2))})"
+_ORDER_COLUMNS = tuple(column for column, _ in _ORDER_COLUMNS_TYPED)
+_FILL_COLUMNS_TYPED = (
+    ("order_id", "text"),
+    ("trade_id", "text"),
+    ("price", "numeric"),
+    ("quantity", "numeric"),
+    ("liquidity", "text"),
+    ("executed_at", "timestamptz"),
+    ("fill_seq", "bigint"),
 )
-_UPDATE_ORDER = (
-    "UPDATE view_orders SET "
-    + ", ".join(f"{column} = ${index}" for index, column in enumerate(_ORDER_COLUMNS[1:], start=2))
-    + " WHERE order_id = $1"
+_TRADE_COLUMNS_TYPED = (
+    ("instrument", "text"),
+    ("trade_id", "text"),
+    ("price", "numeric"),
+    ("quantity", "numeric"),
+    ("maker_order_id", "text"),
+    ("taker_order_id", "text"),
+    ("taker_side", "text"),
+    ("maker_user_id", "text"),
+    ("taker_user_id", "text"),
+    ("executed_at", "timestamptz"),
+    ("position", "text"),
+    ("trade_seq", "bigint"),
+)
+
+
+def _unnest(columns_typed: Sequence[tuple[str, str]]) -> str:
+    """`unnest($1::t1[], $2::t2[], ...) AS u(c1, c2, ...)`: a whole batch of rows as one
+    parameter per column, so one statement writes them all."""
+    arrays = ", ".join(
+        f"${index}::{kind}[]" for index, (_, kind) in enumerate(columns_typed, start=1)
+    )
+    names = ", ".join(column for column, _ in columns_typed)
+    return f"unnest({arrays}) AS u({names})"
+
+
+def _insert_sql(table: str, columns_typed: Sequence[tuple[str, str]]) -> str:
+    names = ", ".join(column for column, _ in columns_typed)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {_unnest(columns_typed)}"
+
+
+_INSERT_ORDERS = _insert_sql("view_orders", (*_ORDER_COLUMNS_TYPED, ("order_seq", "bigint")))
+_UPDATE_ORDERS = (
+    "UPDATE view_orders AS o SET "
+    + ", ".join(f"{column} = u.{column}" for column in _ORDER_COLUMNS[1:])
+    + f" FROM {_unnest(_ORDER_COLUMNS_TYPED)} WHERE o.order_id = u.order_id"
 )
 _SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM view_orders WHERE order_id = ANY($1)"
-_INSERT_FILL = (
-    "INSERT INTO view_order_fills (order_id, trade_id, price, quantity, liquidity, executed_at,"
-    " fill_seq) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
-_INSERT_TRADE = (
-    "INSERT INTO view_trades (instrument, trade_id, price, quantity, maker_order_id,"
-    " taker_order_id, taker_side, maker_user_id, taker_user_id, executed_at, position,"
-    " trade_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-)
+_INSERT_FILLS = _insert_sql("view_order_fills", _FILL_COLUMNS_TYPED)
+_INSERT_TRADES = _insert_sql("view_trades", _TRADE_COLUMNS_TYPED)
+
+
+async def _write_rows(
+    connection: asyncpg.Connection, sql: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Run a set-based statement over `rows` (transposed into one array per column)."""
+    if rows:
+        await connection.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+
+
 _LAST_SEQUENCES = (
     "SELECT (SELECT coalesce(max(order_seq), 0) FROM view_orders),"
     " (SELECT coalesce(max(fill_seq), 0) FROM view_order_fills),"
@@ -89,13 +131,9 @@ async def load_checkpoint(pool: asyncpg.Pool, name: str) -> LogPosition | None:
 
 
 def _order_ids_of(events: Sequence[RecordedEvent]) -> list[str]:
-    """Every order a batch may touch: its order streams and both sides of its trades."""
+    """Every order a batch may touch: the orders whose streams it has events of."""
     order_ids: set[str] = set()
     for event in events:
-        if event.type == ev.TRADE_EXECUTED:
-            order_ids.add(str(event.data["maker_order_id"]))
-            order_ids.add(str(event.data["taker_order_id"]))
-            continue
         order_id = streams.order_id_of_stream(event.stream) or event.data.get("order_id")
         if order_id:
             order_ids.add(str(order_id))
@@ -239,55 +277,56 @@ class PostgresViewBuilder(ProjectionBuilder):
     ) -> _Sequences:
         """Write a reduced batch; return the row counters after it."""
         order_seq, fill_seq, trade_seq = sequences
-        if batch.created_order_ids:
-            await connection.executemany(
-                _INSERT_ORDER,
-                [
-                    (*_row_of(orders[order_id]), order_seq + index)
-                    for index, order_id in enumerate(batch.created_order_ids, start=1)
-                ],
-            )
-        if batch.changed_order_ids:
-            await connection.executemany(
-                _UPDATE_ORDER, [_row_of(orders[order_id]) for order_id in batch.changed_order_ids]
-            )
-        if batch.fills:
-            await connection.executemany(
-                _INSERT_FILL,
-                [
-                    (
-                        new.order_id,
-                        new.fill.trade_id,
-                        new.fill.price,
-                        new.fill.quantity,
-                        new.fill.liquidity,
-                        new.fill.executed_at,
-                        fill_seq + index,
-                    )
-                    for index, new in enumerate(batch.fills, start=1)
-                ],
-            )
-        if batch.trades:
-            await connection.executemany(
-                _INSERT_TRADE,
-                [
-                    (
-                        trade.instrument,
-                        trade.trade_id,
-                        trade.price,
-                        trade.quantity,
-                        trade.maker_order_id,
-                        trade.taker_order_id,
-                        trade.taker_side,
-                        trade.maker_user_id,
-                        trade.taker_user_id,
-                        trade.executed_at,
-                        trade.position,
-                        trade_seq + index,
-                    )
-                    for index, trade in enumerate(batch.trades, start=1)
-                ],
-            )
+        await _write_rows(
+            connection,
+            _INSERT_ORDERS,
+            [
+                (*_row_of(orders[order_id]), order_seq + index)
+                for index, order_id in enumerate(batch.created_order_ids, start=1)
+            ],
+        )
+        await _write_rows(
+            connection,
+            _UPDATE_ORDERS,
+            [_row_of(orders[order_id]) for order_id in batch.changed_order_ids],
+        )
+        await _write_rows(
+            connection,
+            _INSERT_FILLS,
+            [
+                (
+                    new.order_id,
+                    new.fill.trade_id,
+                    new.fill.price,
+                    new.fill.quantity,
+                    new.fill.liquidity,
+                    new.fill.executed_at,
+                    fill_seq + index,
+                )
+                for index, new in enumerate(batch.fills, start=1)
+            ],
+        )
+        await _write_rows(
+            connection,
+            _INSERT_TRADES,
+            [
+                (
+                    trade.instrument,
+                    trade.trade_id,
+                    trade.price,
+                    trade.quantity,
+                    trade.maker_order_id,
+                    trade.taker_order_id,
+                    trade.taker_side,
+                    trade.maker_user_id,
+                    trade.taker_user_id,
+                    trade.executed_at,
+                    trade.position,
+                    trade_seq + index,
+                )
+                for index, trade in enumerate(batch.trades, start=1)
+            ],
+        )
         return _Sequences(
             order_seq + len(batch.created_order_ids),
             fill_seq + len(batch.fills),
