@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATA_DIR = Path(os.environ.get("EXCHANGE_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
+DATA_DIR = Path(
+    os.environ.get("EXCHANGE_DATA_DIR", Path(__file__).resolve().parent.parent / ".data")
+)
 
 _postgres_server: Any = None
 _redis_server: Any = None
