@@ -145,7 +145,11 @@ class CommitNotifier:
         while True:
             connection: asyncpg.Connection | None = None
             try:
-                connection = await asyncpg.connect(self._dsn)
+                # A NOTIFY commits a transaction of its own; it need not wait for the WAL
+                # flush (a notification lost in a crash only delays a poll).
+                connection = await asyncpg.connect(
+                    self._dsn, server_settings={"synchronous_commit": "off"}
+                )
                 self._own_backend_pids.add(connection.get_server_pid())
                 while True:
                     await self._has_pending.wait()
