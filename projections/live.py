@@ -138,6 +138,13 @@ class _PublishedBook:
         return BookSnapshot(instrument, self.sequence, tuple(bids), tuple(asks), self.position)
 
 
+def _end_all(group: dict[str, set[Subscription[Item]]]) -> None:
+    for subscribers in group.values():
+        for subscription in tuple(subscribers):
+            subscription.end()
+    group.clear()
+
+
 class LiveFeeds:
     """Fan-out hub: builders publish, gRPC streams subscribe."""
 
@@ -233,12 +240,9 @@ class LiveFeeds:
 
     def close(self) -> None:
         """End every subscriber's stream (normally) and forget them."""
-        groups = (self._trade_subscribers, self._book_subscribers, self._order_subscribers)
-        for group in groups:
-            for subscribers in group.values():
-                for subscription in tuple(subscribers):
-                    subscription.end()
-            group.clear()
+        _end_all(self._trade_subscribers)
+        _end_all(self._book_subscribers)
+        _end_all(self._order_subscribers)
         self._order_instrument_filter.clear()
         self._count_subscribers()
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from projections import log_events as ev
 from projections.book_reducer import DEFAULT_RECENT_TRADES, BooksReducer, Level, TrackedOrder
@@ -135,7 +136,7 @@ class RedisViewBuilder(ProjectionBuilder):
                 if change.order_count > 0 or change.quantity > 0:
                     member = level_member(price, change.quantity, change.order_count)
                     pipe.zadd(key, {member: score})
-            live_orders: dict[str, bytes] = {}
+            live_orders: dict[FieldT, EncodableT] = {}
             gone_orders: list[str] = []
             for order_id in changes.changed_orders:
                 order = reducer.orders.get(order_id)
@@ -146,7 +147,7 @@ class RedisViewBuilder(ProjectionBuilder):
             if gone_orders:
                 pipe.hdel(keys.orders, *gone_orders)
             if live_orders:
-                pipe.hset(keys.orders, mapping=live_orders)  # type: ignore[arg-type]
+                pipe.hset(keys.orders, mapping=live_orders)
             trades_by_instrument: dict[str, list[TradeView]] = {}
             for trade in changes.trades:
                 trades_by_instrument.setdefault(trade.instrument, []).append(trade)
@@ -157,7 +158,10 @@ class RedisViewBuilder(ProjectionBuilder):
                 pipe.sadd(keys.instruments, *changes.touched_instruments)
             for instrument in changes.touched_instruments:
                 book = reducer.book(instrument)
-                meta: dict[str, str] = {"sequence": str(book.sequence), "position": book.position}
+                meta: dict[FieldT, EncodableT] = {
+                    "sequence": str(book.sequence),
+                    "position": book.position,
+                }
                 if book.last_price is not None:
                     meta["last_price"] = str(book.last_price)
                 pipe.hset(keys.meta(instrument), mapping=meta)
