@@ -41,12 +41,16 @@ from clients.generated.exchange.v1 import market_data_service_pb2 as market_data
 from clients.generated.exchange.v1 import market_data_service_pb2_grpc as market_data_grpc
 from clients.generated.exchange.v1 import order_command_service_pb2 as commands
 from clients.generated.exchange.v1 import order_command_service_pb2_grpc as commands_grpc
+from clients.generated.exchange.v1 import order_query_service_pb2 as query
+from clients.generated.exchange.v1 import order_query_service_pb2_grpc as query_grpc
 from clients.generated.exchange.v1 import types_pb2 as types
 from server.commands import order_id_for
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_REDIS_DB = 12
 INSTRUMENT = "BTC-USD"
+# The latency run trades another instrument: its trade feed carries only the timed trades.
+LATENCY_INSTRUMENT = "ETH-USD"
 MAX_PAIRS_IN_FLIGHT = 200
 
 
@@ -243,7 +247,7 @@ async def place_to_fill(target: str, rate: float, pairs: int) -> tuple[float, fl
     async with grpc.aio.insecure_channel(target) as channel:
         orders = commands_grpc.OrderCommandServiceStub(channel)
         feed = market_data_grpc.MarketDataServiceStub(channel).StreamTrades(
-            market_data.StreamTradesRequest(instrument=INSTRUMENT)
+            market_data.StreamTradesRequest(instrument=LATENCY_INSTRUMENT)
         )
 
         async def watch() -> None:
@@ -270,24 +274,26 @@ async def place_to_fill(target: str, rate: float, pairs: int) -> tuple[float, fl
             price = f"{200 + (number % 50) / 100:.2f}"
             maker = commands.PlaceOrderRequest(
                 user_id=f"maker-{number % 20}",
-                instrument=INSTRUMENT,
+                instrument=LATENCY_INSTRUMENT,
                 side=types.SIDE_SELL,
                 type=types.ORDER_TYPE_LIMIT,
                 price=price,
-                quantity="0.0010",
+                quantity="0.010",
             )
             await orders.PlaceOrder(maker)
             # A client_order_id makes the order id known before the call (no race with
             # a trade that arrives before the answer).
             taker_user, client_order_id = f"taker-{number % 20}", f"t{number}"
+            # The taker buys through any price: with a maker placed before each taker, the
+            # book always holds one for it, so every taker fills (in the engine's order).
             taker = commands.PlaceOrderRequest(
                 user_id=taker_user,
                 client_order_id=client_order_id,
-                instrument=INSTRUMENT,
+                instrument=LATENCY_INSTRUMENT,
                 side=types.SIDE_BUY,
                 type=types.ORDER_TYPE_LIMIT,
-                price=price,
-                quantity="0.0010",
+                price="999999.00",
+                quantity="0.010",
                 time_in_force=types.TIME_IN_FORCE_IOC,
             )
             sent_at[order_id_for(taker_user, client_order_id)] = time.perf_counter()
@@ -306,6 +312,35 @@ async def place_to_fill(target: str, rate: float, pairs: int) -> tuple[float, fl
         watcher.cancel()
         feed.cancel()
     return statistics.median(latencies), _percentile(latencies, 0.99), achieved
+
+
+async def drain(target: str) -> None:
+    """Wait until the engine and the views have handled everything placed so far: place a
+    marker order and wait until the views show the engine's answer to it."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        orders = commands_grpc.OrderCommandServiceStub(channel)
+        queries = query_grpc.OrderQueryServiceStub(channel)
+        marker = await orders.PlaceOrder(
+            commands.PlaceOrderRequest(
+                user_id="bench-marker",
+                instrument=INSTRUMENT,
+                side=types.SIDE_BUY,
+                type=types.ORDER_TYPE_LIMIT,
+                price="1.00",
+                quantity="0.0001",
+            )
+        )
+        async with asyncio.timeout(600):
+            while True:
+                answer = await queries.GetOrder(
+                    query.GetOrderRequest(
+                        order_id=marker.order.order_id, min_position=marker.position
+                    ),
+                    timeout=60,
+                )
+                if answer.order.status != types.ORDER_STATUS_PENDING:
+                    return
+                await asyncio.sleep(0.2)
 
 
 async def run(arguments: argparse.Namespace) -> None:
@@ -333,7 +368,7 @@ async def run(arguments: argparse.Namespace) -> None:
         )
         if arguments.skip_latency:
             return
-        await asyncio.sleep(2)  # let the engine and views drain the backlog first
+        await drain(target)  # the engine and views finish the backlog first
         p50, p99, achieved = await place_to_fill(target, arguments.rate, arguments.pairs)
         print(
             f"place-to-fill-visible at {achieved:,.0f} orders/s: p50 {p50 * 1000:.1f} ms, "
@@ -344,12 +379,12 @@ async def run(arguments: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench service", description=__doc__)
     parser.add_argument("--calls", type=int, default=5000, help="Ping calls")
-    parser.add_argument("--orders", type=int, default=5000, help="PlaceOrder calls")
-    parser.add_argument("--stream-orders", type=int, default=20000)
+    parser.add_argument("--orders", type=int, default=3000, help="PlaceOrder calls")
+    parser.add_argument("--stream-orders", type=int, default=10000)
     parser.add_argument("--window", type=int, default=500, help="in-flight per stream")
     parser.add_argument("--concurrency", type=int, default=32, help="unary client tasks")
     parser.add_argument("--rate", type=float, default=1000.0, help="orders/s for latency")
-    parser.add_argument("--pairs", type=int, default=3000, help="maker/taker pairs timed")
+    parser.add_argument("--pairs", type=int, default=1500, help="maker/taker pairs timed")
     parser.add_argument(
         "--server-env", nargs="*", default=[], metavar="NAME=VALUE", help="server settings"
     )
