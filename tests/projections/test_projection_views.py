@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from projection_log import ScriptedLog, random_commands
 
 from projections.postgres_views import PostgresViewBuilder
+from projections.readers import InvalidPageToken
 from projections.rebuild import rebuild
 from projections.redis_views import RedisViewBuilder
 from projections.runner import ProjectionRunner
@@ -408,3 +409,38 @@ async def test_stop_while_live_ends_subscriber_streams(
     consumer = asyncio.create_task(anext(feed, None))
     await runner.stop()
     assert await consumer is None
+
+
+async def test_client_order_ids_and_page_tokens(
+    event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    log = ScriptedLog(event_store)
+    runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
+    await runner.start()
+    try:
+        await log.run(
+            [
+                place("c1", "u7", "SELL", "100.00", "1.0", client_order_id="mine-1"),
+                place("c2", "u9", "BUY", "100.00", "1.0"),
+                place("c3", "u7", "BUY", "90.00", "1.0", client_order_id="mine-2"),
+                place("c4", "u8", "BUY", "90.00", "1.0", client_order_id="mine-1"),
+            ]
+        )
+        await caught_up(runner, log)
+        views = runner.order_views
+        found = await views.find_by_client_order_id("u7", "mine-1")
+        assert found is not None and (found.order_id, found.status) == ("c1", "FILLED")
+        other = await views.find_by_client_order_id("u8", "mine-1")
+        assert other is not None and other.order_id == "c4"
+        assert await views.find_by_client_order_id("u7", "nope") is None
+
+        orders, token = await views.list_orders("u7", page_size=1)
+        assert [o.order_id for o in orders] == ["c3"] and token
+        _, trade_token = await views.list_trades("BTC-USD", page_size=1)
+        assert trade_token == ""  # one trade: no next page
+        with pytest.raises(InvalidPageToken):
+            await views.list_trades("BTC-USD", page_token=token)  # an orders token
+        everything, end = await views.list_orders("u7", page_size=0)
+        assert [o.order_id for o in everything] == ["c3", "c1"] and end == ""
+    finally:
+        await runner.stop()
