@@ -83,6 +83,27 @@ async def _catch_up(store: EventStore) -> int:
         after = page[-1].position
 
 
+async def _raw_fetch(url: str) -> int:
+    """The same pages straight from asyncpg, undecoded: the ceiling for `_catch_up`."""
+    connection = await asyncpg.connect(url)
+    count, tx, position = 0, 0, 0
+    try:
+        while True:
+            rows = await connection.fetch(
+                "SELECT position, tx_id, event_id, stream, version, type, data, metadata,"
+                " recorded_at FROM es_events WHERE (tx_id, position) > ($1::xid8, $2::bigint)"
+                " ORDER BY tx_id, position LIMIT 5000",
+                tx,
+                position,
+            )
+            count += len(rows)
+            if len(rows) < 5000:
+                return count
+            tx, position = rows[-1]["tx_id"], rows[-1]["position"]
+    finally:
+        await connection.close()
+
+
 async def _subscription_catch_up(store: EventStore, expected: int) -> int:
     count = 0
     subscription = store.subscribe_all(None)
@@ -185,6 +206,7 @@ async def _run(admin_url: str, scale: float) -> None:
                          lambda: _batch_appends(store, 1000, batches, "e"))  # fmt: skip
             total += 1000 * batches
             await _timed("catch-up read_all (pages of 5000)", total, lambda: _catch_up(store))
+            await _timed("baseline: raw fetch, no decoding", total, lambda: _raw_fetch(url))
             await _timed("catch-up subscribe_all", total,
                          lambda: _subscription_catch_up(store, total))  # fmt: skip
             latencies = await _delivery_latency(store, scaled(1000))
