@@ -158,6 +158,7 @@ async def run_builder(
                 await builder.after_commit()
                 _record_metrics(builder.name, batch, batches.waiting)
             if batches.ended:
+                await asyncio.wait({reader})
                 reader.result()  # re-raise the subscription's failure
                 return
             if stop_at is not None and stop_at <= batch[-1].position:
