@@ -444,3 +444,41 @@ async def test_client_order_ids_and_page_tokens(
         assert [o.order_id for o in everything] == ["c3", "c1"] and end == ""
     finally:
         await runner.stop()
+
+
+class SubscriptionFailingOnce:
+    """The event store, except that the first subscription breaks after 50 events."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def subscribe_all(self, after=None, filter=None):  # type: ignore[no-untyped-def]
+        delivered = 0
+        async for event in self._store.subscribe_all(after, filter):
+            if self.failures == 0 and delivered == 50:
+                self.failures += 1
+                raise ConnectionError("simulated lost connection")
+            delivered += 1
+            yield event
+
+
+async def test_a_broken_subscription_is_resumed_from_the_checkpoint(
+    event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    log = ScriptedLog(event_store, inputs_per_append=10)
+    await log.run(random_commands(21, 200))
+    flaky = SubscriptionFailingOnce(event_store)
+    runner = new_runner(flaky, pg_pool, redis_client, key_prefix)  # type: ignore[arg-type]
+    await runner.start()
+    try:
+        await caught_up(runner, log)
+    finally:
+        await runner.stop()
+    assert flaky.failures == 1
+    survived = await dump_views(pg_pool, redis_client, key_prefix)
+    await rebuild(event_store, pg_pool, redis_client, key_prefix=key_prefix)
+    assert await dump_views(pg_pool, redis_client, key_prefix) == survived
