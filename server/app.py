@@ -35,6 +35,7 @@ from domain.instruments import Instrument
 from projections.runner import ProjectionRunner
 from server.clock import Clock
 from server.commands import CommandHandlers
+from server.engine_process import EngineProcess
 from server.engine_runner import EngineRunner
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
@@ -98,6 +99,7 @@ class ExchangeApp:
     redis: aioredis.Redis | None = None
     handlers: CommandHandlers | None = None
     engine_runner: EngineRunner | None = None
+    engine_child: EngineProcess | None = None
     clock: Clock | None = None
     projections: ProjectionRunner | None = None
     grpc_server: grpc.aio.Server | None = None
@@ -121,7 +123,10 @@ class ExchangeApp:
             self.grpc_port = server.add_insecure_port(address)
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on {address} (GRPC_PORT): {error}") from error
-        if settings.engine_enabled:
+        if settings.engine_enabled and settings.engine_process:
+            self.engine_child = EngineProcess(settings)
+            self.engine_child.start()
+        elif settings.engine_enabled:
             self.engine_runner = EngineRunner(
                 self.event_store,
                 self.instruments,
@@ -195,6 +200,8 @@ class ExchangeApp:
             await _bounded("clock", self.clock.stop())
         if self.engine_runner is not None:
             await _bounded("engine_runner", self.engine_runner.stop())
+        if self.engine_child is not None:
+            await _bounded("engine_process", self.engine_child.stop())
         if self.projections is not None and self.settings.projections_enabled:
             await _bounded("projections", self.projections.stop())
         if self.redis is not None:

@@ -442,6 +442,14 @@ class EngineRunner:
             self._task = None
 
 
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """A child runner stops when the process that started it is gone."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(1.0)
+    log.warning("engine_parent_gone", parent_pid=parent_pid)
+    stop.set()
+
+
 async def _main() -> None:
     """Run the engine runner alone (used by crash tests and for a separate engine process)."""
     from server.app import configure_process, load_runtime_settings
@@ -464,7 +472,13 @@ async def _main() -> None:
         loop.add_signal_handler(signum, stop.set)
     runner.start()
     print(f"engine runner {runner.runner_id} shard={settings.engine_shard} pid={os.getpid()}")
+    parent_pid = os.environ.get("ENGINE_PARENT_PID")
+    watcher = (
+        asyncio.create_task(_stop_when_orphaned(int(parent_pid), stop)) if parent_pid else None
+    )
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await runner.stop()
     await event_store.close()
 

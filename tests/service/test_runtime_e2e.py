@@ -65,3 +65,41 @@ async def test_list_instruments_and_ping(exchange: Exchange) -> None:
         ("ETH-USD", "0.01", "0.001"),
     ]
     assert await exchange.diagnostics.Ping(diagnostics.PingRequest()) == diagnostics.PingResponse()
+
+
+async def test_engine_in_a_child_process_matches_and_stops_with_the_app(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    import grpc
+    from service_harness import service_settings
+    from service_helpers import BUY, SELL, limit
+
+    from clients.generated.exchange.v1 import order_command_service_pb2_grpc as commands
+    from clients.generated.exchange.v1 import order_query_service_pb2_grpc as queries
+    from clients.generated.exchange.v1 import types_pb2 as types
+    from server.app import ExchangeApp
+
+    app = ExchangeApp(service_settings(fresh_database_url, service_redis_url, engine_process=True))
+    await app.start()
+    try:
+        assert app.engine_runner is None and app.engine_child is not None
+        assert app.engine_child.running
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            place = commands.OrderCommandServiceStub(channel).PlaceOrder
+            get = queries.OrderQueryServiceStub(channel).GetOrder
+            await place(limit("alice", SELL, "100.00", "1.0"))
+            taker = await place(limit("bob", BUY, "100.00", "1.0"))
+            async with asyncio.timeout(60):  # bound only: the child starts Python first
+                while True:
+                    answer = await get(
+                        query.GetOrderRequest(
+                            order_id=taker.order.order_id, min_position=taker.position
+                        )
+                    )
+                    if answer.order.status != types.ORDER_STATUS_PENDING:
+                        break
+                    await asyncio.sleep(0.05)
+            assert answer.order.status == types.ORDER_STATUS_FILLED
+    finally:
+        await app.stop()
+    assert not app.engine_child.running
