@@ -83,7 +83,6 @@ async def test_engine_in_a_child_process_matches_and_stops_with_the_app(
     await app.start()
     try:
         assert app.engine_runner is None and app.engine_child is not None
-        assert app.engine_child.running
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
             place = commands.OrderCommandServiceStub(channel).PlaceOrder
             get = queries.OrderQueryServiceStub(channel).GetOrder
