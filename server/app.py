@@ -117,16 +117,17 @@ class ExchangeApp:
         self.pg_pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=10)
         self.redis = aioredis.from_url(settings.redis_url)
         self.projections = ProjectionRunner(self.event_store, self.pg_pool, self.redis)
+        if settings.engine_enabled and settings.engine_process:
+            # Spawned before gRPC starts its threads (forking beside them is not clean).
+            self.engine_child = EngineProcess(settings)
+            await self.engine_child.start()
         server = self._build_grpc_server()
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         try:
             self.grpc_port = server.add_insecure_port(address)
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on {address} (GRPC_PORT): {error}") from error
-        if settings.engine_enabled and settings.engine_process:
-            self.engine_child = EngineProcess(settings)
-            self.engine_child.start()
-        elif settings.engine_enabled:
+        if settings.engine_enabled and not settings.engine_process:
             self.engine_runner = EngineRunner(
                 self.event_store,
                 self.instruments,

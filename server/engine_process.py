@@ -1,4 +1,4 @@
-"""The engine runner as a supervised child process (``ENGINE_PROCESS=1``).
+"""The engine runner as a supervised child process (``ENGINE_PROCESS=1``, the default).
 
 The runner talks to nothing but the log, so it can run beside the gRPC front in a process
 of its own and use another core (the GIL otherwise serialises matching with request
@@ -46,27 +46,31 @@ class EngineProcess:
             "ENGINE_PARENT_PID": str(os.getpid()),
         }
 
-    async def _supervise(self) -> None:
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.engine_runner",
+            env=self._env(),  # its logs go to this process's stdout/stderr
+        )
+
+    async def _supervise(self, child: asyncio.subprocess.Process) -> None:
         while True:
-            self._child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "server.engine_runner",
-                env=self._env(),
-                stdout=asyncio.subprocess.DEVNULL,
-            )
-            code = await self._child.wait()
+            code = await child.wait()
             log.error("engine_process_exited", returncode=code, restart_in_s=RESTART_DELAY_S)
             await asyncio.sleep(RESTART_DELAY_S)
+            child = self._child = await self._spawn()
 
     @property
     def running(self) -> bool:
         """True while a child runner process is alive."""
         return self._child is not None and self._child.returncode is None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Spawn the child now, then keep it running."""
         if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name="engine-process")
+            self._child = await self._spawn()
+            self._task = asyncio.create_task(self._supervise(self._child), name="engine-process")
 
     async def stop(self) -> None:
         if self._task is not None:

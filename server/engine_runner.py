@@ -160,6 +160,7 @@ class EngineRunner:
         self._event_store = event_store
         self._instruments = instruments
         self._shard = shard
+        self.shard = shard
         self._progress_stream = engine_stream(shard)
         self._snapshot_stream = engine_snapshot_stream(shard)
         self._batch_max = max(1, batch_max)
@@ -471,7 +472,9 @@ async def _main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     runner.start()
-    print(f"engine runner {runner.runner_id} shard={settings.engine_shard} pid={os.getpid()}")
+    log.info(
+        "engine_runner_started", runner_id=runner.runner_id, shard=runner.shard, pid=os.getpid()
+    )
     parent_pid = os.environ.get("ENGINE_PARENT_PID")
     watcher = (
         asyncio.create_task(_stop_when_orphaned(int(parent_pid), stop)) if parent_pid else None

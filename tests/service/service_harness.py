@@ -94,6 +94,8 @@ def service_settings(database_url: str, redis_url: str, **overrides: object) -> 
         "database_url": database_url,
         "redis_url": redis_url,
         "clock_tick_ms": 0,
+        # In process, so tests can wait on the runner (test_runtime_e2e covers the child).
+        "engine_process": False,
         "snapshot_every": 25,
         "log_json": True,
         "log_level": "WARNING",
