@@ -16,9 +16,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from domain.codec import command_from_dict, event_to_dict
-from domain.commands import AddInstrument
+from domain.commands import AddInstrument, AdvanceTime
 from domain.engine import MatchingEngine
 from domain.instruments import Instrument
+from domain.timefmt import parse_rfc3339
 from server.streams import (
     CLOCK_TICKED,
     ENGINE_INPUT_EVENT_TYPES,
@@ -71,25 +72,29 @@ def route(event: Mapping[str, Any]) -> str | None:
 
 
 class InputTranslator:
-    """Turns input events into commands (stateless: the engine ignores time going back)."""
+    """Turns input events into commands (stateless: time that does not move the engine's
+    clock forward is dropped here, as the engine would ignore it anyway)."""
 
     def __init__(self, instruments: Mapping[str, Instrument]) -> None:
         self._instruments = instruments
 
-    def _time(self, moment_text: str) -> Any:
-        return command_from_dict({"op": "time", "now": moment_text}, self._instruments)
-
-    def commands_for(self, event_type: str, data: Mapping[str, Any]) -> list[Any]:
-        """The commands one input event stands for (possibly none)."""
+    def commands_for(
+        self, event_type: str, data: Mapping[str, Any], engine_now: int = -1
+    ) -> list[Any]:
+        """The commands one input event stands for (possibly none); `engine_now` is the
+        engine's clock (ns), so a request at the same or an earlier instant adds no tick."""
         if event_type == CLOCK_TICKED:
-            return [self._time(data["now"])]
+            now = parse_rfc3339(data["now"], "now")
+            return [AdvanceTime(now)] if now > engine_now else []
         op = _OPS.get(event_type)
         if op is None:
             return []
         commands: list[Any] = []
         requested_at = data.get("requested_at")
         if requested_at:
-            commands.append(self._time(requested_at))
+            now = parse_rfc3339(requested_at, "requested_at")
+            if now > engine_now:
+                commands.append(AdvanceTime(now))
         command_dict = {key: value for key, value in data.items() if key not in _SERVICE_KEYS}
         command_dict["op"] = op
         if op == "place":
@@ -114,7 +119,7 @@ def replay_inputs(
     translator = InputTranslator(instruments)
     emitted: list[dict[str, Any]] = []
     for event_type, data in inputs:
-        for command in translator.commands_for(event_type, data):
+        for command in translator.commands_for(event_type, data, engine.now):
             for event in engine.handle(command):
                 event_dict = event_to_dict(event, instruments)
                 if event_dict["type"] not in UNRECORDED_EVENT_TYPES:

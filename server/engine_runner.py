@@ -217,7 +217,7 @@ class EngineRunner:
     def _handle(self, event: RecordedEvent) -> list[dict[str, Any]]:
         emitted: list[dict[str, Any]] = []
         with span_from_metadata("engine.match", event.metadata):
-            for command in self._translator.commands_for(event.type, event.data):
+            for command in self._translator.commands_for(event.type, event.data, self.engine.now):
                 started = time.perf_counter()
                 results = self.engine.handle(command)
                 metrics.observe_engine_command(

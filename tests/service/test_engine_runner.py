@@ -158,12 +158,15 @@ async def test_restart_loads_the_snapshot_and_replays_only_the_tail(store: Event
     assert 0 < len(tail) < 47 - 20  # only what came after the latest snapshot
     # Snapshot + tail gives the same engine as a full replay.
     for event in tail:
-        for command in InputTranslator(INSTRUMENTS).commands_for(event.type, event.data):
+        translated = InputTranslator(INSTRUMENTS).commands_for(
+            event.type, event.data, restarted.engine.now
+        )
+        for command in translated:
             restarted.engine.handle(command)
     reference = new_engine(INSTRUMENTS)
     translator = InputTranslator(INSTRUMENTS)
     for event in await input_events(store):
-        for command in translator.commands_for(event.type, event.data):
+        for command in translator.commands_for(event.type, event.data, reference.now):
             reference.handle(command)
     assert restarted.engine.snapshot() == reference.snapshot()
 
