@@ -226,3 +226,27 @@ async def test_stop_order_triggers_on_the_last_trade_price(exchange: Exchange) -
     order = await get_order(exchange, stop)
     assert order.status == types.ORDER_STATUS_FILLED
     assert Decimal(order.average_price) == Decimal(105)
+
+
+async def test_list_orders_pages_and_filters_a_users_orders(exchange: Exchange) -> None:
+    placed = [
+        await place_settled(exchange, limit("alice", BUY, price, "1.0"))
+        for price in ("97.00", "98.00", "99.00")
+    ]
+    await place_settled(exchange, limit("bob", BUY, "96.00", "1.0"))
+    first = await exchange.queries.ListOrders(query.ListOrdersRequest(user_id="alice", page_size=2))
+    second = await exchange.queries.ListOrders(
+        query.ListOrdersRequest(user_id="alice", page_size=2, page_token=first.next_page_token)
+    )
+    assert [o.order_id for o in first.orders] == [placed[2], placed[1]]  # most recent first
+    assert [o.order_id for o in second.orders] == [placed[0]]
+    assert second.next_page_token == ""
+
+    response = await exchange.commands.CancelOrder(
+        cmd.CancelOrderRequest(user_id="alice", order_id=placed[1])
+    )
+    await exchange.settle(response.position)
+    cancelled = await exchange.queries.ListOrders(
+        query.ListOrdersRequest(user_id="alice", status=types.ORDER_STATUS_CANCELLED)
+    )
+    assert [o.order_id for o in cancelled.orders] == [placed[1]]
