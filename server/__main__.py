@@ -15,6 +15,7 @@ from typing import Any
 
 from server.app import ExchangeApp, configure_process
 from server.embedded import resolve_service_urls
+from server.observability.tracing import shutdown_tracing
 from server.settings import Settings
 
 
@@ -63,6 +64,7 @@ async def _serve() -> int:
         print("stopping...", file=sys.stderr, flush=True)
     finally:
         await app.stop()
+        shutdown_tracing()  # flush spans still batched for the exporter
     return 0
 
 

@@ -43,7 +43,7 @@ from server.instrument_config import load_instruments
 from server.observability import metrics
 from server.observability.interceptors import server_interceptors
 from server.observability.logging import configure_logging
-from server.observability.tracing import configure_tracing, shutdown_tracing
+from server.observability.tracing import configure_tracing
 from server.servicers.commands import OrderCommandServicer
 from server.servicers.diagnostics import DiagnosticsServicer
 from server.servicers.market_data import MarketDataServicer
@@ -223,15 +223,3 @@ async def _bounded(name: str, step: Awaitable[Any], bound_s: float = STOP_BOUND_
         return
     if task.exception() is not None:
         log.error("stop_step_failed", step=name, error=repr(task.exception()))
-
-
-async def run_until(stop: asyncio.Event, settings: Settings) -> ExchangeApp:
-    """Start the app, wait for `stop`, stop the app (the body of ``python -m server``)."""
-    app = ExchangeApp(settings)
-    try:
-        await app.start()
-        await stop.wait()
-    finally:
-        await app.stop()
-        shutdown_tracing()
-    return app

@@ -22,7 +22,6 @@ from domain.instruments import Instrument
 from domain.timefmt import parse_rfc3339
 from server.streams import (
     CLOCK_TICKED,
-    ENGINE_INPUT_EVENT_TYPES,
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_PLACE_REQUESTED,
@@ -101,10 +100,6 @@ class InputTranslator:
             command_dict["user_id"] = data["user_id"]
         commands.append(command_from_dict(command_dict, self._instruments))
         return commands
-
-
-def is_engine_input(event_type: str) -> bool:
-    return event_type in ENGINE_INPUT_EVENT_TYPES
 
 
 def replay_inputs(

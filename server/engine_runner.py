@@ -28,7 +28,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -141,9 +141,6 @@ def _progress_of(event: RecordedEvent | None) -> Progress:
     )
 
 
-BatchListener = Callable[[list[RecordedEvent], list[dict[str, Any]]], Awaitable[None] | None]
-
-
 class EngineRunner:
     """Runs one shard's matching engine from the log until stopped."""
 
@@ -176,7 +173,6 @@ class EngineRunner:
         self._inputs_since_snapshot = 0
         self.fenced_count = 0
         self.batches_written = 0
-        self.caught_up = asyncio.Event()
         self.last_processed: LogPosition | None = None
         # Highest log position of an engine result this runner wrote (not progress/snapshot).
         self.last_result_position: LogPosition | None = None
@@ -402,8 +398,6 @@ class EngineRunner:
                 metrics.set_queue_length("engine_input", waiting)
                 lag_s = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
                 metrics.observe_lag(CONSUMER, waiting, max(lag_s, 0.0) if waiting else 0.0)
-                if not waiting:
-                    self.caught_up.set()
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -424,10 +418,8 @@ class EngineRunner:
                 raise
             except FencedOut as error:
                 self.fenced_count += 1
-                self.caught_up.clear()
                 log.warning("engine_fenced_out", shard=self._shard, error=str(error))
             except Exception:
-                self.caught_up.clear()
                 log.exception("engine_runner_failed", shard=self._shard)
             await asyncio.sleep(self._retry_delay_s)
 
