@@ -12,6 +12,10 @@ from __future__ import annotations
 import asyncpg
 
 CHECKPOINTS_TABLE = "projection_checkpoints"
+# One row naming this database's log. The Redis views record the id they were built from,
+# so Redis kept from another database (a fresh DATABASE_URL, a restored backup) is noticed
+# and rebuilt instead of being served as if it described this log.
+LOG_IDENTITY_TABLE = "projection_log_identity"
 
 _MIGRATIONS = (
     f"""
@@ -86,6 +90,13 @@ _MIGRATIONS = (
     """,
     """CREATE INDEX IF NOT EXISTS view_trades_by_instrument
        ON view_trades (instrument, trade_seq DESC)""",
+    f"""
+    CREATE TABLE IF NOT EXISTS {LOG_IDENTITY_TABLE} (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        log_id uuid NOT NULL DEFAULT gen_random_uuid()
+    )
+    """,
+    f"INSERT INTO {LOG_IDENTITY_TABLE} DEFAULT VALUES ON CONFLICT DO NOTHING",
 )
 
 VIEW_TABLES = ("view_orders", "view_order_fills", "view_trades")
@@ -100,6 +111,11 @@ async def migrate(connection: asyncpg.Connection) -> None:
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
         for statement in _MIGRATIONS:
             await connection.execute(statement)
+
+
+async def load_log_identity(connection: asyncpg.Connection) -> str:
+    """The id of the log this database holds (created by `migrate`)."""
+    return str(await connection.fetchval(f"SELECT log_id FROM {LOG_IDENTITY_TABLE}"))
 
 
 async def drop_views(connection: asyncpg.Connection, checkpoint_names: tuple[str, ...]) -> None:

@@ -18,6 +18,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from projections.builder import DEFAULT_BATCH_MAX, run_builder
+from projections.postgres_schema import load_log_identity
 from projections.postgres_views import PostgresViewBuilder, drop_views
 from projections.progress import ProjectionProgress
 from projections.redis_keys import DEFAULT_PREFIX
@@ -48,6 +49,8 @@ async def rebuild(
         await drop_views(connection, (postgres_builder.name,))
     await drop_redis_views(redis, key_prefix)
     await postgres_builder.migrate()
+    async with pg_pool.acquire() as connection:
+        redis_builder.log_identity = await load_log_identity(connection)
     head = await event_store.head_position()
     progress = ProjectionProgress()
     if head is not None:

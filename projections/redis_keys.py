@@ -45,6 +45,11 @@ class RedisKeys:
     def instruments(self) -> str:
         return f"{self.prefix}instruments"
 
+    @property
+    def log_identity(self) -> str:
+        """Which log (projection_log_identity.log_id) these views were built from."""
+        return f"{self.prefix}log-id"
+
     def checkpoint(self, builder: str) -> str:
         return f"{self.prefix}checkpoint:{builder}"
 

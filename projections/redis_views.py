@@ -60,8 +60,11 @@ class RedisViewBuilder(ProjectionBuilder):
         key_prefix: str = DEFAULT_PREFIX,
         recent_trades: int = DEFAULT_RECENT_TRADES,
         name: str = BUILDER_NAME,
+        log_identity: str | None = None,
     ) -> None:
         self.name = name
+        # Set by the runner from PostgreSQL before the first load; None skips the check.
+        self.log_identity = log_identity
         self._redis = redis
         self._live = live
         self._keys = RedisKeys(key_prefix)
@@ -78,6 +81,7 @@ class RedisViewBuilder(ProjectionBuilder):
     async def load_checkpoint(self) -> LogPosition | None:
         """Reload the books from Redis (the memory must equal what Redis holds)."""
         keys = self._keys
+        await self._forget_views_of_another_log()
         reducer = BooksReducer(self._recent_trades)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.checkpoint(self.name))
@@ -116,6 +120,18 @@ class RedisViewBuilder(ProjectionBuilder):
                 )
         text = text_of(token)
         return None if text is None else LogPosition.parse(text)
+
+    async def _forget_views_of_another_log(self) -> None:
+        """Drop views (and checkpoint) built from a different log, then claim the prefix."""
+        if self.log_identity is None:
+            return
+        recorded = text_of(await self._redis.get(self._keys.log_identity))
+        if recorded == self.log_identity:
+            return
+        if recorded is not None or await self._redis.exists(self._keys.checkpoint(self.name)):
+            # Views of another log (or of unknown origin): start again from the log.
+            await drop_redis_views(self._redis, self._keys.prefix)
+        await self._redis.set(self._keys.log_identity, self.log_identity)
 
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
         reducer = self.reducer

@@ -19,6 +19,7 @@ import structlog
 from projections.book_views import BookViews
 from projections.builder import DEFAULT_BATCH_MAX, ProjectionBuilder, run_builder
 from projections.live import DEFAULT_SUBSCRIBER_BUFFER, LiveFeeds
+from projections.postgres_schema import load_log_identity
 from projections.postgres_views import PostgresViewBuilder
 from projections.progress import ProjectionProgress
 from projections.readers import OrderViews
@@ -63,6 +64,8 @@ class ProjectionRunner:
     async def start(self) -> None:
         """Migrate the PostgreSQL views, then run every builder in the background."""
         await self.postgres_builder.migrate()
+        async with self.pg_pool.acquire() as connection:
+            self.redis_builder.log_identity = await load_log_identity(connection)
         for builder in self.builders:
             # Registered before the first load, so an early wait_for waits for it.
             self.progress.register(builder.name)

@@ -193,6 +193,31 @@ async def test_scripted_run_gives_exact_views(
         await runner.stop()
 
 
+async def test_redis_views_of_another_log_are_rebuilt_not_served(
+    event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """Redis kept from another database (here: a book and a checkpoint far ahead) must not
+    be taken for this log's views."""
+    stale = ProjectionRunner(event_store, pg_pool, redis_client, key_prefix=key_prefix)
+    await redis_client.set(f"{key_prefix}log-id", "00000000-0000-0000-0000-000000000000")
+    await redis_client.set(stale.redis_builder.keys.checkpoint("redis-views"), "999999:999999")
+    await redis_client.zadd(stale.redis_builder.keys.side("BTC-USD", "BUY"), {"1.00|5|1": 1.0})
+    await redis_client.sadd(stale.redis_builder.keys.instruments, "BTC-USD")
+
+    log = ScriptedLog(event_store)
+    runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
+    await runner.start()
+    await log.run(SCRIPT)
+    await caught_up(runner, log)
+    await runner.stop()
+
+    book = await runner.book_views.get_book("BTC-USD")
+    assert (book.bids, book.asks) == log.engine_levels("BTC-USD")
+    async with pg_pool.acquire() as connection:
+        log_id = await connection.fetchval("SELECT log_id::text FROM projection_log_identity")
+    assert (await redis_client.get(f"{key_prefix}log-id")).decode() == log_id
+
+
 async def test_restart_from_checkpoints_applies_nothing_twice(
     event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
