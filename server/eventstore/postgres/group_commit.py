@@ -99,40 +99,59 @@ class GroupCommitWriter:
         return batch
 
     async def _flush_forever(self) -> None:
-        while True:
-            await self._queued.wait()
-            batch = self._take_batch()
-            if not batch:
-                continue
-            try:
-                await self._flush(batch)
-            except asyncio.CancelledError:
-                for queued in batch:
-                    if not queued.answer.done():
-                        queued.answer.set_exception(EventStoreError("event store closed"))
-                raise
-            except Exception as error:  # e.g. the database is gone: tell every caller
-                for queued in batch:
-                    if not queued.answer.done():
-                        queued.answer.set_exception(error)
-
-    async def _flush(self, batch: list[_QueuedAppend]) -> None:
-        async with self._pool.acquire() as connection:
-            requests = [queued.request for queued in batch]
-            outcomes: Sequence[AppendOutcome | Exception]
-            try:
-                outcomes = await call_append_retrying(connection, requests, atomic=False)
-            except asyncpg.PostgresError as error:
-                if len(batch) == 1:
+        # Each flusher keeps one pooled connection while it lives: acquiring per batch would
+        # add the pool's reset round trip to every commit.
+        connection: asyncpg.Connection | None = None
+        try:
+            while True:
+                await self._queued.wait()
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                try:
+                    if connection is not None and not _usable(connection):  # server hung up
+                        await _release_quietly(self._pool, connection)
+                        connection = None
+                    if connection is None:
+                        connection = await self._pool.acquire()
+                    await self._flush(connection, batch)
+                except asyncio.CancelledError:
+                    for queued in batch:
+                        if not queued.answer.done():
+                            queued.answer.set_exception(EventStoreError("event store closed"))
                     raise
-                log.info("eventstore_group_commit_split", size=len(batch), error=str(error))
-                outcomes = [await self._append_alone(connection, queued) for queued in batch]
-            for queued, outcome in zip(batch, outcomes, strict=True):
-                _answer(queued, outcome)
-            # Callers are answered first; notifying subscribers runs while they resume.
-            await self._after_commit(
-                connection, [outcome for outcome in outcomes if isinstance(outcome, AppendResult)]
-            )
+                except Exception as error:  # e.g. the database is gone: tell every caller
+                    for queued in batch:
+                        if not queued.answer.done():
+                            queued.answer.set_exception(error)
+                    if connection is not None and (
+                        not isinstance(error, asyncpg.PostgresError) or not _usable(connection)
+                    ):
+                        # The connection itself may be broken: take a fresh one next time.
+                        await _release_quietly(self._pool, connection)
+                        connection = None
+                    # A flusher never dies of an error: it only stops when cancelled.
+                    log.warning("eventstore_group_commit_failed", error=repr(error))
+        finally:
+            if connection is not None:
+                await _release_quietly(self._pool, connection)
+
+    async def _flush(self, connection: asyncpg.Connection, batch: list[_QueuedAppend]) -> None:
+        requests = [queued.request for queued in batch]
+        outcomes: Sequence[AppendOutcome | Exception]
+        try:
+            outcomes = await call_append_retrying(connection, requests, atomic=False)
+        except asyncpg.PostgresError as error:
+            if len(batch) == 1:
+                raise
+            log.info("eventstore_group_commit_split", size=len(batch), error=str(error))
+            outcomes = [await self._append_alone(connection, queued) for queued in batch]
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            _answer(queued, outcome)
+        # Callers are answered first; notifying subscribers runs while they resume.
+        await self._after_commit(
+            connection, [outcome for outcome in outcomes if isinstance(outcome, AppendResult)]
+        )
 
     async def _append_alone(
         self, connection: asyncpg.Connection, queued: _QueuedAppend
@@ -156,6 +175,19 @@ async def call_append_retrying(
             if error.sqlstate not in _RETRYABLE_SQLSTATES or attempt == _RETRY_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _usable(connection: asyncpg.Connection) -> bool:
+    """False once the server closed it (the pool may then have taken the proxy back)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
+async def _release_quietly(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+    with contextlib.suppress(Exception):
+        await pool.release(connection, timeout=2)
 
 
 def _answer(queued: _QueuedAppend, outcome: AppendOutcome | Exception) -> None:

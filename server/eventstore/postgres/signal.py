@@ -102,8 +102,8 @@ class NotificationListener:
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("eventstore_listen_failed", exc_info=True)
+            except Exception as error:
+                log.warning("eventstore_listen_failed", error=repr(error))
             finally:
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(Exception):
@@ -157,9 +157,9 @@ class CommitNotifier:
                     await connection.execute(_NOTIFY_SQL, str(self._pending_tx))
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 # Subscribers elsewhere fall back on their poll until we are back.
-                log.warning("eventstore_notify_failed", exc_info=True)
+                log.warning("eventstore_notify_failed", error=repr(error))
                 self._has_pending.set()
             finally:
                 if connection is not None and not connection.is_closed():
