@@ -1,10 +1,11 @@
-"""The engine runner as a supervised child process (``ENGINE_PROCESS=1``, the default).
+"""The engine runner as a supervised child process (``ENGINE_PROCESS=1``).
 
 The runner talks to nothing but the log, so it can run beside the gRPC front in a process
 of its own and use another core (the GIL otherwise serialises matching with request
 handling). The child is restarted if it dies, and it exits by itself when this process
 goes away (it watches ``ENGINE_PARENT_PID``), so a killed parent never leaves a runner
-behind. Exactly-once and fencing make a restart at any point safe.
+behind. Exactly-once and fencing make a restart at any point safe. Its metrics are its
+own: the child serves them on ``ENGINE_METRICS_PORT`` (scrape it beside ``METRICS_PORT``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class EngineProcess:
             "LOG_LEVEL": settings.log_level,
             "LOG_JSON": "1" if settings.log_json else "0",
             "ENGINE_PARENT_PID": str(os.getpid()),
+            "METRICS_PORT": str(settings.engine_metrics_port),
         }
 
     async def _spawn(self) -> asyncio.subprocess.Process:

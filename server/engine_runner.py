@@ -463,6 +463,8 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if settings.metrics_port >= 0:
+        metrics.start_metrics_server(settings.metrics_port)
     runner.start()
     log.info(
         "engine_runner_started", runner_id=runner.runner_id, shard=runner.shard, pid=os.getpid()

@@ -13,7 +13,8 @@
 | `LOG_JSON` | `1` | JSON logs (`0`: console renderer) |
 | `ENGINE_SHARD` | `main` | name of the engine runner's progress stream `engine-<shard>` |
 | `ENGINE_ENABLED` | `1` | run the engine runner |
-| `ENGINE_PROCESS` | `1` | run it as a supervised child process (its own core and GIL) |
+| `ENGINE_PROCESS` | `0` | `1`: run it as a supervised child process (its own core and GIL) |
+| `ENGINE_METRICS_PORT` | `9465` | that child's `/metrics` port (-1 disables) |
 | `ENGINE_BATCH_MAX` | `1000` | most inputs the engine runner handles per atomic append |
 | `SNAPSHOT_EVERY` | `10000` | engine snapshot every this many inputs (0 disables) |
 | `CLOCK_TICK_MS` | `1000` | period of `ClockTicked` appends (0 disables the clock) |
@@ -48,7 +49,8 @@ class Settings:
     log_json: bool = True
     engine_shard: str = "main"
     engine_enabled: bool = True
-    engine_process: bool = True
+    engine_process: bool = False
+    engine_metrics_port: int = 9465
     engine_batch_max: int = 1000
     snapshot_every: int = 10000
     clock_tick_ms: int = 1000
@@ -71,7 +73,8 @@ class Settings:
             log_json=_flag(env.get("LOG_JSON", "1")),
             engine_shard=env.get("ENGINE_SHARD", default.engine_shard),
             engine_enabled=_flag(env.get("ENGINE_ENABLED", "1")),
-            engine_process=_flag(env.get("ENGINE_PROCESS", "1")),
+            engine_process=_flag(env.get("ENGINE_PROCESS", "0")),
+            engine_metrics_port=int(env.get("ENGINE_METRICS_PORT", default.engine_metrics_port)),
             engine_batch_max=int(env.get("ENGINE_BATCH_MAX", default.engine_batch_max)),
             snapshot_every=int(env.get("SNAPSHOT_EVERY", default.snapshot_every)),
             clock_tick_ms=int(env.get("CLOCK_TICK_MS", default.clock_tick_ms)),
