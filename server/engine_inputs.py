@@ -18,6 +18,7 @@ from typing import Any
 from domain.codec import command_from_dict, event_to_dict
 from domain.commands import AddInstrument, AdvanceTime
 from domain.engine import MatchingEngine
+from domain.errors import InvalidField
 from domain.instruments import Instrument
 from domain.timefmt import parse_rfc3339
 from server.streams import (
@@ -102,6 +103,27 @@ class InputTranslator:
         return commands
 
 
+def refused_input(
+    event_type: str, data: Mapping[str, Any], error: InvalidField
+) -> list[dict[str, Any]]:
+    """The results of an input the engine cannot even read (e.g. its instrument has been
+    removed from the configuration since it was written): a rejection for the order, so it
+    never stays PENDING, instead of an input that would stop the runner forever."""
+    common = {
+        "order_id": data.get("order_id"),
+        "instrument": data.get("instrument"),
+        "reason": error.reason,
+        "rejected_at": data.get("requested_at"),
+    }
+    if event_type == ORDER_PLACE_REQUESTED:
+        return [{"type": "OrderRejected", "user_id": data.get("user_id"), **common}]
+    if event_type == ORDER_CANCEL_REQUESTED:
+        return [{"type": "CancelRejected", **common}]
+    if event_type == ORDER_AMEND_REQUESTED:
+        return [{"type": "AmendRejected", **common}]
+    return []  # an unreadable clock tick moves no clock
+
+
 def replay_inputs(
     inputs: Iterable[tuple[str, Mapping[str, Any]]],
     instruments: Mapping[str, Instrument],
@@ -114,7 +136,12 @@ def replay_inputs(
     translator = InputTranslator(instruments)
     emitted: list[dict[str, Any]] = []
     for event_type, data in inputs:
-        for command in translator.commands_for(event_type, data, engine.now):
+        try:
+            commands = translator.commands_for(event_type, data, engine.now)
+        except InvalidField as error:
+            emitted.extend(refused_input(event_type, data, error))
+            continue
+        for command in commands:
             for event in engine.handle(command):
                 event_dict = event_to_dict(event, instruments)
                 if event_dict["type"] not in UNRECORDED_EVENT_TYPES:

@@ -38,8 +38,15 @@ import structlog
 from domain.codec import event_to_dict
 from domain.commands import AddInstrument, AdvanceTime, AmendOrder, CancelOrder, PlaceOrder
 from domain.engine import MatchingEngine
+from domain.errors import InvalidField
 from domain.instruments import Instrument
-from server.engine_inputs import InputTranslator, add_missing_instruments, new_engine, route
+from server.engine_inputs import (
+    InputTranslator,
+    add_missing_instruments,
+    new_engine,
+    refused_input,
+    route,
+)
 from server.eventstore.port import (
     NO_STREAM,
     EventFilter,
@@ -213,7 +220,12 @@ class EngineRunner:
     def _handle(self, event: RecordedEvent) -> list[dict[str, Any]]:
         emitted: list[dict[str, Any]] = []
         with span_from_metadata("engine.match", event.metadata):
-            for command in self._translator.commands_for(event.type, event.data, self.engine.now):
+            try:
+                commands = self._translator.commands_for(event.type, event.data, self.engine.now)
+            except InvalidField as error:
+                log.error("engine_input_unreadable", event_id=str(event.event_id), error=str(error))
+                return refused_input(event.type, event.data, error)
+            for command in commands:
                 started = time.perf_counter()
                 results = self.engine.handle(command)
                 metrics.observe_engine_command(

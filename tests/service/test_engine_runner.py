@@ -24,14 +24,14 @@ from engine_workload import (
     wait_until_processed,
 )
 
-from server.commands import CommandHandlers
+from server.commands import CommandHandlers, PlaceOrderInput
 from server.engine_inputs import InputTranslator, new_engine
 from server.engine_runner import EngineRunner, FencedOut
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition
 from server.instrument_config import load_instruments
 from server.settings import DEFAULT_INSTRUMENTS_FILE
-from server.streams import engine_snapshot_stream
+from server.streams import engine_snapshot_stream, order_stream
 
 INSTRUMENTS = load_instruments(DEFAULT_INSTRUMENTS_FILE)
 REPO = Path(__file__).resolve().parents[2]
@@ -177,3 +177,28 @@ async def test_restart_loads_the_snapshot_and_replays_only_the_tail(store: Event
     await wait_until_processed(store, workload.last_position)
     await second_life.stop()
     await assert_log_equals_replay(store)
+
+
+async def test_an_input_the_engine_cannot_read_is_rejected_not_a_poison_pill(
+    store: EventStore,
+) -> None:
+    # Written while ETH-USD was configured; the runner now knows BTC-USD only.
+    handlers = CommandHandlers(store, INSTRUMENTS)
+    orphan = await handlers.place_order(
+        PlaceOrderInput("alice", "ETH-USD", "BUY", "LIMIT", "1.000", price="3000.00")
+    )
+    normal = await handlers.place_order(
+        PlaceOrderInput("bob", "BTC-USD", "BUY", "LIMIT", "1.0000", price="100.00")
+    )
+    btc_only = {"BTC-USD": INSTRUMENTS["BTC-USD"]}
+    runner = EngineRunner(store, btc_only, snapshot_every=0)
+    runner.start()
+    await wait_until_processed(store, normal.position)
+    await runner.stop()
+
+    orphan_stream = await store.read_stream(order_stream(orphan.order.order_id))
+    normal_stream = await store.read_stream(order_stream(normal.order.order_id))
+    assert [(e.type, e.data.get("reason")) for e in orphan_stream[1:]] == [
+        ("OrderRejected", "UNKNOWN_INSTRUMENT")
+    ]
+    assert [e.type for e in normal_stream[1:]] == ["OrderAccepted"]
