@@ -271,3 +271,22 @@ async def test_appends_recover_after_the_server_drops_the_store_connections(
         *(pg_store.append(f"{prefix}after-{i}", [NewEvent("X", {})], NO_STREAM) for i in range(10))
     )
     assert [r.first_version for r in results] == [0] * 10
+
+
+async def test_live_delivery_across_processes_wakes_on_notify_not_on_the_poll(
+    pg_store: PostgresEventStore, database_url: str, prefix: str
+) -> None:
+    """The subscriber's store polls once an hour, so only LISTEN/NOTIFY from the writer's
+    store (another pool and listener, as another process) can deliver within the guard."""
+    subscriber_store = await PostgresEventStore.open(database_url, poll_interval=3600)
+    try:
+        start = await pg_store.head_position()
+        subscription = subscriber_store.subscribe_all(start, EventFilter(stream_prefixes=(prefix,)))
+        first = asyncio.create_task(_take(subscription, 1))
+        await asyncio.sleep(0.2)  # the subscriber has read the history and is waiting
+        written = await pg_store.append(f"{prefix}live", [NewEvent("Live", {})], NO_STREAM)
+        delivered = await asyncio.wait_for(first, 60)
+        await subscription.aclose()  # type: ignore[attr-defined]
+    finally:
+        await subscriber_store.close()
+    assert [e.position for e in delivered] == list(written.positions)
