@@ -248,29 +248,34 @@ async def test_a_group_commit_mixing_repeats_and_new_appends(
 
 
 async def test_appends_recover_after_the_server_drops_the_store_connections(
-    pg_store: PostgresEventStore, database_url: str, prefix: str
+    fresh_database_url: str, prefix: str
 ) -> None:
-    await asyncio.gather(*(pg_store.append(f"{prefix}{i}", [NewEvent("X", {})]) for i in range(9)))
-    admin = await asyncpg.connect(database_url)
+    # A database of its own: every connection to it is dropped, and no other test's are.
+    store = await PostgresEventStore.open(fresh_database_url)
     try:
-        dropped = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    assert dropped >= 1
-    # A batch in flight when the client learns of the loss may fail; then writes resume.
-    for attempt in range(50):
+        await asyncio.gather(*(store.append(f"{prefix}{i}", [NewEvent("X", {})]) for i in range(9)))
+        admin = await asyncpg.connect(fresh_database_url)
         try:
-            await pg_store.append(f"{prefix}probe", [NewEvent("X", {"attempt": attempt})])
-            break
-        except Exception:
-            await asyncio.sleep(0.05)
-    results = await asyncio.gather(
-        *(pg_store.append(f"{prefix}after-{i}", [NewEvent("X", {})], NO_STREAM) for i in range(10))
-    )
-    assert [r.first_version for r in results] == [0] * 10
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert dropped >= 1
+        # A batch in flight when the client learns of the loss may fail; then writes resume.
+        for attempt in range(50):
+            try:
+                await store.append(f"{prefix}probe", [NewEvent("X", {"attempt": attempt})])
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        results = await asyncio.gather(
+            *(store.append(f"{prefix}after-{i}", [NewEvent("X", {})], NO_STREAM) for i in range(10))
+        )
+        assert [r.first_version for r in results] == [0] * 10
+    finally:
+        await store.close()
 
 
 async def test_live_delivery_across_processes_wakes_on_notify_not_on_the_poll(
