@@ -134,6 +134,7 @@ class ExchangeApp:
                 shard=settings.engine_shard,
                 batch_max=settings.engine_batch_max,
                 snapshot_every=settings.snapshot_every,
+                closed_order_memory=settings.closed_order_memory,
                 backend=backend,
             )
             self.engine_runner.start()

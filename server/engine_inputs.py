@@ -41,9 +41,15 @@ _OPS = {
 }
 
 
-def new_engine(instruments: Mapping[str, Instrument]) -> MatchingEngine:
-    """An empty engine with every configured instrument."""
-    return MatchingEngine(instruments[symbol] for symbol in sorted(instruments))
+def new_engine(
+    instruments: Mapping[str, Instrument], closed_order_memory: int | None = None
+) -> MatchingEngine:
+    """An empty engine with every configured instrument, remembering at most
+    `closed_order_memory` closed order ids (None: all)."""
+    return MatchingEngine(
+        (instruments[symbol] for symbol in sorted(instruments)),
+        closed_order_memory=closed_order_memory,
+    )
 
 
 def add_missing_instruments(engine: MatchingEngine, instruments: Mapping[str, Instrument]) -> None:
@@ -127,12 +133,13 @@ def refused_input(
 def replay_inputs(
     inputs: Iterable[tuple[str, Mapping[str, Any]]],
     instruments: Mapping[str, Instrument],
+    closed_order_memory: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run (event_type, data) inputs through a fresh engine; every event dict it emits.
 
     The reference a log written by the engine runner must equal (tests, audits).
     """
-    engine = new_engine(instruments)
+    engine = new_engine(instruments, closed_order_memory)
     translator = InputTranslator(instruments)
     emitted: list[dict[str, Any]] = []
     for event_type, data in inputs:

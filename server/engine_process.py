@@ -42,6 +42,7 @@ class EngineProcess:
             "ENGINE_SHARD": settings.engine_shard,
             "ENGINE_BATCH_MAX": str(settings.engine_batch_max),
             "SNAPSHOT_EVERY": str(settings.snapshot_every),
+            "ENGINE_CLOSED_ORDER_MEMORY": str(settings.closed_order_memory),
             "LOG_LEVEL": settings.log_level,
             "LOG_JSON": "1" if settings.log_json else "0",
             "ENGINE_PARENT_PID": str(os.getpid()),

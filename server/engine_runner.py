@@ -160,8 +160,11 @@ class EngineRunner:
         snapshot_every: int = 10000,
         retry_delay_s: float = 1.0,
         backend: str = "postgresql",
+        closed_order_memory: int = 0,
     ) -> None:
         self._event_store = event_store
+        # 0 or less: the engine remembers every closed order id (unbounded snapshots).
+        self._closed_order_memory = closed_order_memory if closed_order_memory > 0 else None
         self._instruments = instruments
         self._shard = shard
         self.shard = shard
@@ -174,7 +177,7 @@ class EngineRunner:
         self.runner_id = str(uuid.uuid4())
         self._task: asyncio.Task[None] | None = None
         # State of the current life (rebuilt from the log after a fence or an error).
-        self.engine: MatchingEngine = new_engine(instruments)
+        self.engine: MatchingEngine = new_engine(instruments, self._closed_order_memory)
         self._translator = InputTranslator(instruments)
         self.progress: Progress = NO_PROGRESS
         self._inputs_since_snapshot = 0
@@ -190,7 +193,7 @@ class EngineRunner:
     async def load_state(self) -> LogPosition | None:
         """Restore the engine from the latest snapshot; return where to read inputs from."""
         self.progress = _progress_of(await last_event(self._event_store, self._progress_stream))
-        self.engine = new_engine(self._instruments)
+        self.engine = new_engine(self._instruments, self._closed_order_memory)
         self._translator = InputTranslator(self._instruments)
         self._inputs_since_snapshot = 0
         after: LogPosition | None = None
@@ -199,7 +202,10 @@ class EngineRunner:
                 self._snapshot_stream, self.progress.snapshot_version, limit=1
             )
             snapshot = events[0].data
-            self.engine = MatchingEngine.restore(snapshot["engine"])
+            # The configured memory wins over the snapshot's (the oldest closed ids beyond it
+            # are forgotten at the next clock step), so a snapshot taken unbounded shrinks.
+            engine_state = {**snapshot["engine"], "closed_order_memory": self._closed_order_memory}
+            self.engine = MatchingEngine.restore(engine_state)
             add_missing_instruments(self.engine, self._instruments)
             after = LogPosition.parse(snapshot["last_input"])
             self._inputs_since_snapshot = self.progress.inputs_total - int(
@@ -470,6 +476,7 @@ async def _main() -> None:
         shard=settings.engine_shard,
         batch_max=settings.engine_batch_max,
         snapshot_every=settings.snapshot_every,
+        closed_order_memory=settings.closed_order_memory,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

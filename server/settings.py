@@ -53,6 +53,9 @@ class Settings:
     engine_metrics_port: int = 9465
     engine_batch_max: int = 1000
     snapshot_every: int = 10000
+    # Closed order ids the engine remembers (DUPLICATE_ORDER_ID / ORDER_CLOSED); bounds its
+    # memory and snapshots. 0: remember all.
+    closed_order_memory: int = 100000
     clock_tick_ms: int = 1000
     projections_enabled: bool = True
     query_wait_default_s: float = 5.0
@@ -77,6 +80,9 @@ class Settings:
             engine_metrics_port=int(env.get("ENGINE_METRICS_PORT", default.engine_metrics_port)),
             engine_batch_max=int(env.get("ENGINE_BATCH_MAX", default.engine_batch_max)),
             snapshot_every=int(env.get("SNAPSHOT_EVERY", default.snapshot_every)),
+            closed_order_memory=int(
+                env.get("ENGINE_CLOSED_ORDER_MEMORY", default.closed_order_memory)
+            ),
             clock_tick_ms=int(env.get("CLOCK_TICK_MS", default.clock_tick_ms)),
             projections_enabled=_flag(env.get("PROJECTIONS_ENABLED", "1")),
             query_wait_default_s=float(

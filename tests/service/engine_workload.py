@@ -135,12 +135,14 @@ async def results_in_log(store: EventStore) -> dict[str, list[dict[str, Any]]]:
 
 
 async def results_of_replay(
-    store: EventStore, instruments: Mapping[str, Instrument]
+    store: EventStore,
+    instruments: Mapping[str, Instrument],
+    closed_order_memory: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """What a fresh engine emits for the log's inputs, per stream."""
     inputs = [(event.type, event.data) for event in await input_events(store)]
     by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in replay_inputs(inputs, instruments):
+    for event in replay_inputs(inputs, instruments, closed_order_memory):
         stream = route(event)
         assert stream is not None
         by_stream[stream].append(event)

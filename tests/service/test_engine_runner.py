@@ -179,6 +179,25 @@ async def test_restart_loads_the_snapshot_and_replays_only_the_tail(store: Event
     await assert_log_equals_replay(store)
 
 
+async def test_closed_order_memory_bounds_the_snapshots(store: EventStore) -> None:
+    workload = Workload(CommandHandlers(store, INSTRUMENTS), store, seed=5)
+    runner = EngineRunner(store, INSTRUMENTS, batch_max=4, snapshot_every=10, closed_order_memory=3)
+    runner.start()
+    await workload.run(60, concurrency=1)
+    assert workload.last_position is not None
+    await wait_until_processed(store, workload.last_position)
+    await runner.stop()
+    # The log is what a fresh engine with the same memory emits for the same inputs.
+    in_log = await results_in_log(store)
+    assert in_log == await results_of_replay(store, INSTRUMENTS, closed_order_memory=3)
+    snapshots = await store.read_stream(engine_snapshot_stream("main"))
+    latest = snapshots[-1].data["engine"]
+    assert latest["closed_order_memory"] == 3
+    # Forgotten at each clock step: what one input closed can come on top of the memory.
+    assert 0 < len(latest["closed"]) <= 3 + 5
+    assert len(latest["closed"]) < len(await input_events(store)) // 4
+
+
 async def test_an_input_the_engine_cannot_read_is_rejected_not_a_poison_pill(
     store: EventStore,
 ) -> None:
