@@ -355,6 +355,18 @@ ALTER FUNCTION es_append_each(text[], bigint[], int[], uuid[], text[], text[], t
     SET plan_cache_mode = force_custom_plan;
 """
 
+# Every lookup in the append functions is a point lookup of a few keys (`stream = ANY (the
+# batch's streams)`, `event_id = ANY (its ids)`). While a table is young or has grown since
+# its last ANALYZE the planner still prefers a sequential scan, comparing each row with each
+# key: on a log of 20k events a 128-request group commit spent 2.5 ms locking stream rows
+# that way, against 0.4 ms through the index. The index is always the right plan here.
+_INDEX_LOOKUPS_ONLY = """
+ALTER FUNCTION es_append(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET enable_seqscan = off;
+ALTER FUNCTION es_append_each(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET enable_seqscan = off;
+"""
+
 # (version, description, SQL). Never edit a shipped step: add a new one.
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events, streams and checkpoints tables", _CREATE_TABLES),
@@ -368,6 +380,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     # the batch size); both steps now create the set-based one, so any database gets it.
     (4, "es_append: checks and stream updates set-based", _CREATE_FAST_APPEND_FUNCTION),
     (5, "es_append*: plan every statement for its actual arrays", _FORCE_CUSTOM_PLANS),
+    (6, "es_append*: look rows up through the indexes, never by scanning", _INDEX_LOOKUPS_ONLY),
 )
 
 
