@@ -11,6 +11,7 @@ go to the live feeds.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -119,6 +120,7 @@ _LAST_SEQUENCES = (
     " (SELECT coalesce(max(fill_seq), 0) FROM view_order_fills),"
     " (SELECT coalesce(max(trade_seq), 0) FROM view_trades)"
 )
+_BEGIN_ASYNC_COMMIT = "BEGIN; SET LOCAL synchronous_commit TO OFF"
 _SAVE_CHECKPOINT = (
     f"INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at) VALUES ($1, $2, now())"
     " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()"
@@ -239,22 +241,33 @@ class PostgresViewBuilder(ProjectionBuilder):
         return await load_checkpoint(self._pool, self.name)
 
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with self._pool.acquire() as connection:
             # The view is derived from the log: a batch lost to a database crash comes back
             # with its checkpoint (same transaction), so the commit need not wait for fsync.
-            await connection.execute("SET LOCAL synchronous_commit TO OFF")
-            rows = await connection.fetch(_SELECT_ORDERS, _order_ids_of(events))
-            reducer = OrdersReducer(
-                {row["order_id"]: _state_from_row(row) for row in rows},
-                collect_updates=(False if self._live is None else self._live.has_order_subscribers),
-            )
-            for event in events:
-                reducer.apply(event)
-            batch = reducer.finish()
-            sequences = await self._write(connection, reducer.orders, batch, self._sequences)
-            await connection.execute(
-                _SAVE_CHECKPOINT, self.name, ev.position_token(events[-1].position)
-            )
+            # BEGIN and the setting go in one round trip (asyncpg's transaction() takes two).
+            await connection.execute(_BEGIN_ASYNC_COMMIT)
+            try:
+                rows = await connection.fetch(_SELECT_ORDERS, _order_ids_of(events))
+                reducer = OrdersReducer(
+                    {row["order_id"]: _state_from_row(row) for row in rows},
+                    collect_updates=(
+                        False if self._live is None else self._live.has_order_subscribers
+                    ),
+                )
+                for event in events:
+                    reducer.apply(event)
+                batch = reducer.finish()
+                sequences = await self._write(connection, reducer.orders, batch, self._sequences)
+                await connection.execute(
+                    _SAVE_CHECKPOINT, self.name, ev.position_token(events[-1].position)
+                )
+                await connection.execute("COMMIT")
+            except BaseException:
+                # A broken connection cannot roll back: the pool discards it on release.
+                with contextlib.suppress(Exception):
+                    if connection.is_in_transaction():
+                        await connection.execute("ROLLBACK")
+                raise
         # Only a committed batch moves the counters (a failed one is re-applied after a
         # restart, which reloads them).
         self._sequences = sequences
