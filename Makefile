@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup run test pytest check lint fmt typecheck proto proto-check bench clean
+.PHONY: all setup tools run test pytest check lint fmt typecheck proto proto-check bench clean
 
 all: test
 
@@ -20,14 +20,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# tests/ops runs promtool and a real Prometheus server: Debian's `prometheus` package
+# ships both. Installed here when missing (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "install Prometheus (promtool + prometheus) for tests/ops"; exit 1; }; \
+		echo "installing Debian's prometheus package (promtool, prometheus) for tests/ops"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+setup: $(STAMP) tools
 
 run: $(STAMP)
 	$(PY) -m server
 
 test: check pytest
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: lint typecheck proto-check
