@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import grpc
+import psutil
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -120,6 +121,25 @@ class Server:
         )
         await self._wait_serving()
         return self
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time used so far by the server (with its children, e.g. the engine process)
+        and by the PostgreSQL backends connected to its database: a cost per order that,
+        unlike a rate, does not depend on what else the machine is running."""
+        assert self._process is not None
+        server = psutil.Process(self._process.pid)
+        service = 0.0
+        for process in (server, *server.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                service += times.user + times.system
+        database = 0.0
+        for process in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if self._database in " ".join(process.info["cmdline"] or ()):
+                    times = process.cpu_times()
+                    database += times.user + times.system
+        return service, database
 
     async def _wait_serving(self) -> None:
         async with grpc.aio.insecure_channel(self.target) as channel:
@@ -359,6 +379,8 @@ async def run(arguments: argparse.Namespace) -> None:
             f"PlaceOrder (unary):                {place:9,.0f} orders/s "
             f"= {place / ping:.0%} of Ping"
         )
+        await drain(target)  # the engine and views finish the unary orders first
+        service_before, database_before = server.cpu_seconds()
         streamed = await stream_rate(
             target, arguments.stream_orders, streams=2, window=arguments.window, offset=10**6
         )
@@ -366,9 +388,16 @@ async def run(arguments: argparse.Namespace) -> None:
             f"StreamPlaceOrders (2 streams):     {streamed:9,.0f} orders/s "
             f"= {streamed / ping:.0%} of Ping"
         )
+        await drain(target)  # the whole pipeline's work for the streamed orders
+        service_after, database_after = server.cpu_seconds()
+        per_order = 1000 / arguments.stream_orders
+        print(
+            "CPU per streamed order, end to end: "
+            f"service {(service_after - service_before) * per_order:.2f} ms, "
+            f"PostgreSQL {(database_after - database_before) * per_order:.2f} ms"
+        )
         if arguments.skip_latency:
             return
-        await drain(target)  # the engine and views finish the backlog first
         p50, p99, achieved = await place_to_fill(target, arguments.rate, arguments.pairs)
         print(
             f"place-to-fill-visible at {achieved:,.0f} orders/s: p50 {p50 * 1000:.1f} ms, "
