@@ -126,25 +126,114 @@ async def run_builder(
     stop_at: LogPosition | None = None,
 ) -> None:
     """Run `builder` from its checkpoint until cancelled (or until it has passed `stop_at`)."""
-    checkpoint = await builder.load_checkpoint()
-    progress.register(builder.name, checkpoint)
-    if stop_at is not None and checkpoint is not None and stop_at <= checkpoint:
+    await run_builders((builder,), event_store, progress, batch_max, stop_at)
+
+
+async def run_builders(
+    builders: Sequence[ProjectionBuilder],
+    event_store: EventStore,
+    progress: ProjectionProgress,
+    batch_max: int = DEFAULT_BATCH_MAX,
+    stop_at: LogPosition | None = None,
+) -> None:
+    """Run `builders`, each from its own checkpoint, on ONE subscription of the log.
+
+    Every event is read and decoded once, from the oldest checkpoint, and handed to each
+    builder whose checkpoint is behind it (each has its own bounded queue, so the slowest
+    one back-pressures the reading). Runs until cancelled, until every builder has passed
+    `stop_at`, or until one fails: then the others are stopped too and the failure is
+    raised (a restart resumes each from its own checkpoint, so nothing is applied twice).
+    """
+    checkpoints: list[LogPosition | None] = []
+    for builder in builders:
+        checkpoint = await builder.load_checkpoint()
+        progress.register(builder.name, checkpoint)
+        checkpoints.append(checkpoint)
+    feeds = [
+        _Feed(builder, checkpoint, asyncio.Queue(maxsize=batch_max * 2))
+        for builder, checkpoint in zip(builders, checkpoints, strict=True)
+        if stop_at is None or checkpoint is None or checkpoint < stop_at
+    ]
+    if not feeds:
         return
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch_max * 2)
+    start: LogPosition | None = None
+    if all(feed.checkpoint is not None for feed in feeds):
+        start = min(feed.checkpoint for feed in feeds if feed.checkpoint is not None)
 
     async def pump() -> None:
         try:
-            async for event in event_store.subscribe_all(checkpoint):
-                await queue.put(event)
+            async for event in event_store.subscribe_all(start):
+                for feed in feeds:
+                    if feed.wants(event):
+                        await feed.queue.put(event)
         except asyncio.CancelledError:
-            raise  # the consumer stopped us: nobody waits for the end marker
+            raise  # the consumers stopped us: nobody waits for the end marker
         except BaseException:
-            await queue.put(_END)
+            await _end_feeds(feeds)
             raise
-        await queue.put(_END)
+        await _end_feeds(feeds)
 
-    reader = asyncio.create_task(pump(), name=f"projection-reader-{builder.name}")
-    batches = _TransactionBatches(event_store, queue, batch_max)
+    reader = asyncio.create_task(pump(), name="projection-reader")
+    consumers = [
+        asyncio.create_task(
+            _consume(feed, event_store, progress, batch_max, stop_at, reader),
+            name=f"projection-{feed.builder.name}",
+        )
+        for feed in feeds
+    ]
+    try:
+        pending: set[asyncio.Task[None]] = set(consumers)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # one builder failed: stop them all, raise its failure
+    finally:
+        for task in consumers:
+            await _cancel_for_sure(task)
+        await _cancel_for_sure(reader)
+
+
+class _Feed:
+    """One builder's share of the subscription."""
+
+    def __init__(
+        self,
+        builder: ProjectionBuilder,
+        checkpoint: LogPosition | None,
+        queue: asyncio.Queue[Any],
+    ) -> None:
+        self.builder = builder
+        self.checkpoint = checkpoint
+        self.queue = queue
+        self.done = False  # past `stop_at`: the reader no longer feeds it
+
+    def wants(self, event: RecordedEvent) -> bool:
+        """Whether `event` is news to this builder (after its checkpoint, still fed)."""
+        return not self.done and (self.checkpoint is None or self.checkpoint < event.position)
+
+    def finish(self) -> None:
+        """Stop being fed; empty the queue so a reader blocked on it goes on."""
+        self.done = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+async def _end_feeds(feeds: Sequence[_Feed]) -> None:
+    for feed in feeds:
+        if not feed.done:
+            await feed.queue.put(_END)
+
+
+async def _consume(
+    feed: _Feed,
+    event_store: EventStore,
+    progress: ProjectionProgress,
+    batch_max: int,
+    stop_at: LogPosition | None,
+    reader: asyncio.Task[None],
+) -> None:
+    builder = feed.builder
+    batches = _TransactionBatches(event_store, feed.queue, batch_max)
     try:
         while True:
             batch = await batches.next()
@@ -164,7 +253,7 @@ async def run_builder(
             if stop_at is not None and stop_at <= batch[-1].position:
                 return
     finally:
-        await _cancel_for_sure(reader)
+        feed.finish()
 
 
 async def _cancel_for_sure(task: asyncio.Task[None]) -> None:

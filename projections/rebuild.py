@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from projections.builder import DEFAULT_BATCH_MAX, run_builder
+from projections.builder import DEFAULT_BATCH_MAX, run_builders
 from projections.postgres_schema import load_log_identity
 from projections.postgres_views import PostgresViewBuilder, drop_views
 from projections.progress import ProjectionProgress
@@ -54,9 +54,8 @@ async def rebuild(
     head = await event_store.head_position()
     progress = ProjectionProgress()
     if head is not None:
-        await asyncio.gather(
-            run_builder(postgres_builder, event_store, progress, batch_max, stop_at=head),
-            run_builder(redis_builder, event_store, progress, batch_max, stop_at=head),
+        await run_builders(
+            (postgres_builder, redis_builder), event_store, progress, batch_max, stop_at=head
         )
     return RebuildReport(
         head=head,

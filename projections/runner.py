@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from projections.book_views import BookViews
-from projections.builder import DEFAULT_BATCH_MAX, ProjectionBuilder, run_builder
+from projections.builder import DEFAULT_BATCH_MAX, ProjectionBuilder, run_builders
 from projections.live import DEFAULT_SUBSCRIBER_BUFFER, LiveFeeds
 from projections.postgres_schema import load_log_identity
 from projections.postgres_views import PostgresViewBuilder
@@ -69,9 +69,10 @@ class ProjectionRunner:
         for builder in self.builders:
             # Registered before the first load, so an early wait_for waits for it.
             self.progress.register(builder.name)
-            self._tasks.append(
-                asyncio.create_task(self._supervise(builder), name=f"projection-{builder.name}")
-            )
+        # One subscription feeds both builders (each event read and decoded once).
+        self._tasks.append(
+            asyncio.create_task(self._supervise(self.builders), name="projection-builders")
+        )
 
     async def stop(self) -> None:
         """Stop the builders (a batch in flight is rolled back) and end the live streams."""
@@ -102,11 +103,11 @@ class ProjectionRunner:
                 return False
             reached = head
 
-    async def _supervise(self, builder: ProjectionBuilder) -> None:
+    async def _supervise(self, builders: tuple[ProjectionBuilder, ...]) -> None:
         failures = 0
         while True:
             try:
-                await run_builder(builder, self.event_store, self.progress, self.batch_max)
+                await run_builders(builders, self.event_store, self.progress, self.batch_max)
                 return
             except asyncio.CancelledError:
                 raise
@@ -115,7 +116,7 @@ class ProjectionRunner:
                 failures += 1
                 logger.exception(
                     "projection_builder_failed",
-                    builder=builder.name,
+                    builders=[builder.name for builder in builders],
                     restart_in_s=delay,
                     failures=failures,
                 )
