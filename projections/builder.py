@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -238,6 +239,7 @@ async def _consume(
         while True:
             batch = await batches.next()
             if batch:
+                started = time.perf_counter()
                 if any(event.type in PROJECTED_EVENT_TYPES for event in batch):
                     await builder.apply_batch(batch)
                 # A batch of nothing but other events (clock ticks, engine progress) changes
@@ -246,6 +248,13 @@ async def _consume(
                 progress.advance(builder.name, batch[-1].position, events=len(batch))
                 await builder.after_commit()
                 _record_metrics(builder.name, batch, batches.waiting)
+                logger.debug(
+                    "projection_batch",
+                    builder=builder.name,
+                    events=len(batch),
+                    seconds=round(time.perf_counter() - started, 6),
+                    behind_s=round((datetime.now(UTC) - batch[-1].recorded_at).total_seconds(), 6),
+                )
             if batches.ended:
                 await asyncio.wait({reader})
                 reader.result()  # re-raise the subscription's failure

@@ -46,7 +46,8 @@ class EngineProcess:
             "LOG_LEVEL": settings.log_level,
             "LOG_JSON": "1" if settings.log_json else "0",
             "ENGINE_PARENT_PID": str(os.getpid()),
-            "METRICS_PORT": str(settings.engine_metrics_port),
+            # Metrics off in the service means off in its engine too.
+            "METRICS_PORT": str(settings.engine_metrics_port if settings.metrics_port >= 0 else -1),
         }
 
     async def _spawn(self) -> asyncio.subprocess.Process:

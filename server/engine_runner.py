@@ -483,7 +483,12 @@ async def _main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if settings.metrics_port >= 0:
-        metrics.start_metrics_server(settings.metrics_port)
+        try:
+            metrics.start_metrics_server(settings.metrics_port)
+        except OSError as error:  # matching matters more than its metrics: go on without
+            log.error(
+                "engine_metrics_port_unavailable", port=settings.metrics_port, error=str(error)
+            )
     runner.start()
     log.info(
         "engine_runner_started", runner_id=runner.runner_id, shard=runner.shard, pid=os.getpid()

@@ -14,7 +14,7 @@
 | `ENGINE_SHARD` | `main` | name of the engine runner's progress stream `engine-<shard>` |
 | `ENGINE_ENABLED` | `1` | run the engine runner |
 | `ENGINE_PROCESS` | `0` | `1`: run it as a supervised child process (its own core and GIL) |
-| `ENGINE_METRICS_PORT` | `9465` | that child's `/metrics` port (-1 disables) |
+| `ENGINE_METRICS_PORT` | `9465` | that child's `/metrics` port (-1, or METRICS_PORT=-1, disables) |
 | `ENGINE_BATCH_MAX` | `1000` | most inputs the engine runner handles per atomic append |
 | `SNAPSHOT_EVERY` | `10000` | engine snapshot every this many inputs (0 disables) |
 | `CLOCK_TICK_MS` | `1000` | period of `ClockTicked` appends (0 disables the clock) |
