@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import time
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+import psutil
 
 from server.eventstore import NO_STREAM, EventStore, NewEvent, open_event_store
 
@@ -48,12 +50,43 @@ def _order_event(index: int) -> NewEvent:
     )
 
 
+class _CpuMeter:
+    """CPU time of this process and of the PostgreSQL backends serving the bench database:
+    a cost per event that, unlike a rate, holds on a shared machine whatever else runs.
+    (This process also builds the events; that is in its figure.)"""
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+
+    def seconds(self) -> tuple[float, float]:
+        own = time.process_time()
+        database = 0.0
+        for process in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if self._database in " ".join(process.info["cmdline"] or ()):
+                    times = process.cpu_times()
+                    database += times.user + times.system
+        return own, database
+
+
+_meter: _CpuMeter | None = None
+
+
 async def _timed(label: str, event_count: int, work: Callable[[], Awaitable[object]]) -> float:
+    cpu_before = _meter.seconds() if _meter else (0.0, 0.0)
     started = time.perf_counter()
     await work()
     elapsed = time.perf_counter() - started
+    cpu_after = _meter.seconds() if _meter else (0.0, 0.0)
     rate = event_count / elapsed
-    print(f"  {label:<44} {event_count:>8} events {elapsed:7.2f} s {rate:>10,.0f} events/s")
+    python_us, postgres_us = (
+        (after - before) / event_count * 1e6
+        for before, after in zip(cpu_before, cpu_after, strict=True)
+    )
+    print(
+        f"  {label:<44} {event_count:>8} events {elapsed:7.2f} s {rate:>10,.0f} events/s"
+        f"  cpu/event: python {python_us:5.1f} us, postgres {postgres_us:5.1f} us"
+    )
     return rate
 
 
@@ -179,6 +212,8 @@ async def _run(admin_url: str, scale: float) -> None:
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+    global _meter
+    _meter = _CpuMeter(name)
     try:
         store = await open_event_store(url, max_pool_size=12)
         try:
