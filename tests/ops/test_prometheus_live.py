@@ -346,12 +346,20 @@ async def test_every_metric_in_the_dashboard_and_rules_has_data(
         f"  {name}  <- {recorded_by(name)}" for name in missing
     )
 
-    targets = prometheus.api("targets")["activeTargets"]
-    assert {target["labels"]["job"]: target["health"] for target in targets} == {
-        "exchange": "up",
-        "prometheus": "up",
-    }
-    rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
+    # A target's health reads "unknown" until its first scrape: wait (bounded) for both.
+    while True:
+        targets = prometheus.api("targets")["activeTargets"]
+        health = {target["labels"]["job"]: target["health"] for target in targets}
+        if "unknown" not in health.values() or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert health == {"exchange": "up", "prometheus": "up"}
+    # Likewise a rule's health is "unknown" until its first evaluation.
+    while True:
+        rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
+        if all(rule["health"] != "unknown" for rule in rules) or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.5)
     assert len(rules) == sum(
         len(group["rules"])
         for path in RULE_FILES
