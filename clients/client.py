@@ -90,10 +90,24 @@ class ExchangeClient:
 
     @classmethod
     def connect(
-        cls, target: str = DEFAULT_TARGET, *, timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+        cls,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        traced: bool = False,
     ) -> ExchangeClient:
-        """A client on a new plaintext channel to `target` ("host:port")."""
-        return cls(grpc.aio.insecure_channel(target), timeout=timeout)
+        """A client on a new plaintext channel to `target` ("host:port").
+
+        `traced=True` propagates the caller's OpenTelemetry trace to the service (its
+        PlaceOrder span, and through the log the engine's and the views' spans, join the
+        caller's trace); it needs a configured OpenTelemetry SDK in the calling program.
+        """
+        interceptors = None
+        if traced:
+            from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+            interceptors = aio_client_interceptors()
+        return cls(grpc.aio.insecure_channel(target, interceptors=interceptors), timeout=timeout)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -337,7 +337,11 @@ class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
 
 
 class CannedDiagnostics(diagnostics_service_pb2_grpc.DiagnosticsServiceServicer):
+    def __init__(self) -> None:
+        self.last_metadata: dict[str, str] = {}
+
     async def Ping(self, request, context):  # type: ignore[no-untyped-def]
+        self.last_metadata = {key: value for key, value in context.invocation_metadata()}
         return diagnostics_service_pb2.PingResponse()
 
 
@@ -350,8 +354,10 @@ class CannedExchange:
         commands: CannedCommands,
         queries: CannedQueries,
         market_data: CannedMarketData,
+        diagnostics: CannedDiagnostics,
     ) -> None:
         self.target = target
+        self.diagnostics = diagnostics
         self.commands = commands
         self.queries = queries
         self.market_data = market_data
@@ -364,9 +370,8 @@ async def start_canned_exchange() -> tuple[grpc.aio.Server, CannedExchange]:
     order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(commands, server)
     order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(queries, server)
     market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(market_data, server)
-    diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
-        CannedDiagnostics(), server
-    )
+    diagnostics = CannedDiagnostics()
+    diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(diagnostics, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    return server, CannedExchange(f"127.0.0.1:{port}", commands, queries, market_data)
+    return server, CannedExchange(f"127.0.0.1:{port}", commands, queries, market_data, diagnostics)
