@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["engine", "eventstore", "service"]
+MODULES = ["engine", "eventstore", "projections", "service", "tracing"]
 
 
 def main() -> None:
