@@ -25,6 +25,7 @@ from projections.log_events import PROJECTED_EVENT_TYPES
 from projections.progress import ProjectionProgress
 from server.eventstore.port import EventStore, LogPosition, RecordedEvent
 from server.observability import metrics
+from server.observability.tracing import record_batch_spans
 
 logger = structlog.get_logger(__name__)
 
@@ -240,8 +241,17 @@ async def _consume(
             batch = await batches.next()
             if batch:
                 started = time.perf_counter()
+                started_ns = time.time_ns()
                 if any(event.type in PROJECTED_EVENT_TYPES for event in batch):
                     await builder.apply_batch(batch)
+                    # One span per command trace in the batch, so the view update joins
+                    # the trace of the PlaceOrder that caused it (free while tracing is off).
+                    record_batch_spans(
+                        f"projection.{builder.name}",
+                        (event.metadata for event in batch),
+                        started_ns,
+                        {"events": len(batch)},
+                    )
                 # A batch of nothing but other events (clock ticks, engine progress) changes
                 # no view: the checkpoint may stay behind it (re-reading it is harmless), but
                 # the progress moves on, so read-your-writes can wait on any position.

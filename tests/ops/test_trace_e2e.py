@@ -95,11 +95,6 @@ def _names(spans: list[ReadableSpan]) -> list[str]:
     return sorted(span.name for span in spans)
 
 
-# Known gap, kept visible: the projection builders do not record their spans yet. The fix is
-# one call in projections/builder.py after each committed batch:
-#     record_batch_spans(f"projection.{builder.name}", (e.metadata for e in batch), started_ns)
-# Strict, so this turns red the day it passes: then delete the marker.
-@pytest.mark.xfail(strict=True, reason="projection builders do not call record_batch_spans yet")
 async def test_one_trace_shows_command_append_match_and_view_update(
     traced_exchange: grpc.aio.Channel, spans: InMemorySpanExporter
 ) -> None:
