@@ -44,7 +44,10 @@ class EngineProcess:
             "SNAPSHOT_EVERY": str(settings.snapshot_every),
             "ENGINE_CLOSED_ORDER_MEMORY": str(settings.closed_order_memory),
             "LOG_LEVEL": settings.log_level,
-            "LOG_JSON": "1" if settings.log_json else "0",
+            # The child's stdout is the parent's, but decide here: one format per terminal.
+            "LOG_JSON": "0"
+            if settings.log_json is False or (settings.log_json is None and sys.stdout.isatty())
+            else "1",
             "ENGINE_PARENT_PID": str(os.getpid()),
             # Metrics off in the service means off in its engine too.
             "METRICS_PORT": str(settings.engine_metrics_port if settings.metrics_port >= 0 else -1),

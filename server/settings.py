@@ -10,7 +10,7 @@
 | `EVENT_STORE_URL` | `DATABASE_URL` | event store, when it is not the PostgreSQL database |
 | `INSTRUMENTS_FILE` | `server/instruments.json` | instrument configuration |
 | `LOG_LEVEL` | `INFO` | structlog level |
-| `LOG_JSON` | `1` | JSON logs (`0`: console renderer) |
+| `LOG_JSON` | by stdout | `1` JSON lines; `0` console (unset: JSON unless stdout is a terminal) |
 | `ENGINE_SHARD` | `main` | name of the engine runner's progress stream `engine-<shard>` |
 | `ENGINE_ENABLED` | `1` | run the engine runner |
 | `ENGINE_PROCESS` | `0` | `1`: run it as a supervised child process (its own core and GIL) |
@@ -36,6 +36,10 @@ def _flag(value: str) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off", "")
 
 
+def _optional_flag(value: str | None) -> bool | None:
+    return None if value is None or not value.strip() else _flag(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     grpc_host: str = "0.0.0.0"
@@ -46,7 +50,7 @@ class Settings:
     event_store_url: str = ""
     instruments_file: Path = DEFAULT_INSTRUMENTS_FILE
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = None  # None: JSON unless stdout is a terminal
     engine_shard: str = "main"
     engine_enabled: bool = True
     engine_process: bool = False
@@ -73,7 +77,7 @@ class Settings:
             event_store_url=env.get("EVENT_STORE_URL", "").strip(),
             instruments_file=Path(env.get("INSTRUMENTS_FILE", str(default.instruments_file))),
             log_level=env.get("LOG_LEVEL", default.log_level).upper(),
-            log_json=_flag(env.get("LOG_JSON", "1")),
+            log_json=_optional_flag(env.get("LOG_JSON")),
             engine_shard=env.get("ENGINE_SHARD", default.engine_shard),
             engine_enabled=_flag(env.get("ENGINE_ENABLED", "1")),
             engine_process=_flag(env.get("ENGINE_PROCESS", "0")),
