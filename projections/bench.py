@@ -37,6 +37,7 @@ from projections.runner import ProjectionRunner
 from server import streams
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
+from server.observability.logging import configure_logging
 
 INSTRUMENT = Instrument("BTC-USD", Decimal("0.01"), Decimal("0.0001"))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -190,6 +191,8 @@ async def run(inputs: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The builders log each batch at debug level: thousands of lines between the figures.
+    configure_logging("WARNING")
     args = sys.argv[1:] if argv is None else argv
     asyncio.run(run(int(args[0]) if args else 20_000))
 
