@@ -40,6 +40,7 @@ from server.engine_process import EngineProcess
 from server.engine_runner import EngineRunner
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
+from server.eventstore.postgres.store import keep_session
 from server.instrument_config import load_instruments
 from server.observability import metrics
 from server.observability.interceptors import server_interceptors
@@ -96,13 +97,6 @@ def configure_process(settings: Settings) -> None:
 GC_GEN0_THRESHOLD = 50_000
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset that leaves the session as it is (asyncpg still rolls back an open
-    transaction): the views' users change no session state (``SET LOCAL`` only), so the
-    default reset query on every release was one round trip per batch and per query."""
-    return None
-
-
 @dataclass
 class ExchangeApp:
     """The running service; ``start()`` then ``stop()``."""
@@ -130,7 +124,7 @@ class ExchangeApp:
         backend = event_store_backend(settings.resolved_event_store_url)
         self.handlers = CommandHandlers(self.event_store, self.instruments, backend=backend)
         self.pg_pool = await asyncpg.create_pool(
-            settings.database_url, min_size=2, max_size=10, reset=_keep_session
+            settings.database_url, min_size=2, max_size=10, reset=keep_session
         )
         self.redis = aioredis.from_url(settings.redis_url)
         self.projections = ProjectionRunner(self.event_store, self.pg_pool, self.redis)

@@ -79,6 +79,15 @@ SELECT h.horizon, e.*
 """
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset that leaves the session as it is. asyncpg still rolls back an open
+    transaction and drops listeners before calling it; what its default reset adds (a
+    `RESET ALL; UNLISTEN *; ...` round trip) undoes session state that no user of these
+    pools sets (`SET LOCAL` only; LISTEN has a connection of its own), and it cost one
+    round trip per pooled query: per catch-up page, per head check, per engine batch."""
+    return None
+
+
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
@@ -162,6 +171,7 @@ class PostgresEventStore(EventStore):
             max_size=max_pool_size,
             # Plans here are tiny; JIT would only add latency to big catch-up reads.
             server_settings={"jit": "off"},
+            reset=keep_session,
         )
         try:
             async with pool.acquire() as connection:
