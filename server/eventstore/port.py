@@ -40,7 +40,7 @@ STREAM_EXISTS: Final = ExpectedVersion.STREAM_EXISTS
 Expectation: TypeAlias = ExpectedVersion | int
 
 
-class LogPosition(msgspec.Struct, frozen=True, order=True):
+class LogPosition(msgspec.Struct, frozen=True, order=True, gc=False):
     """A point in the global log, totally ordered and hashable.
 
     PostgreSQL: `tx` is the writing transaction's id (xid8) and `seq` the row's identity
@@ -79,7 +79,7 @@ class NewEvent(msgspec.Struct, frozen=True):
     event_id: UUID = msgspec.field(default_factory=uuid4)
 
 
-class RecordedEvent(msgspec.Struct, frozen=True):
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     """An event as stored: its stream version and its place in the global log."""
 
     event_id: UUID
