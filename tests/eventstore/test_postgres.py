@@ -24,6 +24,7 @@ from server.eventstore import (
 from server.eventstore.checkpoints import PostgresCheckpointStore
 from server.eventstore.postgres import PostgresEventStore
 from server.eventstore.postgres.schema import MIGRATIONS, migrate
+from server.eventstore.postgres.store import _read_all_sql
 
 
 @pytest.fixture
@@ -295,3 +296,27 @@ async def test_live_delivery_across_processes_wakes_on_notify_not_on_the_poll(
     finally:
         await subscriber_store.close()
     assert [e.position for e in delivered] == list(written.positions)
+
+
+async def test_a_catch_up_page_walks_the_index_never_sorts_the_log(
+    fresh_database_url: str,
+) -> None:
+    """A page of read_all is an ordered index walk whatever its size. Left to itself, on a
+    log grown since its last ANALYZE, the planner sorted the whole tail (on disk) for a
+    page that covered a large share of it."""
+    store = await PostgresEventStore.open(fresh_database_url)
+    try:
+        for batch in range(6):
+            events = [NewEvent("Filler", {"n": index, "pad": "x" * 150}) for index in range(1000)]
+            await store.append(f"filler-{batch}", events, NO_STREAM)
+        async with store.pool.acquire() as connection:
+            for page_filter in (None, EventFilter(stream_prefixes=("filler-",))):
+                plan = await connection.fetch(
+                    "EXPLAIN " + _read_all_sql(page_filter), 0, 0, 5000, ["filler-%"], []
+                )
+                text = "\n".join(row[0] for row in plan)
+                assert "Sort" not in text, text
+                assert "Index Scan using es_events_pkey" in text, text
+        assert len(await store.read_all(None, limit=5000)) == 5000
+    finally:
+        await store.close()

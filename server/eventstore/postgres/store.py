@@ -169,8 +169,16 @@ class PostgresEventStore(EventStore):
             dsn,
             min_size=min_pool_size,
             max_size=max_pool_size,
-            # Plans here are tiny; JIT would only add latency to big catch-up reads.
-            server_settings={"jit": "off"},
+            server_settings={
+                # Plans here are tiny; JIT would only add latency to big catch-up reads.
+                "jit": "off",
+                # Every read of the log is an ordered walk of an index. With a large page
+                # and a row estimate that lags a growing log, the planner instead chose a
+                # bitmap scan of the whole tail plus an external sort on disk: 116 ms
+                # instead of 6 ms for a 5000-event page of a 60k-event log.
+                "enable_sort": "off",
+                "enable_bitmapscan": "off",
+            },
             reset=keep_session,
         )
         try:
