@@ -5,7 +5,9 @@ exporter): then `configure_tracing` installs an SDK tracer provider exporting OT
 batches. Otherwise the OTel API stays on its no-op provider, every span is a shared
 non-recording object, `inject_trace_context()` returns `{}` after one attribute check and
 `server_interceptors()` adds no tracing interceptor, so tracing off costs next to nothing.
-`shutdown_tracing()` turns it off again (the provider then drops every span).
+`shutdown_tracing()` turns it off again (the provider then drops every span). Which traces
+are kept follows the standard `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default
+`parentbased_always_on`: every trace).
 
 A command's trace crosses the log: the command service stores `inject_trace_context()` in
 the metadata of the event it appends (`traceparent`, and `tracestate` when present), and the
@@ -33,11 +35,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
     ALWAYS_ON,
     Decision,
     ParentBased,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, Span, SpanKind, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -54,7 +58,7 @@ class _SwitchSampler(Sampler):
 
     def __init__(self) -> None:
         self.on = False
-        self._inner = ParentBased(ALWAYS_ON)
+        self.inner: Sampler = ParentBased(ALWAYS_ON)
 
     def should_sample(
         self,
@@ -68,7 +72,7 @@ class _SwitchSampler(Sampler):
     ) -> SamplingResult:
         if not self.on:
             return SamplingResult(Decision.DROP)
-        return self._inner.should_sample(
+        return self.inner.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
 
@@ -100,6 +104,28 @@ class _ExportRouter(SpanProcessor):
         return all(processor.force_flush(timeout_millis) for processor in self.processors)
 
 
+def sampler_from_environment(environ: Mapping[str, str] = os.environ) -> Sampler:
+    """The sampler `OTEL_TRACES_SAMPLER` names (the OpenTelemetry SDK's standard values; the
+    ratio ones read `OTEL_TRACES_SAMPLER_ARG`, default 1.0). Unset: parentbased_always_on.
+    An unknown name or a bad ratio raises ValueError, so a typo does not silently trace
+    everything (or nothing) at a production rate."""
+    name = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name in ("always_on", "always_off", "parentbased_always_on", "parentbased_always_off"):
+        root = ALWAYS_ON if name.endswith("always_on") else ALWAYS_OFF
+        return ParentBased(root) if name.startswith("parentbased_") else root
+    if name in ("traceidratio", "parentbased_traceidratio"):
+        argument = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+        try:
+            ratio = float(argument)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be a ratio in [0, 1]: {argument!r}")
+        ratio_sampler = TraceIdRatioBased(ratio)
+        return ParentBased(ratio_sampler) if name.startswith("parentbased_") else ratio_sampler
+    raise ValueError(f"OTEL_TRACES_SAMPLER not supported: {name!r}")
+
+
 _sampler = _SwitchSampler()
 _router = _ExportRouter()
 _provider: TracerProvider | None = None
@@ -124,6 +150,7 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
         return tracing_enabled()
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
+    _sampler.inner = sampler_from_environment()
     if _provider is None:
         name = os.environ.get("OTEL_SERVICE_NAME") or service_name
         _provider = TracerProvider(

@@ -26,6 +26,7 @@ from server.observability.tracing import (
     get_tracer,
     inject_trace_context,
     record_batch_spans,
+    sampler_from_environment,
     span_from_metadata,
     tracing_enabled,
 )
@@ -209,3 +210,43 @@ def test_json_logs_carry_trace_and_span_ids() -> None:
         "warning",
     )
     assert "trace_id" not in stdlib
+
+
+def test_the_sampler_follows_the_standard_environment_variables() -> None:
+    ratio_on_root = sampler_from_environment(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    )
+    assert "TraceIdRatioBased{0.25}" in ratio_on_root.get_description()
+    assert sampler_from_environment({}).get_description().startswith("ParentBased{root:AlwaysOn")
+    assert sampler_from_environment({"OTEL_TRACES_SAMPLER": "always_off"}).get_description() == (
+        "AlwaysOffSampler"
+    )
+    for bad in (
+        {"OTEL_TRACES_SAMPLER": "sometimes"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"},
+    ):
+        with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER"):
+            sampler_from_environment(bad)
+
+
+def test_a_zero_ratio_records_no_trace_and_its_children_follow() -> None:
+    result = _run_python(
+        """
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from server.observability.tracing import (
+            configure_tracing, get_tracer, inject_trace_context, span_from_metadata)
+        exporter = InMemorySpanExporter()
+        assert configure_tracing("exchange", exporter=exporter)
+        with get_tracer().start_as_current_span("PlaceOrder") as root:
+            assert not root.is_recording()
+            metadata = inject_trace_context()
+        with span_from_metadata("engine.match", metadata) as engine_span:
+            assert not engine_span.is_recording()  # the unsampled decision travels on
+        print("SPANS", len(exporter.get_finished_spans()))
+        """,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SPANS 0" in result.stdout
