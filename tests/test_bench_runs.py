@@ -33,7 +33,7 @@ TINY_RUNS = {
         ],
         ("Ping", "PlaceOrder", "StreamPlaceOrders", "place-to-fill-visible"),
     ),
-    "tracing": (["--orders", "40", "--concurrency", "4"], ("off", "on")),
+    "tracing": (["--orders", "40", "--concurrency", "4"], ("tracing off", "tracing on")),
 }
 
 
