@@ -33,7 +33,7 @@ class EngineProcess:
 
     def _env(self) -> dict[str, str]:
         settings = self._settings
-        return {
+        environment = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
             "REDIS_URL": settings.redis_url,
@@ -44,14 +44,15 @@ class EngineProcess:
             "SNAPSHOT_EVERY": str(settings.snapshot_every),
             "ENGINE_CLOSED_ORDER_MEMORY": str(settings.closed_order_memory),
             "LOG_LEVEL": settings.log_level,
-            # The child's stdout is the parent's, but decide here: one format per terminal.
-            "LOG_JSON": "0"
-            if settings.log_json is False or (settings.log_json is None and sys.stdout.isatty())
-            else "1",
             "ENGINE_PARENT_PID": str(os.getpid()),
             # Metrics off in the service means off in its engine too.
             "METRICS_PORT": str(settings.engine_metrics_port if settings.metrics_port >= 0 else -1),
         }
+        # Unset, the child picks the format from its stdout, which is this process's.
+        environment.pop("LOG_JSON", None)
+        if settings.log_json is not None:
+            environment["LOG_JSON"] = "1" if settings.log_json else "0"
+        return environment
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(

@@ -1,6 +1,5 @@
 """Every `make bench` module still runs to its figures, at a tiny scale (the figures
-themselves are not checked: speed is measured by `make bench`, never asserted in tests).
-The event store's own run is in tests/eventstore/test_bench_smoke.py."""
+themselves are not checked: speed is measured by `make bench`, never asserted in tests)."""
 
 from __future__ import annotations
 
@@ -15,6 +14,10 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 TINY_RUNS = {
     "engine": (["--ops", "3000", "--no-calibrate"], ("ops per CPU-second", "p99")),
+    "eventstore": (
+        ["--scale", "0.005"],
+        ("1 writer", "16 writers", "batches of 1000", "catch-up", "p99"),
+    ),
     "projections": (["300"], ("rebuild", "write-to-view")),
     "service": (
         [

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 from ops_queries import ROOT
 
+from server.engine_process import EngineProcess
 from server.settings import Settings
 
 _LOG_ONE_LINE = textwrap.dedent(
@@ -27,34 +28,21 @@ _LOG_ONE_LINE = textwrap.dedent(
 
 def _log_line(terminal: bool, **env: str) -> str:
     """The line the service's logging writes, with stdout a pipe or a pseudo-terminal."""
-    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TERM": "dumb", **env}
-    if not terminal:
+    reader, writer = pty.openpty() if terminal else os.pipe()
+    try:
         result = subprocess.run(
             [sys.executable, "-c", _LOG_ONE_LINE],
-            capture_output=True,
-            text=True,
+            stdout=writer,
+            stderr=subprocess.PIPE,
             cwd=ROOT,
-            env=environment,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TERM": "dumb", **env},
             timeout=60,
         )
         assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
-    controller, terminal_end = pty.openpty()
-    try:
-        process = subprocess.run(
-            [sys.executable, "-c", _LOG_ONE_LINE],
-            stdout=terminal_end,
-            stderr=subprocess.PIPE,
-            cwd=ROOT,
-            env=environment,
-            timeout=60,
-        )
-        assert process.returncode == 0, process.stderr
-        output = os.read(controller, 65536).decode()
+        return os.read(reader, 65536).decode().strip()
     finally:
-        os.close(controller)
-        os.close(terminal_end)
-    return output.strip()
+        os.close(reader)
+        os.close(writer)
 
 
 def test_log_json_unset_means_decide_by_stdout() -> None:
@@ -77,3 +65,12 @@ def test_log_format(terminal: bool, env: dict[str, str], json_expected: bool) ->
     assert "order accepted" in line
     assert "o-1" in line
     assert line.startswith("{") is json_expected, line
+
+
+def test_the_engine_child_gets_the_same_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine child shares the service's stdout: left unset it decides the same way,
+    whatever LOG_JSON the service's own environment held."""
+    monkeypatch.setenv("LOG_JSON", "1")
+    for log_json, passed in ((None, None), (True, "1"), (False, "0")):
+        environment = EngineProcess(Settings(log_json=log_json))._env()
+        assert environment.get("LOG_JSON") == passed
