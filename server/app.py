@@ -154,6 +154,11 @@ class ExchangeApp:
             self.clock.start()
         if settings.projections_enabled:
             await self.projections.start()
+        else:
+            # The builders run elsewhere (or not yet), but the query RPCs read these tables:
+            # with them in place a query answers (NOT_FOUND, empty, or a wait for
+            # min_position) instead of failing on a missing table.
+            await self.projections.postgres_builder.migrate()
         await server.start()
         self.grpc_server = server
         for name in (*SERVICE_NAMES, ""):

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service_harness import Exchange
 
@@ -102,3 +103,33 @@ async def test_engine_in_a_child_process_matches_and_stops_with_the_app(
     finally:
         await app.stop()
     assert not app.engine_child.running
+
+
+async def test_queries_answer_when_the_views_are_built_by_another_process(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    """With PROJECTIONS_ENABLED=0 the builders run elsewhere (or not yet): the query RPCs
+    still find their tables, so an unknown order is NOT_FOUND and a user with no views
+    yet has no orders, instead of an internal error about a missing table."""
+    import grpc
+    from service_harness import service_settings
+
+    from clients.generated.exchange.v1 import order_query_service_pb2_grpc as queries
+    from server.app import ExchangeApp
+
+    app = ExchangeApp(
+        service_settings(
+            fresh_database_url, service_redis_url, engine_enabled=False, projections_enabled=False
+        )
+    )
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            stub = queries.OrderQueryServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetOrder(query.GetOrderRequest(order_id="no-such-order"))
+            assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+            listed = await stub.ListOrders(query.ListOrdersRequest(user_id="alice"))
+            assert list(listed.orders) == []
+    finally:
+        await app.stop()
