@@ -11,7 +11,6 @@ go to the live feeds.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -249,8 +248,8 @@ class PostgresViewBuilder(ProjectionBuilder):
             # The view is derived from the log: a batch lost to a database crash comes back
             # with its checkpoint (same transaction), so the commit need not wait for fsync.
             # BEGIN and the setting go in one round trip (asyncpg's transaction() takes two).
-            await connection.execute(BEGIN_VIEW_BATCH)
             try:
+                await connection.execute(BEGIN_VIEW_BATCH)
                 rows = await connection.fetch(SELECT_ORDERS, _order_ids_of(events))
                 reducer = OrdersReducer(
                     {row["order_id"]: _state_from_row(row) for row in rows},
@@ -267,10 +266,14 @@ class PostgresViewBuilder(ProjectionBuilder):
                 )
                 await connection.execute("COMMIT")
             except BaseException:
-                # A broken connection cannot roll back: the pool discards it on release.
-                with contextlib.suppress(Exception):
-                    if connection.is_in_transaction():
-                        await connection.execute("ROLLBACK")
+                # Always: cancelled inside a statement, the connection does not know yet
+                # that it is in a transaction. If it cannot roll back (broken, or still
+                # busy cancelling), it is closed: the server rolls back, and the pool
+                # replaces it instead of logging an error about an open transaction.
+                try:
+                    await connection.execute("ROLLBACK")
+                except Exception:
+                    connection.terminate()
                 raise
         # Only a committed batch moves the counters (a failed one is re-applied after a
         # restart, which reloads them).

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from projection_log import ScriptedLog, random_commands
 
+from projections import postgres_views
 from projections.postgres_views import PostgresViewBuilder
 from projections.readers import InvalidPageToken
 from projections.rebuild import rebuild
@@ -507,3 +508,29 @@ async def test_a_broken_subscription_is_resumed_from_the_checkpoint(
     survived = await dump_views(pg_pool, redis_client, key_prefix)
     await rebuild(event_store, pg_pool, redis_client, key_prefix=key_prefix)
     assert await dump_views(pg_pool, redis_client, key_prefix) == survived
+
+
+async def test_a_batch_cancelled_while_it_begins_leaves_no_open_transaction(
+    event_store: EventStore, pg_pool: asyncpg.Pool, monkeypatch: Any, caplog: Any
+) -> None:
+    """Stopping the app cancels a batch wherever it is, its BEGIN included. Cancelled
+    there, the connection used to go back to the pool inside the transaction (asyncpg
+    then logs an error, on every such stop). Here the BEGIN is made slow so the cancel
+    lands in it; the batch after it must work on the same pool."""
+    log = ScriptedLog(event_store)
+    await log.run([place("s1", "u1", "SELL", "100.00", "1.0")])
+    events = await event_store.read_stream("order-s1")
+    builder = PostgresViewBuilder(pg_pool)
+    await builder.migrate()
+    await builder.load_checkpoint()
+    slow_begin = postgres_views.BEGIN_VIEW_BATCH + "; SELECT pg_sleep(5)"
+    monkeypatch.setattr(postgres_views, "BEGIN_VIEW_BATCH", slow_begin)
+    batch = asyncio.create_task(builder.apply_batch(events))
+    await asyncio.sleep(0.5)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    monkeypatch.undo()
+    await builder.apply_batch(events)
+    assert await pg_pool.fetchval("SELECT status FROM view_orders WHERE order_id = 's1'") == "OPEN"
+    assert "active transaction" not in caplog.text
