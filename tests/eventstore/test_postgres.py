@@ -73,6 +73,34 @@ async def test_a_transaction_that_commits_late_is_delivered_not_skipped(
     assert delivered[0].position < delivered[1].position
 
 
+async def test_a_write_open_in_another_database_does_not_hold_delivery_back(
+    pg_store: PostgresEventStore, fresh_database_url: str, prefix: str
+) -> None:
+    """Transaction ids are cluster-wide, but a transaction of another database can never
+    add rows to this log: it must not hold the horizon back. (It did: one open write
+    elsewhere on the cluster stopped every subscriber, the engine's included, until it
+    ended.) The other write stays open until the event has been read and delivered."""
+    mine = EventFilter(stream_prefixes=(prefix,))
+    start = await pg_store.head_position()
+    subscription = pg_store.subscribe_all(start, mine)
+    elsewhere = await asyncpg.connect(fresh_database_url)  # another database, same cluster
+    try:
+        transaction = elsewhere.transaction()
+        await transaction.start()
+        await elsewhere.execute("CREATE TABLE holds_an_xid (x int)")
+        written = await pg_store.append(f"{prefix}a", [NewEvent("Written", {})], ANY)
+        # Bounded only so a regression fails instead of hanging: the other transaction
+        # stays open for as long as this waits.
+        delivered = await asyncio.wait_for(_take(subscription, 1), 30)
+        assert await pg_store.read_all(start, mine) == delivered
+        assert await pg_store.head_position() >= written.positions[0]
+        await transaction.rollback()
+    finally:
+        await subscription.aclose()  # type: ignore[attr-defined]
+        await elsewhere.close()
+    assert [event.position for event in delivered] == list(written.positions)
+
+
 async def _take(subscription: AsyncIterator, count: int) -> list:  # type: ignore[type-arg]
     taken = []
     async for event in subscription:

@@ -5,10 +5,11 @@ multi-stream appends are one `es_append` call of their own. Each commit is follo
 NOTIFY, sent from a connection of its own outside the writing transaction (a NOTIFY inside it
 would serialise writers on commit).
 
-Reads in global order only see rows below the transaction horizon, `tx_id <
-pg_snapshot_xmin(pg_current_snapshot())`: every transaction older than that has finished,
-and any row committed later gets a `tx_id` at or above it, so ordering and checkpointing
-on `(tx_id, position)` never skips an event whose transaction committed late.
+Reads in global order only see rows below the transaction horizon (`_HORIZON_SQL`: the
+oldest transaction still in flight, leaving out those running in other databases): every
+transaction of this database older than that has finished, and any row committed later
+gets a `tx_id` at or above it, so ordering and checkpointing on `(tx_id, position)` never
+skips an event whose transaction committed late.
 """
 
 from __future__ import annotations
@@ -48,9 +49,22 @@ SELECT {_COLUMNS} FROM es_events
  LIMIT $3
 """
 
-_HEAD_SQL = """
+# The horizon: the oldest transaction that may still add rows to this log. Transaction
+# ids are cluster-wide, so `pg_snapshot_xmin` alone also waits for transactions of other
+# databases, which can never write here: one long write elsewhere on the cluster stopped
+# every subscriber until it ended. An id in flight in this statement's snapshot counts
+# unless pg_stat_activity shows it running in another database; one that has ended since
+# (its database unknown) still counts, which only holds this one read back.
+_HORIZON_SQL = """(
+SELECT coalesce(min(x.xid), pg_snapshot_xmax(pg_current_snapshot()))
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS x(xid)
+ WHERE x.xid::xid NOT IN (SELECT a.backend_xid FROM pg_stat_activity AS a
+                           WHERE a.backend_xid IS NOT NULL
+                             AND a.datname <> current_database()))"""
+
+_HEAD_SQL = f"""
 SELECT e.tx_id, e.position
-  FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) AS h
+  FROM (SELECT {_HORIZON_SQL} AS horizon) AS h
   JOIN LATERAL (
         SELECT tx_id, position FROM es_events
          WHERE tx_id < h.horizon
@@ -69,7 +83,7 @@ def _read_all_sql(filter: EventFilter | None) -> str:
         conditions.append("type = ANY ($5::text[])")
     return f"""
 SELECT h.horizon, e.*
-  FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon,
+  FROM (SELECT {_HORIZON_SQL} AS horizon,
                $4::text[] AS prefixes, $5::text[] AS types) AS h
   LEFT JOIN LATERAL (
         SELECT {_COLUMNS} FROM es_events
