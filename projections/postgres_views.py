@@ -247,7 +247,7 @@ class PostgresViewBuilder(ProjectionBuilder):
         async with self._pool.acquire() as connection:
             # The view is derived from the log: a batch lost to a database crash comes back
             # with its checkpoint (same transaction), so the commit need not wait for fsync.
-            # BEGIN and the setting go in one round trip (asyncpg's transaction() takes two).
+            # BEGIN and the settings go in one round trip (asyncpg's transaction() takes two).
             try:
                 await connection.execute(BEGIN_VIEW_BATCH)
                 rows = await connection.fetch(SELECT_ORDERS, _order_ids_of(events))
