@@ -3,7 +3,9 @@
 Prints, each beside the rate of a no-op unary call (``DiagnosticsService.Ping``) measured in
 the same run on the same machine:
 - PlaceOrder orders/s from concurrent unary clients;
-- StreamPlaceOrders orders/s (each answered once durably appended);
+- StreamPlaceOrders orders/s (each answered once durably appended), also beside the no-op
+  streaming baseline (``DiagnosticsService.StreamPing``, same streams and window): what the
+  gRPC transport alone carries here, answering each request;
 - place-to-fill-visible latency p50/p99 at a paced rate (~1k orders/s by default): from
   sending a crossing order to its trade arriving on a StreamTrades subscription (the trade
   is published once the views hold it).
@@ -233,26 +235,32 @@ async def place_rate(target: str, orders: int, concurrency: int, offset: int) ->
     )
 
 
-async def stream_rate(target: str, orders: int, streams: int, window: int, offset: int) -> float:
-    """Orders/s through StreamPlaceOrders, `window` unanswered requests per stream."""
-    per_stream = orders // streams
+async def _stream_rate(
+    target: str,
+    count: int,
+    streams: int,
+    window: int,
+    open_stream: Callable[[grpc.aio.Channel, AsyncIterator[Any]], AsyncIterator[Any]],
+    request: Callable[[int], Any],
+    accepted: Callable[[Any], bool],
+) -> float:
+    """Requests/s through a bidirectional stream answering each request, on `streams`
+    channels with `window` unanswered requests each; every answer must be `accepted`."""
+    per_stream = count // streams
 
     async def one_stream(index: int) -> None:
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = commands_grpc.OrderCommandServiceStub(channel)
             slots = asyncio.Semaphore(window)
 
-            async def requests() -> AsyncIterator[commands.StreamPlaceOrdersRequest]:
-                base = offset + index * per_stream
+            async def requests() -> AsyncIterator[Any]:
+                base = index * per_stream
                 for number in range(per_stream):
                     await slots.acquire()
-                    yield commands.StreamPlaceOrdersRequest(
-                        request_id=number, order=_order(base + number)
-                    )
+                    yield request(base + number)
 
             answered = 0
-            async for answer in stub.StreamPlaceOrders(requests()):
-                assert answer.WhichOneof("result") == "placed", answer
+            async for answer in open_stream(channel, requests()):
+                assert accepted(answer), answer
                 answered += 1
                 slots.release()
             assert answered == per_stream
@@ -260,6 +268,38 @@ async def stream_rate(target: str, orders: int, streams: int, window: int, offse
     started = time.perf_counter()
     await asyncio.gather(*(one_stream(i) for i in range(streams)))
     return per_stream * streams / (time.perf_counter() - started)
+
+
+async def stream_ping_rate(target: str, count: int, streams: int, window: int) -> float:
+    """The no-op baseline of `stream_rate`: StreamPing in the same shape."""
+    return await _stream_rate(
+        target,
+        count,
+        streams,
+        window,
+        lambda channel, requests: diagnostics_grpc.DiagnosticsServiceStub(channel).StreamPing(
+            requests
+        ),
+        lambda number: diagnostics.StreamPingRequest(request_id=number),
+        lambda answer: True,
+    )
+
+
+async def stream_rate(target: str, orders: int, streams: int, window: int, offset: int) -> float:
+    """Orders/s through StreamPlaceOrders, `window` unanswered requests per stream."""
+    return await _stream_rate(
+        target,
+        orders,
+        streams,
+        window,
+        lambda channel, requests: commands_grpc.OrderCommandServiceStub(channel).StreamPlaceOrders(
+            requests
+        ),
+        lambda number: commands.StreamPlaceOrdersRequest(
+            request_id=number, order=_order(offset + number)
+        ),
+        lambda answer: answer.WhichOneof("result") == "placed",
+    )
 
 
 async def place_to_fill(target: str, rate: float, pairs: int) -> tuple[float, float, float]:
@@ -382,6 +422,10 @@ async def run(arguments: argparse.Namespace) -> None:
         await ping_rate(target, 500, concurrency)  # warm up both sides
         ping = await ping_rate(target, arguments.calls, concurrency)
         print(f"no-op Ping (unary):                {ping:9,.0f} calls/s  ({concurrency} clients)")
+        stream_ping = await stream_ping_rate(
+            target, arguments.stream_orders, streams=2, window=arguments.window
+        )
+        print(f"no-op StreamPing (2 streams):      {stream_ping:9,.0f} answers/s")
         place = await place_rate(target, arguments.orders, concurrency, offset=0)
         print(
             f"PlaceOrder (unary):                {place:9,.0f} orders/s "
@@ -394,7 +438,7 @@ async def run(arguments: argparse.Namespace) -> None:
         )
         print(
             f"StreamPlaceOrders (2 streams):     {streamed:9,.0f} orders/s "
-            f"= {streamed / ping:.0%} of Ping"
+            f"= {streamed / ping:.0%} of Ping, {streamed / stream_ping:.0%} of StreamPing"
         )
         await drain(target, views)  # the whole pipeline's work for the streamed orders
         service_after, main_after, database_after = server.cpu_seconds()

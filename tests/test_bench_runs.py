@@ -34,7 +34,7 @@ TINY_RUNS = {
             "--rate",
             "200",
         ],
-        ("Ping", "PlaceOrder", "StreamPlaceOrders", "place-to-fill-visible"),
+        ("Ping", "StreamPing", "PlaceOrder", "StreamPlaceOrders", "place-to-fill-visible"),
     ),
     "tracing": (["--orders", "40", "--concurrency", "4"], ("tracing off", "tracing on")),
 }

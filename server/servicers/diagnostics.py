@@ -1,6 +1,8 @@
-"""DiagnosticsService.Ping: the no-op baseline of the benchmarks."""
+"""DiagnosticsService: the no-op baselines of the benchmarks, unary (Ping) and streaming."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -13,3 +15,11 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServiceServicer):
         self, request: pb.PingRequest, context: grpc.aio.ServicerContext
     ) -> pb.PingResponse:
         return pb.PingResponse()
+
+    async def StreamPing(
+        self,
+        request_iterator: AsyncIterator[pb.StreamPingRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamPingResponse]:
+        async for request in request_iterator:
+            yield pb.StreamPingResponse(request_id=request.request_id)

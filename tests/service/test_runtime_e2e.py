@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ async def test_list_instruments_and_ping(exchange: Exchange) -> None:
         ("ETH-USD", "0.01", "0.001"),
     ]
     assert await exchange.diagnostics.Ping(diagnostics.PingRequest()) == diagnostics.PingResponse()
+
+
+async def test_stream_ping_answers_every_request_with_its_id(exchange: Exchange) -> None:
+    async def requests() -> AsyncIterator[diagnostics.StreamPingRequest]:
+        for request_id in (7, 3, 11):
+            yield diagnostics.StreamPingRequest(request_id=request_id)
+
+    answers = [answer async for answer in exchange.diagnostics.StreamPing(requests())]
+    assert [answer.request_id for answer in answers] == [7, 3, 11]
 
 
 async def test_engine_in_a_child_process_matches_and_stops_with_the_app(

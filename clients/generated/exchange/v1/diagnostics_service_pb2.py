@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%exchange/v1/diagnostics_service.proto\x12\x0b\x65xchange.v1\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse2Q\n\x12\x44iagnosticsService\x12;\n\x04Ping\x12\x18.exchange.v1.PingRequest\x1a\x19.exchange.v1.PingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%exchange/v1/diagnostics_service.proto\x12\x0b\x65xchange.v1\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse\"\'\n\x11StreamPingRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\"(\n\x12StreamPingResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x32\xa4\x01\n\x12\x44iagnosticsService\x12;\n\x04Ping\x12\x18.exchange.v1.PingRequest\x1a\x19.exchange.v1.PingResponse\x12Q\n\nStreamPing\x12\x1e.exchange.v1.StreamPingRequest\x1a\x1f.exchange.v1.StreamPingResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PINGREQUEST']._serialized_end=67
   _globals['_PINGRESPONSE']._serialized_start=69
   _globals['_PINGRESPONSE']._serialized_end=83
-  _globals['_DIAGNOSTICSSERVICE']._serialized_start=85
-  _globals['_DIAGNOSTICSSERVICE']._serialized_end=166
+  _globals['_STREAMPINGREQUEST']._serialized_start=85
+  _globals['_STREAMPINGREQUEST']._serialized_end=124
+  _globals['_STREAMPINGRESPONSE']._serialized_start=126
+  _globals['_STREAMPINGRESPONSE']._serialized_end=166
+  _globals['_DIAGNOSTICSSERVICE']._serialized_start=169
+  _globals['_DIAGNOSTICSSERVICE']._serialized_end=333
 # @@protoc_insertion_point(module_scope)

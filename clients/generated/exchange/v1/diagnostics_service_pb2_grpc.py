@@ -40,6 +40,11 @@ class DiagnosticsServiceStub:
                 request_serializer=exchange_dot_v1_dot_diagnostics__service__pb2.PingRequest.SerializeToString,
                 response_deserializer=exchange_dot_v1_dot_diagnostics__service__pb2.PingResponse.FromString,
                 _registered_method=True)
+        self.StreamPing = channel.stream_stream(
+                '/exchange.v1.DiagnosticsService/StreamPing',
+                request_serializer=exchange_dot_v1_dot_diagnostics__service__pb2.StreamPingRequest.SerializeToString,
+                response_deserializer=exchange_dot_v1_dot_diagnostics__service__pb2.StreamPingResponse.FromString,
+                _registered_method=True)
 
 
 class DiagnosticsServiceServicer:
@@ -53,6 +58,14 @@ class DiagnosticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamPing(self, request_iterator, context):
+        """Answers each request as it arrives and does nothing else: the no-op baseline of
+        streaming order entry (StreamPlaceOrders), measured through the same server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DiagnosticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +73,11 @@ def add_DiagnosticsServiceServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=exchange_dot_v1_dot_diagnostics__service__pb2.PingRequest.FromString,
                     response_serializer=exchange_dot_v1_dot_diagnostics__service__pb2.PingResponse.SerializeToString,
+            ),
+            'StreamPing': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamPing,
+                    request_deserializer=exchange_dot_v1_dot_diagnostics__service__pb2.StreamPingRequest.FromString,
+                    response_serializer=exchange_dot_v1_dot_diagnostics__service__pb2.StreamPingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +108,33 @@ class DiagnosticsService:
             '/exchange.v1.DiagnosticsService/Ping',
             exchange_dot_v1_dot_diagnostics__service__pb2.PingRequest.SerializeToString,
             exchange_dot_v1_dot_diagnostics__service__pb2.PingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamPing(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/exchange.v1.DiagnosticsService/StreamPing',
+            exchange_dot_v1_dot_diagnostics__service__pb2.StreamPingRequest.SerializeToString,
+            exchange_dot_v1_dot_diagnostics__service__pb2.StreamPingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,10 @@ class DiagnosticsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> DiagnosticsServiceAsyncStub: ...
     Ping: _grpc.UnaryUnaryMultiCallable[_diagnostics_service_pb2.PingRequest, _diagnostics_service_pb2.PingResponse]
     """Does nothing: the baseline no-op call against which benchmarks compare real RPCs."""
+    StreamPing: _grpc.StreamStreamMultiCallable[_diagnostics_service_pb2.StreamPingRequest, _diagnostics_service_pb2.StreamPingResponse]
+    """Answers each request as it arrives and does nothing else: the no-op baseline of
+    streaming order entry (StreamPlaceOrders), measured through the same server.
+    """
 
 @_typing.type_check_only
 class DiagnosticsServiceAsyncStub(DiagnosticsServiceStub):
@@ -43,6 +47,10 @@ class DiagnosticsServiceAsyncStub(DiagnosticsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Ping: _aio.UnaryUnaryMultiCallable[_diagnostics_service_pb2.PingRequest, _diagnostics_service_pb2.PingResponse]  # type: ignore[assignment]
     """Does nothing: the baseline no-op call against which benchmarks compare real RPCs."""
+    StreamPing: _aio.StreamStreamMultiCallable[_diagnostics_service_pb2.StreamPingRequest, _diagnostics_service_pb2.StreamPingResponse]  # type: ignore[assignment]
+    """Answers each request as it arrives and does nothing else: the no-op baseline of
+    streaming order entry (StreamPlaceOrders), measured through the same server.
+    """
 
 class DiagnosticsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Diagnostics."""
@@ -54,5 +62,15 @@ class DiagnosticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_diagnostics_service_pb2.PingResponse, _abc.Awaitable[_diagnostics_service_pb2.PingResponse]]:
         """Does nothing: the baseline no-op call against which benchmarks compare real RPCs."""
+
+    @_abc_1.abstractmethod
+    def StreamPing(
+        self,
+        request_iterator: _MaybeAsyncIterator[_diagnostics_service_pb2.StreamPingRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_diagnostics_service_pb2.StreamPingResponse], _abc.AsyncIterator[_diagnostics_service_pb2.StreamPingResponse]]:
+        """Answers each request as it arrives and does nothing else: the no-op baseline of
+        streaming order entry (StreamPlaceOrders), measured through the same server.
+        """
 
 def add_DiagnosticsServiceServicer_to_server(servicer: DiagnosticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
