@@ -4,6 +4,7 @@ migrations, checkpoints inside a caller's transaction, group commit and id confl
 from __future__ import annotations
 
 import asyncio
+import enum
 import uuid
 from collections.abc import AsyncIterator
 
@@ -23,7 +24,13 @@ from server.eventstore import (
 )
 from server.eventstore.checkpoints import PostgresCheckpointStore
 from server.eventstore.postgres import PostgresEventStore
-from server.eventstore.postgres.schema import MIGRATIONS, migrate
+from server.eventstore.postgres.append import expectation_code
+from server.eventstore.postgres.schema import (
+    EXPECT_ANY,
+    EXPECT_NO_STREAM,
+    MIGRATIONS,
+    migrate,
+)
 from server.eventstore.postgres.store import _read_all_sql
 
 
@@ -362,3 +369,14 @@ async def test_two_stores_appending_the_same_events_at_once_write_them_once(
     finally:
         await first.close()
         await second.close()
+
+
+def test_expectation_codes_accept_ints_and_the_symbols_only() -> None:
+    class Version(enum.IntEnum):
+        THIRD = 2
+
+    assert [expectation_code(e) for e in (0, 7, Version.THIRD)] == [0, 7, 2]
+    assert [expectation_code(e) for e in (ANY, NO_STREAM)] == [EXPECT_ANY, EXPECT_NO_STREAM]
+    for refused in (True, -1, "3", 1.0):
+        with pytest.raises(ValueError):
+            expectation_code(refused)  # type: ignore[arg-type]
