@@ -4,6 +4,7 @@ migrations, checkpoints inside a caller's transaction, group commit and id confl
 from __future__ import annotations
 
 import asyncio
+import enum
 import uuid
 from collections.abc import AsyncIterator
 
@@ -23,7 +24,13 @@ from server.eventstore import (
 )
 from server.eventstore.checkpoints import PostgresCheckpointStore
 from server.eventstore.postgres import PostgresEventStore
-from server.eventstore.postgres.schema import MIGRATIONS, migrate
+from server.eventstore.postgres.append import expectation_code
+from server.eventstore.postgres.schema import (
+    EXPECT_ANY,
+    EXPECT_NO_STREAM,
+    MIGRATIONS,
+    migrate,
+)
 from server.eventstore.postgres.store import _read_all_sql
 
 
@@ -348,3 +355,56 @@ async def test_a_catch_up_page_walks_the_index_never_sorts_the_log(
         assert len(await store.read_all(None, limit=5000)) == 5000
     finally:
         await store.close()
+
+
+async def test_the_append_functions_keep_their_plan_settings(pg_store: PostgresEventStore) -> None:
+    """Replacing a function (CREATE OR REPLACE) drops its SET clauses: every migration that
+    replaces one must attach them again, or plans degrade to sequential scans."""
+    async with pg_store.pool.acquire() as connection:
+        rows = await connection.fetch(
+            "SELECT proname, proconfig FROM pg_proc"
+            " WHERE proname IN ('es_append', 'es_append_each')"
+        )
+    assert len(rows) == 2
+    for row in rows:
+        assert set(row["proconfig"]) == {
+            "enable_seqscan=off",
+            "plan_cache_mode=force_generic_plan",
+        }, row["proname"]
+
+
+async def test_two_stores_appending_the_same_events_at_once_write_them_once(
+    database_url: str, prefix: str
+) -> None:
+    """The second insert of the same ids fails on the unique index; es_append then answers
+    from what the first stored, as for any repeat: the original result, or a conflict."""
+    first, second = (
+        await PostgresEventStore.open(database_url),
+        await PostgresEventStore.open(database_url),
+    )
+    try:
+        for index in range(20):
+            events = [NewEvent("X", {"n": index}), NewEvent("Y", {"n": index})]
+            stream = f"{prefix}{index}"
+            outcomes = await asyncio.gather(
+                first.append(stream, events, ANY),
+                second.append(stream, events, ANY),
+                return_exceptions=True,
+            )
+            assert not any(isinstance(o, BaseException) for o in outcomes), outcomes
+            assert outcomes[0] == outcomes[1]
+            assert len(await first.read_stream(stream)) == 2
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_expectation_codes_accept_ints_and_the_symbols_only() -> None:
+    class Version(enum.IntEnum):
+        THIRD = 2
+
+    assert [expectation_code(e) for e in (0, 7, Version.THIRD)] == [0, 7, 2]
+    assert [expectation_code(e) for e in (ANY, NO_STREAM)] == [EXPECT_ANY, EXPECT_NO_STREAM]
+    for refused in (True, -1, "3", 1.0):
+        with pytest.raises(ValueError):
+            expectation_code(refused)  # type: ignore[arg-type]

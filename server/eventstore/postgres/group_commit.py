@@ -86,7 +86,7 @@ class GroupCommitWriter:
         batch: list[_QueuedAppend] = []
         event_count = 0
         while self._queue:
-            size = len(self._queue[0].request.event_ids)
+            size = len(self._queue[0].request.events)
             if batch and event_count + size > self._max_batch_events:
                 break
             queued = self._queue.popleft()

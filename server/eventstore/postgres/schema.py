@@ -379,6 +379,165 @@ ALTER FUNCTION es_append_each(text[], bigint[], int[], uuid[], text[], text[], t
     SET plan_cache_mode = force_generic_plan;
 """
 
+# Step 8's fast path gives step 4's answers with fewer index descents. Step 4 looked every
+# event id up before inserting (a descent per event that the insert's own unique check
+# repeats) and created new streams' rows with ON CONFLICT DO NOTHING (a speculative insert:
+# one more descent per new stream), raising serialization_failure for the caller to retry
+# when a stream had been created meanwhile. Now both inserts are plain, in a
+# subtransaction: a stored id or a stream created meanwhile fails them with
+# unique_violation, which undoes the attempt and hands the call to es_append_each, as the
+# id lookup did. A refused append is the one case the insert never sees, so only its ids
+# are still looked up (a repeat of a stored append must get the original answer). Answers
+# are collected first and returned after the subtransaction, so an undone attempt leaves
+# none behind. PostgreSQL CPU per event, same-process interleaved calls: batches of 1000
+# events ~28 -> ~23 us; group commits of 100 single-event appends to new streams ~58 ->
+# ~51 us; of 5 ~171 -> ~160 us.
+_CREATE_APPEND_WITHOUT_ID_LOOKUP = """
+CREATE OR REPLACE FUNCTION es_append(
+    p_streams   text[],
+    p_expected  bigint[],
+    p_counts    int[],
+    p_event_ids uuid[],
+    p_types     text[],
+    p_data      text[],
+    p_metadata  text[],
+    p_atomic    boolean
+) RETURNS TABLE (
+    out_request  int,
+    out_outcome  int,
+    out_version  bigint,
+    out_position bigint,
+    out_tx       xid8
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    request_count    int := coalesce(array_length(p_streams, 1), 0);
+    current_versions bigint[];
+    accepted         boolean[];
+    refused_index    int;
+    event_request    int[];
+    event_offset     int[];
+    written_requests int[];
+    written_versions bigint[];
+    written_positions bigint[];
+BEGIN
+    IF request_count = 0 THEN
+        RETURN;
+    END IF;
+    IF (SELECT count(DISTINCT s) FROM unnest(p_streams) AS s) <> request_count THEN
+        RETURN QUERY SELECT * FROM es_append_each(p_streams, p_expected, p_counts,
+            p_event_ids, p_types, p_data, p_metadata, p_atomic);
+        RETURN;
+    END IF;
+
+    BEGIN
+        -- Lock every existing stream row, in one (byte) order across all writers.
+        WITH locked AS MATERIALIZED (
+            SELECT s.stream, s.version FROM es_streams s
+             WHERE s.stream = ANY (p_streams)
+             ORDER BY s.stream COLLATE "C"
+               FOR UPDATE
+        )
+        SELECT array_agg(coalesce(l.version, -1) ORDER BY r.ordinal)
+          INTO current_versions
+          FROM unnest(p_streams) WITH ORDINALITY AS r(stream, ordinal)
+          LEFT JOIN locked l ON l.stream = r.stream;
+
+        -- Check every expectation at once (-2 any, -1 no stream, -4 stream exists, else
+        -- exact).
+        SELECT array_agg(r.expected = -2 OR r.expected = r.current_version
+                         OR (r.expected = -4 AND r.current_version >= 0) ORDER BY r.ordinal)
+          INTO accepted
+          FROM unnest(p_expected, current_versions) WITH ORDINALITY
+               AS r(expected, current_version, ordinal);
+
+        SELECT array_agg(c.ordinal ORDER BY c.ordinal, g.event_offset),
+               array_agg(g.event_offset ORDER BY c.ordinal, g.event_offset)
+          INTO event_request, event_offset
+          FROM unnest(p_counts) WITH ORDINALITY AS c(event_count, ordinal),
+               generate_series(1, c.event_count) AS g(event_offset);
+
+        refused_index := array_position(accepted, false);
+        -- A refused append may be the repeat of a stored one (whose answer is the
+        -- original result): only its ids tell, and only es_append_each answers that.
+        IF refused_index IS NOT NULL AND EXISTS (
+            SELECT 1 FROM es_events e
+             WHERE e.event_id = ANY (ARRAY(
+                       SELECT x.event_id
+                         FROM unnest(p_event_ids, event_request) AS x(event_id, request)
+                        WHERE NOT accepted[x.request]))) THEN
+            RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+                MESSAGE = 'a refused append has stored event ids';
+        END IF;
+        IF p_atomic AND refused_index IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'ES409', MESSAGE = 'wrong expected version',
+                DETAIL = json_build_object('stream', p_streams[refused_index],
+                    'expected', p_expected[refused_index],
+                    'actual', current_versions[refused_index])::text;
+        END IF;
+
+        -- New streams get their rows. One created meanwhile by another writer fails this
+        -- with unique_violation too: es_append_each then finds it and answers.
+        INSERT INTO es_streams (stream, version)
+        SELECT r.stream, r.event_count - 1
+          FROM unnest(p_streams, accepted, current_versions, p_counts)
+               AS r(stream, ok, current_version, event_count)
+         WHERE r.ok AND r.current_version = -1 AND r.event_count > 0;
+
+        UPDATE es_streams s SET version = m.current_version + m.event_count
+          FROM unnest(p_streams, accepted, current_versions, p_counts)
+               AS m(stream, ok, current_version, event_count)
+         WHERE s.stream = m.stream AND m.ok AND m.current_version >= 0 AND m.event_count > 0;
+
+        WITH inserted AS (
+            INSERT INTO es_events (event_id, stream, version, type, data, metadata)
+            SELECT e.event_id, p_streams[e.request],
+                   current_versions[e.request] + e.event_offset,
+                   e.event_type, e.event_data::json, e.event_metadata::json
+              FROM unnest(p_event_ids, p_types, p_data, p_metadata, event_request, event_offset)
+                   WITH ORDINALITY
+                   AS e(event_id, event_type, event_data, event_metadata, request,
+                        event_offset, ordinal)
+             WHERE accepted[e.request]
+             ORDER BY e.ordinal
+            RETURNING es_events.stream, es_events.version, es_events.position
+        )
+        SELECT array_agg(r.ordinal::int), array_agg(i.version), array_agg(i.position)
+          INTO written_requests, written_versions, written_positions
+          FROM inserted i
+          JOIN unnest(p_streams) WITH ORDINALITY AS r(stream, ordinal) ON r.stream = i.stream;
+    EXCEPTION WHEN unique_violation THEN
+        -- An event id is stored already (a repeat, a conflict, or a racing writer's
+        -- commit), or a stream was created meanwhile: everything above is undone; settle
+        -- each request on its own.
+        RETURN QUERY SELECT * FROM es_append_each(p_streams, p_expected, p_counts,
+            p_event_ids, p_types, p_data, p_metadata, p_atomic);
+        RETURN;
+    END;
+
+    -- Refusals, and accepted appends of no events, answer with the current version.
+    RETURN QUERY
+        SELECT r.ordinal::int, CASE WHEN r.ok THEN 0 ELSE 2 END, r.current_version,
+               NULL::bigint, NULL::xid8
+          FROM unnest(accepted, current_versions, p_counts) WITH ORDINALITY
+               AS r(ok, current_version, event_count, ordinal)
+         WHERE NOT r.ok OR r.event_count = 0;
+    RETURN QUERY
+        SELECT w.request, 0, w.version, w.position, pg_current_xact_id()
+          FROM unnest(written_requests, written_versions, written_positions)
+               AS w(request, version, position);
+END;
+$$;
+"""
+
+# CREATE OR REPLACE FUNCTION drops the settings steps 6 and 7 attached: attach them again.
+_REATTACH_FAST_PATH_SETTINGS = """
+ALTER FUNCTION es_append(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET enable_seqscan = off;
+ALTER FUNCTION es_append(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET plan_cache_mode = force_generic_plan;
+"""
+
 # (version, description, SQL). Never edit a shipped step: add a new one.
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events, streams and checkpoints tables", _CREATE_TABLES),
@@ -397,6 +556,11 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         7,
         "es_append*: plan once per session (index lookups only, so generic plans are safe)",
         _REUSE_PLANS,
+    ),
+    (
+        8,
+        "es_append: no lookups the inserts repeat (a subtransaction catches repeats, races)",
+        _CREATE_APPEND_WITHOUT_ID_LOOKUP + _REATTACH_FAST_PATH_SETTINGS,
     ),
 )
 
