@@ -112,9 +112,10 @@ async def _batch_appends(store: EventStore, batch_size: int, batches: int, tag: 
 
 
 async def _wait_until_visible(store: EventStore, last_stream: str) -> None:
-    """Return once the last event written is below the read horizon. A transaction running
-    elsewhere on the cluster holds the horizon back, and a catch-up timed meanwhile would
-    stop at a short page and report a rate for events it never read."""
+    """Return once the last event written is below the read horizon. A transaction still
+    running in this database holds the horizon back (before 2026-12-01 one in any database
+    of the cluster did), and a catch-up timed meanwhile would stop at a short page and
+    report a rate for events it never read."""
     last_position = (await store.read_stream(last_stream))[-1].position
     while (head := await store.head_position()) is None or head < last_position:
         await asyncio.sleep(0.01)
