@@ -36,7 +36,11 @@ from server.eventstore.port import (
     StreamAppend,
 )
 from server.eventstore.postgres.append import encode_request
-from server.eventstore.postgres.group_commit import GroupCommitWriter, call_append_retrying
+from server.eventstore.postgres.group_commit import (
+    DEFAULT_FLUSHERS,
+    GroupCommitWriter,
+    call_append_retrying,
+)
 from server.eventstore.postgres.schema import migrate
 from server.eventstore.postgres.signal import ChangeSignal, CommitNotifier, NotificationListener
 
@@ -154,7 +158,7 @@ class PostgresEventStore(EventStore):
         pool: asyncpg.Pool,
         poll_interval: float = 0.1,
         subscription_batch: int = 2000,
-        flushers: int = 3,
+        flushers: int = DEFAULT_FLUSHERS,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
@@ -176,7 +180,7 @@ class PostgresEventStore(EventStore):
         min_pool_size: int = 2,
         max_pool_size: int = 10,
         poll_interval: float = 0.1,
-        flushers: int = 3,
+        flushers: int = DEFAULT_FLUSHERS,
     ) -> PostgresEventStore:
         """Connect, migrate the schema (idempotent) and start the group-commit flushers."""
         pool = await asyncpg.create_pool(
