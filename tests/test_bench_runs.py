@@ -33,6 +33,7 @@ TINY_RUNS = {
             "20",
             "--rate",
             "200",
+            "50",
         ],
         ("Ping", "StreamPing", "PlaceOrder", "StreamPlaceOrders", "place-to-fill-visible"),
     ),
