@@ -80,38 +80,69 @@ _TRADE_COLUMNS_TYPED = (
 )
 
 
-def _unnest(columns_typed: Sequence[tuple[str, str]]) -> str:
-    """`unnest($1::t1[], $2::t2[], ...) AS u(c1, c2, ...)`: a whole batch of rows as one
+def _unnest(columns_typed: Sequence[tuple[str, str]], first_parameter: int) -> str:
+    """`unnest($n::t1[], $n+1::t2[], ...) AS u(c1, c2, ...)`: a whole batch of rows as one
     parameter per column, so one statement writes them all."""
     arrays = ", ".join(
-        f"${index}::{kind}[]" for index, (_, kind) in enumerate(columns_typed, start=1)
+        f"${index}::{kind}[]"
+        for index, (_, kind) in enumerate(columns_typed, start=first_parameter)
     )
     names = ", ".join(column for column, _ in columns_typed)
     return f"unnest({arrays}) AS u({names})"
 
 
-def _insert_sql(table: str, columns_typed: Sequence[tuple[str, str]]) -> str:
+def _insert_sql(table: str, columns_typed: Sequence[tuple[str, str]], first_parameter: int) -> str:
     names = ", ".join(column for column, _ in columns_typed)
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {_unnest(columns_typed)}"
+    unnest = _unnest(columns_typed, first_parameter)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {unnest}"
 
 
-_INSERT_ORDERS = _insert_sql("view_orders", (*_ORDER_COLUMNS_TYPED, ("order_seq", "bigint")))
-_UPDATE_ORDERS = (
-    "UPDATE view_orders AS o SET "
-    + ", ".join(f"{column} = u.{column}" for column in _ORDER_COLUMNS[1:])
-    + f" FROM {_unnest(_ORDER_COLUMNS_TYPED)} WHERE o.order_id = u.order_id"
-)
 SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM view_orders WHERE order_id = ANY($1)"
-_INSERT_FILLS = _insert_sql("view_order_fills", _FILL_COLUMNS_TYPED)
-_INSERT_TRADES = _insert_sql("view_trades", _TRADE_COLUMNS_TYPED)
+
+# The statements of one batch's writes, in the order of their parameters: each takes one
+# array per column (empty when the batch has no such rows).
+_NEW_ORDER_COLUMNS = (*_ORDER_COLUMNS_TYPED, ("order_seq", "bigint"))
+_WRITE_PARTS = (
+    ("new_orders", "view_orders", _NEW_ORDER_COLUMNS),
+    ("changed_orders", "view_orders", _ORDER_COLUMNS_TYPED),
+    ("new_fills", "view_order_fills", _FILL_COLUMNS_TYPED),
+    ("new_trades", "view_trades", _TRADE_COLUMNS_TYPED),
+)
 
 
-async def _write_rows(
-    connection: asyncpg.Connection, sql: str, rows: list[tuple[Any, ...]]
-) -> None:
-    """Run a set-based statement over `rows` (transposed into one array per column)."""
-    if rows:
-        await connection.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+def _write_batch_sql() -> str:
+    """All of a batch's writes, checkpoint included, as one statement (data-modifying CTEs):
+    one round trip instead of one per table. Its parts touch disjoint rows (new orders are
+    inserted, existing ones updated), so that they run on one snapshot changes nothing."""
+    first = 1
+    parts: list[str] = []
+    for name, table, columns in _WRITE_PARTS:
+        if name == "changed_orders":
+            sql = (
+                f"UPDATE {table} AS o SET "
+                + ", ".join(f"{column} = u.{column}" for column in _ORDER_COLUMNS[1:])
+                + f" FROM {_unnest(columns, first)} WHERE o.order_id = u.order_id"
+            )
+        else:
+            sql = _insert_sql(table, columns, first)
+        parts.append(f"{name} AS ({sql})")
+        first += len(columns)
+    parts.append(
+        f"checkpoint AS (INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at)"
+        f" VALUES (${first}, ${first + 1}, now()) ON CONFLICT (name) DO UPDATE"
+        " SET position = EXCLUDED.position, updated_at = now())"
+    )
+    return "WITH " + ",\n     ".join(parts) + "\nSELECT 1"
+
+
+_WRITE_BATCH = _write_batch_sql()
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """`rows` transposed into one list per column (`width` empty lists for no rows)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 _LAST_SEQUENCES = (
@@ -124,10 +155,6 @@ _LAST_SEQUENCES = (
 # comparing each row with each id: a batch cost more the longer the exchange ran, and that
 # scan was about a third of PostgreSQL's CPU per order in `bench.service`.
 BEGIN_VIEW_BATCH = "BEGIN; SET LOCAL synchronous_commit TO OFF; SET LOCAL enable_seqscan TO OFF"
-_SAVE_CHECKPOINT = (
-    f"INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at) VALUES ($1, $2, now())"
-    " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()"
-)
 
 
 async def load_checkpoint(pool: asyncpg.Pool, name: str) -> LogPosition | None:
@@ -260,9 +287,12 @@ class PostgresViewBuilder(ProjectionBuilder):
                 for event in events:
                     reducer.apply(event)
                 batch = reducer.finish()
-                sequences = await self._write(connection, reducer.orders, batch, self._sequences)
-                await connection.execute(
-                    _SAVE_CHECKPOINT, self.name, ev.position_token(events[-1].position)
+                sequences = await self._write(
+                    connection,
+                    reducer.orders,
+                    batch,
+                    self._sequences,
+                    (self.name, ev.position_token(events[-1].position)),
                 )
                 await connection.execute("COMMIT")
             except BaseException:
@@ -294,59 +324,51 @@ class PostgresViewBuilder(ProjectionBuilder):
         orders: dict[str, OrderState],
         batch: ReducedBatch,
         sequences: _Sequences,
+        checkpoint: tuple[str, str],
     ) -> _Sequences:
-        """Write a reduced batch; return the row counters after it."""
+        """Write a reduced batch and the builder's checkpoint (one statement); return the
+        row counters after it."""
         order_seq, fill_seq, trade_seq = sequences
-        await _write_rows(
-            connection,
-            _INSERT_ORDERS,
-            [
-                (*_row_of(orders[order_id]), order_seq + index)
-                for index, order_id in enumerate(batch.created_order_ids, start=1)
-            ],
-        )
-        await _write_rows(
-            connection,
-            _UPDATE_ORDERS,
-            [_row_of(orders[order_id]) for order_id in batch.changed_order_ids],
-        )
-        await _write_rows(
-            connection,
-            _INSERT_FILLS,
-            [
-                (
-                    new.order_id,
-                    new.fill.trade_id,
-                    new.fill.price,
-                    new.fill.quantity,
-                    new.fill.liquidity,
-                    new.fill.executed_at,
-                    fill_seq + index,
-                )
-                for index, new in enumerate(batch.fills, start=1)
-            ],
-        )
-        await _write_rows(
-            connection,
-            _INSERT_TRADES,
-            [
-                (
-                    trade.instrument,
-                    trade.trade_id,
-                    trade.price,
-                    trade.quantity,
-                    trade.maker_order_id,
-                    trade.taker_order_id,
-                    trade.taker_side,
-                    trade.maker_user_id,
-                    trade.taker_user_id,
-                    trade.executed_at,
-                    trade.position,
-                    trade_seq + index,
-                )
-                for index, trade in enumerate(batch.trades, start=1)
-            ],
-        )
+        new_orders = [
+            (*_row_of(orders[order_id]), order_seq + index)
+            for index, order_id in enumerate(batch.created_order_ids, start=1)
+        ]
+        changed_orders = [_row_of(orders[order_id]) for order_id in batch.changed_order_ids]
+        new_fills = [
+            (
+                new.order_id,
+                new.fill.trade_id,
+                new.fill.price,
+                new.fill.quantity,
+                new.fill.liquidity,
+                new.fill.executed_at,
+                fill_seq + index,
+            )
+            for index, new in enumerate(batch.fills, start=1)
+        ]
+        new_trades = [
+            (
+                trade.instrument,
+                trade.trade_id,
+                trade.price,
+                trade.quantity,
+                trade.maker_order_id,
+                trade.taker_order_id,
+                trade.taker_side,
+                trade.maker_user_id,
+                trade.taker_user_id,
+                trade.executed_at,
+                trade.position,
+                trade_seq + index,
+            )
+            for index, trade in enumerate(batch.trades, start=1)
+        ]
+        arguments: list[Any] = []
+        for rows, (_, _, columns) in zip(
+            (new_orders, changed_orders, new_fills, new_trades), _WRITE_PARTS, strict=True
+        ):
+            arguments.extend(_columns(rows, len(columns)))
+        await connection.execute(_WRITE_BATCH, *arguments, *checkpoint)
         return _Sequences(
             order_seq + len(batch.created_order_ids),
             fill_seq + len(batch.fills),

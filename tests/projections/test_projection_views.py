@@ -255,12 +255,12 @@ async def test_restart_from_checkpoints_applies_nothing_twice(
 
 
 class PostgresBuilderCrashingOnce(PostgresViewBuilder):
-    """Writes a batch's rows, then fails before the commit (once)."""
+    """Writes a batch's rows and checkpoint, then fails before the commit (once)."""
 
     crashed = False
 
-    async def _write(self, connection, orders, batch, sequences):  # type: ignore[no-untyped-def,override]
-        written = await PostgresViewBuilder._write(connection, orders, batch, sequences)
+    async def _write(self, connection, orders, batch, sequences, checkpoint):  # type: ignore[no-untyped-def,override]
+        written = await PostgresViewBuilder._write(connection, orders, batch, sequences, checkpoint)
         if batch.trades and not self.crashed:
             PostgresBuilderCrashingOnce.crashed = True
             raise ConnectionError("simulated crash inside the transaction")
