@@ -106,6 +106,36 @@ def run_throughput(commands: list[Command]) -> tuple[float, Counter[str]]:
     return elapsed, counts
 
 
+def run_with_waiting_stops(commands: list[Command], stops: int) -> float:
+    """The same stream with `stops` stop orders waiting far from the market on both sides
+    (they never trigger): CPU seconds. Every move of the last price looks for stops whose
+    condition holds, so this shows what that look costs when many stops wait."""
+    engine = MatchingEngine([INSTRUMENT])
+    symbol = INSTRUMENT.symbol
+    for index in range(stops):
+        side = Side.BUY if index % 2 else Side.SELL
+        away = 10_000 + index  # ticks: far beyond any price or slippage band of the stream
+        stop_price = MID_TICKS + away if side is Side.BUY else MID_TICKS - away
+        engine.handle(
+            PlaceOrder(
+                f"waiting-stop-{index}",
+                f"stop-user-{index % 100}",
+                symbol,
+                side,
+                OrderType.STOP_LIMIT,
+                100,
+                stop_price,
+                stop_price=stop_price,
+            )
+        )
+    handle = engine.handle
+    _settle_garbage_collector()
+    started = time.process_time()
+    for command in commands:
+        handle(command)
+    return time.process_time() - started
+
+
 def run_latency(commands: list[Command]) -> list[int]:
     engine = MatchingEngine([INSTRUMENT])
     handle = engine.handle
@@ -182,6 +212,13 @@ def main(argv: list[str]) -> None:
         action="store_false",
         help="skip timing the bare sorted-dict book used as this machine's yardstick",
     )
+    parser.add_argument(
+        "--waiting-stops",
+        type=int,
+        default=10_000,
+        help="also time the stream with this many stops waiting far away (0: skip)",
+    )
+    parser.add_argument("--waiting-stops-ops", type=int, default=200_000, help="ops of that run")
     args = parser.parse_args(argv)
     commands = build_workload(args.ops, args.seed)
     kinds = Counter(c.order_type.value if isinstance(c, PlaceOrder) else "CANCEL" for c in commands)
@@ -191,6 +228,13 @@ def main(argv: list[str]) -> None:
         f"engine: {len(commands) / elapsed:,.0f} ops per CPU-second "
         f"({elapsed:.2f} s CPU)"
     )
+    if args.waiting_stops:
+        stream = commands[: args.waiting_stops_ops]
+        elapsed = run_with_waiting_stops(stream, args.waiting_stops)
+        print(
+            f"engine with {args.waiting_stops:,} stops waiting (never triggered), first "
+            f"{len(stream):,} ops: {len(stream) / elapsed:,.0f} ops per CPU-second"
+        )
     if args.calibrate:
         bare = min(run_bare_book(commands) for _ in range(max(1, args.repeat)))
         print(

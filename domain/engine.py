@@ -348,7 +348,7 @@ class MatchingEngine:
             orders[order_id] = order
             return events
         if order_type is _STOP_LIMIT or order_type is _STOP_MARKET:
-            book.stops[order_id] = order
+            book.add_stop(order)
             orders[order_id] = order
             return events
         last_before = book.last_price
@@ -573,21 +573,14 @@ class MatchingEngine:
 
     def _trigger_stops(self, book: OrderBook, events: list[Event]) -> None:
         """While a waiting stop's condition holds, trigger the oldest such stop and match it."""
-        stops = book.stops
-        while stops:
+        while book.stops:
             last = book.last_price
             if last is None:
                 return
-            chosen: Order | None = None
-            for stop in stops.values():
-                stop_price = stop.stop_price
-                assert stop_price is not None
-                if (last >= stop_price) if stop.is_buy else (last <= stop_price):
-                    chosen = stop
-                    break
+            chosen = book.oldest_triggered_stop(last)
             if chosen is None:
                 return
-            del stops[chosen.order_id]
+            book.remove_stop(chosen.order_id)
             chosen.triggered = True
             assert chosen.stop_price is not None
             events.append(
@@ -600,7 +593,7 @@ class MatchingEngine:
         if order.live:
             (book.bids if order.is_buy else book.asks).remove(order)
         else:
-            book.stops.pop(order.order_id, None)
+            book.remove_stop(order.order_id)
         del self._orders[order.order_id]
 
     def _cancel(self, command: CancelOrder) -> list[Event]:
@@ -622,7 +615,7 @@ class MatchingEngine:
             if not level.count:
                 side.drop_level(key)
         else:
-            self._books[order.instrument].stops.pop(order_id, None)
+            self._books[order.instrument].remove_stop(order_id)
         self._closed[order_id] = _CANCELLED
         return [
             OrderCancelled(
@@ -781,7 +774,7 @@ class MatchingEngine:
         if event.expire_time is not None:
             heapq.heappush(self._expiry, (event.expire_time, seq, event.order_id))
         if order.order_type is _STOP_LIMIT or order.order_type is _STOP_MARKET:
-            book.stops[event.order_id] = order
+            book.add_stop(order)
         elif order.order_type is _LIMIT:
             # It rests at once; the fills and cancels that follow in the log take it back to
             # where matching left it, and no other order can come in between.
@@ -847,7 +840,8 @@ class MatchingEngine:
 
     def _apply_stop_triggered(self, event: StopTriggered) -> None:
         book = self._books[event.instrument]
-        order = book.stops.pop(event.order_id)
+        order = book.remove_stop(event.order_id)
+        assert order is not None
         order.triggered = True
         if order.order_type is _STOP_LIMIT:
             book.side_of(order).add_live(order)
@@ -909,7 +903,7 @@ class MatchingEngine:
                     engine._orders[order.order_id] = order
             for order_data in data["stops"]:
                 order = _order_from_dict(order_data)
-                book.stops[order.order_id] = order
+                book.add_stop(order)
                 engine._orders[order.order_id] = order
         engine._expiry = [
             (order.expire_time, order.seq, order.order_id)

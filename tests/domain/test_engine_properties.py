@@ -32,6 +32,7 @@ from domain.events import (
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
+    StopTriggered,
     TradeExecuted,
 )
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
@@ -286,3 +287,56 @@ def test_rebuild_and_snapshot_restore_behave_identically(
         assert rebuilt.handle(command) == expected
         assert restored.handle(command) == expected
     assert rebuilt.snapshot() == restored.snapshot() == original.snapshot()
+
+
+class _ScanningEngine(MatchingEngine):
+    """The trigger rule as first written, the reference for the price-indexed stops: scan
+    every waiting stop in arrival order and trigger the first whose condition holds."""
+
+    def _trigger_stops(self, book, events):  # type: ignore[no-untyped-def]
+        while book.stops:
+            last = book.last_price
+            if last is None:
+                return
+            chosen = next(
+                (
+                    stop
+                    for stop in book.stops.values()
+                    if (last >= stop.stop_price if stop.is_buy else last <= stop.stop_price)
+                ),
+                None,
+            )
+            if chosen is None:
+                return
+            book.remove_stop(chosen.order_id)
+            chosen.triggered = True
+            events.append(
+                StopTriggered(chosen.order_id, book.symbol, chosen.stop_price, last, self._now)
+            )
+            self._execute(book, chosen, events)
+
+
+# Streams where stops are most of the orders and prices few, so that cascades (a stop's
+# trades triggering more), several stops holding at once and a last price landing exactly
+# on a stop price are common.
+NEAR = st.integers(98, 102)
+NEAR_STOP_OP = st.tuples(st.just("stop"), SIDES, QUANTITIES, NEAR, NEAR, USERS, st.booleans(), STPS)
+NEAR_LIMIT_OP = st.tuples(
+    st.just("limit"), SIDES, QUANTITIES, NEAR, USERS, st.just(TimeInForce.GTC), st.just(False), STPS
+)
+STOP_HEAVY_OPS = st.lists(
+    st.one_of(
+        NEAR_STOP_OP, NEAR_STOP_OP, NEAR_STOP_OP, NEAR_LIMIT_OP, NEAR_LIMIT_OP, MARKET_OP, CANCEL_OP
+    ),
+    max_size=80,
+)
+
+
+@PROPERTY_SETTINGS
+@given(STOP_HEAVY_OPS)
+def test_stops_trigger_exactly_as_a_scan_in_arrival_order_would(
+    ops: list[tuple[Any, ...]],
+) -> None:
+    indexed, scanning = MatchingEngine([INSTRUMENT]), _ScanningEngine([INSTRUMENT])
+    for command in to_commands(ops):
+        assert indexed.handle(command) == scanning.handle(command), command
