@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
-import orjson
+import msgspec
 
 from server.eventstore.checkpoints import PostgresCheckpointStore
 from server.eventstore.port import (
@@ -111,11 +111,17 @@ def _like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+# msgspec's decoder builds the same dicts as orjson.loads, faster on these small objects
+# (an order request's data: 2.55 against 3.3 us; a whole decoded row: ~4.5 against ~5.1 us).
+# It runs for every event a catch-up reads, twice (data, metadata).
+_decode_json = msgspec.json.Decoder().decode
+
+
 def _recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
     """Records from rows of `_COLUMNS`. Unpacking each row at once and building the
     structs positionally is a little cheaper (~7%) than indexing field by field with
     keywords; this loop runs for every event a catch-up reads."""
-    loads = orjson.loads
+    loads = _decode_json
     return [
         RecordedEvent(
             event_id,
@@ -133,7 +139,7 @@ def _recorded(rows: Sequence[Any]) -> list[RecordedEvent]:
 
 def _recorded_after_horizon(rows: Sequence[Any]) -> list[RecordedEvent]:
     """`_recorded` for read_all's rows, which carry the horizon in front of `_COLUMNS`."""
-    loads = orjson.loads
+    loads = _decode_json
     return [
         RecordedEvent(
             event_id,
