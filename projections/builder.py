@@ -63,8 +63,8 @@ class _TransactionBatches:
     An atomic append (e.g. the engine runner's results for a batch of inputs) is one
     transaction; applying it whole means a view never shows half of it, and the batches,
     hence the book sequence numbers, depend on the log alone, not on timing. A batch ends
-    when the next event belongs to another transaction, or when the last event is the
-    log's head (everything visible is applied).
+    when the next event belongs to another transaction, or when the store says that no
+    event of the last one's transaction follows it.
     """
 
     def __init__(self, event_store: EventStore, queue: asyncio.Queue[Any], batch_max: int):
@@ -97,10 +97,9 @@ class _TransactionBatches:
                 batch.append(item)
             if transaction_of(batch[-1]) is None:
                 return batch
-            head = await self._event_store.head_position()
-            if head is None or not batch[-1].position < head:
+            if not await self._event_store.transaction_may_continue(batch[-1].position):
                 return batch
-            # More is visible than we hold: the transaction may go on; wait for it.
+            # The transaction goes on beyond what we hold: wait for the rest of it.
             item = await self._queue.get()
             if item is _END:
                 self.ended = True

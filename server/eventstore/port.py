@@ -217,6 +217,16 @@ class EventStore(abc.ABC):
     async def head_position(self) -> LogPosition | None:
         """The position of the last event a subscriber can see now (None for an empty log)."""
 
+    async def transaction_may_continue(self, position: LogPosition) -> bool:
+        """False when no event written in the same transaction as the event at `position`
+        comes after it, True when one may. Readers that apply a transaction whole ask this
+        when they have read up to `position` and nothing more has arrived yet.
+
+        This default cannot tell transactions apart: True while anything visible follows.
+        """
+        head = await self.head_position()
+        return head is not None and position < head
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections; subscriptions end."""

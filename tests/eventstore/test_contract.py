@@ -249,6 +249,24 @@ async def test_multi_stream_append_writes_every_stream(store: EventStore, prefix
         assert [e.position for e in stored] == list(result.positions)
 
 
+async def test_a_transaction_may_continue_until_its_last_event(
+    store: EventStore, prefix: str
+) -> None:
+    results = await store.append_multi(
+        [
+            StreamAppend(f"{prefix}order-1", events(2), NO_STREAM),
+            StreamAppend(f"{prefix}trades", events(1), NO_STREAM),
+        ]
+    )
+    positions = sorted(p for result in results for p in result.positions)
+    head = await store.head_position()
+    while head is None or head < positions[-1]:  # the append may be a moment from visible
+        await asyncio.sleep(0.01)
+        head = await store.head_position()
+
+    assert [await store.transaction_may_continue(p) for p in positions] == [True, True, False]
+
+
 async def test_multi_stream_append_with_one_conflict_writes_nothing(
     store: EventStore, prefix: str
 ) -> None:

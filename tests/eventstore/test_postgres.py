@@ -108,6 +108,21 @@ async def test_a_write_open_in_another_database_does_not_hold_delivery_back(
     assert [event.position for event in delivered] == list(written.positions)
 
 
+async def test_a_finished_transaction_does_not_continue_whatever_follows_it(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    """PostgreSQL tells transactions apart: the last event of one does not continue even
+    with later transactions visible after it (the port's default would say it may)."""
+    atomic = await pg_store.append_multi(
+        [StreamAppend(f"{prefix}a", [NewEvent("A", {}), NewEvent("A", {})], NO_STREAM)]
+    )
+    await pg_store.append(f"{prefix}b", [NewEvent("B", {})], NO_STREAM)
+    first, last = atomic[0].positions
+
+    assert await pg_store.transaction_may_continue(first)
+    assert not await pg_store.transaction_may_continue(last)
+
+
 async def _take(subscription: AsyncIterator, count: int) -> list:  # type: ignore[type-arg]
     taken = []
     async for event in subscription:

@@ -77,6 +77,11 @@ SELECT e.tx_id, e.position
 """
 
 
+_LATER_IN_TRANSACTION_SQL = """
+SELECT EXISTS (SELECT 1 FROM es_events WHERE tx_id = $1::xid8 AND position > $2::bigint)
+"""
+
+
 def _read_all_sql(filter: EventFilter | None) -> str:
     """Events after ($1, $2) below the horizon, at most $3; the horizon rides on every row
     (and on a lone row of NULLs when nothing matched) so a subscriber can skip past it."""
@@ -304,6 +309,13 @@ class PostgresEventStore(EventStore):
         if rows[0][1] is None:  # the lone row of NULLs: nothing matched
             return [], horizon
         return _recorded_after_horizon(rows), horizon
+
+    async def transaction_may_continue(self, position: LogPosition) -> bool:
+        # A transaction's rows become visible together: once one is read, all are there.
+        # One probe of the primary key, where the head would look at the horizon.
+        self._check_open()
+        more: bool = await self._pool.fetchval(_LATER_IN_TRANSACTION_SQL, position.tx, position.seq)
+        return more
 
     async def head_position(self) -> LogPosition | None:
         self._check_open()
