@@ -40,12 +40,12 @@ from server.engine_process import EngineProcess
 from server.engine_runner import EngineRunner
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
-from server.eventstore.postgres.store import keep_session
 from server.instrument_config import load_instruments
 from server.observability import metrics
 from server.observability.interceptors import server_interceptors
 from server.observability.logging import configure_logging
 from server.observability.tracing import configure_tracing
+from server.pg_pools import keep_session
 from server.servicers.commands import OrderCommandServicer
 from server.servicers.diagnostics import DiagnosticsServicer
 from server.servicers.market_data import MarketDataServicer

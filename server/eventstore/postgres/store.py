@@ -43,6 +43,7 @@ from server.eventstore.postgres.group_commit import (
 )
 from server.eventstore.postgres.schema import migrate
 from server.eventstore.postgres.signal import ChangeSignal, CommitNotifier, NotificationListener
+from server.pg_pools import keep_session
 
 _COLUMNS = "position, tx_id, event_id, stream, version, type, data, metadata, recorded_at"
 
@@ -100,15 +101,6 @@ SELECT h.horizon, e.*
          ORDER BY tx_id, position
          LIMIT $3) AS e ON true
 """
-
-
-async def keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset that leaves the session as it is. asyncpg still rolls back an open
-    transaction and drops listeners before calling it; what its default reset adds (a
-    `RESET ALL; UNLISTEN *; ...` round trip) undoes session state that no user of these
-    pools sets (`SET LOCAL` only; LISTEN has a connection of its own), and it cost one
-    round trip per pooled query: per catch-up page, per head check, per engine batch."""
-    return None
 
 
 def _like_prefix(prefix: str) -> str:
