@@ -9,8 +9,8 @@ creates for the run and drops afterwards:
 Targets (issue #5): concurrent single-event appends > 50k events/s (group commit),
 catch-up > 200k events/s, append-to-delivery p99 < 10 ms.
 
-The store runs under the garbage-collector settings of the service process (server/app.py:
-gen-0 threshold GC_GEN0_THRESHOLD, start-up objects frozen), not the interpreter defaults:
+The store runs under the garbage-collector settings of the service process (server/app.py
+configure_garbage_collector, start-up objects frozen), not the interpreter defaults:
 with the defaults the collector alone took ~30% of a catch-up read.
 """
 
@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 import psutil
 
-from server.app import GC_GEN0_THRESHOLD
+from server.app import configure_garbage_collector
 from server.eventstore import NO_STREAM, EventStore, NewEvent, open_event_store
 
 
@@ -221,9 +221,9 @@ async def _machine_baseline(url: str) -> None:
 
 
 def _use_service_gc_settings() -> None:
-    """The collector as the service process runs it (server/app.py configure_process, and
-    gc.freeze() once started in server/__main__.py), so the figures are the service's."""
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+    """The collector as the service process runs it (server/app.py, and gc.freeze() once
+    started in server/__main__.py), so the figures are the service's."""
+    configure_garbage_collector()
     gc.freeze()
 
 

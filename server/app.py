@@ -88,13 +88,17 @@ def configure_process(settings: Settings) -> None:
     """Logging, tracing and the garbage collector, once per process."""
     configure_logging(settings.log_level, settings.log_json)
     configure_tracing("exchange")
-    # Every order allocates thousands of short-lived objects (protobufs, dicts, events)
-    # and almost no reference cycles: with the default gen-0 threshold (700) the collector
-    # runs several times per order and took ~6% of the server's CPU under load.
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+    configure_garbage_collector()
 
 
 GC_GEN0_THRESHOLD = 50_000
+
+
+def configure_garbage_collector() -> None:
+    """Every order allocates thousands of short-lived objects (protobufs, dicts, events)
+    and almost no reference cycles: with the default gen-0 threshold (700) the collector
+    ran several times per order and took ~6% of the server's CPU under load."""
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
 @dataclass
