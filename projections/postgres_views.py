@@ -99,40 +99,35 @@ def _insert_sql(table: str, columns_typed: Sequence[tuple[str, str]], first_para
 
 SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM view_orders WHERE order_id = ANY($1)"
 
-# The statements of one batch's writes, in the order of their parameters: each takes one
-# array per column (empty when the batch has no such rows).
 _NEW_ORDER_COLUMNS = (*_ORDER_COLUMNS_TYPED, ("order_seq", "bigint"))
-_WRITE_PARTS = (
-    ("new_orders", "view_orders", _NEW_ORDER_COLUMNS),
-    ("changed_orders", "view_orders", _ORDER_COLUMNS_TYPED),
-    ("new_fills", "view_order_fills", _FILL_COLUMNS_TYPED),
-    ("new_trades", "view_trades", _TRADE_COLUMNS_TYPED),
-)
 
 
 def _write_batch_sql() -> str:
     """All of a batch's writes, checkpoint included, as one statement (data-modifying CTEs):
     one round trip instead of one per table. Its parts touch disjoint rows (new orders are
-    inserted, existing ones updated), so that they run on one snapshot changes nothing."""
-    first = 1
-    parts: list[str] = []
-    for name, table, columns in _WRITE_PARTS:
-        if name == "changed_orders":
-            sql = (
-                f"UPDATE {table} AS o SET "
-                + ", ".join(f"{column} = u.{column}" for column in _ORDER_COLUMNS[1:])
-                + f" FROM {_unnest(columns, first)} WHERE o.order_id = u.order_id"
-            )
-        else:
-            sql = _insert_sql(table, columns, first)
-        parts.append(f"{name} AS ({sql})")
-        first += len(columns)
-    parts.append(
-        f"checkpoint AS (INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at)"
-        f" VALUES (${first}, ${first + 1}, now()) ON CONFLICT (name) DO UPDATE"
-        " SET position = EXCLUDED.position, updated_at = now())"
+    inserted, existing ones updated), so that they run on one snapshot changes nothing.
+    Parameters: one array per column of new orders, changed orders, fills and trades, in
+    that order (empty arrays when the batch has none), then the checkpoint's name and
+    position."""
+    changed_at = 1 + len(_NEW_ORDER_COLUMNS)
+    fills_at = changed_at + len(_ORDER_COLUMNS_TYPED)
+    trades_at = fills_at + len(_FILL_COLUMNS_TYPED)
+    checkpoint_at = trades_at + len(_TRADE_COLUMNS_TYPED)
+    update_orders = (
+        "UPDATE view_orders AS o SET "
+        + ", ".join(f"{column} = u.{column}" for column in _ORDER_COLUMNS[1:])
+        + f" FROM {_unnest(_ORDER_COLUMNS_TYPED, changed_at)} WHERE o.order_id = u.order_id"
     )
-    return "WITH " + ",\n     ".join(parts) + "\nSELECT 1"
+    return (
+        f"WITH new_orders AS ({_insert_sql('view_orders', _NEW_ORDER_COLUMNS, 1)}),\n"
+        f"     changed_orders AS ({update_orders}),\n"
+        f"     new_fills AS ({_insert_sql('view_order_fills', _FILL_COLUMNS_TYPED, fills_at)}),\n"
+        f"     new_trades AS ({_insert_sql('view_trades', _TRADE_COLUMNS_TYPED, trades_at)}),\n"
+        f"     checkpoint AS (INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at)"
+        f" VALUES (${checkpoint_at}, ${checkpoint_at + 1}, now()) ON CONFLICT (name) DO UPDATE"
+        " SET position = EXCLUDED.position, updated_at = now())\n"
+        "SELECT 1"
+    )
 
 
 _WRITE_BATCH = _write_batch_sql()
@@ -363,12 +358,14 @@ class PostgresViewBuilder(ProjectionBuilder):
             )
             for index, trade in enumerate(batch.trades, start=1)
         ]
-        arguments: list[Any] = []
-        for rows, (_, _, columns) in zip(
-            (new_orders, changed_orders, new_fills, new_trades), _WRITE_PARTS, strict=True
-        ):
-            arguments.extend(_columns(rows, len(columns)))
-        await connection.execute(_WRITE_BATCH, *arguments, *checkpoint)
+        await connection.execute(
+            _WRITE_BATCH,
+            *_columns(new_orders, len(_NEW_ORDER_COLUMNS)),
+            *_columns(changed_orders, len(_ORDER_COLUMNS_TYPED)),
+            *_columns(new_fills, len(_FILL_COLUMNS_TYPED)),
+            *_columns(new_trades, len(_TRADE_COLUMNS_TYPED)),
+            *checkpoint,
+        )
         return _Sequences(
             order_seq + len(batch.created_order_ids),
             fill_seq + len(batch.fills),
