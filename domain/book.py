@@ -111,7 +111,6 @@ class OrderBook:
         "_sell_stops",
         "_stop_arrivals",
         "_stop_keys",
-        "_stops_by_arrival",
         "asks",
         "bids",
         "instrument",
@@ -135,12 +134,11 @@ class OrderBook:
         self.stops: dict[str, Order] = {}
         # The same stops by trigger price, so that finding those whose condition holds costs
         # O(log n + how many hold) instead of a scan of every waiting stop at each move of
-        # the last price. Buys trigger at last >= stop: (stop, arrival), lowest first;
-        # sells at last <= stop: (-stop, arrival), highest stop first.
+        # the last price. Buys trigger at last >= stop: (stop, arrival, id), lowest first;
+        # sells at last <= stop: (-stop, arrival, id), highest stop first.
         self._buy_stops = SortedList()
         self._sell_stops = SortedList()
-        self._stop_keys: dict[str, tuple[int, int]] = {}
-        self._stops_by_arrival: dict[int, Order] = {}
+        self._stop_keys: dict[str, tuple[int, int, str]] = {}
         self._stop_arrivals = 0
         self.last_price: int | None = None
         self.trade_count = 0
@@ -150,16 +148,15 @@ class OrderBook:
         stop_price = order.stop_price
         assert stop_price is not None
         self._stop_arrivals += 1
-        arrival = self._stop_arrivals
+        order_id = order.order_id
         if order.is_buy:
-            key = (stop_price, arrival)
+            key = (stop_price, self._stop_arrivals, order_id)
             self._buy_stops.add(key)
         else:
-            key = (-stop_price, arrival)
+            key = (-stop_price, self._stop_arrivals, order_id)
             self._sell_stops.add(key)
-        self._stop_keys[order.order_id] = key
-        self._stops_by_arrival[arrival] = order
-        self.stops[order.order_id] = order
+        self._stop_keys[order_id] = key
+        self.stops[order_id] = order
 
     def remove_stop(self, order_id: str) -> Order | None:
         """Stop waiting (triggered, cancelled, expired); None if it was not waiting."""
@@ -168,23 +165,22 @@ class OrderBook:
             return None
         key = self._stop_keys.pop(order_id)
         (self._buy_stops if order.is_buy else self._sell_stops).remove(key)
-        del self._stops_by_arrival[key[1]]
         return order
 
     def oldest_triggered_stop(self, last: int) -> Order | None:
         """The oldest waiting stop whose condition holds at last price `last`, if any."""
-        oldest: int | None = None
-        for stop_price, arrival in self._buy_stops:
+        oldest: tuple[int, str] | None = None  # (arrival, order id)
+        for stop_price, arrival, order_id in self._buy_stops:
             if stop_price > last:
                 break
-            if oldest is None or arrival < oldest:
-                oldest = arrival
-        for negated_stop, arrival in self._sell_stops:
+            if oldest is None or arrival < oldest[0]:
+                oldest = (arrival, order_id)
+        for negated_stop, arrival, order_id in self._sell_stops:
             if -negated_stop < last:
                 break
-            if oldest is None or arrival < oldest:
-                oldest = arrival
-        return None if oldest is None else self._stops_by_arrival[oldest]
+            if oldest is None or arrival < oldest[0]:
+                oldest = (arrival, order_id)
+        return None if oldest is None else self.stops[oldest[1]]
 
     def side_of(self, order: Order) -> BookSide:
         return self.bids if order.is_buy else self.asks
