@@ -13,7 +13,7 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 TINY_RUNS = {
-    "engine": (["--ops", "3000", "--no-calibrate"], ("ops per CPU-second", "p99")),
+    "engine": (["--ops", "3000", "--no-calibrate"], ("ops per CPU-second", "stops waiting", "p99")),
     "eventstore": (
         ["--scale", "0.005"],
         ("1 writer", "16 writers", "batches of 1000", "catch-up", "p99"),
