@@ -11,8 +11,9 @@ import abc
 import enum
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
+from random import getrandbits
 from typing import Any, Final, TypeAlias
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 
@@ -70,13 +71,26 @@ class LogPosition(msgspec.Struct, frozen=True, order=True, gc=False):
 # matters when a catch-up decodes hundreds of thousands of events a second.
 
 
+_UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits
+_UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def new_event_id() -> UUID:
+    """A fresh version-4 UUID for an event. Its 122 random bits come from the `random`
+    module, seeded from os.urandom and reseeded in a forked child: as unique as uuid4's,
+    though not unpredictable, which an event id need not be (order ids, which users see,
+    still come from uuid4). uuid4 makes a system call for every id: ~1.8 against ~1.1 us
+    here, for every event written."""
+    return UUID(int=(getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET)
+
+
 class NewEvent(msgspec.Struct, frozen=True):
     """An event to append. Reusing an `event_id` makes a retried append idempotent."""
 
     type: str
     data: Mapping[str, Any]
     metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
-    event_id: UUID = msgspec.field(default_factory=uuid4)
+    event_id: UUID = msgspec.field(default_factory=new_event_id)
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
