@@ -18,6 +18,7 @@ from domain.commands import (
     AddInstrument,
     AdvanceTime,
     AmendOrder,
+    CancelAllOrders,
     CancelOrder,
     Command,
     PlaceOrder,
@@ -174,6 +175,12 @@ def command_from_dict(
         return CancelOrder(_text(data, "order_id"))
     if op == "amend":
         return _amend_from_dict(data, instruments, instrument_of_order)
+    if op == "cancel_all":
+        symbol = data.get("instrument")
+        return CancelAllOrders(
+            _text(data, "user_id"),
+            None if symbol is None else _instrument(_text(data, "instrument"), instruments).symbol,
+        )
     if op == "time":
         return AdvanceTime(parse_rfc3339(_required(data, "now"), "now"))
     if op == "instrument":
@@ -187,7 +194,9 @@ def command_from_dict(
             )
         )
     raise InvalidField(
-        "op", "MALFORMED", f"op {op!r} is not one of place, cancel, amend, time, instrument"
+        "op",
+        "MALFORMED",
+        f"op {op!r} is not one of place, cancel, amend, cancel_all, time, instrument",
     )
 
 
@@ -281,6 +290,11 @@ def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> 
         if len(instruments) != 1:
             raise ValueError("an amend's decimals need its instrument: use amend_to_dict")
         return amend_to_dict(command, next(iter(instruments.values())))
+    if isinstance(command, CancelAllOrders):
+        data = {"op": "cancel_all", "user_id": command.user_id}
+        if command.instrument is not None:
+            data["instrument"] = command.instrument
+        return data
     if isinstance(command, AdvanceTime):
         return {"op": "time", "now": format_rfc3339(command.now)}
     if isinstance(command, AddInstrument):

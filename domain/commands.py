@@ -48,6 +48,15 @@ class AmendOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelAllOrders:
+    """A user's kill switch: cancel every open order and waiting stop of `user_id`, on
+    `instrument` or, when it is None, on every instrument."""
+
+    user_id: str
+    instrument: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AdvanceTime:
     """Move the engine clock to `now` (ns since epoch); GTD orders due by then expire."""
 
@@ -61,4 +70,4 @@ class AddInstrument:
     instrument: Instrument
 
 
-Command = PlaceOrder | CancelOrder | AmendOrder | AdvanceTime | AddInstrument
+Command = PlaceOrder | CancelOrder | AmendOrder | CancelAllOrders | AdvanceTime | AddInstrument

@@ -23,6 +23,7 @@ from domain.commands import (
     AddInstrument,
     AdvanceTime,
     AmendOrder,
+    CancelAllOrders,
     CancelOrder,
     Command,
     PlaceOrder,
@@ -163,6 +164,8 @@ class MatchingEngine:
             return self._amend(command)  # type: ignore[arg-type]
         if kind is AdvanceTime:
             return self._advance_time(command)  # type: ignore[arg-type]
+        if kind is CancelAllOrders:
+            return self._cancel_all(command)  # type: ignore[arg-type]
         if kind is AddInstrument:
             return self._add_instrument(command)  # type: ignore[arg-type]
         raise TypeError(f"not a command: {command!r}")
@@ -628,6 +631,37 @@ class MatchingEngine:
             )
         ]
 
+    def _cancel_all(self, command: CancelAllOrders) -> list[Event]:
+        """Cancel the user's open orders and waiting stops, oldest first. This scans every
+        open order (O(open orders)), a cost paid by this rare command only, where a
+        per-user index would be kept up on every place and fill."""
+        user_id = command.user_id
+        instrument = command.instrument
+        chosen = sorted(
+            (
+                order
+                for order in self._orders.values()
+                if order.user_id == user_id
+                and (instrument is None or order.instrument == instrument)
+            ),
+            key=_arrival,
+        )
+        events: list[Event] = []
+        for order in chosen:
+            self._take_off(self._books[order.instrument], order)
+            self._closed[order.order_id] = _CANCELLED
+            events.append(
+                OrderCancelled(
+                    order.order_id,
+                    order.instrument,
+                    reasons.MASS_CANCEL,
+                    order.remaining,
+                    order.filled,
+                    self._now,
+                )
+            )
+        return events
+
     def _amend_rejection(self, command: AmendOrder, order: Order, book: OrderBook) -> str | None:
         if command.quantity is None and command.price is None:
             return reasons.NOTHING_TO_AMEND
@@ -915,6 +949,10 @@ class MatchingEngine:
             order_id: OrderStatus(status) for order_id, status in snapshot["closed"].items()
         }
         return engine
+
+
+def _arrival(order: Order) -> tuple[int, str]:
+    return order.seq, order.order_id
 
 
 def _copy_order(order: Order) -> Order:

@@ -32,6 +32,7 @@ FOK_NOT_FILLABLE: Final = "FOK_NOT_FILLABLE"
 NO_LIQUIDITY: Final = "NO_LIQUIDITY"
 SLIPPAGE: Final = "SLIPPAGE"
 SELF_TRADE: Final = "SELF_TRADE"
+MASS_CANCEL: Final = "MASS_CANCEL"  # CancelAllOrders
 
 # CancelRejected / AmendRejected
 UNKNOWN_ORDER: Final = "UNKNOWN_ORDER"

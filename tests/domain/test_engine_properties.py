@@ -19,7 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from naive_book import NaiveBook, NaiveOrder, Outcome
 
-from domain.commands import AdvanceTime, AmendOrder, CancelOrder, Command, PlaceOrder
+from domain.commands import (
+    AdvanceTime,
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    PlaceOrder,
+)
 from domain.engine import MatchingEngine
 from domain.events import (
     AmendRejected,
@@ -72,8 +79,11 @@ BASIC_OPS = st.lists(st.one_of(LIMIT_OP, LIMIT_OP, MARKET_OP, CANCEL_OP, AMEND_O
 STOP_OP = st.tuples(st.just("stop"), SIDES, QUANTITIES, PRICES, PRICES, USERS, st.booleans(), STPS)
 GTD_OP = st.tuples(st.just("gtd"), SIDES, QUANTITIES, PRICES, USERS, st.integers(1, 6))
 TIME_OP = st.tuples(st.just("time"), st.integers(0, 3))
+CANCEL_ALL_OP = st.tuples(st.just("cancel_all"), USERS, st.booleans())  # (user, on SYMBOL only)
 FULL_OPS = st.lists(
-    st.one_of(LIMIT_OP, LIMIT_OP, MARKET_OP, CANCEL_OP, AMEND_OP, STOP_OP, GTD_OP, TIME_OP),
+    st.one_of(
+        LIMIT_OP, LIMIT_OP, MARKET_OP, CANCEL_OP, AMEND_OP, STOP_OP, GTD_OP, TIME_OP, CANCEL_ALL_OP
+    ),
     max_size=60,
 )
 
@@ -99,6 +109,9 @@ def to_commands(ops: list[tuple[Any, ...]]) -> list[Command]:
                 commands.append(CancelOrder(target))
             else:
                 commands.append(AmendOrder(target, op[2], op[3]))
+            continue
+        if kind == "cancel_all":
+            commands.append(CancelAllOrders(op[1], SYMBOL if op[2] else None))
             continue
         if kind == "time":
             clock += op[1]
