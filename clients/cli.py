@@ -2,6 +2,7 @@
 
     exchange place --user alice --instrument BTC-USD --side buy --price 45000.00 --quantity 1.5
     exchange cancel --user alice ORDER_ID
+    exchange cancel-all --user alice [--instrument BTC-USD]
     exchange amend --user alice ORDER_ID --quantity 1.0 --price 44990.00
     exchange get ORDER_ID            exchange orders --user alice --status open
     exchange book BTC-USD --depth 10 exchange trades BTC-USD
@@ -188,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--user", required=True, dest="user_id")
     cancel.add_argument("order_id")
 
+    cancel_all = commands.add_parser(
+        "cancel-all", help="cancel every open order of a user (one instrument, or all)"
+    )
+    cancel_all.add_argument("--user", required=True, dest="user_id")
+    cancel_all.add_argument("--instrument", help="only this instrument's orders")
+
     amend = commands.add_parser("amend", help="amend an order (cancel/replace)")
     amend.add_argument("--user", required=True, dest="user_id")
     amend.add_argument("order_id")
@@ -341,6 +348,11 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
         elif command == "cancel":
             result = await exchange.cancel_order(arguments.user_id, arguments.order_id)
             output.show(result, _command_result_table(result))
+        elif command == "cancel-all":
+            position = await exchange.cancel_all_orders(
+                arguments.user_id, instrument=arguments.instrument
+            )
+            output.show({"position": position}, f"cancel-all written at position {position}")
         elif command == "amend":
             result = await exchange.amend_order(
                 arguments.user_id,

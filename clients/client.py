@@ -156,6 +156,17 @@ class ExchangeClient:
             self._commands.CancelOrder, request, timeout, command_result_from_wire
         )
 
+    async def cancel_all_orders(
+        self, user_id: str, *, instrument: str | None = None, timeout: float | None = None
+    ) -> str:
+        """A user's kill switch: cancel every open order and waiting stop of `user_id`, on
+        `instrument` or on all. Returns the log position of the request; the engine's
+        cancels (reason MASS_CANCEL) follow it."""
+        request = order_command_service_pb2.CancelAllOrdersRequest(
+            user_id=user_id, instrument=instrument or ""
+        )
+        return await self._unary(self._commands.CancelAllOrders, request, timeout, _position_of)
+
     async def amend_order(
         self,
         user_id: str,
@@ -322,6 +333,10 @@ class ExchangeClient:
 
 def _ignore(_reply: object) -> None:
     return None
+
+
+def _position_of(reply: Any) -> str:
+    return str(reply.position)
 
 
 async def _server_stream(

@@ -43,10 +43,12 @@ from server.eventstore.port import (
 from server.observability import metrics
 from server.order_state import OrderState, load_order_state
 from server.streams import (
+    CANCEL_ALL_REQUESTED,
     CORRELATION_ID,
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_PLACE_REQUESTED,
+    cancel_all_stream,
     format_time,
     order_stream,
 )
@@ -300,6 +302,29 @@ class CommandHandlers:
             )
 
         return await self._append_checked(user_id, order_id, build)
+
+    async def cancel_all_orders(
+        self, user_id: str, instrument: str | None, metadata: Mapping[str, str] | None = None
+    ) -> LogPosition:
+        """Write a user's cancel-all request; its position in the log. The engine cancels
+        what of theirs is open when it reads the request (orders placed later stay)."""
+        _require_id("user_id", user_id)
+        data: dict[str, Any] = {"op": "cancel_all", "user_id": user_id}
+        if instrument:
+            if instrument not in self._instruments:
+                raise InvalidArgument.of(
+                    "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {instrument!r}"
+                )
+            data["instrument"] = instrument
+        data["requested_at"] = format_time(self._now())
+        stream = cancel_all_stream(user_id)
+        event = NewEvent(
+            type=CANCEL_ALL_REQUESTED,
+            data=data,
+            metadata={CORRELATION_ID: stream, **(metadata or {})},
+        )
+        result = await self._append(stream, event, ExpectedVersion.ANY)
+        return result.positions[0]
 
     def _amend_dict(
         self, state: OrderState, price: str | None, quantity: str | None

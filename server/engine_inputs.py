@@ -5,7 +5,8 @@ full replay of the log (tests, audits) turn the same inputs into the same comman
 
 - ``ClockTicked {"now"}`` advances the engine clock (the engine ignores time going back).
 - each ``*Requested`` event first advances the clock to its ``requested_at``, then becomes
-  its command: the engine's timestamps are the log's and replay to the microsecond.
+  its command: the engine's timestamps are the log's and replay to the microsecond. A
+  user's ``CancelAllRequested`` (stream ``cancel-all-<user_id>``) becomes CancelAllOrders.
 - engine events go to ``order-<order_id>`` (results for one order) or
   ``trades-<instrument>`` (``TradeExecuted``), in emission order.
 """
@@ -22,6 +23,7 @@ from domain.errors import InvalidField
 from domain.instruments import Instrument
 from domain.timefmt import parse_rfc3339
 from server.streams import (
+    CANCEL_ALL_REQUESTED,
     CLOCK_TICKED,
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
@@ -38,7 +40,10 @@ _OPS = {
     ORDER_PLACE_REQUESTED: "place",
     ORDER_CANCEL_REQUESTED: "cancel",
     ORDER_AMEND_REQUESTED: "amend",
+    CANCEL_ALL_REQUESTED: "cancel_all",
 }
+# Ops whose command names the user (the others act on an order the engine knows).
+_OPS_OF_A_USER = ("place", "cancel_all")
 
 
 def new_engine(
@@ -103,7 +108,7 @@ class InputTranslator:
                 commands.append(AdvanceTime(now))
         command_dict = {key: value for key, value in data.items() if key not in _SERVICE_KEYS}
         command_dict["op"] = op
-        if op == "place":
+        if op in _OPS_OF_A_USER:
             command_dict["user_id"] = data["user_id"]
         commands.append(command_from_dict(command_dict, self._instruments))
         return commands
@@ -127,7 +132,9 @@ def refused_input(
         return [{"type": "CancelRejected", **common}]
     if event_type == ORDER_AMEND_REQUESTED:
         return [{"type": "AmendRejected", **common}]
-    return []  # an unreadable clock tick moves no clock
+    # An unreadable clock tick moves no clock; an unreadable cancel-all (its instrument
+    # since removed from the configuration) has no order of that instrument to cancel.
+    return []
 
 
 def replay_inputs(

@@ -34,24 +34,33 @@ TRADES_STREAM_PREFIX: Final = "trades-"
 CLOCK_STREAM: Final = "clock"
 ENGINE_STREAM_PREFIX: Final = "engine-"
 ENGINE_SNAPSHOT_STREAM_PREFIX: Final = "engine-snapshot-"
+CANCEL_ALL_STREAM_PREFIX: Final = "cancel-all-"  # a user's CancelAllRequested events
 
 # Event types the service (not the engine) defines.
 ORDER_PLACE_REQUESTED: Final = "OrderPlaceRequested"
 ORDER_CANCEL_REQUESTED: Final = "OrderCancelRequested"
 ORDER_AMEND_REQUESTED: Final = "OrderAmendRequested"
+CANCEL_ALL_REQUESTED: Final = "CancelAllRequested"
 CLOCK_TICKED: Final = "ClockTicked"
 ENGINE_BATCH_PROCESSED: Final = "EngineBatchProcessed"
 ENGINE_SNAPSHOT_TAKEN: Final = "EngineSnapshotTaken"
 
-# What the engine runner consumes: requests on order streams and clock ticks.
-ENGINE_INPUT_STREAM_PREFIXES: Final = (ORDER_STREAM_PREFIX, CLOCK_STREAM)
+# What the engine runner consumes: requests on order streams, users' cancel-all requests
+# and clock ticks.
+ENGINE_INPUT_STREAM_PREFIXES: Final = (ORDER_STREAM_PREFIX, CANCEL_ALL_STREAM_PREFIX, CLOCK_STREAM)
 ENGINE_INPUT_EVENT_TYPES: Final = (
     ORDER_PLACE_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_AMEND_REQUESTED,
+    CANCEL_ALL_REQUESTED,
     CLOCK_TICKED,
 )
-REQUEST_EVENT_TYPES: Final = (ORDER_PLACE_REQUESTED, ORDER_CANCEL_REQUESTED, ORDER_AMEND_REQUESTED)
+REQUEST_EVENT_TYPES: Final = (
+    ORDER_PLACE_REQUESTED,
+    ORDER_CANCEL_REQUESTED,
+    ORDER_AMEND_REQUESTED,
+    CANCEL_ALL_REQUESTED,
+)
 
 # Metadata keys.
 CORRELATION_ID: Final = "correlation_id"
@@ -61,6 +70,10 @@ TRACEPARENT: Final = "traceparent"
 
 def order_stream(order_id: str) -> str:
     return ORDER_STREAM_PREFIX + order_id
+
+
+def cancel_all_stream(user_id: str) -> str:
+    return CANCEL_ALL_STREAM_PREFIX + user_id
 
 
 def order_id_of_stream(stream: str) -> str | None:

@@ -71,6 +71,20 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
             order=order_message(outcome.order), position=outcome.position.to_token()
         )
 
+    async def CancelAllOrders(
+        self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelAllOrdersResponse:
+        with metrics.track_command_in_flight("cancel_all"):
+            try:
+                position = await self._handlers.cancel_all_orders(
+                    request.user_id, request.instrument.strip() or None, inject_trace_context()
+                )
+            except Refused as refusal:
+                metrics.record_command("cancel_all", refusal.code.name)
+                await abort_refused(context, refusal)
+        metrics.record_command("cancel_all", "appended")
+        return pb.CancelAllOrdersResponse(position=position.to_token())
+
     async def AmendOrder(
         self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.AmendOrderResponse:

@@ -116,6 +116,7 @@ def _violations_of(
 class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer):
     def __init__(self) -> None:
         self.placed: list[order_command_service_pb2.PlaceOrderRequest] = []
+        self.cancel_all_requests: list[order_command_service_pb2.CancelAllOrdersRequest] = []
         self.orders_by_client_id: dict[tuple[str, str], types_pb2.Order] = {}
 
     def _place(
@@ -157,6 +158,10 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
         if violations:
             await context.abort_with_status(_bad_request_status(violations))
         return self._place(request)
+
+    async def CancelAllOrders(self, request, context):  # type: ignore[no-untyped-def]
+        self.cancel_all_requests.append(request)
+        return order_command_service_pb2.CancelAllOrdersResponse(position="p-cancel-all")
 
     async def CancelOrder(self, request, context):  # type: ignore[no-untyped-def]
         if request.order_id == "missing":

@@ -234,6 +234,22 @@ async def test_place_prints_the_pending_order_as_json(
     assert sent.time_in_force == types_pb2.TIME_IN_FORCE_IOC
 
 
+async def test_cancel_all_sends_the_user_and_instrument_and_prints_the_position(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, lines, _ = await run_json(
+        canned_exchange.target, capsys, "cancel-all", "--user", "carol", "--instrument", "ETH-USD"
+    )
+    assert (status, lines) == (0, [{"position": "p-cancel-all"}])
+    sent = canned_exchange.commands.cancel_all_requests[-1]
+    assert (sent.user_id, sent.instrument) == ("carol", "ETH-USD")
+
+    status, _, _ = await run_json(canned_exchange.target, capsys, "cancel-all", "--user", "dan")
+    assert status == 0
+    sent = canned_exchange.commands.cancel_all_requests[-1]
+    assert (sent.user_id, sent.instrument) == ("dan", "")
+
+
 async def test_refused_command_exits_1_with_field_violations(
     canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
 ) -> None:

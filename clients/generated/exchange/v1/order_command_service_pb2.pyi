@@ -164,6 +164,49 @@ class CancelOrderResponse(_message.Message):
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
 
 @_typing.final
+class CancelAllOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    instrument: _builtins.str
+    """Empty: every instrument."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        instrument: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAllOrdersRequest: _TypeAlias = CancelAllOrdersRequest  # noqa: Y015
+
+@_typing.final
+class CancelAllOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    position: _builtins.str
+    """The log position of the request. The cancels follow it in the log."""
+    def __init__(
+        self,
+        *,
+        position: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelAllOrdersResponse: _TypeAlias = CancelAllOrdersResponse  # noqa: Y015
+
+@_typing.final
 class AmendOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

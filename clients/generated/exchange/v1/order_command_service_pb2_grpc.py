@@ -59,6 +59,11 @@ class OrderCommandServiceStub:
                 request_serializer=exchange_dot_v1_dot_order__command__service__pb2.AmendOrderRequest.SerializeToString,
                 response_deserializer=exchange_dot_v1_dot_order__command__service__pb2.AmendOrderResponse.FromString,
                 _registered_method=True)
+        self.CancelAllOrders = channel.unary_unary(
+                '/exchange.v1.OrderCommandService/CancelAllOrders',
+                request_serializer=exchange_dot_v1_dot_order__command__service__pb2.CancelAllOrdersRequest.SerializeToString,
+                response_deserializer=exchange_dot_v1_dot_order__command__service__pb2.CancelAllOrdersResponse.FromString,
+                _registered_method=True)
         self.StreamPlaceOrders = channel.stream_stream(
                 '/exchange.v1.OrderCommandService/StreamPlaceOrders',
                 request_serializer=exchange_dot_v1_dot_order__command__service__pb2.StreamPlaceOrdersRequest.SerializeToString,
@@ -100,6 +105,16 @@ class OrderCommandServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelAllOrders(self, request, context):
+        """A user's kill switch: cancels every open order and waiting stop of the user, on one
+        instrument or on all. The engine cancels what is open when it reads the request
+        (orders written after it stay); each cancelled order's update carries the reason
+        MASS_CANCEL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamPlaceOrders(self, request_iterator, context):
         """High-rate order entry: one answer per request, carrying the request's `request_id`.
         A refused order is answered with an error in the stream; the stream goes on.
@@ -125,6 +140,11 @@ def add_OrderCommandServiceServicer_to_server(servicer, server):
                     servicer.AmendOrder,
                     request_deserializer=exchange_dot_v1_dot_order__command__service__pb2.AmendOrderRequest.FromString,
                     response_serializer=exchange_dot_v1_dot_order__command__service__pb2.AmendOrderResponse.SerializeToString,
+            ),
+            'CancelAllOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAllOrders,
+                    request_deserializer=exchange_dot_v1_dot_order__command__service__pb2.CancelAllOrdersRequest.FromString,
+                    response_serializer=exchange_dot_v1_dot_order__command__service__pb2.CancelAllOrdersResponse.SerializeToString,
             ),
             'StreamPlaceOrders': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamPlaceOrders,
@@ -223,6 +243,33 @@ class OrderCommandService:
             '/exchange.v1.OrderCommandService/AmendOrder',
             exchange_dot_v1_dot_order__command__service__pb2.AmendOrderRequest.SerializeToString,
             exchange_dot_v1_dot_order__command__service__pb2.AmendOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAllOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exchange.v1.OrderCommandService/CancelAllOrders',
+            exchange_dot_v1_dot_order__command__service__pb2.CancelAllOrdersRequest.SerializeToString,
+            exchange_dot_v1_dot_order__command__service__pb2.CancelAllOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

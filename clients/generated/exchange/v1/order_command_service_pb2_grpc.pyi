@@ -49,6 +49,12 @@ class OrderCommandServiceStub:
     """Requests the cancellation of a resting or waiting order."""
     AmendOrder: _grpc.UnaryUnaryMultiCallable[_order_command_service_pb2.AmendOrderRequest, _order_command_service_pb2.AmendOrderResponse]
     """Cancel/replace: changes price and/or total quantity of a resting order."""
+    CancelAllOrders: _grpc.UnaryUnaryMultiCallable[_order_command_service_pb2.CancelAllOrdersRequest, _order_command_service_pb2.CancelAllOrdersResponse]
+    """A user's kill switch: cancels every open order and waiting stop of the user, on one
+    instrument or on all. The engine cancels what is open when it reads the request
+    (orders written after it stay); each cancelled order's update carries the reason
+    MASS_CANCEL.
+    """
     StreamPlaceOrders: _grpc.StreamStreamMultiCallable[_order_command_service_pb2.StreamPlaceOrdersRequest, _order_command_service_pb2.StreamPlaceOrdersResponse]
     """High-rate order entry: one answer per request, carrying the request's `request_id`.
     A refused order is answered with an error in the stream; the stream goes on.
@@ -75,6 +81,12 @@ class OrderCommandServiceAsyncStub(OrderCommandServiceStub):
     """Requests the cancellation of a resting or waiting order."""
     AmendOrder: _aio.UnaryUnaryMultiCallable[_order_command_service_pb2.AmendOrderRequest, _order_command_service_pb2.AmendOrderResponse]  # type: ignore[assignment]
     """Cancel/replace: changes price and/or total quantity of a resting order."""
+    CancelAllOrders: _aio.UnaryUnaryMultiCallable[_order_command_service_pb2.CancelAllOrdersRequest, _order_command_service_pb2.CancelAllOrdersResponse]  # type: ignore[assignment]
+    """A user's kill switch: cancels every open order and waiting stop of the user, on one
+    instrument or on all. The engine cancels what is open when it reads the request
+    (orders written after it stay); each cancelled order's update carries the reason
+    MASS_CANCEL.
+    """
     StreamPlaceOrders: _aio.StreamStreamMultiCallable[_order_command_service_pb2.StreamPlaceOrdersRequest, _order_command_service_pb2.StreamPlaceOrdersResponse]  # type: ignore[assignment]
     """High-rate order entry: one answer per request, carrying the request's `request_id`.
     A refused order is answered with an error in the stream; the stream goes on.
@@ -116,6 +128,18 @@ class OrderCommandServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_command_service_pb2.AmendOrderResponse, _abc.Awaitable[_order_command_service_pb2.AmendOrderResponse]]:
         """Cancel/replace: changes price and/or total quantity of a resting order."""
+
+    @_abc_1.abstractmethod
+    def CancelAllOrders(
+        self,
+        request: _order_command_service_pb2.CancelAllOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_command_service_pb2.CancelAllOrdersResponse, _abc.Awaitable[_order_command_service_pb2.CancelAllOrdersResponse]]:
+        """A user's kill switch: cancels every open order and waiting stop of the user, on one
+        instrument or on all. The engine cancels what is open when it reads the request
+        (orders written after it stay); each cancelled order's update carries the reason
+        MASS_CANCEL.
+        """
 
     @_abc_1.abstractmethod
     def StreamPlaceOrders(
