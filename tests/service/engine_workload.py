@@ -23,7 +23,8 @@ BOUND_S = 120.0
 
 
 class Workload:
-    """Places, cancels, amends and clock ticks from a seed (prices near a mid, some GTD)."""
+    """Places, cancels, amends, cancel-alls and clock ticks from a seed (prices near a mid,
+    some GTD)."""
 
     def __init__(self, handlers: CommandHandlers, store: EventStore, seed: int) -> None:
         self._handlers = handlers
@@ -52,6 +53,9 @@ class Workload:
                 quantity = f"{self._random.randint(1, 30) / 10:.1f}"
                 outcome = await self._handlers.amend_order(owner, order_id, None, quantity)
                 self._note(outcome.position)
+            elif draw < 0.92:
+                instrument = "BTC-USD" if self._random.random() < 0.5 else None
+                self._note(await self._handlers.cancel_all_orders(user, instrument))
             else:
                 self._clock += timedelta(seconds=self._random.randint(1, 20))
                 result = await self._store.append(
