@@ -86,9 +86,12 @@ async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
     store: EventStore, fresh_database_url: str, redis_url: str
 ) -> None:
     workload = Workload(CommandHandlers(store, INSTRUMENTS), store, seed=7)
+    # A backlog first: a runner started beside the writers kept pace with them and had
+    # handled every input by the time they were done, and the kill landed after the end.
+    # Through a backlog in batches of 4, each its own commit, it is part-way for a while.
+    await workload.run(150)
     runner = RunnerProcess(fresh_database_url, redis_url)
     await runner.start()
-    await workload.run(150)
     # Kill it while it is part-way through: some batches written, some inputs still to go.
     async with asyncio.timeout(120):
         while (progress := await progress_of(store)) is None or progress["inputs_total"] < 40:
