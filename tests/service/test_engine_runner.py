@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from engine_workload import (
     Workload,
@@ -31,7 +32,7 @@ from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition
 from server.instrument_config import load_instruments
 from server.settings import DEFAULT_INSTRUMENTS_FILE
-from server.streams import engine_snapshot_stream, order_stream
+from server.streams import engine_snapshot_stream, engine_stream, order_stream
 
 INSTRUMENTS = load_instruments(DEFAULT_INSTRUMENTS_FILE)
 REPO = Path(__file__).resolve().parents[2]
@@ -82,24 +83,62 @@ class RunnerProcess:
         await self.process.wait()
 
 
+_BACKEND_WAITING_ON_A_LOCK = """
+SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+"""
+_BACKEND_ALIVE = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)"
+
+
+async def _until_stopped(pid: int) -> None:
+    """Return once the process is stopped (a signal is delivered asynchronously)."""
+    async with asyncio.timeout(30):
+        # /proc/<pid>/stat: "pid (comm) state ...", state T when stopped by a signal.
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            await asyncio.sleep(0.005)
+
+
 async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
     store: EventStore, fresh_database_url: str, redis_url: str
 ) -> None:
     workload = Workload(CommandHandlers(store, INSTRUMENTS), store, seed=7)
-    # A backlog first: a runner started beside the writers kept pace with them and had
-    # handled every input by the time they were done, and the kill landed after the end.
-    # Through a backlog in batches of 4, each its own commit, it is part-way for a while.
-    await workload.run(150)
     runner = RunnerProcess(fresh_database_url, redis_url)
     await runner.start()
-    # Kill it while it is part-way through: some batches written, some inputs still to go.
-    async with asyncio.timeout(120):
-        while (progress := await progress_of(store)) is None or progress["inputs_total"] < 40:
-            await asyncio.sleep(0.005)
-    await runner.kill(signal.SIGKILL)
+    await workload.run(60)
+    assert workload.last_position is not None
+    handled_before = (await wait_until_processed(store, workload.last_position))["inputs_total"]
+    # Kill it in the middle of an append. Paused (SIGSTOP), it cannot handle the next
+    # input; a transaction of the test then holds the row of its progress stream, which
+    # every append of the runner locks first; resumed, it reads the input and waits on that
+    # lock, and is killed there. (The row lock is taken after the input is written: a
+    # transaction open before it would hold the read horizon below the input.)
+    assert runner.process is not None
+    runner.process.send_signal(signal.SIGSTOP)
+    await _until_stopped(runner.process.pid)
+    await workload.run(90)
+    blocker = await asyncpg.connect(fresh_database_url)
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        await blocker.execute(
+            "SELECT 1 FROM es_streams WHERE stream = $1 FOR UPDATE", engine_stream("main")
+        )
+        runner.process.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(120):
+            while (appending := await blocker.fetchval(_BACKEND_WAITING_ON_A_LOCK)) is None:
+                await asyncio.sleep(0.01)
+        await runner.kill(signal.SIGKILL)
+        await blocking.rollback()
+        # The dead runner's database session goes on with the append it had sent and
+        # commits it, as a crash after sending an append can: the restart must take up
+        # after that batch, not handle it again. Wait for that session to end.
+        async with asyncio.timeout(120):
+            while await blocker.fetchval(_BACKEND_ALIVE, appending):
+                await asyncio.sleep(0.01)
+    finally:
+        await blocker.close()
     killed_at = (await progress_of(store) or {})["inputs_total"]
     total_inputs = len(await input_events(store))
-    assert 40 <= killed_at < total_inputs
+    assert handled_before < killed_at < total_inputs
 
     await workload.run(100)  # more input while no runner runs
     await runner.start()
