@@ -82,6 +82,20 @@ class RunnerProcess:
         self.process.send_signal(signum)
         await self.process.wait()
 
+    async def kill_if_running(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()  # SIGKILL ends a stopped (SIGSTOP) process too
+            await self.process.wait()
+
+
+@pytest.fixture
+async def runner(fresh_database_url: str, redis_url: str) -> AsyncIterator[RunnerProcess]:
+    """A runner process that does not outlive its test, whatever the test's outcome (a
+    failed test used to leave it retrying its dropped database, burning CPU)."""
+    process = RunnerProcess(fresh_database_url, redis_url)
+    yield process
+    await process.kill_if_running()
+
 
 _BACKEND_WAITING_ON_A_LOCK = """
 SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
@@ -98,10 +112,9 @@ async def _until_stopped(pid: int) -> None:
 
 
 async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
-    store: EventStore, fresh_database_url: str, redis_url: str
+    store: EventStore, fresh_database_url: str, runner: RunnerProcess
 ) -> None:
     workload = Workload(CommandHandlers(store, INSTRUMENTS), store, seed=7)
-    runner = RunnerProcess(fresh_database_url, redis_url)
     await runner.start()
     await workload.run(60)
     assert workload.last_position is not None
