@@ -9,7 +9,10 @@ the same run on the same machine:
 - place-to-fill-visible latency p50/p99 at paced rates (by default 100 orders/s, which the
   pipeline sustains on a 2-core machine, then the issue's 1k/s): from sending a crossing
   order to its trade arriving on a StreamTrades subscription (the trade is published once
-  the views hold it).
+  the views hold it);
+- last, on a second server with the engine and the views switched off, PlaceOrder and
+  StreamPlaceOrders again: the command side alone, a ceiling the downstream work only lowers
+  (skipped with --skip-front-only, or when --server-env is given).
 
 The server runs in its own process against DATABASE_URL / REDIS_URL (embedded servers when
 unset), in a fresh database created and dropped here. ``python -m bench service --help``.
@@ -453,16 +456,47 @@ async def run(arguments: argparse.Namespace) -> None:
             f"(main process {(main_after - main_before) * per_order:.2f} ms), "
             f"PostgreSQL {(database_after - database_before) * per_order:.2f} ms"
         )
-        if arguments.skip_latency:
-            return
-        for run, rate in enumerate(arguments.rate):
-            # About five seconds of pairs at each pace (two orders per pair), at most --pairs.
-            pairs = max(1, min(arguments.pairs, int(rate * 2.5)))
-            p50, p99, achieved = await place_to_fill(target, rate, pairs, run)
-            print(
-                f"place-to-fill-visible at {achieved:,.0f} orders/s (asked {rate:,.0f}): "
-                f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms  (Ping {ping:,.0f} calls/s)"
-            )
+        if not arguments.skip_latency:
+            await latency_runs(target, arguments, ping)
+    if not arguments.skip_front_only and extra_env == {}:
+        await front_only(urls.database_url, urls.redis_url, arguments)
+
+
+# The command side with nothing behind it: what PlaceOrder and StreamPlaceOrders cost
+# without the engine and the views, the ceiling any work downstream can only lower.
+FRONT_ONLY_ENV = {"ENGINE_ENABLED": "0", "PROJECTIONS_ENABLED": "0"}
+
+
+async def front_only(database_url: str, redis_url: str, arguments: argparse.Namespace) -> None:
+    async with Server(database_url, redis_url, FRONT_ONLY_ENV) as server:
+        target = server.target
+        concurrency = arguments.concurrency
+        await ping_rate(target, 500, concurrency)
+        ping = await ping_rate(target, arguments.calls, concurrency)
+        stream_ping = await stream_ping_rate(
+            target, arguments.stream_orders, streams=2, window=arguments.window
+        )
+        place = await place_rate(target, arguments.orders, concurrency, offset=0)
+        streamed = await stream_rate(
+            target, arguments.stream_orders, streams=2, window=arguments.window, offset=10**6
+        )
+        print(
+            "command side alone (engine and views off): "
+            f"PlaceOrder {place:,.0f} orders/s = {place / ping:.0%} of Ping ({ping:,.0f}), "
+            f"StreamPlaceOrders {streamed:,.0f} orders/s = {streamed / stream_ping:.0%} of "
+            f"StreamPing ({stream_ping:,.0f})"
+        )
+
+
+async def latency_runs(target: str, arguments: argparse.Namespace, ping: float) -> None:
+    for run, rate in enumerate(arguments.rate):
+        # About five seconds of pairs at each pace (two orders per pair), at most --pairs.
+        pairs = max(1, min(arguments.pairs, int(rate * 2.5)))
+        p50, p99, achieved = await place_to_fill(target, rate, pairs, run)
+        print(
+            f"place-to-fill-visible at {achieved:,.0f} orders/s (asked {rate:,.0f}): "
+            f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms  (Ping {ping:,.0f} calls/s)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -485,6 +519,12 @@ def main(argv: list[str] | None = None) -> None:
         "--server-env", nargs="*", default=[], metavar="NAME=VALUE", help="server settings"
     )
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument(
+        "--skip-front-only",
+        action="store_true",
+        help="skip the last run, the command side alone (engine and views off); it is also "
+        "skipped when --server-env is given",
+    )
     arguments = parser.parse_args(argv)
     asyncio.run(run(arguments))
 

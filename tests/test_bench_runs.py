@@ -35,7 +35,14 @@ TINY_RUNS = {
             "200",
             "50",
         ],
-        ("Ping", "StreamPing", "PlaceOrder", "StreamPlaceOrders", "place-to-fill-visible"),
+        (
+            "Ping",
+            "StreamPing",
+            "PlaceOrder",
+            "StreamPlaceOrders",
+            "place-to-fill-visible",
+            "command side alone",
+        ),
     ),
     "tracing": (["--orders", "40", "--concurrency", "4"], ("tracing off", "tracing on")),
 }
