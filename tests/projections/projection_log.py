@@ -100,6 +100,10 @@ class ScriptedLog:
             self.now = streams.parse_time(data["now"])
             request_stream, request_type = streams.CLOCK_STREAM, streams.CLOCK_TICKED
             request_data: dict[str, Any] = {"now": data["now"]}
+        elif op == "cancel_all":
+            request_stream = streams.cancel_all_stream(data["user_id"])
+            request_type = streams.CANCEL_ALL_REQUESTED
+            request_data = {**data, "requested_at": streams.format_time(self.now)}
         else:
             data["order_id"] = self.order_id(data["order_id"])
             if op == "place":
@@ -175,7 +179,7 @@ class ScriptedLog:
 
 def random_commands(seed: int, count: int, instrument: str = "BTC-USD") -> list[dict[str, Any]]:
     """A seeded mix: limit orders near the mid (some IOC/FOK/post-only/GTD), market orders,
-    stops, cancels, amends and clock ticks."""
+    stops, cancels, users' cancel-alls, amends and clock ticks."""
     rng = random.Random(seed)
     commands: list[dict[str, Any]] = []
     placed: list[str] = []
@@ -241,6 +245,11 @@ def random_commands(seed: int, count: int, instrument: str = "BTC-USD") -> list[
             placed.append(order_id)
         elif roll < 0.83 and placed:
             commands.append({"op": "cancel", "order_id": rng.choice(placed)})
+        elif roll < 0.85:
+            cancel_all = {"op": "cancel_all", "user_id": user}
+            if rng.random() < 0.5:
+                cancel_all["instrument"] = instrument
+            commands.append(cancel_all)
         elif roll < 0.95 and placed:
             amend: dict[str, Any] = {"op": "amend", "order_id": rng.choice(placed)}
             if rng.random() < 0.7:
