@@ -78,19 +78,15 @@ def test_an_instrument_limits_it_to_that_book() -> None:
 
 
 def test_rebuilding_from_the_events_and_restoring_a_snapshot_give_the_same_book() -> None:
-    engine = given(
-        new_engine(),
+    engine = new_engine()
+    emitted = []
+    for command in (
         limit("b1", BUY, 4, 99),
         limit("b2", BUY, 4, 98, user="u2"),
         stop_limit("s1", SELL, 2, 90, 91),
-    )
-    history = [limit("b1", BUY, 4, 99), limit("b2", BUY, 4, 98, user="u2")]
-    history.append(stop_limit("s1", SELL, 2, 90, 91))
-    emitted = []
-    scratch = new_engine()
-    for command in [*history, CancelAllOrders("u1")]:
-        emitted.extend(scratch.handle(command))
-    engine.handle(CancelAllOrders("u1"))
+        CancelAllOrders("u1"),
+    ):
+        emitted.extend(engine.handle(command))
 
     rebuilt = new_engine()
     for event in emitted:
