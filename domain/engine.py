@@ -648,18 +648,9 @@ class MatchingEngine:
         )
         events: list[Event] = []
         for order in chosen:
-            self._take_off(self._books[order.instrument], order)
-            self._closed[order.order_id] = _CANCELLED
-            events.append(
-                OrderCancelled(
-                    order.order_id,
-                    order.instrument,
-                    reasons.MASS_CANCEL,
-                    order.remaining,
-                    order.filled,
-                    self._now,
-                )
-            )
+            book = self._books[order.instrument]
+            self._take_off(book, order)
+            self._close_cancelled(book, order, reasons.MASS_CANCEL, events)
         return events
 
     def _amend_rejection(self, command: AmendOrder, order: Order, book: OrderBook) -> str | None:
