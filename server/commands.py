@@ -141,10 +141,7 @@ class CommandHandlers:
             _require_id("client_order_id", request.client_order_id)
         if not request.instrument:
             raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
-        if request.instrument not in self._instruments:
-            raise InvalidArgument.of(
-                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {request.instrument!r}"
-            )
+        self._require_known_instrument(request.instrument)
         if request.side not in SIDES:
             raise InvalidArgument.of("side", "REQUIRED", "side must be BUY or SELL")
         if request.type not in ORDER_TYPES:
@@ -182,6 +179,12 @@ class CommandHandlers:
         except InvalidField as error:
             raise _violation_of(error) from error
         return command_to_dict(command, self._instruments)
+
+    def _require_known_instrument(self, symbol: str) -> None:
+        if symbol not in self._instruments:
+            raise InvalidArgument.of(
+                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}"
+            )
 
     @staticmethod
     def _check_shape(request: PlaceOrderInput, time_in_force: str) -> None:
@@ -311,10 +314,7 @@ class CommandHandlers:
         _require_id("user_id", user_id)
         data: dict[str, Any] = {"op": "cancel_all", "user_id": user_id}
         if instrument:
-            if instrument not in self._instruments:
-                raise InvalidArgument.of(
-                    "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {instrument!r}"
-                )
+            self._require_known_instrument(instrument)
             data["instrument"] = instrument
         data["requested_at"] = format_time(self._now())
         stream = cancel_all_stream(user_id)
