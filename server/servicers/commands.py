@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import grpc
 
@@ -27,6 +28,24 @@ def _place_response(outcome: CommandOutcome) -> pb.PlaceOrderResponse:
         position=outcome.position.to_token(),
         duplicate=outcome.duplicate,
     )
+
+
+_Result = TypeVar("_Result")
+
+
+async def _counted(
+    command: str, call: Awaitable[_Result], context: grpc.aio.ServicerContext
+) -> _Result:
+    """Await a command handler's call, counted in flight and by result; a refusal ends
+    the RPC with its status (rich details for INVALID_ARGUMENT)."""
+    with metrics.track_command_in_flight(command):
+        try:
+            result = await call
+        except Refused as refusal:
+            metrics.record_command(command, refusal.code.name)
+            await abort_refused(context, refusal)
+    metrics.record_command(command, "appended")
+    return result
 
 
 class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
@@ -58,15 +77,11 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelOrderResponse:
-        with metrics.track_command_in_flight("cancel"):
-            try:
-                outcome = await self._handlers.cancel_order(
-                    request.user_id, request.order_id, inject_trace_context()
-                )
-            except Refused as refusal:
-                metrics.record_command("cancel", refusal.code.name)
-                await abort_refused(context, refusal)
-        metrics.record_command("cancel", "appended")
+        outcome = await _counted(
+            "cancel",
+            self._handlers.cancel_order(request.user_id, request.order_id, inject_trace_context()),
+            context,
+        )
         return pb.CancelOrderResponse(
             order=order_message(outcome.order), position=outcome.position.to_token()
         )
@@ -74,33 +89,29 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def CancelAllOrders(
         self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelAllOrdersResponse:
-        with metrics.track_command_in_flight("cancel_all"):
-            try:
-                position = await self._handlers.cancel_all_orders(
-                    request.user_id, request.instrument.strip() or None, inject_trace_context()
-                )
-            except Refused as refusal:
-                metrics.record_command("cancel_all", refusal.code.name)
-                await abort_refused(context, refusal)
-        metrics.record_command("cancel_all", "appended")
+        position = await _counted(
+            "cancel_all",
+            self._handlers.cancel_all_orders(
+                request.user_id, request.instrument.strip() or None, inject_trace_context()
+            ),
+            context,
+        )
         return pb.CancelAllOrdersResponse(position=position.to_token())
 
     async def AmendOrder(
         self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.AmendOrderResponse:
-        with metrics.track_command_in_flight("amend"):
-            try:
-                outcome = await self._handlers.amend_order(
-                    request.user_id,
-                    request.order_id,
-                    request.price.strip() or None,
-                    request.quantity.strip() or None,
-                    inject_trace_context(),
-                )
-            except Refused as refusal:
-                metrics.record_command("amend", refusal.code.name)
-                await abort_refused(context, refusal)
-        metrics.record_command("amend", "appended")
+        outcome = await _counted(
+            "amend",
+            self._handlers.amend_order(
+                request.user_id,
+                request.order_id,
+                request.price.strip() or None,
+                request.quantity.strip() or None,
+                inject_trace_context(),
+            ),
+            context,
+        )
         return pb.AmendOrderResponse(
             order=order_message(outcome.order), position=outcome.position.to_token()
         )
