@@ -24,7 +24,7 @@ from server.eventstore import (
 )
 from server.eventstore.checkpoints import PostgresCheckpointStore
 from server.eventstore.postgres import PostgresEventStore
-from server.eventstore.postgres.append import expectation_code
+from server.eventstore.postgres.append import FAST_APPEND_SQL, expectation_code
 from server.eventstore.postgres.schema import (
     EXPECT_ANY,
     EXPECT_NO_STREAM,
@@ -60,7 +60,7 @@ async def test_a_transaction_that_commits_late_is_delivered_not_skipped(
         transaction = slow_writer.transaction()
         await transaction.start()
         await slow_writer.execute(
-            "SELECT * FROM es_append($1, $2, $3, $4, $5, $6, $7, false)",
+            "SELECT * FROM es_append_each($1, $2, $3, $4, $5, $6, $7, false)",
             [f"{prefix}a"], [-2], [1], [late.event_id], ["Late"], ["{}"], ["{}"],
         )  # fmt: skip
         early = await pg_store.append(f"{prefix}b", [NewEvent("Early", {})], ANY)
@@ -298,6 +298,122 @@ async def test_a_group_commit_mixing_repeats_and_new_appends(
     assert isinstance(outcomes[2], WrongExpectedVersion)
 
 
+async def test_a_refused_repeat_beside_new_appends_gets_the_original_result(
+    pg_store: PostgresEventStore, prefix: str
+) -> None:
+    """In one group commit: the statement writes the new appends and flags the refused
+    request whose ids are stored; asked again alone, that one is answered as a repeat."""
+    repeated = [NewEvent("X", {})]
+    original = await pg_store.append(f"{prefix}a", repeated, NO_STREAM)
+    outcomes = await asyncio.gather(
+        pg_store.append(f"{prefix}a", repeated, NO_STREAM),
+        pg_store.append(f"{prefix}b", [NewEvent("Y", {})], NO_STREAM),
+        pg_store.append(f"{prefix}c", [NewEvent("Z", {})], 5),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == original
+    assert not isinstance(outcomes[1], BaseException) and outcomes[1].first_version == 0
+    assert isinstance(outcomes[2], WrongExpectedVersion) and outcomes[2].actual == -1
+    assert [e.type for e in await pg_store.read_stream(f"{prefix}a")] == ["X"]
+
+
+async def test_two_processes_appending_to_the_same_streams_get_gapless_versions(
+    database_url: str, prefix: str
+) -> None:
+    """No stream rows are locked: two writers that read the same version race for the
+    next on the unique (stream, version) index, and the loser settles again. Every
+    append lands once, and each stream's versions run 0, 1, 2... with no gap."""
+    stores = [await PostgresEventStore.open(database_url) for _ in range(2)]
+    streams = [f"{prefix}{index}" for index in range(3)]
+    try:
+        appends = [
+            store.append(streams[n % 3], [NewEvent("X", {"n": n}), NewEvent("Y", {"n": n})], ANY)
+            for n in range(150)
+            for store in stores
+        ]
+        results = await asyncio.gather(*appends)
+        for stream in streams:
+            events = await stores[0].read_stream(stream)
+            assert [e.version for e in events] == list(range(len(events)))
+            assert len(events) == 2 * 100
+            mine = [r for r in results if r.stream == stream]
+            assert sorted(r.first_version for r in mine) == list(range(0, len(events), 2))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_the_append_statement_plan_reads_es_events_through_its_indexes_only(
+    database_url: str,
+) -> None:
+    """Its generic plan (the one a connection keeps) guesses ten rows per array: it must
+    still look each stream and id up in an index, and join no arrays by nested loops."""
+    store = await PostgresEventStore.open(database_url)
+    try:
+        async with store.pool.acquire() as connection:
+            await connection.execute("SET plan_cache_mode = force_generic_plan")
+            await connection.execute("PREPARE fast_append AS " + FAST_APPEND_SQL)
+            try:
+                plan = await connection.fetch(
+                    "EXPLAIN EXECUTE fast_append(ARRAY['s'], ARRAY[-2]::bigint[], ARRAY[1],"
+                    " ARRAY[gen_random_uuid()], ARRAY['t'], ARRAY['{}'], ARRAY['{}'],"
+                    " ARRAY['s'], ARRAY[1], ARRAY[1], false)"
+                )
+            finally:
+                await connection.execute("DEALLOCATE fast_append")
+                await connection.execute("RESET plan_cache_mode")
+        text = "\n".join(row[0] for row in plan)
+        assert "Seq Scan" not in text, text
+        assert "Hash Join" not in text and "Merge Join" not in text, text
+        assert text.count("using es_events_stream_version_key") == 1, text
+        assert text.count("using es_events_event_id_key") == 1, text
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_caller_lets_go_at_once_and_its_query_runs_to_its_end(
+    pg_store: PostgresEventStore, database_url: str, prefix: str
+) -> None:
+    """The store never cancels a query in flight (asyncpg's wait for the server to confirm
+    a cancel has hung for good): the cancelled caller returns at once, the query finishes
+    on its own and its connection goes back to the pool. An atomic append cancelled that
+    way may still be written, as after a crash right after sending it."""
+    stream = f"{prefix}s"
+    await pg_store.append(stream, [NewEvent("First", {})], NO_STREAM)
+    in_use = pg_store.pool.get_size() - pg_store.pool.get_idle_size()  # the flushers'
+    blocker = await asyncpg.connect(database_url)
+    try:
+        holding = blocker.transaction()
+        await holding.start()
+        await blocker.execute(  # the stream's next version, uncommitted: the append waits
+            "INSERT INTO es_events (event_id, stream, version, type, data, metadata)"
+            " VALUES (gen_random_uuid(), $1, 1, 'Blocker', '{}', '{}')",
+            stream,
+        )
+        append = asyncio.create_task(
+            pg_store.append_multi([StreamAppend(stream, [NewEvent("Second", {})], 0)])
+        )
+        async with asyncio.timeout(30):
+            while not await blocker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ):
+                await asyncio.sleep(0.01)
+        append.cancel()
+        async with asyncio.timeout(5):  # let go while the query is still blocked
+            with pytest.raises(asyncio.CancelledError):
+                await append
+        await holding.rollback()
+    finally:
+        await blocker.close()
+    async with asyncio.timeout(30):
+        while len(await pg_store.read_stream(stream)) < 2:
+            await asyncio.sleep(0.01)
+        while pg_store.pool.get_size() - pg_store.pool.get_idle_size() > in_use:
+            await asyncio.sleep(0.01)
+    assert [e.type for e in await pg_store.read_stream(stream)] == ["First", "Second"]
+
+
 async def test_appends_recover_after_the_server_drops_the_store_connections(
     fresh_database_url: str, prefix: str
 ) -> None:
@@ -372,20 +488,15 @@ async def test_a_catch_up_page_walks_the_index_never_sorts_the_log(
         await store.close()
 
 
-async def test_the_append_functions_keep_their_plan_settings(pg_store: PostgresEventStore) -> None:
+async def test_the_append_function_keeps_its_plan_settings(pg_store: PostgresEventStore) -> None:
     """Replacing a function (CREATE OR REPLACE) drops its SET clauses: every migration that
     replaces one must attach them again, or plans degrade to sequential scans."""
     async with pg_store.pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT proname, proconfig FROM pg_proc"
-            " WHERE proname IN ('es_append', 'es_append_each')"
+            "SELECT proname, proconfig FROM pg_proc WHERE proname LIKE 'es\\_append%'"
         )
-    assert len(rows) == 2
-    for row in rows:
-        assert set(row["proconfig"]) == {
-            "enable_seqscan=off",
-            "plan_cache_mode=force_generic_plan",
-        }, row["proname"]
+    assert [row["proname"] for row in rows] == ["es_append_each"]
+    assert set(rows[0]["proconfig"]) == {"enable_seqscan=off", "plan_cache_mode=force_generic_plan"}
 
 
 async def test_two_stores_appending_the_same_events_at_once_write_them_once(

@@ -100,6 +100,11 @@ async def runner(fresh_database_url: str, redis_url: str) -> AsyncIterator[Runne
 _BACKEND_WAITING_ON_A_LOCK = """
 SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
 """
+_TAKE_THE_NEXT_VERSION = """
+INSERT INTO es_events (event_id, stream, version, type, data, metadata)
+SELECT gen_random_uuid(), $1, max(version) + 1, 'Blocker', '{}', '{}'
+  FROM es_events WHERE stream = $1
+"""
 _BACKEND_ALIVE = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)"
 
 
@@ -120,10 +125,11 @@ async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
     assert workload.last_position is not None
     handled_before = (await wait_until_processed(store, workload.last_position))["inputs_total"]
     # Kill it in the middle of an append. Paused (SIGSTOP), it cannot handle the next
-    # input; a transaction of the test then holds the row of its progress stream, which
-    # every append of the runner locks first; resumed, it reads the input and waits on that
-    # lock, and is killed there. (The row lock is taken after the input is written: a
-    # transaction open before it would hold the read horizon below the input.)
+    # input; a transaction of the test then writes (and holds) the next version of its
+    # progress stream, which every append of the runner's batches writes; resumed, the
+    # runner reads the input, matches it, and its append waits on that uncommitted row: it
+    # is killed there. (The row is written after the input: a transaction open before it
+    # would hold the read horizon below the input.)
     assert runner.process is not None
     runner.process.send_signal(signal.SIGSTOP)
     await _until_stopped(runner.process.pid)
@@ -132,9 +138,7 @@ async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
     try:
         blocking = blocker.transaction()
         await blocking.start()
-        await blocker.execute(
-            "SELECT 1 FROM es_streams WHERE stream = $1 FOR UPDATE", engine_stream("main")
-        )
+        await blocker.execute(_TAKE_THE_NEXT_VERSION, engine_stream("main"))
         runner.process.send_signal(signal.SIGCONT)
         async with asyncio.timeout(120):
             while (appending := await blocker.fetchval(_BACKEND_WAITING_ON_A_LOCK)) is None:

@@ -1,13 +1,14 @@
-"""Encoding appends for `es_append` and decoding its answer into results or errors.
+"""Encoding appends for PostgreSQL and decoding the answers into results or errors.
 
 One call carries many requests (a group commit, or the parts of an atomic multi-stream
-append). Requests are sent sorted by stream name so concurrent calls lock stream rows in
-the same order and cannot deadlock each other.
+append). Requests are sent sorted by stream name: concurrent calls that meet on a stream
+wait for each other's new keys in the same order, and so cannot deadlock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -34,19 +35,70 @@ from server.eventstore.postgres.schema import (
     SQLSTATE_WRONG_VERSION,
 )
 
-APPEND_SQL = """
-SELECT out_request, out_outcome, out_version, out_position, out_tx
-  FROM es_append($1::text[], $2::bigint[], $3::int[], $4::uuid[], $5::text[], $6::text[],
-                 $7::text[], $8::boolean)
+# The common batch in one plain statement (a prepared statement's plan is kept by the
+# connection; a PL/pgSQL function's statements cost more to start and to run). Each
+# request's version is its stream's highest event's; the unique (stream, version) index
+# stops a writer that read the same version as a concurrent one: its insert waits for the
+# other to commit, then fails with unique_violation, like an event id stored already.
+# Either way the statement writes nothing and es_append_each settles the requests one by
+# one. With $11 (atomic) a single refusal writes nothing at all. A refused request whose
+# ids are stored may be the repeat of an earlier append: `stored` flags it for
+# es_append_each, which answers repeats with the original result.
+# No joins between the arrays: a generic plan guesses ten rows per unnest and would join
+# them by nested loops, quadratic in the batch. Per-request values are read from arrays
+# by the event's request number instead, and written rows are matched to their requests
+# by stream name in Python (the last column; the first is then NULL).
+FAST_APPEND_SQL = """
+WITH current AS MATERIALIZED (
+    SELECT r.ordinal::int AS ordinal, r.expected, r.event_count,
+           coalesce(v.version, -1) AS current_version
+      FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY
+           AS r(stream, expected, event_count, ordinal)
+      LEFT JOIN LATERAL (SELECT e.version FROM es_events e WHERE e.stream = r.stream
+                          ORDER BY e.version DESC LIMIT 1) AS v ON true
+), checked AS MATERIALIZED (
+    SELECT r.ordinal, r.event_count, r.current_version,
+           (r.expected = -2 OR r.expected = r.current_version
+            OR (r.expected = -4 AND r.current_version >= 0)) AS accepted
+      FROM current r
+), requests AS MATERIALIZED (
+    SELECT array_agg(c.current_version ORDER BY c.ordinal) AS versions,
+           array_agg(c.accepted ORDER BY c.ordinal) AS accepted,
+           bool_and(c.accepted) AS all_accepted
+      FROM checked c
+), inserted AS (
+    INSERT INTO es_events (event_id, stream, version, type, data, metadata)
+    SELECT n.event_id, n.stream, q.versions[n.request] + n.event_offset, n.event_type,
+           n.event_data::json, n.event_metadata::json
+      FROM requests q,
+           unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+                  $10::int[]) WITH ORDINALITY
+           AS n(event_id, event_type, event_data, event_metadata, stream, request,
+                event_offset, ordinal)
+     WHERE q.accepted[n.request] AND (q.all_accepted OR NOT $11::boolean)
+     ORDER BY n.ordinal
+    RETURNING es_events.stream, es_events.version, es_events.position
+)
+SELECT NULL::int, 0, i.version, i.position, pg_current_xact_id(), false, i.stream
+  FROM inserted i
+UNION ALL
+SELECT c.ordinal, CASE WHEN c.accepted THEN 0 ELSE 2 END, c.current_version, NULL, NULL,
+       NOT c.accepted AND c.ordinal = ANY (ARRAY(
+           SELECT n.request
+             FROM requests q, unnest($4::uuid[], $9::int[]) AS n(event_id, request)
+            WHERE NOT q.accepted[n.request]
+              AND EXISTS (SELECT 1 FROM es_events e WHERE e.event_id = n.event_id))),
+       NULL
+  FROM checked c
+ WHERE NOT c.accepted OR c.event_count = 0
 """
 
-# The same answers from the per-request function. es_append's set-based path starts up
-# about nine statements' plans per call, es_append_each about four: for a lone request of
-# a few events that start-up is most of the cost (PostgreSQL CPU per call, measured: one
-# event ~530 -> ~350 us, ten ~890 -> ~640 us; about even at 100 events; calls of two
-# requests or more are as cheap or cheaper set-based).
-APPEND_ONE_SQL = APPEND_SQL.replace("es_append(", "es_append_each(")
-_SET_BASED_FROM_EVENTS = 100
+# Request by request, with the same answers (see schema.py, es_append_each).
+EACH_APPEND_SQL = """
+SELECT out_request, out_outcome, out_version, out_position, out_tx
+  FROM es_append_each($1::text[], $2::bigint[], $3::int[], $4::uuid[], $5::text[],
+                      $6::text[], $7::text[], $8::boolean)
+"""
 
 
 def expectation_code(expected: Expectation) -> int:
@@ -103,46 +155,109 @@ AppendOutcome = AppendResult | EventStoreError
 async def call_append(
     connection: asyncpg.Connection, requests: Sequence[AppendRequest], atomic: bool
 ) -> list[AppendOutcome]:
-    """Run es_append once for all `requests`; one result or error per request, in order.
+    """Append all `requests` in one transaction; one result or error per request, in order.
 
     With `atomic`, a refused request raises its error and nothing at all is written.
     """
-    sql = APPEND_SQL
     if len(requests) == 1:
         send_order: list[int] = [0]
         sent = list(requests)
-        if len(sent[0].events) < _SET_BASED_FROM_EVENTS:
-            sql = APPEND_ONE_SQL
     else:
         send_order = sorted(range(len(requests)), key=lambda index: requests[index].stream)
         sent = [requests[index] for index in send_order]
-    try:
-        rows = await connection.fetch(
-            sql,
-            [request.stream for request in sent],
-            [request.expected_code for request in sent],
-            [len(request.events) for request in sent],
-            [event.event_id for request in sent for event in request.events],
-            [event.type for request in sent for event in request.events],
-            [data for request in sent for data in request.data],
-            [metadata for request in sent for metadata in request.metadata],
-            atomic,
-        )
-    except asyncpg.PostgresError as error:
-        raise _refusal_from_error(error, requests) from None
-
-    rows_by_request: list[list[asyncpg.Record]] = [[] for _ in sent]
-    for row in rows:
-        rows_by_request[row[0] - 1].append(row)
+    rows_by_request = await _append_rows(connection, sent, atomic)
     outcomes: list[AppendOutcome] = [EventStoreError("no answer")] * len(requests)
     for sent_index, request_rows in enumerate(rows_by_request):
         outcomes[send_order[sent_index]] = _outcome(sent[sent_index], request_rows)
     return outcomes
 
 
-def _outcome(request: AppendRequest, rows: list[asyncpg.Record]) -> AppendOutcome:
+_Row = Sequence[Any]
+
+
+async def _append_rows(
+    connection: asyncpg.Connection, sent: list[AppendRequest], atomic: bool
+) -> list[list[_Row]]:
+    """The answer rows of each request of `sent`, in its order."""
+    if len({request.stream for request in sent}) < len(sent):
+        return await _append_each(connection, sent, atomic)
+    if all(len(request.events) == 1 for request in sent):
+        event_streams = [request.stream for request in sent]
+        event_request: list[int] = list(range(1, len(sent) + 1))
+        event_offset: list[int] = [1] * len(sent)
+    else:
+        event_streams, event_request, event_offset = [], [], []
+        for number, request in enumerate(sent, 1):
+            event_streams += [request.stream] * len(request.events)
+            event_request += [number] * len(request.events)
+            event_offset += range(1, len(request.events) + 1)
+    try:
+        rows = await connection.fetch(
+            FAST_APPEND_SQL,
+            *_request_arrays(sent),
+            event_streams,
+            event_request,
+            event_offset,
+            atomic,
+        )
+    except asyncpg.UniqueViolationError:  # a repeat, an id conflict, or a racing writer
+        return await _append_each(connection, sent, atomic)
+
+    rows_by_request: list[list[_Row]] = [[] for _ in sent]
+    place = {request.stream: index for index, request in enumerate(sent)}
+    refused: list[int] = []
+    maybe_repeats: list[int] = []
+    for row in rows:
+        if row[0] is None:  # a written event
+            rows_by_request[place[row[6]]].append(row)
+            continue
+        rows_by_request[row[0] - 1].append(row)
+        if row[1] == OUTCOME_WRONG_VERSION:
+            refused.append(row[0] - 1)
+            if row[5]:
+                maybe_repeats.append(row[0] - 1)
+    if atomic and refused:  # nothing was written
+        if maybe_repeats:
+            return await _append_each(connection, sent, atomic)
+        first = min(refused)
+        request = sent[first]
+        raise WrongExpectedVersion(request.stream, request.expected, rows_by_request[first][0][2])
+    if maybe_repeats:  # rare: ask again for those requests alone (answers, no writes)
+        again = await _append_each(connection, [sent[index] for index in maybe_repeats], False)
+        for index, request_rows in zip(maybe_repeats, again, strict=True):
+            rows_by_request[index] = request_rows
+    return rows_by_request
+
+
+async def _append_each(
+    connection: asyncpg.Connection, sent: list[AppendRequest], atomic: bool
+) -> list[list[_Row]]:
+    try:
+        rows = await connection.fetch(EACH_APPEND_SQL, *_request_arrays(sent), atomic)
+    except asyncpg.PostgresError as error:
+        raise _refusal_from_error(error, sent) from None
+    rows_by_request: list[list[_Row]] = [[] for _ in sent]
+    for row in rows:
+        rows_by_request[row[0] - 1].append(row)
+    return rows_by_request
+
+
+def _request_arrays(sent: list[AppendRequest]) -> tuple[list[Any], ...]:
+    """Streams, expectations, event counts, then the events' ids, types, data, metadata."""
+    return (
+        [request.stream for request in sent],
+        [request.expected_code for request in sent],
+        [len(request.events) for request in sent],
+        [event.event_id for request in sent for event in request.events],
+        [event.type for request in sent for event in request.events],
+        [data for request in sent for data in request.data],
+        [metadata for request in sent for metadata in request.metadata],
+    )
+
+
+def _outcome(request: AppendRequest, rows: list[_Row]) -> AppendOutcome:
     if not rows:
-        return EventStoreError(f"es_append gave no answer for stream {request.stream!r}")
+        return EventStoreError(f"no append answer for stream {request.stream!r}")
     first = rows[0]
     outcome = first[1]
     if outcome == OUTCOME_WRONG_VERSION:
@@ -166,7 +281,7 @@ def _outcome(request: AppendRequest, rows: list[asyncpg.Record]) -> AppendOutcom
 def _refusal_from_error(
     error: asyncpg.PostgresError, requests: Sequence[AppendRequest]
 ) -> Exception:
-    """Translate es_append's atomic-mode refusals; pass any other error through."""
+    """Translate es_append_each's atomic-mode refusals; pass any other error through."""
     sqlstate: str | None = error.sqlstate
     if sqlstate not in (SQLSTATE_WRONG_VERSION, SQLSTATE_ID_CONFLICT):
         passed_through: Exception = error

@@ -8,11 +8,11 @@ Layout:
 - `es_events`: the log. `tx_id` (xid8, the writer's transaction id) and `position` (an
   identity) order it; readers only read rows whose `tx_id` is below the oldest transaction
   still running, so a transaction that commits late can never be skipped.
-- `es_streams`: each stream's current version, the row a writer locks to check and move
-  the expected version.
 - `es_checkpoints`: subscribers' positions, updatable in the subscriber's own transaction.
-- `es_append(...)`: appends a batch of independent (or, atomically, of all-or-nothing)
-  stream appends in one statement, so a group commit costs one round trip.
+- A stream's version is its highest event's; the unique (stream, version) index is what
+  stops two writers from taking the same one.
+- Appends: one plain statement per batch (postgres/append.py); `es_append_each(...)`
+  settles what that statement hands over (repeats, races) request by request.
 """
 
 from __future__ import annotations
@@ -538,6 +538,163 @@ ALTER FUNCTION es_append(text[], bigint[], int[], uuid[], text[], text[], text[]
     SET plan_cache_mode = force_generic_plan;
 """
 
+# Step 9: the log alone. A stream's version is its highest event's, one backward step of
+# the (stream, version) index, and that index's uniqueness is the check: two writers that
+# read the same version cannot both insert the next one (the second waits for the first
+# to commit, then fails with unique_violation). The `es_streams` rows (a row lock, an
+# insert or update, their WAL) went, and so did the set-based PL/pgSQL function: the common
+# batch is one plain statement (postgres/append.py, FAST_APPEND_SQL), whose plan the
+# connection keeps. es_append_each stays for what that statement hands over (repeats, id
+# conflicts, races, a stream named twice): request by request, each retried when a
+# concurrent writer commits the same version or ids first. PostgreSQL CPU per event for
+# group commits of 128 single-event appends, same-process interleaved calls: es_append
+# 17.6-21.9 us, the plain statement 12.5-14.8 us, a bare INSERT of the rows 8.2-11.7 us.
+_CREATE_LOG_ONLY_APPEND = """
+DROP FUNCTION IF EXISTS es_append(text[], bigint[], int[], uuid[], text[], text[], text[],
+                                  boolean);
+
+CREATE OR REPLACE FUNCTION es_append_each(
+    p_streams   text[],
+    p_expected  bigint[],
+    p_counts    int[],
+    p_event_ids uuid[],
+    p_types     text[],
+    p_data      text[],
+    p_metadata  text[],
+    p_atomic    boolean
+) RETURNS TABLE (
+    out_request  int,
+    out_outcome  int,
+    out_version  bigint,
+    out_position bigint,
+    out_tx       xid8
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    request_count  int := coalesce(array_length(p_streams, 1), 0);
+    request_index  int;
+    first_event    int := 1;
+    last_event     int;
+    event_count    int;
+    stream_name    text;
+    expected       bigint;
+    current_version bigint;
+    stored_count   int;
+    same_stream_count int;
+    lowest_offset  bigint;
+    highest_offset bigint;
+    attempt        int;
+BEGIN
+    FOR request_index IN 1..request_count LOOP
+        stream_name := p_streams[request_index];
+        expected := p_expected[request_index];
+        event_count := p_counts[request_index];
+        last_event := first_event + event_count - 1;
+        attempt := 0;
+        -- Each pass reads afresh (READ COMMITTED: a statement sees every commit before
+        -- it), so a writer that committed the same version or ids first is seen next time.
+        LOOP
+            attempt := attempt + 1;
+            stored_count := 0;
+            BEGIN
+                IF event_count > 0 THEN
+                    -- Idempotency: are these event ids stored already, as this very append?
+                    SELECT count(*),
+                           count(*) FILTER (WHERE e.stream = stream_name),
+                           min(e.version - ids.ordinal),
+                           max(e.version - ids.ordinal)
+                      INTO stored_count, same_stream_count, lowest_offset, highest_offset
+                      FROM unnest(p_event_ids[first_event:last_event]) WITH ORDINALITY
+                           AS ids(event_id, ordinal)
+                      JOIN es_events e ON e.event_id = ids.event_id;
+                    IF stored_count > 0 THEN
+                        IF stored_count = event_count AND same_stream_count = event_count
+                           AND lowest_offset = highest_offset
+                           AND (expected IN (-2, -4) OR expected = lowest_offset) THEN
+                            RETURN QUERY
+                                SELECT request_index, 1, e.version, e.position, e.tx_id
+                                  FROM es_events e
+                                 WHERE e.event_id = ANY (p_event_ids[first_event:last_event])
+                                 ORDER BY e.version;
+                            EXIT;
+                        END IF;
+                        IF NOT (stored_count = event_count AND same_stream_count = event_count
+                                AND lowest_offset = highest_offset) THEN
+                            IF p_atomic THEN
+                                RAISE EXCEPTION USING ERRCODE = 'ES410',
+                                    MESSAGE = 'event id conflict',
+                                    DETAIL = json_build_object('stream', stream_name)::text;
+                            END IF;
+                            RETURN QUERY SELECT request_index, 3, NULL::bigint, NULL::bigint,
+                                NULL::xid8;
+                            EXIT;
+                        END IF;
+                        -- The same append at another expectation: a version conflict,
+                        -- answered below against the stream's version.
+                    END IF;
+                END IF;
+
+                SELECT coalesce(max(e.version), -1) INTO current_version
+                  FROM es_events e WHERE e.stream = stream_name;
+
+                IF NOT (expected = -2 OR expected = current_version
+                        OR (expected = -4 AND current_version >= 0))
+                   OR stored_count > 0 THEN
+                    IF p_atomic THEN
+                        RAISE EXCEPTION USING ERRCODE = 'ES409',
+                            MESSAGE = 'wrong expected version',
+                            DETAIL = json_build_object('stream', stream_name,
+                                'expected', expected, 'actual', current_version)::text;
+                    END IF;
+                    RETURN QUERY SELECT request_index, 2, current_version, NULL::bigint,
+                        NULL::xid8;
+                ELSIF event_count = 0 THEN
+                    RETURN QUERY SELECT request_index, 0, current_version, NULL::bigint,
+                        NULL::xid8;
+                ELSE
+                    RETURN QUERY
+                        WITH inserted AS (
+                            INSERT INTO es_events (event_id, stream, version, type, data,
+                                                   metadata)
+                            SELECT n.event_id, stream_name, current_version + n.ordinal,
+                                   n.event_type, n.event_data::json, n.event_metadata::json
+                              FROM unnest(p_event_ids[first_event:last_event],
+                                          p_types[first_event:last_event],
+                                          p_data[first_event:last_event],
+                                          p_metadata[first_event:last_event])
+                                   WITH ORDINALITY
+                                   AS n(event_id, event_type, event_data, event_metadata,
+                                        ordinal)
+                             ORDER BY n.ordinal
+                            RETURNING es_events.version, es_events.position,
+                                      es_events.tx_id
+                        )
+                        SELECT request_index, 0, inserted.version, inserted.position,
+                               inserted.tx_id
+                          FROM inserted;
+                END IF;
+                EXIT;
+            EXCEPTION WHEN unique_violation THEN
+                -- Another writer committed this version, or these ids, first. (Nothing
+                -- of this pass was returned: its RETURN QUERY is the statement that failed.)
+                IF attempt >= 100 THEN
+                    RAISE;
+                END IF;
+            END;
+        END LOOP;
+        first_event := last_event + 1;
+    END LOOP;
+END;
+$$;
+
+ALTER FUNCTION es_append_each(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET enable_seqscan = off;
+ALTER FUNCTION es_append_each(text[], bigint[], int[], uuid[], text[], text[], text[], boolean)
+    SET plan_cache_mode = force_generic_plan;
+
+DROP TABLE IF EXISTS es_streams;
+"""
+
 # (version, description, SQL). Never edit a shipped step: add a new one.
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (1, "events, streams and checkpoints tables", _CREATE_TABLES),
@@ -561,6 +718,11 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         8,
         "es_append: no lookups the inserts repeat (a subtransaction catches repeats, races)",
         _CREATE_APPEND_WITHOUT_ID_LOOKUP + _REATTACH_FAST_PATH_SETTINGS,
+    ),
+    (
+        9,
+        "the log alone: versions from es_events, one plain statement for the common batch",
+        _CREATE_LOG_ONLY_APPEND,
     ),
 )
 

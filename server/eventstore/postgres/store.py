@@ -1,9 +1,9 @@
 """`PostgresEventStore`: the event store port on PostgreSQL through an asyncpg pool.
 
 Writes: single-stream appends go through group commit (postgres/group_commit.py); atomic
-multi-stream appends are one `es_append` call of their own. Each commit is followed by a
-NOTIFY, sent from a connection of its own outside the writing transaction (a NOTIFY inside it
-would serialise writers on commit).
+multi-stream appends are one append call of their own (postgres/append.py). Each commit is
+followed by a NOTIFY, sent from a connection of its own outside the writing transaction (a
+NOTIFY inside it would serialise writers on commit).
 
 Reads in global order only see rows below the transaction horizon (`_HORIZON_SQL`: the
 oldest transaction still in flight, leaving out those running in other databases): every
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -35,7 +35,7 @@ from server.eventstore.port import (
     RecordedEvent,
     StreamAppend,
 )
-from server.eventstore.postgres.append import encode_request
+from server.eventstore.postgres.append import AppendRequest, encode_request
 from server.eventstore.postgres.group_commit import (
     DEFAULT_FLUSHERS,
     GroupCommitWriter,
@@ -152,6 +152,29 @@ def _recorded_after_horizon(rows: Sequence[Any]) -> list[RecordedEvent]:
     ]
 
 
+_T = TypeVar("_T")
+
+
+async def _to_completion(work: Awaitable[_T]) -> _T:
+    """Await a pooled query that runs to its end even if the caller is cancelled.
+
+    Cancelling a query in flight makes asyncpg ask the server to cancel it and wait for the
+    answer before the connection may go back to the pool, and that wait has hung for good
+    (stopping an engine runner in the middle of its append, about one stop in thirty under
+    load; asyncpg issue 431 describes the same hang). Here the caller is let go at once and
+    the query finishes in a task of its own, returning its connection the ordinary way.
+    """
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_consume_outcome)
+    return await asyncio.shield(task)
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    """Mark a detached query's error as seen: its caller may be gone."""
+    if not task.cancelled():
+        task.exception()
+
+
 class PostgresEventStore(EventStore):
     """The event store in one PostgreSQL database (see the module docstring)."""
 
@@ -199,6 +222,10 @@ class PostgresEventStore(EventStore):
                 # instead of 6 ms for a 5000-event page of a 60k-event log.
                 "enable_sort": "off",
                 "enable_bitmapscan": "off",
+                # The append statement's plan is made once per connection, often while the
+                # log is young: a planner that then hashed a sequential scan of es_events
+                # would keep doing so on a grown log. Every lookup here has its index.
+                "enable_seqscan": "off",
             },
             reset=keep_session,
         )
@@ -247,6 +274,9 @@ class PostgresEventStore(EventStore):
         if not requests:
             return []
         self._check_open()
+        return await _to_completion(self._append_atomically(requests))
+
+    async def _append_atomically(self, requests: list[AppendRequest]) -> list[AppendResult]:
         async with self._pool.acquire() as connection:
             outcomes = await call_append_retrying(connection, requests, atomic=True)
             results: list[AppendResult] = []
@@ -271,7 +301,9 @@ class PostgresEventStore(EventStore):
         self, stream: str, from_version: int = 0, limit: int | None = None
     ) -> list[RecordedEvent]:
         self._check_open()
-        rows = await self._pool.fetch(_READ_STREAM_SQL, stream, max(from_version, 0), limit)
+        rows = await _to_completion(
+            self._pool.fetch(_READ_STREAM_SQL, stream, max(from_version, 0), limit)
+        )
         return _recorded(rows)
 
     async def read_all(
@@ -289,13 +321,15 @@ class PostgresEventStore(EventStore):
         self._check_open()
         prefixes = [_like_prefix(p) for p in filter.stream_prefixes] if filter else []
         types = list(filter.event_types) if filter else []
-        rows = await self._pool.fetch(
-            _read_all_sql(filter),
-            after.tx if after else 0,
-            after.seq if after else 0,
-            limit,
-            prefixes,
-            types,
+        rows = await _to_completion(
+            self._pool.fetch(
+                _read_all_sql(filter),
+                after.tx if after else 0,
+                after.seq if after else 0,
+                limit,
+                prefixes,
+                types,
+            )
         )
         horizon: int = rows[0][0]
         if rows[0][1] is None:  # the lone row of NULLs: nothing matched
@@ -306,12 +340,14 @@ class PostgresEventStore(EventStore):
         # A transaction's rows become visible together: once one is read, all are there.
         # One probe of the primary key, where the head would look at the horizon.
         self._check_open()
-        more: bool = await self._pool.fetchval(_LATER_IN_TRANSACTION_SQL, position.tx, position.seq)
+        more: bool = await _to_completion(
+            self._pool.fetchval(_LATER_IN_TRANSACTION_SQL, position.tx, position.seq)
+        )
         return more
 
     async def head_position(self) -> LogPosition | None:
         self._check_open()
-        row = await self._pool.fetchrow(_HEAD_SQL)
+        row = await _to_completion(self._pool.fetchrow(_HEAD_SQL))
         return None if row is None else LogPosition(row[0], row[1])
 
     # --- subscribing -----------------------------------------------------------------
@@ -360,8 +396,9 @@ class PostgresEventStore(EventStore):
     async def subscribe_stream(
         self, stream: str, from_version: int = 0
     ) -> AsyncIterator[RecordedEvent]:
-        # A stream's rows are written under its row lock, so its versions commit in order
-        # and reading by version needs no horizon.
+        # A writer takes a stream's next version only once it sees the one before it
+        # committed (or writes both itself), so a stream's versions commit in order and
+        # reading by version needs no horizon.
         await self._listener.start()
         batch = self._subscription_batch
         next_version = max(from_version, 0)
