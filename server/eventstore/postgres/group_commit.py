@@ -33,9 +33,9 @@ _RETRY_ATTEMPTS = 3
 # queued made each round serial: the database wrote a batch of 256 while this process
 # waited, then this process resumed its 256 callers and queued their next appends while
 # the database waited. With two batches in flight each side works while the other does:
-# 256 writers went from 20-25k to 35-49k events/s (bench.eventstore, interleaved runs,
-# CPU per event unchanged). Smaller batches cost a little more per event in PostgreSQL,
-# and a trickle of appends is split across both flushers; 16 writers ran alike either way.
+# 256 writers went from 20-27k to 28-45k events/s (bench.eventstore's case, interleaved
+# runs on a noisy machine; three flushers of up to 96 gave 33-49.5k, within the noise, and
+# split a trickle of appends three ways). 16 writers ran alike either way.
 DEFAULT_FLUSHERS = 2
 DEFAULT_MAX_BATCH_EVENTS = 128
 
