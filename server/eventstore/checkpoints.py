@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from server.eventstore.port import LogPosition
+from server.pg_pools import run_to_completion
 
 _SAVE_SQL = """
 INSERT INTO es_checkpoints (name, position, updated_at) VALUES ($1, $2, now())
@@ -48,7 +49,7 @@ class PostgresCheckpointStore:
         return self._pool
 
     async def load(self, name: str) -> LogPosition | None:
-        token = await self._pool.fetchval(_LOAD_SQL, name)
+        token = await run_to_completion(self._pool.fetchval(_LOAD_SQL, name))
         return None if token is None else LogPosition.parse(token)
 
     async def save(

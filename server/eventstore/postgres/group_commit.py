@@ -24,9 +24,9 @@ from server.eventstore.postgres.append import AppendOutcome, AppendRequest, call
 
 log = structlog.get_logger(__name__)
 
-# SQLSTATEs worth one more try: deadlock, serialization failure, unique violation (a
-# concurrent append of the same event ids: the retry finds them and answers idempotently).
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "23505"})
+# A deadlock is worth one more try. (Racing writers, repeated ids and streams created
+# meanwhile are settled inside the call since migration 9: postgres/append.py.)
+_DEADLOCK_DETECTED = "40P01"
 _RETRY_ATTEMPTS = 3
 
 # Two flushers, each taking at most 128 events: a pipeline. One flusher taking everything
@@ -176,13 +176,12 @@ class GroupCommitWriter:
 async def call_append_retrying(
     connection: asyncpg.Connection, requests: list[AppendRequest], atomic: bool
 ) -> list[AppendOutcome]:
-    """`call_append`, tried again (a few times) after a deadlock, a serialization failure
-    (a stream created concurrently) or a racing duplicate event id."""
+    """`call_append`, tried again (a few times) after a deadlock."""
     for attempt in range(_RETRY_ATTEMPTS):
         try:
             return await call_append(connection, requests, atomic)
         except asyncpg.PostgresError as error:
-            if error.sqlstate not in _RETRYABLE_SQLSTATES or attempt == _RETRY_ATTEMPTS - 1:
+            if error.sqlstate != _DEADLOCK_DETECTED or attempt == _RETRY_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 

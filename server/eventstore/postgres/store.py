@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -43,7 +43,7 @@ from server.eventstore.postgres.group_commit import (
 )
 from server.eventstore.postgres.schema import migrate
 from server.eventstore.postgres.signal import ChangeSignal, CommitNotifier, NotificationListener
-from server.pg_pools import keep_session
+from server.pg_pools import keep_session, run_to_completion
 
 _COLUMNS = "position, tx_id, event_id, stream, version, type, data, metadata, recorded_at"
 
@@ -152,29 +152,6 @@ def _recorded_after_horizon(rows: Sequence[Any]) -> list[RecordedEvent]:
     ]
 
 
-_T = TypeVar("_T")
-
-
-async def _to_completion(work: Awaitable[_T]) -> _T:
-    """Await a pooled query that runs to its end even if the caller is cancelled.
-
-    Cancelling a query in flight makes asyncpg ask the server to cancel it and wait for the
-    answer before the connection may go back to the pool, and that wait has hung for good
-    (stopping an engine runner in the middle of its append, about one stop in thirty under
-    load; asyncpg issue 431 describes the same hang). Here the caller is let go at once and
-    the query finishes in a task of its own, returning its connection the ordinary way.
-    """
-    task = asyncio.ensure_future(work)
-    task.add_done_callback(_consume_outcome)
-    return await asyncio.shield(task)
-
-
-def _consume_outcome(task: asyncio.Future[Any]) -> None:
-    """Mark a detached query's error as seen: its caller may be gone."""
-    if not task.cancelled():
-        task.exception()
-
-
 class PostgresEventStore(EventStore):
     """The event store in one PostgreSQL database (see the module docstring)."""
 
@@ -274,7 +251,7 @@ class PostgresEventStore(EventStore):
         if not requests:
             return []
         self._check_open()
-        return await _to_completion(self._append_atomically(requests))
+        return await run_to_completion(self._append_atomically(requests))
 
     async def _append_atomically(self, requests: list[AppendRequest]) -> list[AppendResult]:
         async with self._pool.acquire() as connection:
@@ -301,7 +278,7 @@ class PostgresEventStore(EventStore):
         self, stream: str, from_version: int = 0, limit: int | None = None
     ) -> list[RecordedEvent]:
         self._check_open()
-        rows = await _to_completion(
+        rows = await run_to_completion(
             self._pool.fetch(_READ_STREAM_SQL, stream, max(from_version, 0), limit)
         )
         return _recorded(rows)
@@ -321,7 +298,7 @@ class PostgresEventStore(EventStore):
         self._check_open()
         prefixes = [_like_prefix(p) for p in filter.stream_prefixes] if filter else []
         types = list(filter.event_types) if filter else []
-        rows = await _to_completion(
+        rows = await run_to_completion(
             self._pool.fetch(
                 _read_all_sql(filter),
                 after.tx if after else 0,
@@ -340,14 +317,14 @@ class PostgresEventStore(EventStore):
         # A transaction's rows become visible together: once one is read, all are there.
         # One probe of the primary key, where the head would look at the horizon.
         self._check_open()
-        more: bool = await _to_completion(
+        more: bool = await run_to_completion(
             self._pool.fetchval(_LATER_IN_TRANSACTION_SQL, position.tx, position.seq)
         )
         return more
 
     async def head_position(self) -> LogPosition | None:
         self._check_open()
-        row = await _to_completion(self._pool.fetchrow(_HEAD_SQL))
+        row = await run_to_completion(self._pool.fetchrow(_HEAD_SQL))
         return None if row is None else LogPosition(row[0], row[1])
 
     # --- subscribing -----------------------------------------------------------------
