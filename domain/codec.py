@@ -7,6 +7,7 @@ or lot size, times RFC 3339 UTC with 'Z', enums their names. Every event dict ha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import StrEnum
@@ -25,7 +26,8 @@ from domain.commands import (
 )
 from domain.errors import InvalidField
 from domain.events import EVENT_TYPES, Event
-from domain.instruments import Instrument, parse_decimal
+from domain.input_rules import MAX_STEPS, check_identifier, shown
+from domain.instruments import Instrument, parse_decimal, plain_text
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from domain.timefmt import format_rfc3339, parse_rfc3339
 
@@ -70,6 +72,8 @@ _ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
     for enum in (Side, OrderType, TimeInForce, SelfTradePrevention)
 }
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
+
 _PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _DECIMAL = range(6)
 
 
@@ -104,10 +108,8 @@ def _required(data: Mapping[str, Any], name: str) -> Any:
 
 
 def _text(data: Mapping[str, Any], name: str) -> str:
-    value = _required(data, name)
-    if not isinstance(value, str) or not value:
-        raise InvalidField(name, "MALFORMED", f"{name} must be a non-empty string")
-    return value
+    """An identifier field (see `domain.input_rules`)."""
+    return check_identifier(name, _required(data, name))
 
 
 def _enum(data: Mapping[str, Any], name: str, enum: type[_E], default: _E | None = None) -> _E:
@@ -119,7 +121,7 @@ def _enum(data: Mapping[str, Any], name: str, enum: type[_E], default: _E | None
     member = _ENUM_MEMBERS[enum].get(value) if isinstance(value, str) else None
     if member is None:
         allowed = ", ".join(member.value for member in enum)
-        raise InvalidField(name, "MALFORMED", f"{name} {value!r} is not one of {allowed}")
+        raise InvalidField(name, "MALFORMED", f"{name} {shown(value)} is not one of {allowed}")
     return member  # type: ignore[return-value]
 
 
@@ -138,17 +140,21 @@ def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise InvalidField(name, "MALFORMED", f"{name} must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise InvalidField(name, "MALFORMED", f"{name} must be an integer")
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidField(name, "MALFORMED", f"{name} must be an integer")
+    if abs(value) > MAX_STEPS:
+        raise InvalidField(name, "TOO_LARGE", f"{name} is beyond {MAX_STEPS}")
+    return value
 
 
 def _instrument(symbol: str, instruments: Mapping[str, Instrument]) -> Instrument:
     instrument = instruments.get(symbol)
     if instrument is None:
-        raise InvalidField("instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}")
+        raise InvalidField(
+            "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {shown(symbol)}"
+        )
     return instrument
 
 
@@ -269,8 +275,8 @@ def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> 
             "type": command.order_type.value,
         }
         if command.price is not None:
-            data["price"] = str(instrument.ticks_to_price(command.price))
-        data["quantity"] = str(instrument.lots_to_quantity(command.quantity))
+            data["price"] = plain_text(instrument.ticks_to_price(command.price))
+        data["quantity"] = plain_text(instrument.lots_to_quantity(command.quantity))
         data["time_in_force"] = command.time_in_force.value
         if command.post_only:
             data["post_only"] = True
@@ -280,7 +286,7 @@ def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> 
             data["max_slippage_bps"] = command.max_slippage_bps
         data["stp"] = command.stp.value
         if command.stop_price is not None:
-            data["stop_price"] = str(instrument.ticks_to_price(command.stop_price))
+            data["stop_price"] = plain_text(instrument.ticks_to_price(command.stop_price))
         return data
     if isinstance(command, CancelOrder):
         return {"op": "cancel", "order_id": command.order_id}
@@ -302,11 +308,11 @@ def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> 
         data = {
             "op": "instrument",
             "symbol": instrument.symbol,
-            "tick_size": str(instrument.tick_size),
-            "lot_size": str(instrument.lot_size),
+            "tick_size": plain_text(instrument.tick_size),
+            "lot_size": plain_text(instrument.lot_size),
         }
         if instrument.min_quantity is not None:
-            data["min_quantity"] = str(instrument.min_quantity)
+            data["min_quantity"] = plain_text(instrument.min_quantity)
         return data
     raise TypeError(f"not a command: {command!r}")
 
@@ -319,9 +325,9 @@ def amend_to_dict(command: AmendOrder, instrument: Instrument) -> dict[str, Any]
         "instrument": instrument.symbol,
     }
     if command.quantity is not None:
-        data["quantity"] = str(instrument.lots_to_quantity(command.quantity))
+        data["quantity"] = plain_text(instrument.lots_to_quantity(command.quantity))
     if command.price is not None:
-        data["price"] = str(instrument.ticks_to_price(command.price))
+        data["price"] = plain_text(instrument.ticks_to_price(command.price))
     return data
 
 
@@ -329,7 +335,7 @@ def amend_to_dict(command: AmendOrder, instrument: Instrument) -> dict[str, Any]
 
 
 def _step_formatter(step: Decimal) -> Callable[[int], str]:
-    """int -> decimal text scaled like `step`, identical to ``str(value * step)``.
+    """int -> decimal text scaled like `step`, identical to ``plain_text(value * step)``.
 
     Steps that are powers of ten (0.01, 0.0001, 1) are formatted with integer arithmetic:
     the replayer writes several such numbers per event, and Decimal arithmetic would be
@@ -344,12 +350,12 @@ def _step_formatter(step: Decimal) -> Callable[[int], str]:
 
         def power_of_ten(value: int) -> str:
             if value < 0:
-                return str(value * step)
+                return plain_text(value * step)
             whole, fraction = divmod(value, scale)
             return f"{whole}.{fraction:0{places}d}"
 
         return power_of_ten
-    return lambda value: str(value * step)
+    return lambda value: plain_text(value * step)
 
 
 _FORMATTERS: dict[Decimal, Callable[[int], str]] = {}
@@ -409,7 +415,8 @@ def event_to_dict(event: Event, instruments: Mapping[str, Instrument]) -> dict[s
     for field in texts:
         value = data[field]
         if value is not None:
-            data[field] = str(value)  # StrEnum and Decimal -> plain text
+            # StrEnum and Decimal -> plain text
+            data[field] = plain_text(value) if isinstance(value, Decimal) else str(value)
     return data
 
 

@@ -45,7 +45,7 @@ from domain.events import (
     StopTriggered,
     TradeExecuted,
 )
-from domain.instruments import Instrument
+from domain.instruments import Instrument, plain_text
 from domain.orders import Order, OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 
 _BUY = Side.BUY
@@ -881,11 +881,11 @@ class MatchingEngine:
             books.append(
                 {
                     "symbol": instrument.symbol,
-                    "tick_size": str(instrument.tick_size),
-                    "lot_size": str(instrument.lot_size),
+                    "tick_size": plain_text(instrument.tick_size),
+                    "lot_size": plain_text(instrument.lot_size),
                     "min_quantity": None
                     if instrument.min_quantity is None
-                    else str(instrument.min_quantity),
+                    else plain_text(instrument.min_quantity),
                     "trade_count": book.trade_count,
                     "last_price": book.last_price,
                     "bids": [_order_to_dict(o) for o in book.bids.orders_in_priority()],

@@ -10,27 +10,36 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from domain.errors import InvalidField
+from domain.input_rules import check_decimal_text, check_steps, shown
 
 DecimalInput = str | Decimal
 
 
+def plain_text(number: Decimal) -> str:
+    """A decimal as plain text, never in exponent form ("0.00000005", not "5E-8"): the
+    only form `parse_decimal` reads back."""
+    return format(number, "f")
+
+
+_NOT_FINITE_TEXTS = frozenset({"nan", "snan", "inf", "infinity", "-nan", "-inf", "-infinity"})
+
+
 def parse_decimal(value: object, field_name: str) -> Decimal:
-    """Parse a decimal given as text or Decimal; floats and other types are refused."""
+    """Parse a decimal given as plain ASCII text (see `domain.input_rules`) or Decimal;
+    floats and other types are refused."""
     if isinstance(value, Decimal):
         number = value
     elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            raise InvalidField(
-                field_name, "MALFORMED", f"{field_name} {value!r} is not a decimal number"
-            ) from None
-        if not value.strip():
+        if not value:
             raise InvalidField(field_name, "MALFORMED", f"{field_name} is empty")
+        if value.lower() in _NOT_FINITE_TEXTS:
+            raise InvalidField(field_name, "NOT_FINITE", f"{field_name} {value!r} is not finite")
+        check_decimal_text(field_name, value)
+        number = Decimal(value)
     else:
         # Floats cannot carry exact decimal prices; ints are refused so units stay explicit.
         raise InvalidField(
-            field_name, "MALFORMED", f"{field_name} must be a decimal string, got {value!r}"
+            field_name, "MALFORMED", f"{field_name} must be a decimal string, got {shown(value)}"
         )
     if not number.is_finite():
         raise InvalidField(field_name, "NOT_FINITE", f"{field_name} {value!r} is not finite")
@@ -40,18 +49,18 @@ def parse_decimal(value: object, field_name: str) -> Decimal:
 def _to_steps(value: object, step: Decimal, field_name: str, grid_reason: str, what: str) -> int:
     number = parse_decimal(value, field_name)
     if number <= 0:
-        raise InvalidField(field_name, "NOT_POSITIVE", f"{field_name} {value!r} must be > 0")
+        raise InvalidField(field_name, "NOT_POSITIVE", f"{field_name} {shown(value)} must be > 0")
     try:
         steps, leftover = divmod(number, step)
     except InvalidOperation:
         raise InvalidField(
-            field_name, "TOO_LARGE", f"{field_name} {value!r} is too large"
+            field_name, "TOO_LARGE", f"{field_name} {shown(value)} is too large"
         ) from None
     if leftover != 0:
         raise InvalidField(
             field_name, grid_reason, f"{field_name} {value} is not a multiple of the {what} {step}"
         )
-    return int(steps)
+    return check_steps(field_name, int(steps))
 
 
 @dataclass(frozen=True)

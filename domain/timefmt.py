@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidField
+from domain.input_rules import check_time_ns, shown
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NS_PER_S = 1_000_000_000
@@ -15,13 +16,14 @@ _RFC3339 = re.compile(
 
 
 def parse_rfc3339(text: object, field_name: str = "time") -> int:
-    """'2026-01-01T00:00:05.25Z' -> ns since epoch; any offset accepted, up to 9 decimals."""
+    """'2026-01-01T00:00:05.25Z' -> ns since epoch; any offset accepted, up to 9 decimals.
+    Times outside `domain.input_rules`' range are refused (OUT_OF_RANGE)."""
     if not isinstance(text, str):
         raise InvalidField(field_name, "MALFORMED", f"{field_name} must be an RFC 3339 string")
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise InvalidField(
-            field_name, "MALFORMED", f"{field_name} {text!r} is not an RFC 3339 timestamp"
+            field_name, "MALFORMED", f"{field_name} {shown(text)} is not an RFC 3339 timestamp"
         )
     date, clock, fraction, offset = match.groups()
     offset = "+00:00" if offset in ("Z", "z") else offset
@@ -33,7 +35,7 @@ def parse_rfc3339(text: object, field_name: str = "time") -> int:
         ) from None
     seconds = (moment - _EPOCH) // timedelta(seconds=1)
     nanos = int((fraction or "0").ljust(9, "0"))
-    return seconds * _NS_PER_S + nanos
+    return check_time_ns(field_name, seconds * _NS_PER_S + nanos)
 
 
 _last_formatted: tuple[int, str] = (-1, "")

@@ -187,7 +187,11 @@ class ExchangeApp:
             OrderQueryServicer(
                 projections.order_views,
                 projections.book_views,
-                ReadYourWrites(projections.progress, self.settings.query_wait_default_s),
+                ReadYourWrites(
+                    projections.progress,
+                    projections.event_store,
+                    self.settings.query_wait_default_s,
+                ),
                 self.instruments,
             ),
             server,

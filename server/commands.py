@@ -25,7 +25,6 @@ from domain.commands import AmendOrder
 from domain.errors import InvalidField
 from domain.instruments import Instrument
 from server.errors import (
-    FieldViolation,
     IdempotencyConflict,
     InvalidArgument,
     NotOrderOwner,
@@ -41,7 +40,8 @@ from server.eventstore.port import (
     WrongExpectedVersion,
 )
 from server.observability import metrics
-from server.order_state import OrderState, load_order_state
+from server.order_state import OrderState, fold_order, load_order_state
+from server.request_checks import known_instrument, require_id
 from server.streams import (
     CANCEL_ALL_REQUESTED,
     CORRELATION_ID,
@@ -55,7 +55,6 @@ from server.streams import (
 
 # Orders placed with a client_order_id get a name-based id, so a retry maps to the same stream.
 ORDER_ID_NAMESPACE = uuid.UUID("4b1c3f0e-6f0a-4d55-9f1e-2f6f2c9a7e10")
-MAX_ID_LENGTH = 128
 # A cancel/amend whose order changed between read and append re-checks this many times.
 MAX_CONFLICT_RETRIES = 20
 
@@ -93,15 +92,9 @@ class CommandOutcome:
     duplicate: bool = False
 
 
-def _require_id(field: str, value: str) -> None:
-    if not value:
-        raise InvalidArgument.of(field, "REQUIRED", f"{field} is required")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument.of(field, "TOO_LONG", f"{field} is longer than {MAX_ID_LENGTH}")
-
-
-def _violation_of(error: InvalidField) -> InvalidArgument:
-    return InvalidArgument([FieldViolation(error.field, error.reason, error.message)])
+def _order_terms(place_request: Mapping[str, Any]) -> dict[str, Any]:
+    """What a place request asks for, without when it was asked (the idempotency check)."""
+    return {key: value for key, value in place_request.items() if key != "requested_at"}
 
 
 def order_id_for(user_id: str, client_order_id: str | None) -> str:
@@ -134,24 +127,31 @@ class CommandHandlers:
 
     # -- place ---------------------------------------------------------------------------
 
-    def _place_dict(self, request: PlaceOrderInput, order_id: str) -> dict[str, Any]:
+    def _place_dict(self, request: PlaceOrderInput, order_id: str, now: datetime) -> dict[str, Any]:
         """Validate `request` and return the normalised place command dict of the log."""
-        _require_id("user_id", request.user_id)
-        if request.client_order_id:
-            _require_id("client_order_id", request.client_order_id)
-        if not request.instrument:
-            raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
-        self._require_known_instrument(request.instrument)
-        if request.side not in SIDES:
+        require_id("user_id", request.user_id)
+        if request.client_order_id is not None:
+            require_id("client_order_id", request.client_order_id)
+        known_instrument(self._instruments, "instrument", request.instrument, required=True)
+        if request.side is None:
             raise InvalidArgument.of("side", "REQUIRED", "side must be BUY or SELL")
-        if request.type not in ORDER_TYPES:
+        if request.side not in SIDES:
+            raise InvalidArgument.of("side", "MALFORMED", "side must be BUY or SELL")
+        if request.type is None:
             raise InvalidArgument.of("type", "REQUIRED", "type must be set")
+        if request.type not in ORDER_TYPES:
+            raise InvalidArgument.of("type", "MALFORMED", "unknown order type")
         time_in_force = request.time_in_force or "GTC"
         if time_in_force not in TIMES_IN_FORCE:
             raise InvalidArgument.of("time_in_force", "MALFORMED", "unknown time in force")
         if request.stp is not None and request.stp not in STP_MODES:
             raise InvalidArgument.of("stp", "MALFORMED", "unknown self-trade prevention")
         self._check_shape(request, time_in_force)
+        if request.expire_time is not None and request.expire_time <= now:
+            # The engine would expire it at once: refused here like every invalid field.
+            raise InvalidArgument.of(
+                "expire_time", "IN_THE_PAST", "expire_time must be later than now"
+            )
         raw: dict[str, Any] = {
             "op": "place",
             "order_id": order_id,
@@ -177,14 +177,8 @@ class CommandHandlers:
         try:
             command = command_from_dict(raw, self._instruments)
         except InvalidField as error:
-            raise _violation_of(error) from error
+            raise InvalidArgument.from_field(error) from error
         return command_to_dict(command, self._instruments)
-
-    def _require_known_instrument(self, symbol: str) -> None:
-        if symbol not in self._instruments:
-            raise InvalidArgument.of(
-                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}"
-            )
 
     @staticmethod
     def _check_shape(request: PlaceOrderInput, time_in_force: str) -> None:
@@ -222,11 +216,12 @@ class CommandHandlers:
         self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
     ) -> tuple[str, NewEvent]:
         """Validate and build the OrderPlaceRequested event (order id, event); no I/O."""
+        now = self._now()
         order_id = order_id_for(request.user_id, request.client_order_id)
-        data = self._place_dict(request, order_id)
+        data = self._place_dict(request, order_id, now)
         data["user_id"] = request.user_id
         data["client_order_id"] = request.client_order_id or ""
-        data["requested_at"] = format_time(self._now())
+        data["requested_at"] = format_time(now)
         event_metadata = {CORRELATION_ID: order_id, **(metadata or {})}
         return order_id, NewEvent(type=ORDER_PLACE_REQUESTED, data=data, metadata=event_metadata)
 
@@ -240,25 +235,26 @@ class CommandHandlers:
         except WrongExpectedVersion:
             if not request.client_order_id:
                 raise  # a uuid4 collision: never in practice
-            return await self._original_order(order_id, request)
+            return await self._original_order(order_id, event.data)
         order = OrderState.from_place_request(order_id, event.data, result.positions[0])
         return CommandOutcome(order=order, position=result.positions[0])
 
-    async def _original_order(self, order_id: str, request: PlaceOrderInput) -> CommandOutcome:
-        state = await load_order_state(self._event_store, order_id)
-        if (
-            state is None
-            or state.user_id != request.user_id
-            or state.client_order_id != request.client_order_id
-        ):
-            raise IdempotencyConflict(f"order id {order_id} is taken by another order")
+    async def _original_order(self, order_id: str, retry: Mapping[str, Any]) -> CommandOutcome:
+        """The order a retry names, when the retry asks for exactly that order again."""
+        events = await self._event_store.read_stream(order_stream(order_id))
+        state = fold_order(order_id, events)
+        if state is None or _order_terms(events[0].data) != _order_terms(retry):
+            raise IdempotencyConflict(
+                f"client_order_id {retry.get('client_order_id')!r} already names an order "
+                "with other parameters"
+            )
         return CommandOutcome(order=state, position=state.placed_position, duplicate=True)
 
     # -- cancel and amend ------------------------------------------------------------------
 
     async def _checked_open_order(self, user_id: str, order_id: str) -> OrderState:
-        _require_id("user_id", user_id)
-        _require_id("order_id", order_id)
+        require_id("user_id", user_id)
+        require_id("order_id", order_id)
         state = await load_order_state(self._event_store, order_id)
         if state is None:
             raise OrderNotFound(order_id)
@@ -311,10 +307,9 @@ class CommandHandlers:
     ) -> LogPosition:
         """Write a user's cancel-all request; its position in the log. The engine cancels
         what of theirs is open when it reads the request (orders placed later stay)."""
-        _require_id("user_id", user_id)
+        require_id("user_id", user_id)
         data: dict[str, Any] = {"op": "cancel_all", "user_id": user_id}
-        if instrument:
-            self._require_known_instrument(instrument)
+        if known_instrument(self._instruments, "instrument", instrument or "", required=False):
             data["instrument"] = instrument
         data["requested_at"] = format_time(self._now())
         stream = cancel_all_stream(user_id)
@@ -345,7 +340,7 @@ class CommandHandlers:
         try:
             command = command_from_dict(raw, self._instruments)
         except InvalidField as error:
-            raise _violation_of(error) from error
+            raise InvalidArgument.from_field(error) from error
         assert isinstance(command, AmendOrder)
         return amend_to_dict(command, self._instruments[state.instrument])
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from domain.errors import InvalidField
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -18,12 +20,23 @@ class FieldViolation:
     description: str
 
 
+# A refusal's text goes back to the client in gRPC trailers (8 KB by default): it never
+# echoes a whole bad value (see domain.input_rules.shown), and is cut here whatever it holds.
+MAX_MESSAGE_CHARS = 512
+MAX_DESCRIPTION_CHARS = 200
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Refused(Exception):
     """A request the service refuses; ``code`` is the gRPC status it maps to."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
     def __init__(self, message: str) -> None:
+        message = _cut(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
 
@@ -32,12 +45,21 @@ class InvalidArgument(Refused):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: list[FieldViolation]) -> None:
+        violations = [
+            FieldViolation(v.field, v.reason, _cut(v.description, MAX_DESCRIPTION_CHARS))
+            for v in violations
+        ]
         super().__init__("; ".join(f"{v.field}: {v.reason} ({v.description})" for v in violations))
         self.violations = tuple(violations)
 
     @classmethod
     def of(cls, field: str, reason: str, description: str) -> InvalidArgument:
         return cls([FieldViolation(field, reason, description)])
+
+    @classmethod
+    def from_field(cls, error: InvalidField) -> InvalidArgument:
+        """The refusal of an input the domain's rules did not accept."""
+        return cls.of(error.field, error.reason, error.message)
 
 
 class OrderNotFound(Refused):
@@ -66,9 +88,15 @@ class OrderClosed(Refused):
 
 
 class IdempotencyConflict(Refused):
-    """A client_order_id maps to an order id whose stream holds something else (never seen)."""
+    """A client_order_id already names an order with other parameters (or another owner)."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class PositionBeyondLog(Refused):
+    """A `min_position` token the log has not reached: no wait could ever end."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
 
 
 class Unavailable(Refused):

@@ -231,6 +231,12 @@ class EventStore(abc.ABC):
     async def head_position(self) -> LogPosition | None:
         """The position of the last event a subscriber can see now (None for an empty log)."""
 
+    async def last_committed_position(self) -> LogPosition | None:
+        """The position of the last event committed, even one a subscriber cannot see yet
+        (behind an older transaction still running). Every position ever handed to a writer
+        is at or below it. This default: the head."""
+        return await self.head_position()
+
     async def transaction_may_continue(self, position: LogPosition) -> bool:
         """False when no event written in the same transaction as the event at `position`
         comes after it, True when one may. Readers that apply a transaction whole ask this

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import grpc
+import structlog
 
 from clients.generated.exchange.v1 import order_command_service_pb2 as pb
 from clients.generated.exchange.v1 import order_command_service_pb2_grpc as pb_grpc
@@ -16,7 +17,9 @@ from server.errors import Refused
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
 from server.servicers.convert import order_message, place_input
-from server.servicers.status import abort_refused, command_error
+from server.servicers.status import abort_refused, command_error, internal_error
+
+log = structlog.get_logger(__name__)
 
 # Requests of one StreamPlaceOrders call handled concurrently (their appends share commits).
 STREAM_CONCURRENCY = 512
@@ -92,7 +95,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         position = await _counted(
             "cancel_all",
             self._handlers.cancel_all_orders(
-                request.user_id, request.instrument.strip() or None, inject_trace_context()
+                request.user_id, request.instrument or None, inject_trace_context()
             ),
             context,
         )
@@ -106,8 +109,8 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
             self._handlers.amend_order(
                 request.user_id,
                 request.order_id,
-                request.price.strip() or None,
-                request.quantity.strip() or None,
+                request.price or None,
+                request.quantity or None,
                 inject_trace_context(),
             ),
             context,
@@ -117,13 +120,18 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         )
 
     async def _answer(self, request: pb.StreamPlaceOrdersRequest) -> pb.StreamPlaceOrdersResponse:
+        """Every request gets an answer: a refusal, or INTERNAL for a fault of ours (logged
+        once here; a unary call's fault is answered by gRPC itself)."""
         try:
             placed = await self._place(request.order)
         except Refused as refusal:
-            return pb.StreamPlaceOrdersResponse(
-                request_id=request.request_id, error=command_error(refusal)
-            )
-        return pb.StreamPlaceOrdersResponse(request_id=request.request_id, placed=placed)
+            error = command_error(refusal)
+        except Exception:
+            log.exception("stream_place_order_failed", request_id=request.request_id)
+            error = internal_error()
+        else:
+            return pb.StreamPlaceOrdersResponse(request_id=request.request_id, placed=placed)
+        return pb.StreamPlaceOrdersResponse(request_id=request.request_id, error=error)
 
     async def StreamPlaceOrders(
         self,

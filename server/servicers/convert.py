@@ -15,6 +15,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clients.generated.exchange.v1 import order_command_service_pb2 as commands_pb2
 from clients.generated.exchange.v1 import types_pb2
 from server.commands import PlaceOrderInput
+from server.errors import InvalidArgument
+from server.request_checks import checked_time
 
 _SIDE_NAMES = {types_pb2.SIDE_BUY: "BUY", types_pb2.SIDE_SELL: "SELL"}
 _SIDE_VALUES = {name: value for value, name in _SIDE_NAMES.items()}
@@ -39,16 +41,23 @@ STATUS_VALUES = {name: value for value, name in _STATUS_NAMES.items()}
 STATUS_VALUES.setdefault("TRIGGERED", types_pb2.ORDER_STATUS_OPEN)
 
 
-def side_name(value: int) -> str | None:
-    return _SIDE_NAMES.get(value)
-
-
 def side_value(name: str) -> int:
     return _SIDE_VALUES.get(name, types_pb2.SIDE_UNSPECIFIED)
 
 
+def _known(field: str, names: dict[int, str], value: int) -> str | None:
+    """The name of an enum number: None for 0 (unspecified), refused when unknown (proto3
+    keeps numbers it has no name for, so a client can send any)."""
+    if value == 0:
+        return None
+    name = names.get(value)
+    if name is None:
+        raise InvalidArgument.of(field, "MALFORMED", f"{field} {value} is not a known value")
+    return name
+
+
 def status_name(value: int) -> str | None:
-    return _STATUS_NAMES.get(value)
+    return _known("status", _STATUS_NAMES, value)
 
 
 def timestamp_of(moment: datetime | None) -> Timestamp | None:
@@ -59,8 +68,8 @@ def timestamp_of(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def datetime_of(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
+def datetime_of(field: str, stamp: Timestamp) -> datetime:
+    return checked_time(field, stamp.seconds, stamp.nanos)
 
 
 def decimal_text(value: Decimal | str | None) -> str:
@@ -73,19 +82,23 @@ def decimal_text(value: Decimal | str | None) -> str:
 
 
 def place_input(request: commands_pb2.PlaceOrderRequest) -> PlaceOrderInput:
+    """The request in the command handlers' terms; unknown enum numbers and timestamps no
+    reader of the log could hold are refused here (the rest is checked by the handlers)."""
     return PlaceOrderInput(
         user_id=request.user_id,
         instrument=request.instrument,
-        side=_SIDE_NAMES.get(request.side),
-        type=_TYPE_NAMES.get(request.type),
-        quantity=request.quantity.strip(),
-        price=request.price.strip() or None,
-        stop_price=request.stop_price.strip() or None,
-        time_in_force=_TIF_NAMES.get(request.time_in_force),
-        expire_time=datetime_of(request.expire_time) if request.HasField("expire_time") else None,
+        side=_known("side", _SIDE_NAMES, request.side),
+        type=_known("type", _TYPE_NAMES, request.type),
+        quantity=request.quantity,
+        price=request.price or None,
+        stop_price=request.stop_price or None,
+        time_in_force=_known("time_in_force", _TIF_NAMES, request.time_in_force),
+        expire_time=datetime_of("expire_time", request.expire_time)
+        if request.HasField("expire_time")
+        else None,
         post_only=request.post_only,
         max_slippage_bps=request.max_slippage_bps or None,
-        stp=_STP_NAMES.get(request.stp),
+        stp=_known("stp", _STP_NAMES, request.stp),
         client_order_id=request.client_order_id or None,
     )
 

@@ -6,7 +6,7 @@ feed and its call ends with ABORTED ("resubscribe"), never stalling the others.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -16,7 +16,8 @@ from clients.generated.exchange.v1 import market_data_service_pb2_grpc as pb_grp
 from domain.instruments import Instrument
 from projections.live import SubscriberLagged
 from projections.views import BookSnapshot
-from server.errors import InvalidArgument, Refused
+from server.errors import Refused
+from server.request_checks import known_instrument, require_id
 from server.servicers.convert import (
     decimal_text,
     order_message,
@@ -32,20 +33,20 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         self._feeds = live_feeds
         self._instruments = instruments
 
+    async def _check(self, context: grpc.aio.ServicerContext, check: Callable[[], Any]) -> None:
+        """Run one of the door's checks; a refusal ends the call before it subscribes."""
+        try:
+            check()
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+
     async def _check_instrument(
         self, symbol: str, context: grpc.aio.ServicerContext, required: bool = True
     ) -> None:
-        try:
-            if not symbol:
-                if required:
-                    raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
-                return
-            if symbol not in self._instruments:
-                raise InvalidArgument.of(
-                    "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}"
-                )
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+        await self._check(
+            context,
+            lambda: known_instrument(self._instruments, "instrument", symbol, required=required),
+        )
 
     async def StreamTrades(
         self, request: pb.StreamTradesRequest, context: grpc.aio.ServicerContext
@@ -101,10 +102,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
     async def StreamOrderUpdates(
         self, request: pb.StreamOrderUpdatesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamOrderUpdatesResponse]:
-        if not request.user_id:
-            await abort_refused(
-                context, InvalidArgument.of("user_id", "REQUIRED", "user_id is required")
-            )
+        await self._check(context, lambda: require_id("user_id", request.user_id))
         await self._check_instrument(request.instrument, context, required=False)
         subscription = self._feeds.subscribe_order_updates(
             request.user_id, request.instrument or None

@@ -10,8 +10,21 @@ import grpc
 from clients.generated.exchange.v1 import order_query_service_pb2 as pb
 from clients.generated.exchange.v1 import order_query_service_pb2_grpc as pb_grpc
 from domain.instruments import Instrument
-from server.errors import InvalidArgument, NotOrderOwner, OrderNotFound, Refused
-from server.eventstore.port import LogPosition
+from server.errors import (
+    InvalidArgument,
+    NotOrderOwner,
+    OrderNotFound,
+    PositionBeyondLog,
+    Refused,
+)
+from server.eventstore.port import EventStore
+from server.request_checks import (
+    known_instrument,
+    log_position_of,
+    optional_id,
+    page_size_of,
+    require_id,
+)
 from server.servicers.convert import (
     decimal_text,
     instrument_message,
@@ -22,34 +35,27 @@ from server.servicers.convert import (
 )
 from server.servicers.status import abort_refused
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-
 
 class ViewsBehind(Refused):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def page_size_of(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument.of("page_size", "NOT_POSITIVE", "page_size must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
 class ReadYourWrites:
-    """Waits until the views have committed a position token (bounded by the deadline)."""
+    """Waits until the views have committed a position token (bounded by the deadline);
+    a token beyond the log's last committed event is refused at once (no wait could end)."""
 
-    def __init__(self, progress: Any, default_wait_s: float) -> None:
+    def __init__(self, progress: Any, event_store: EventStore, default_wait_s: float) -> None:
         self._progress = progress
+        self._event_store = event_store
         self._default_wait_s = default_wait_s
 
     async def wait(self, token: str, context: grpc.aio.ServicerContext) -> None:
-        if not token:
+        position = log_position_of("min_position", token)
+        if position is None or self._progress.reached(position):
             return
-        try:
-            position = LogPosition.parse(token)
-        except ValueError as error:
-            raise InvalidArgument.of("min_position", "MALFORMED", str(error)) from error
+        last = await self._event_store.last_committed_position()
+        if last is None or position > last:
+            raise PositionBeyondLog(f"min_position {token} is beyond the log's last event")
         remaining = context.time_remaining()
         timeout = self._default_wait_s if remaining is None else max(0.0, remaining - 0.005)
         if not await self._progress.wait_for(position, timeout):
@@ -69,22 +75,12 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         self._read_your_writes = read_your_writes
         self._instruments = instruments
 
-    def _known_instrument(self, symbol: str, required: bool) -> None:
-        if not symbol:
-            if required:
-                raise InvalidArgument.of("instrument", "REQUIRED", "instrument is required")
-            return
-        if symbol not in self._instruments:
-            raise InvalidArgument.of(
-                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}"
-            )
-
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
         try:
-            if not request.order_id:
-                raise InvalidArgument.of("order_id", "REQUIRED", "order_id is required")
+            require_id("order_id", request.order_id)
+            optional_id("user_id", request.user_id)
             await self._read_your_writes.wait(request.min_position, context)
             order = await self._orders.get_order(request.order_id)
             if order is None:
@@ -99,16 +95,16 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
         try:
-            if not request.user_id:
-                raise InvalidArgument.of("user_id", "REQUIRED", "user_id is required")
-            self._known_instrument(request.instrument, required=False)
+            require_id("user_id", request.user_id)
+            known_instrument(self._instruments, "instrument", request.instrument, required=False)
+            status = status_name(request.status)
             page_size = page_size_of(request.page_size)
             await self._read_your_writes.wait(request.min_position, context)
             try:
                 orders, next_token = await self._orders.list_orders(
                     request.user_id,
                     instrument=request.instrument or None,
-                    status=status_name(request.status),
+                    status=status,
                     page_size=page_size,
                     page_token=request.page_token or None,
                 )
@@ -124,7 +120,7 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         self, request: pb.GetOrderBookRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderBookResponse:
         try:
-            self._known_instrument(request.instrument, required=True)
+            known_instrument(self._instruments, "instrument", request.instrument, required=True)
             await self._read_your_writes.wait(request.min_position, context)
             book = await self._books.get_book(request.instrument, request.depth or None)
         except Refused as refusal:
@@ -141,7 +137,7 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTradesResponse:
         try:
-            self._known_instrument(request.instrument, required=True)
+            known_instrument(self._instruments, "instrument", request.instrument, required=True)
             page_size = page_size_of(request.page_size)
             await self._read_your_writes.wait(request.min_position, context)
             try:

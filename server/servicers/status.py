@@ -52,4 +52,6 @@ def command_error(refusal: Refused) -> types_pb2.CommandError:
     )
 
 
-INVALID_ARGUMENT_CODE = code_pb2.INVALID_ARGUMENT
+def internal_error() -> types_pb2.CommandError:
+    """The in-stream answer to a request that failed on our side (details are in the log)."""
+    return types_pb2.CommandError(code=code_pb2.INTERNAL, message="internal error")

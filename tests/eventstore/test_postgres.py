@@ -80,6 +80,28 @@ async def test_a_transaction_that_commits_late_is_delivered_not_skipped(
     assert delivered[0].position < delivered[1].position
 
 
+async def test_the_last_committed_position_includes_a_commit_behind_an_open_transaction(
+    pg_store: PostgresEventStore, database_url: str, prefix: str
+) -> None:
+    """A writer's token must never look beyond the log (queries answer OUT_OF_RANGE for
+    that), even while an older transaction holds the subscribers' head back."""
+    slow_writer = await asyncpg.connect(database_url)
+    try:
+        transaction = slow_writer.transaction()
+        await transaction.start()
+        await slow_writer.execute(
+            "SELECT * FROM es_append_each($1, $2, $3, $4, $5, $6, $7, false)",
+            [f"{prefix}a"], [-2], [1], [uuid.uuid4()], ["Late"], ["{}"], ["{}"],
+        )  # fmt: skip
+        early = await pg_store.append(f"{prefix}b", [NewEvent("Early", {})], ANY)
+        head = await pg_store.head_position()
+        assert head is None or head < early.positions[0]
+        assert await pg_store.last_committed_position() == early.positions[0]
+        await transaction.rollback()
+    finally:
+        await slow_writer.close()
+
+
 async def test_a_write_open_in_another_database_does_not_hold_delivery_back(
     pg_store: PostgresEventStore, fresh_database_url: str, prefix: str
 ) -> None:

@@ -150,11 +150,3 @@ async def test_query_errors(exchange: Exchange) -> None:
     assert field_violations(bad_position.value) == [("min_position", "MALFORMED")]
     assert bad_instrument.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-async def test_min_position_beyond_the_views_is_deadline_exceeded(exchange: Exchange) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await exchange.queries.GetOrder(
-            query.GetOrderRequest(order_id="x", min_position="999999999:1"), timeout=0.5
-        )
-    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

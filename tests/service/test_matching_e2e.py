@@ -170,17 +170,6 @@ async def test_gtd_order_expires_when_logged_time_reaches_it(exchange: Exchange)
     assert levels((await book(exchange)).bids) == []
 
 
-async def test_gtd_expire_time_already_passed_is_rejected(exchange: Exchange) -> None:
-    order_id = await place_settled(
-        exchange, gtd("alice", BUY, "99.00", "1.0", datetime.now(UTC) - timedelta(seconds=1))
-    )
-    order = await get_order(exchange, order_id)
-    assert (order.status, order.reason) == (
-        types.ORDER_STATUS_REJECTED,
-        "EXPIRE_TIME_NOT_IN_FUTURE",
-    )
-
-
 async def test_post_only_that_would_take_is_rejected(exchange: Exchange) -> None:
     await place_settled(exchange, limit("alice", SELL, "100.00", "1.0"))
     order_id = await place_settled(exchange, limit("bob", BUY, "100.00", "1.0", post_only=True))

@@ -78,6 +78,12 @@ SELECT e.tx_id, e.position
 """
 
 
+# The last committed row, horizon or not (the primary key's order, read backwards).
+_LAST_COMMITTED_SQL = """
+SELECT tx_id, position FROM es_events ORDER BY tx_id DESC, position DESC LIMIT 1
+"""
+
+
 _LATER_IN_TRANSACTION_SQL = """
 SELECT EXISTS (SELECT 1 FROM es_events WHERE tx_id = $1::xid8 AND position > $2::bigint)
 """
@@ -325,6 +331,11 @@ class PostgresEventStore(EventStore):
     async def head_position(self) -> LogPosition | None:
         self._check_open()
         row = await run_to_completion(self._pool.fetchrow(_HEAD_SQL))
+        return None if row is None else LogPosition(row[0], row[1])
+
+    async def last_committed_position(self) -> LogPosition | None:
+        self._check_open()
+        row = await run_to_completion(self._pool.fetchrow(_LAST_COMMITTED_SQL))
         return None if row is None else LogPosition(row[0], row[1])
 
     # --- subscribing -----------------------------------------------------------------
