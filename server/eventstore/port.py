@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from random import getrandbits
@@ -41,6 +42,10 @@ STREAM_EXISTS: Final = ExpectedVersion.STREAM_EXISTS
 Expectation: TypeAlias = ExpectedVersion | int
 
 
+# Two unsigned 64-bit numbers in ASCII digits (xid8 and bigint; KurrentDB's positions).
+_TOKEN = re.compile(r"[0-9]{1,20}:[0-9]{1,20}")
+
+
 class LogPosition(msgspec.Struct, frozen=True, order=True, gc=False):
     """A point in the global log, totally ordered and hashable.
 
@@ -58,9 +63,9 @@ class LogPosition(msgspec.Struct, frozen=True, order=True, gc=False):
     @classmethod
     def parse(cls, token: str) -> LogPosition:
         """Read a token made by `to_token`; raise ValueError on anything else."""
-        tx_text, separator, seq_text = token.strip().partition(":")
-        if not separator or not tx_text.isdigit() or not seq_text.isdigit():
-            raise ValueError(f"not a log position token: {token!r}")
+        if _TOKEN.fullmatch(token) is None:
+            raise ValueError(f"not a log position token: {token[:40]!r}")
+        tx_text, _, seq_text = token.partition(":")
         return cls(int(tx_text), int(seq_text))
 
     def __str__(self) -> str:

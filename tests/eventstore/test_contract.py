@@ -480,7 +480,7 @@ def test_log_position_tokens_round_trip_and_order() -> None:
     assert low < high and max(low, high) == high
     assert LogPosition.parse(low.to_token()) == low
     assert hash(LogPosition(7, 99)) == hash(low)
-    for bad in ("", "7", "7:", "x:1", "-1:2"):
+    for bad in ("", "7", "7:", "x:1", "-1:2", " 7:1", "7:1\n", "\u0667:1", "1" * 21 + ":1"):
         with pytest.raises(ValueError):
             LogPosition.parse(bad)
 
