@@ -12,31 +12,28 @@
     exchange load --orders 10000 --concurrency 8 --rate 2000 [--mode stream]
 
 `--target host:port` (default: $EXCHANGE_TARGET, else localhost:50051); `--json` prints one
-JSON object per line instead of tables. Exit status: 0 on success, 1 when the service
-refuses or fails a call (the status and field violations go to stderr), 2 on bad arguments.
+JSON object per line instead of tables; both, and `--timeout`, go before or after the
+command. Exit status: 0 on success, 1 when the service refuses or fails a call (the status
+and field violations go to stderr), 2 on bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import grpc
 from rich.console import Console
-from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clients import render
-from clients.book_mirror import BookSequenceGap, OrderBookMirror
 from clients.client import DEFAULT_TARGET, ExchangeClient
 from clients.conversions import parse_decimal
 from clients.enums import (
@@ -47,12 +44,16 @@ from clients.enums import (
     TimeInForce,
     parse_member,
 )
-from clients.errors import AbortedError, ExchangeError, make_error
+from clients.errors import ExchangeError
 from clients.loadgen import LoadPlan, LoadReport, run_load
-from clients.models import BookSnapshot, CommandResult, NewOrder, Order, PlaceResult
+from clients.models import NewOrder
+from clients.output import Output
+from clients.precision import DisplayPrecision
+from clients.render import printable
+from clients.waiting import cancel_all_and_count, is_final, is_processed, wait_for_orders
+from clients.watch import DEFAULT_RETRIES, watch
 
 TARGET_ENVIRONMENT_VARIABLE = "EXCHANGE_TARGET"
-PIPED_OUTPUT_WIDTH = 250
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -124,29 +125,63 @@ def positive_float(text: str) -> float:
 # --- parser --------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="exchange",
-        description="Command-line client of the exchange gRPC API (package exchange.v1).",
-    )
+def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--target, --timeout and --json: before the command (`top`) and after it as well.
+    After it they default to SUPPRESS, so a subcommand only sets what it was given."""
+    target_default = os.environ.get(TARGET_ENVIRONMENT_VARIABLE, DEFAULT_TARGET)
     parser.add_argument(
         "--target",
-        default=os.environ.get(TARGET_ENVIRONMENT_VARIABLE, DEFAULT_TARGET),
+        default=target_default if top else argparse.SUPPRESS,
         help=f"host:port of the service (default: ${TARGET_ENVIRONMENT_VARIABLE}, "
         f"else {DEFAULT_TARGET})",
     )
     parser.add_argument(
         "--timeout",
         type=positive_float,
-        default=10.0,
-        help="deadline of each unary call in seconds (default 10)",
+        default=10.0 if top else argparse.SUPPRESS,
+        help="deadline of each unary call, and of --wait, in seconds (default 10)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON lines, not tables")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="print JSON lines, not tables",
+    )
+
+
+def _add_watch_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--count and --retries: after `watch` and after the stream's name alike."""
+    parser.add_argument(
+        "--count",
+        type=positive_int,
+        default=None if top else argparse.SUPPRESS,
+        help="stop after this many messages",
+    )
+    parser.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=DEFAULT_RETRIES if top else argparse.SUPPRESS,
+        help="reconnect attempts in a row before giving up (default "
+        f"{DEFAULT_RETRIES}; 0: exit at the first break)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exchange",
+        description="Command-line client of the exchange gRPC API (package exchange.v1).",
+    )
+    _add_connection_options(parser, top=True)
+    connection = argparse.ArgumentParser(add_help=False)
+    _add_connection_options(connection, top=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("ping", help="call the no-op Ping RPC")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, parents=[connection])
 
-    place = commands.add_parser("place", help="place an order")
+    command("ping", summary="call the no-op Ping RPC")
+
+    place = command("place", summary="place an order")
     place.add_argument("--user", required=True, dest="user_id")
     place.add_argument("--instrument", required=True)
     place.add_argument("--side", required=True, type=_enum_argument(Side), help="buy or sell")
@@ -185,17 +220,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the order once the engine has processed it (not PENDING), within --timeout",
     )
 
-    cancel = commands.add_parser("cancel", help="cancel an order")
+    cancel = command("cancel", summary="cancel an order and show it once cancelled")
     cancel.add_argument("--user", required=True, dest="user_id")
     cancel.add_argument("order_id")
+    cancel.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for the engine: show the order as it was before the cancel",
+    )
 
-    cancel_all = commands.add_parser(
-        "cancel-all", help="cancel every open order of a user (one instrument, or all)"
+    cancel_all = command(
+        "cancel-all", summary="cancel every open order of a user (one instrument, or all)"
     )
     cancel_all.add_argument("--user", required=True, dest="user_id")
-    cancel_all.add_argument("--instrument", help="only this instrument's orders")
+    cancel_all.add_argument("--instrument", default="", help="only this instrument's orders")
+    cancel_all.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for the engine: show the request's log position only",
+    )
 
-    amend = commands.add_parser("amend", help="amend an order (cancel/replace)")
+    amend = command("amend", summary="amend an order (cancel/replace)")
     amend.add_argument("--user", required=True, dest="user_id")
     amend.add_argument("order_id")
     amend.add_argument("--price", type=decimal_argument, help="new limit price")
@@ -203,12 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantity", type=decimal_argument, help="new TOTAL quantity, filled part included"
     )
 
-    get = commands.add_parser("get", help="show one order")
+    get = command("get", summary="show one order")
     get.add_argument("order_id")
     get.add_argument("--user", default="", dest="user_id", help="require this owner")
     get.add_argument("--min-position", default="", help="wait until views reach this position")
 
-    orders = commands.add_parser("orders", help="list a user's orders, most recent first")
+    orders = command("orders", summary="list a user's orders, most recent first")
     orders.add_argument("--user", required=True, dest="user_id")
     orders.add_argument("--instrument", default="")
     orders.add_argument(
@@ -219,35 +264,39 @@ def build_parser() -> argparse.ArgumentParser:
     orders.add_argument("--all", action="store_true", help="follow page tokens to the end")
     orders.add_argument("--min-position", default="")
 
-    book = commands.add_parser("book", help="show an instrument's aggregated book")
+    book = command("book", summary="show an instrument's aggregated book")
     book.add_argument("instrument")
     book.add_argument("--depth", type=non_negative_int, default=10, help="0: whole book")
     book.add_argument("--min-position", default="")
 
-    trades = commands.add_parser("trades", help="list an instrument's trades, most recent first")
+    trades = command("trades", summary="list an instrument's trades, most recent first")
     trades.add_argument("instrument")
     trades.add_argument("--page-size", type=non_negative_int, default=0)
     trades.add_argument("--page-token", default="")
     trades.add_argument("--min-position", default="")
 
-    commands.add_parser("instruments", help="list the configured instruments")
+    command("instruments", summary="list the configured instruments")
 
-    watch = commands.add_parser("watch", help="follow a live stream")
-    watch.add_argument(
-        "--count", type=positive_int, default=None, help="stop after this many messages"
-    )
+    watch = command("watch", summary="follow a live stream (resubscribes when it breaks)")
+    _add_watch_options(watch, top=True)
+    watch_options = argparse.ArgumentParser(add_help=False)
+    _add_watch_options(watch_options, top=False)
     streams = watch.add_subparsers(dest="stream", required=True, metavar="STREAM")
-    watch_trades = streams.add_parser("trades", help="trades of an instrument")
+
+    def stream(name: str, summary: str) -> argparse.ArgumentParser:
+        return streams.add_parser(name, help=summary, parents=[connection, watch_options])
+
+    watch_trades = stream("trades", summary="trades of an instrument")
     watch_trades.add_argument("instrument")
-    watch_book = streams.add_parser("book", help="book snapshot, then level updates")
+    watch_book = stream("book", summary="book snapshot, then level updates")
     watch_book.add_argument("instrument")
     watch_book.add_argument("--depth", type=non_negative_int, default=0)
-    watch_orders = streams.add_parser("orders", help="changes of a user's orders")
+    watch_orders = stream("orders", summary="changes of a user's orders")
     watch_orders.add_argument("--user", required=True, dest="user_id")
     watch_orders.add_argument("--instrument", default="")
 
-    load = commands.add_parser(
-        "load", help="load generator: throughput and latency percentiles of order entry"
+    load = command(
+        "load", summary="load generator: throughput and latency percentiles of order entry"
     )
     load.add_argument("--orders", type=positive_int, default=10_000, help="total orders")
     load.add_argument(
@@ -310,22 +359,10 @@ def load_plan_from_arguments(arguments: argparse.Namespace) -> LoadPlan:
 
 # --- commands ------------------------------------------------------------------------------
 
-
-class Output:
-    """Where results go: JSON lines on stdout, or rich tables."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-        if not self.console.is_terminal:
-            # Piped output has no width to fit; 80 columns would truncate ids and times.
-            self.console.width = PIPED_OUTPUT_WIDTH
-
-    def show(self, value: Any, table: Any | None = None) -> None:
-        if self.as_json:
-            print(render.json_line(value), flush=True)
-        else:
-            self.console.print(table if table is not None else value)
+# Commands that show amounts: they read the instruments first, for their precision.
+SHOWS_AMOUNTS = frozenset(
+    {"place", "cancel", "cancel-all", "amend", "get", "orders", "book", "trades", "watch"}
+)
 
 
 async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
@@ -334,45 +371,41 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
         await _run_load(arguments, output)
         return
     async with ExchangeClient.connect(arguments.target, timeout=arguments.timeout) as exchange:
+        if command in SHOWS_AMOUNTS:
+            output.precision = DisplayPrecision(await exchange.list_instruments())
         if command == "ping":
             await exchange.ping()
             output.show({"ok": True}, "pong")
         elif command == "place":
-            placed = await exchange.place_order(new_order_from_arguments(arguments))
-            if arguments.wait:
-                placed = dataclasses.replace(
-                    placed, order=await wait_until_processed(exchange, placed, arguments.timeout)
-                )
-            title = f"position {placed.position}" + (" (duplicate)" if placed.duplicate else "")
-            output.show(placed, render.order_table(placed.order, title=title))
+            await _place(exchange, arguments, output)
         elif command == "cancel":
-            result = await exchange.cancel_order(arguments.user_id, arguments.order_id)
-            output.show(result, _command_result_table(result))
+            await _cancel(exchange, arguments, output)
         elif command == "cancel-all":
-            position = await exchange.cancel_all_orders(
-                arguments.user_id, instrument=arguments.instrument
-            )
-            output.show({"position": position}, f"cancel-all written at position {position}")
+            await _cancel_all(exchange, arguments, output)
         elif command == "amend":
-            result = await exchange.amend_order(
+            amended = await exchange.amend_order(
                 arguments.user_id,
                 arguments.order_id,
                 price=arguments.price,
                 quantity=arguments.quantity,
             )
-            output.show(result, _command_result_table(result))
+            title = (
+                f"amend requested at log position {printable(amended.position)}; "
+                "the order before the amend:"
+            )
+            output.show(amended, lambda shown: render.order_table(shown.order, title=title))
         elif command == "get":
             order = await exchange.get_order(
                 arguments.order_id, user_id=arguments.user_id, min_position=arguments.min_position
             )
-            output.show(order, render.order_table(order))
+            output.show(order, render.order_table)
         elif command == "orders":
             await _list_orders(exchange, arguments, output)
         elif command == "book":
             book = await exchange.get_order_book(
                 arguments.instrument, depth=arguments.depth, min_position=arguments.min_position
             )
-            output.show(book, render.order_book_table(book))
+            output.show(book, render.order_book_table)
         elif command == "trades":
             page = await exchange.list_trades(
                 arguments.instrument,
@@ -380,48 +413,77 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
                 page_token=arguments.page_token,
                 min_position=arguments.min_position,
             )
-            if output.as_json:
-                output.show(page)
-            else:
-                output.show(page, render.trades_table(page.trades))
-                if page.next_page_token:
-                    output.console.print(f"next page: --page-token {page.next_page_token}")
+            output.show(page, lambda shown: render.trades_table(shown.trades))
+            if page.next_page_token:
+                output.note(f"next page: --page-token {printable(page.next_page_token)}")
         elif command == "instruments":
             instruments = await exchange.list_instruments()
-            output.show(instruments, render.instruments_table(instruments))
+            output.show(instruments, render.instruments_table)
         elif command == "watch":
-            await _watch(exchange, arguments, output)
+            await watch(exchange, arguments, output)
         else:  # pragma: no cover - argparse only accepts the commands above
             raise AssertionError(command)
 
 
-# How often --wait looks again while the engine has not processed the order yet.
-WAIT_POLL_SECONDS = 0.05
+async def _place(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
+    placed = await exchange.place_order(new_order_from_arguments(arguments))
+    if arguments.wait:
+        [order] = await wait_for_orders(
+            exchange, [placed.order.order_id], placed.position, is_processed, arguments.timeout
+        )
+        placed = dataclasses.replace(placed, order=order)
+    position = printable(placed.position)
+    if placed.duplicate:
+        title = f"already placed with this client order id, at log position {position}:"
+    else:
+        title = f"placed at log position {position}:"
+    output.show(placed, lambda shown: render.order_table(shown.order, title=title))
 
 
-async def wait_until_processed(
-    exchange: ExchangeClient, placed: PlaceResult, timeout: float
-) -> Order:
-    """The order as the views show it once it is no longer PENDING. The first read waits for
-    the views to reach the place's own position (read-your-writes); the engine's answer is
-    appended after that, so look again until it shows. DeadlineExceededError after timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    order_id = placed.order.order_id
-    order = await exchange.get_order(order_id, min_position=placed.position, timeout=timeout)
-    while order.status is OrderStatus.PENDING:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise make_error(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"order {order_id} still PENDING after {timeout:g} s",
-            )
-        await asyncio.sleep(min(WAIT_POLL_SECONDS, remaining))
-        order = await exchange.get_order(order_id, timeout=max(remaining, 0.001))
-    return order
+async def _cancel(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
+    """Cancel and, unless --no-wait, show the order once the engine has closed it: CANCELLED,
+    or FILLED/EXPIRED when that came first."""
+    requested = await exchange.cancel_order(arguments.user_id, arguments.order_id)
+    position = printable(requested.position)
+    if arguments.no_wait:
+        title = f"cancel requested at log position {position}; the order before the cancel:"
+        output.show(requested, lambda shown: render.order_table(shown.order, title=title))
+        return
+    [order] = await wait_for_orders(
+        exchange, [requested.order.order_id], requested.position, is_final, arguments.timeout
+    )
+    title = f"cancel requested at log position {position}; the order after it:"
+    output.show(
+        dataclasses.replace(requested, order=order),
+        lambda shown: render.order_table(shown.order, title=title),
+    )
 
 
-def _command_result_table(result: CommandResult) -> Table:
-    return render.order_table(result.order, title=f"position {result.position}")
+async def _cancel_all(
+    exchange: ExchangeClient, arguments: argparse.Namespace, output: Output
+) -> None:
+    if arguments.no_wait:
+        position = await exchange.cancel_all_orders(
+            arguments.user_id, instrument=arguments.instrument
+        )
+        output.show(
+            {"position": position}, f"cancel-all requested at log position {printable(position)}"
+        )
+        return
+    position, cancelled = await cancel_all_and_count(
+        exchange, arguments.user_id, arguments.instrument, arguments.timeout
+    )
+    plural = "" if len(cancelled) == 1 else "s"
+    summary = (
+        f"cancel-all requested at log position {printable(position)}: "
+        f"{len(cancelled)} order{plural} cancelled"
+    )
+    output.show(
+        {"position": position, "cancelled": len(cancelled), "cancelled_orders": cancelled},
+        lambda shown: (
+            render.orders_table(shown["cancelled_orders"], title=summary) if cancelled else summary
+        ),
+    )
 
 
 async def _list_orders(
@@ -437,91 +499,13 @@ async def _list_orders(
             page_token=page_token,
             min_position=arguments.min_position,
         )
-        if output.as_json:
-            output.show(page)
-        else:
-            output.show(page, render.orders_table(page.orders))
+        output.show(page, lambda shown: render.orders_table(shown.orders))
         page_token = page.next_page_token
         if not page_token:
             return
         if not arguments.all:
-            if not output.as_json:
-                output.console.print(f"next page: --page-token {page_token}")
+            output.note(f"next page: --page-token {printable(page_token)}")
             return
-
-
-async def _watch(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
-    if arguments.stream == "book":
-        await _watch_book(exchange, arguments, output)
-        return
-    remaining = arguments.count
-    if arguments.stream == "trades":
-        stream: Any = exchange.stream_trades(arguments.instrument)
-        line: Callable[[Any], str] = render.trade_line
-    else:
-        stream = exchange.stream_order_updates(arguments.user_id, instrument=arguments.instrument)
-        line = render.order_update_line
-    try:
-        async for message in stream:
-            if output.as_json:
-                output.show(message)
-            else:
-                output.console.print(line(message))
-            if remaining is not None:
-                remaining -= 1
-                if remaining == 0:
-                    break
-    finally:
-        await stream.aclose()
-
-
-async def _watch_book(
-    exchange: ExchangeClient, arguments: argparse.Namespace, output: Output
-) -> None:
-    """Follow the book through a local mirror that checks every sequence number; on a gap
-    or when the service drops this slow subscriber, resubscribe for a fresh snapshot. On a
-    terminal the book is redrawn in place; otherwise each message is one line (or JSON)."""
-    remaining = arguments.count
-    depth = arguments.depth
-    redraw = not output.as_json and output.console.is_terminal
-    live = Live(console=output.console, auto_refresh=False) if redraw else None
-    with live if live is not None else contextlib.nullcontext():
-        while True:
-            mirror = OrderBookMirror(arguments.instrument)
-            stream = exchange.stream_order_book(arguments.instrument, depth=depth)
-            try:
-                async for message in stream:
-                    mirror.apply(message)
-                    if output.as_json:
-                        output.show(message)
-                    elif live is not None:
-                        table = render.book_table(
-                            mirror.instrument,
-                            mirror.bids(depth),
-                            mirror.asks(depth),
-                            caption=f"sequence {mirror.sequence}",
-                        )
-                        live.update(table, refresh=True)
-                    elif isinstance(message, BookSnapshot):
-                        output.console.print(
-                            render.book_table(
-                                message.instrument,
-                                message.bids,
-                                message.asks,
-                                caption=f"snapshot, sequence {message.sequence}",
-                            )
-                        )
-                    else:
-                        output.console.print(render.book_message_line(message))
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining == 0:
-                            return
-                return  # The service ended the stream.
-            except (BookSequenceGap, AbortedError) as problem:
-                print(f"{problem}; resubscribing", file=sys.stderr)
-            finally:
-                await stream.aclose()
 
 
 async def _run_load(arguments: argparse.Namespace, output: Output) -> None:
@@ -593,10 +577,10 @@ async def run(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         else:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {render.error_text(error)}", file=sys.stderr)
         return 1
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return 1
     return 0
 

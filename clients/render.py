@@ -1,8 +1,14 @@
-"""How the CLI shows the client's values: JSON-ready dicts and rich tables.
+"""How the CLI shows the client's values: JSON-ready dicts, lines and rich tables.
 
-JSON output (`exchange --json ...`) uses the API's field names, decimals as strings exactly
-as the service sent them and times as RFC 3339 UTC with 'Z', one JSON object per line, so
-scripts can consume it. Human output uses rich tables.
+JSON output (`exchange --json ...`) uses the API's field names, decimals as strings (at the
+precision `clients.precision` gives them) and times as RFC 3339 UTC with 'Z', one JSON
+object per line, so scripts can consume it. Human output uses rich tables and lines.
+
+Text that comes from the service (ids, symbols, reasons, messages) can hold anything a
+client managed to write. Every human-readable path shows it through `printable`, which
+escapes control, format and other invisible characters repr-style (`\\x1b`, `\\u202e`) and
+doubles backslashes, so an id cannot move the cursor, recolour, clear or reorder the
+operator's terminal, and no two ids look alike. JSON output escapes them the JSON way.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from enum import Enum
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
+from clients.errors import ExchangeError
 from clients.models import (
     BookSnapshot,
     BookUpdate,
@@ -50,7 +58,38 @@ def to_json_value(value: Any) -> Any:
 
 
 def json_line(value: Any) -> str:
-    return json.dumps(to_json_value(value), separators=(",", ":"))
+    """One JSON object; ASCII only (json escapes controls and non-ASCII as \\uXXXX), and
+    DEL, the one ASCII control json leaves raw, escaped too."""
+    return json.dumps(to_json_value(value), separators=(",", ":")).replace("\x7f", "\\u007f")
+
+
+def _escaped(character: str) -> str:
+    return "\\\\" if character == "\\" else repr(character)[1:-1]
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every character Python does not call printable (controls
+    such as ESC and BEL, format characters such as RTL overrides, separators other than
+    the space, unassigned code points) escaped as repr does (`\\x1b`), and `\\` doubled so
+    an escape in the output always stands for one character."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        character if character.isprintable() and character != "\\" else _escaped(character)
+        for character in text
+    )
+
+
+def error_text(error: ExchangeError) -> str:
+    """An error as the CLI prints it: status, message, reason and one line per field
+    violation, each piece through `printable` (the service may quote what a client sent)."""
+    text = f"{error.code.name}: {printable(error.message)}"
+    if error.reason:
+        text += f" ({printable(error.reason)})"
+    for violation in error.field_violations:
+        reason = f" [{printable(violation.reason)}]" if violation.reason else ""
+        text += f"\n  {printable(violation.field)}: {printable(violation.description)}{reason}"
+    return text
 
 
 def _text(value: Any) -> str:
@@ -61,20 +100,25 @@ def _text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, Enum):
-        return str(value.value)
-    return str(value)
+        return printable(str(value.value))
+    return printable(str(value))
+
+
+def _cell(value: Any, style: str = "") -> Text:
+    """A table cell taken literally (no rich markup or emoji codes in ids)."""
+    return Text(_text(value), style=style)
 
 
 def order_table(order: Order, *, title: str | None = None) -> Table:
-    """One order, field per row."""
-    table = Table(title=title, show_header=False, box=None, pad_edge=False)
+    """One order, field per row. `title` is shown as given: escape what it quotes."""
+    table = Table(title=_title(title), show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     for field in dataclasses.fields(order):
         value = getattr(order, field.name)
         if value in (None, "", False) and field.name not in ("filled_quantity", "post_only"):
             continue
-        table.add_row(field.name, _text(value))
+        table.add_row(field.name, _cell(value))
     return table
 
 
@@ -93,10 +137,10 @@ ORDER_COLUMNS = (
 )
 
 
-def orders_table(orders: tuple[Order, ...] | list[Order]) -> Table:
-    table = Table(*ORDER_COLUMNS)
+def orders_table(orders: tuple[Order, ...] | list[Order], *, title: str | None = None) -> Table:
+    table = Table(*ORDER_COLUMNS, title=_title(title))
     for order in orders:
-        table.add_row(*(_text(getattr(order, column)) for column in ORDER_COLUMNS))
+        table.add_row(*(_cell(getattr(order, column)) for column in ORDER_COLUMNS))
     return table
 
 
@@ -115,16 +159,16 @@ TRADE_COLUMNS = (
 def trades_table(trades: tuple[Trade, ...] | list[Trade]) -> Table:
     table = Table(*TRADE_COLUMNS)
     for trade in trades:
-        table.add_row(*(_text(getattr(trade, column)) for column in TRADE_COLUMNS))
+        table.add_row(*(_cell(getattr(trade, column)) for column in TRADE_COLUMNS))
     return table
 
 
 def trade_line(event: TradeEvent) -> str:
     trade = event.trade
     return (
-        f"{_text(trade.executed_at)} {trade.instrument} {trade.trade_id} "
+        f"{_text(trade.executed_at)} {_text(trade.instrument)} {_text(trade.trade_id)} "
         f"{_text(trade.taker_side)} {_text(trade.quantity)} @ {_text(trade.price)} "
-        f"(maker {trade.maker_order_id}, taker {trade.taker_order_id})"
+        f"(maker {_text(trade.maker_order_id)}, taker {_text(trade.taker_order_id)})"
     )
 
 
@@ -136,19 +180,19 @@ def book_table(
     caption: str | None = None,
 ) -> Table:
     """Bids and asks side by side, best prices on the first row."""
-    table = Table(title=instrument, caption=caption)
+    table = Table(title=_title(_text(instrument)), caption=_title(caption))
     for header in ("orders", "bid qty", "bid", "ask", "ask qty", "orders"):
         table.add_column(header, justify="right")
     for row in range(max(len(bids), len(asks))):
         bid = bids[row] if row < len(bids) else None
         ask = asks[row] if row < len(asks) else None
         table.add_row(
-            str(bid.order_count) if bid else "",
-            _text(bid.quantity) if bid else "",
-            f"[green]{_text(bid.price)}[/green]" if bid else "",
-            f"[red]{_text(ask.price)}[/red]" if ask else "",
-            _text(ask.quantity) if ask else "",
-            str(ask.order_count) if ask else "",
+            _cell(bid.order_count if bid else None),
+            _cell(bid.quantity if bid else None),
+            _cell(bid.price if bid else None, "green"),
+            _cell(ask.price if ask else None, "red"),
+            _cell(ask.quantity if ask else None),
+            _cell(ask.order_count if ask else None),
         )
     return table
 
@@ -163,7 +207,7 @@ def order_book_table(book: OrderBook) -> Table:
 def book_message_line(message: BookSnapshot | BookUpdate) -> str:
     if isinstance(message, BookSnapshot):
         return (
-            f"#{message.sequence} snapshot {message.instrument}: "
+            f"#{message.sequence} snapshot {_text(message.instrument)}: "
             f"{len(message.bids)} bid levels, {len(message.asks)} ask levels"
         )
     changes = ", ".join(
@@ -180,9 +224,10 @@ def order_update_line(update: OrderUpdate) -> str:
     if update.trade is not None:
         fill = f" fill {_text(update.trade.quantity)} @ {_text(update.trade.price)}"
     return (
-        f"{update.event_type} {order.order_id} {order.instrument} {_text(order.side)} "
-        f"{_text(order.status)} filled {_text(order.filled_quantity)}/{_text(order.quantity)}"
-        f"{fill}" + (f" reason {order.reason}" if order.reason else "")
+        f"{_text(update.event_type)} {_text(order.order_id)} {_text(order.instrument)} "
+        f"{_text(order.side)} {_text(order.status)} "
+        f"filled {_text(order.filled_quantity)}/{_text(order.quantity)}"
+        f"{fill}" + (f" reason {_text(order.reason)}" if order.reason else "")
     )
 
 
@@ -190,9 +235,14 @@ def instruments_table(instruments: list[Instrument]) -> Table:
     table = Table("symbol", "tick_size", "lot_size", "min_quantity")
     for instrument in instruments:
         table.add_row(
-            instrument.symbol,
-            _text(instrument.tick_size),
-            _text(instrument.lot_size),
-            _text(instrument.min_quantity),
+            _cell(instrument.symbol),
+            _cell(instrument.tick_size),
+            _cell(instrument.lot_size),
+            _cell(instrument.min_quantity),
         )
     return table
+
+
+def _title(text: str | None) -> Text | None:
+    """A title or caption taken literally (callers escape what they quote)."""
+    return None if text is None else Text(text)

@@ -4,6 +4,22 @@ It implements the generated servicer bases of every exchange.v1 service on a loo
 (no mock of gRPC): the client under test goes through real HTTP/2, real serialisation and
 real status trailers. Answers are fixed data chosen to exercise every conversion; a few
 magic inputs trigger each error status, with the rich details the real service sends.
+
+Magic inputs of the CLI tests:
+- an order cancelled with an id starting with "cancel-me" reads as it was on the first
+  GetOrder after the cancel (the views at the cancel's position), then as CANCELLED; with
+  an id starting with "filled-first", as FILLED (the fill came before the cancel);
+- users starting with "kill" have three open orders (`<user>-1` a BTC-USD stop waiting,
+  `<user>-2` PENDING on BTC-USD, `<user>-3` OPEN on ETH-USD), and after their cancel-all
+  `-1` and `-3` read CANCELLED with reason MASS_CANCEL and `-2` FILLED;
+- GetOrder of "hostile" answers ids full of terminal escapes; ids starting with "missing"
+  are NOT_FOUND, quoting the id;
+- streams named "endless..." park after their messages until the client cancels;
+  "lagging..." trade streams and order updates of "lagging..." users are dropped with
+  ABORTED after their first two messages, and a new subscription repeats the second one
+  before a third; "closing..." books end after an update, and every later subscription
+  is refused with UNAVAILABLE (a service shutting down); the "hostile" trade stream sends
+  a trade whose ids hold terminal escapes.
 """
 
 from __future__ import annotations
@@ -64,17 +80,69 @@ def canned_order(order_id: str = "o-1", **overrides: object) -> types_pb2.Order:
     return types_pb2.Order(**fields)  # type: ignore[arg-type]
 
 
-def canned_trade(trade_id: str = "BTC-USD-1") -> types_pb2.Trade:
-    return types_pb2.Trade(
-        trade_id=trade_id,
-        instrument="BTC-USD",
-        price="44999.50",
-        quantity="0.5",
-        maker_order_id="o-0",
-        taker_order_id="o-1",
-        taker_side=types_pb2.SIDE_BUY,
-        executed_at=timestamp(EXECUTED_AT),
-    )
+def canned_trade(trade_id: str = "BTC-USD-1", **overrides: object) -> types_pb2.Trade:
+    fields: dict[str, object] = {
+        "trade_id": trade_id,
+        "instrument": "BTC-USD",
+        "price": "44999.50",
+        "quantity": "0.5",
+        "maker_order_id": "o-0",
+        "taker_order_id": "o-1",
+        "taker_side": types_pb2.SIDE_BUY,
+        "executed_at": timestamp(EXECUTED_AT),
+    }
+    fields.update(overrides)
+    return types_pb2.Trade(**fields)  # type: ignore[arg-type]
+
+
+# Ids a hostile client could have written: ANSI escapes (clear screen, colour), BEL, an
+# RTL override, a newline, a backslash, rich markup and an emoji code.
+HOSTILE_ID = "x\x1b[2J\x1b[31mred\x07\u202eevil\nnext\\[bold]:smile:"
+
+
+def kill_switch_orders(user_id: str) -> list[types_pb2.Order]:
+    """The open orders of a "kill..." user, most recent first."""
+    return [
+        canned_order(
+            f"{user_id}-3",
+            user_id=user_id,
+            instrument="ETH-USD",
+            price="100.00",
+            quantity="2.000",
+            filled_quantity="0",
+            average_price="",
+            status=types_pb2.ORDER_STATUS_OPEN,
+        ),
+        canned_order(
+            f"{user_id}-2",
+            user_id=user_id,
+            filled_quantity="0",
+            average_price="",
+            status=types_pb2.ORDER_STATUS_PENDING,
+        ),
+        canned_order(
+            f"{user_id}-1",
+            user_id=user_id,
+            type=types_pb2.ORDER_TYPE_STOP_LIMIT,
+            stop_price="44000.00",
+            filled_quantity="0",
+            average_price="",
+            status=types_pb2.ORDER_STATUS_TRIGGER_PENDING,
+        ),
+    ]
+
+
+def closed(
+    order: types_pb2.Order, status: int, reason: str = "", **fields: object
+) -> types_pb2.Order:
+    """A copy of `order` closed with `status` and `reason`."""
+    copy = types_pb2.Order()
+    copy.CopyFrom(order)
+    copy.status = status  # type: ignore[assignment]
+    copy.reason = reason
+    for name, value in fields.items():
+        setattr(copy, name, value)
+    return copy
 
 
 def _bad_request_status(violations: list[tuple[str, str, str]]) -> grpc.Status:
@@ -114,7 +182,8 @@ def _violations_of(
 
 
 class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer):
-    def __init__(self) -> None:
+    def __init__(self, queries: CannedQueries) -> None:
+        self.queries = queries
         self.placed: list[order_command_service_pb2.PlaceOrderRequest] = []
         self.cancel_all_requests: list[order_command_service_pb2.CancelAllOrdersRequest] = []
         self.orders_by_client_id: dict[tuple[str, str], types_pb2.Order] = {}
@@ -161,6 +230,24 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
 
     async def CancelAllOrders(self, request, context):  # type: ignore[no-untyped-def]
         self.cancel_all_requests.append(request)
+        if request.user_id.startswith("kill"):
+            for order in kill_switch_orders(request.user_id):
+                if request.instrument and order.instrument != request.instrument:
+                    continue
+                if order.status == types_pb2.ORDER_STATUS_PENDING:
+                    outcome = closed(
+                        order,
+                        types_pb2.ORDER_STATUS_FILLED,
+                        filled_quantity=order.quantity,
+                        average_price="45000.005",
+                    )
+                    self.queries.script(order, outcome)
+                elif order.status == types_pb2.ORDER_STATUS_OPEN:
+                    outcome = closed(order, types_pb2.ORDER_STATUS_CANCELLED, "MASS_CANCEL")
+                    self.queries.script(order, outcome)
+                else:
+                    outcome = closed(order, types_pb2.ORDER_STATUS_CANCELLED, "MASS_CANCEL")
+                    self.queries.script(outcome)
         return order_command_service_pb2.CancelAllOrdersResponse(position="p-cancel-all")
 
     async def CancelOrder(self, request, context):  # type: ignore[no-untyped-def]
@@ -174,9 +261,16 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
                     code_pb2.FAILED_PRECONDITION, "order closed is FILLED", "ORDER_CLOSED"
                 )
             )
-        return order_command_service_pb2.CancelOrderResponse(
-            order=canned_order(request.order_id), position="p-cancel"
-        )
+        before = canned_order(request.order_id)
+        if request.order_id.startswith("filled-first"):
+            self.queries.script(
+                before, closed(before, types_pb2.ORDER_STATUS_FILLED, filled_quantity="1.5")
+            )
+        elif request.order_id.startswith("cancel-me"):
+            self.queries.script(
+                before, closed(before, types_pb2.ORDER_STATUS_CANCELLED, "USER_REQUESTED")
+            )
+        return order_command_service_pb2.CancelOrderResponse(order=before, position="p-cancel")
 
     async def AmendOrder(self, request, context):  # type: ignore[no-untyped-def]
         order = canned_order(request.order_id)
@@ -224,13 +318,29 @@ class CannedQueries(order_query_service_pb2_grpc.OrderQueryServiceServicer):
     def __init__(self) -> None:
         self.requests: list[object] = []
         self.pending_reads_left = 0
+        # Successive GetOrder answers of an order id; the last one stays.
+        self.scripted_orders: dict[str, list[types_pb2.Order]] = {}
+
+    def script(self, *answers: types_pb2.Order) -> None:
+        """GetOrder of these orders' id answers each of them in turn, then the last."""
+        self.scripted_orders[answers[0].order_id] = list(answers)
 
     async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
         self.requests.append(request)
         if request.min_position == "p-future":
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "views behind p-future")
-        if request.order_id == "missing":
-            await context.abort(grpc.StatusCode.NOT_FOUND, "order missing not found")
+        if request.order_id.startswith("missing"):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {request.order_id} not found")
+        scripted = self.scripted_orders.get(request.order_id)
+        if scripted:
+            answer = scripted.pop(0) if len(scripted) > 1 else scripted[0]
+            return order_query_service_pb2.GetOrderResponse(order=answer)
+        if request.order_id == "hostile":
+            return order_query_service_pb2.GetOrderResponse(
+                order=canned_order(
+                    HOSTILE_ID, client_order_id=HOSTILE_ID, user_id=HOSTILE_ID, reason=HOSTILE_ID
+                )
+            )
         if self.pending_reads_left > 0:
             # The engine "has not processed it yet" for this many reads.
             self.pending_reads_left -= 1
@@ -241,6 +351,15 @@ class CannedQueries(order_query_service_pb2_grpc.OrderQueryServiceServicer):
 
     async def ListOrders(self, request, context):  # type: ignore[no-untyped-def]
         self.requests.append(request)
+        if request.user_id.startswith("kill"):
+            return order_query_service_pb2.ListOrdersResponse(
+                orders=[
+                    order
+                    for order in kill_switch_orders(request.user_id)
+                    if request.status in (0, order.status)
+                    and request.instrument in ("", order.instrument)
+                ]
+            )
         if not request.page_token:
             return order_query_service_pb2.ListOrdersResponse(
                 orders=[canned_order("o-2"), canned_order("o-1")], next_page_token="page-2"
@@ -282,21 +401,44 @@ class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
     def __init__(self) -> None:
         self.trade_streams_ended: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.book_subscriptions: Counter[str] = Counter()
+        self.trade_subscriptions: Counter[str] = Counter()
+        self.order_update_subscriptions: Counter[str] = Counter()
 
     async def StreamTrades(self, request, context):  # type: ignore[no-untyped-def]
         # Instruments named "endless..." park after two trades until the client cancels;
         # the handler records that it ended, however the cancellation reached it.
+        self.trade_subscriptions[request.instrument] += 1
+        lagging = request.instrument.startswith("lagging")
+        trade_ids = ["BTC-USD-1", "BTC-USD-2"]
+        if lagging and self.trade_subscriptions[request.instrument] > 1:
+            trade_ids = ["BTC-USD-2", "BTC-USD-3"]
         try:
-            for trade_id in ("BTC-USD-1", "BTC-USD-2"):
+            if request.instrument == "hostile":
+                yield market_data_service_pb2.StreamTradesResponse(
+                    trade=canned_trade(
+                        HOSTILE_ID,
+                        instrument=HOSTILE_ID,
+                        maker_order_id=HOSTILE_ID,
+                        taker_order_id=HOSTILE_ID,
+                    ),
+                    position="p-hostile",
+                )
+                return
+            for trade_id in trade_ids:
                 yield market_data_service_pb2.StreamTradesResponse(
                     trade=canned_trade(trade_id), position=f"p-{trade_id}"
                 )
-            if request.instrument.startswith("endless"):
+            if lagging and self.trade_subscriptions[request.instrument] == 1:
+                await context.abort(grpc.StatusCode.ABORTED, "subscriber lagged; resubscribe")
+            if request.instrument.startswith(("endless", "lagging")):
                 await asyncio.Event().wait()
         finally:
             self.trade_streams_ended[request.instrument].set()
 
     async def StreamOrderBook(self, request, context):  # type: ignore[no-untyped-def]
+        closing = request.instrument.startswith("closing")
+        if closing and self.book_subscriptions[request.instrument] > 0:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down")
         yield market_data_service_pb2.StreamOrderBookResponse(
             instrument=request.instrument,
             sequence=7,
@@ -324,21 +466,44 @@ class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
             ),
             position="p-8",
         )
+        if request.instrument.startswith("endless"):
+            await asyncio.Event().wait()
 
     async def StreamOrderUpdates(self, request, context):  # type: ignore[no-untyped-def]
-        yield market_data_service_pb2.StreamOrderUpdatesResponse(
-            order=canned_order("o-1"),
-            event_type="OrderPartiallyFilled",
-            trade=canned_trade(),
-            position="p-9",
-        )
-        yield market_data_service_pb2.StreamOrderUpdatesResponse(
-            order=canned_order("o-3", status=types_pb2.ORDER_STATUS_OPEN, filled_quantity="0"),
-            event_type="OrderAccepted",
-            position="p-10",
-        )
-        if request.user_id == "slow":
+        self.order_update_subscriptions[request.user_id] += 1
+        lagging = request.user_id.startswith("lagging")
+        updates = [
+            market_data_service_pb2.StreamOrderUpdatesResponse(
+                order=canned_order("o-1"),
+                event_type="OrderPartiallyFilled",
+                trade=canned_trade(),
+                position="p-9",
+            ),
+            market_data_service_pb2.StreamOrderUpdatesResponse(
+                order=canned_order("o-3", status=types_pb2.ORDER_STATUS_OPEN, filled_quantity="0"),
+                event_type="OrderAccepted",
+                position="p-10",
+            ),
+        ]
+        if lagging and self.order_update_subscriptions[request.user_id] > 1:
+            updates = [
+                updates[1],
+                market_data_service_pb2.StreamOrderUpdatesResponse(
+                    order=closed(
+                        canned_order("o-3"), types_pb2.ORDER_STATUS_CANCELLED, "USER_REQUESTED"
+                    ),
+                    event_type="OrderCancelled",
+                    position="p-11",
+                ),
+            ]
+        for update in updates:
+            yield update
+        if request.user_id == "slow" or (
+            lagging and self.order_update_subscriptions[request.user_id] == 1
+        ):
             await context.abort(grpc.StatusCode.ABORTED, "subscriber lagged; resubscribe")
+        if request.user_id.startswith(("endless", "lagging")):
+            await asyncio.Event().wait()
 
 
 class CannedDiagnostics(diagnostics_service_pb2_grpc.DiagnosticsServiceServicer):
@@ -371,7 +536,8 @@ class CannedExchange:
 async def start_canned_exchange() -> tuple[grpc.aio.Server, CannedExchange]:
     """Start the canned servicers on a free loopback port."""
     server = grpc.aio.server()
-    commands, queries, market_data = CannedCommands(), CannedQueries(), CannedMarketData()
+    queries, market_data = CannedQueries(), CannedMarketData()
+    commands = CannedCommands(queries)
     order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(commands, server)
     order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(queries, server)
     market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(market_data, server)

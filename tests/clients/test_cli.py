@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from canned_exchange import CannedExchange
+from cli_runs import run_json
 
 from clients.cli import (
     load_plan_from_arguments,
@@ -158,6 +159,41 @@ def test_orders_status_and_watch_arguments() -> None:
     assert (watch.stream, watch.instrument, watch.depth, watch.count) == ("book", "BTC-USD", 5, 3)
 
 
+@pytest.mark.parametrize(
+    ("argv", "count", "retries"),
+    [
+        (["watch", "trades", "BTC-USD", "--count", "2"], 2, 5),
+        (["watch", "--count", "2", "trades", "BTC-USD"], 2, 5),
+        (["watch", "trades", "BTC-USD"], None, 5),
+        (["watch", "--retries", "0", "trades", "BTC-USD", "--count", "7"], 7, 0),
+        (["watch", "--count", "3", "trades", "BTC-USD", "--count", "2"], 2, 5),
+        (["watch", "book", "BTC-USD", "--depth", "5", "--count", "1", "--retries", "9"], 1, 9),
+        (["watch", "orders", "--user", "u", "--count", "4"], 4, 5),
+    ],
+)
+def test_watch_options_go_before_or_after_the_stream(
+    argv: list[str], count: int | None, retries: int
+) -> None:
+    arguments = parse_arguments(argv)
+    assert (arguments.count, arguments.retries) == (count, retries)
+
+
+def test_connection_options_go_before_or_after_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("EXCHANGE_TARGET", raising=False)
+    defaults = parse_arguments(["ping"])
+    assert (defaults.target, defaults.timeout, defaults.json) == ("localhost:50051", 10.0, False)
+    before = parse_arguments(["--json", "--target", "h:1", "--timeout", "3", "book", "X"])
+    after = parse_arguments(["book", "X", "--json", "--target", "h:1", "--timeout", "3"])
+    assert (before.target, before.timeout, before.json) == ("h:1", 3.0, True)
+    assert (after.target, after.timeout, after.json) == ("h:1", 3.0, True)
+    nested = parse_arguments(["watch", "trades", "X", "--json", "--target", "h:2"])
+    assert (nested.target, nested.timeout, nested.json) == ("h:2", 10.0, True)
+    # Given both before and after the command, the one after wins.
+    assert parse_arguments(["--target", "h:1", "ping", "--target", "h:2"]).target == "h:2"
+
+
 def test_load_arguments_become_a_plan() -> None:
     arguments = parse_arguments(
         [
@@ -187,15 +223,6 @@ def test_load_arguments_become_a_plan() -> None:
 
 
 # --- against the canned server ---------------------------------------------------------------
-
-
-async def run_json(
-    target: str, capsys: pytest.CaptureFixture[str], *argv: str
-) -> tuple[int, list[dict[str, object]], str]:
-    capsys.readouterr()
-    status = await run(["--target", target, "--json", *argv])
-    captured = capsys.readouterr()
-    return status, [json.loads(line) for line in captured.out.splitlines()], captured.err
 
 
 async def test_place_prints_the_pending_order_as_json(
@@ -232,22 +259,6 @@ async def test_place_prints_the_pending_order_as_json(
     assert placed["duplicate"] is False
     sent = canned_exchange.commands.placed[-1]
     assert sent.time_in_force == types_pb2.TIME_IN_FORCE_IOC
-
-
-async def test_cancel_all_sends_the_user_and_instrument_and_prints_the_position(
-    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
-) -> None:
-    status, lines, _ = await run_json(
-        canned_exchange.target, capsys, "cancel-all", "--user", "carol", "--instrument", "ETH-USD"
-    )
-    assert (status, lines) == (0, [{"position": "p-cancel-all"}])
-    sent = canned_exchange.commands.cancel_all_requests[-1]
-    assert (sent.user_id, sent.instrument) == ("carol", "ETH-USD")
-
-    status, _, _ = await run_json(canned_exchange.target, capsys, "cancel-all", "--user", "dan")
-    assert status == 0
-    sent = canned_exchange.commands.cancel_all_requests[-1]
-    assert (sent.user_id, sent.instrument) == ("dan", "")
 
 
 async def test_refused_command_exits_1_with_field_violations(
@@ -300,10 +311,11 @@ async def test_get_orders_book_trades_instruments_as_json(
 ) -> None:
     target = canned_exchange.target
     _, [order], _ = await run_json(target, capsys, "get", "o-7", "--min-position", "p-1")
+    # At BTC-USD's precision: lot 0.0001, tick 0.01 (+2 digits for the average).
     assert (order["order_id"], order["filled_quantity"], order["average_price"]) == (
         "o-7",
-        "0.5",
-        "44999.50",
+        "0.5000",
+        "44999.5000",
     )
     _, pages, _ = await run_json(target, capsys, "orders", "--user", "alice", "--all")
     assert [[o["order_id"] for o in page["orders"]] for page in pages] == [  # type: ignore[attr-defined]
@@ -313,7 +325,7 @@ async def test_get_orders_book_trades_instruments_as_json(
     _, [book], _ = await run_json(target, capsys, "book", "BTC-USD", "--depth", "2")
     assert book["bids"] == [
         {"price": "44999.50", "quantity": "1.2500", "order_count": 2},
-        {"price": "44990.00", "quantity": "3", "order_count": 1},
+        {"price": "44990.00", "quantity": "3.0000", "order_count": 1},
     ]
     assert (book["sequence"], book["last_price"]) == (42, "45000.00")
     _, [trades], _ = await run_json(target, capsys, "trades", "BTC-USD")
@@ -335,7 +347,9 @@ async def test_watch_stops_after_count(
     # Stopping after --count cancels the call: the parked server handler ends.
     ended = canned_exchange.market_data.trade_streams_ended["endless-cli"]
     await asyncio.wait_for(ended.wait(), 10)
-    _, book_messages, _ = await run_json(canned_exchange.target, capsys, "watch", "book", "ETH-USD")
+    _, book_messages, _ = await run_json(
+        canned_exchange.target, capsys, "watch", "--count", "2", "book", "endless-book"
+    )
     assert [message["sequence"] for message in book_messages] == [7, 8]
     assert book_messages[1]["changes"][0] == {  # type: ignore[index]
         "side": "SELL",
@@ -352,12 +366,13 @@ async def test_human_output_renders_tables(
     assert await run(["--target", canned_exchange.target, "book", "BTC-USD"]) == 0
     out = capsys.readouterr().out
     assert "44999.50" in out and "45001.00" in out and "sequence 42" in out
-    assert await run(["--target", canned_exchange.target, "watch", "orders", "--user", "a"]) == 0
+    argv = ["--target", canned_exchange.target, "watch", "--count", "2", "orders"]
+    assert await run([*argv, "--user", "endless-a"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "OrderPartiallyFilled o-1 BTC-USD BUY PARTIALLY_FILLED filled 0.5/1.5000 "
-        "fill 0.5 @ 44999.50",
-        "OrderAccepted o-3 BTC-USD BUY OPEN filled 0/1.5000",
+        "OrderPartiallyFilled o-1 BTC-USD BUY PARTIALLY_FILLED filled 0.5000/1.5000 "
+        "fill 0.5000 @ 44999.50",
+        "OrderAccepted o-3 BTC-USD BUY OPEN filled 0.0000/1.5000",
     ]
 
 
@@ -421,7 +436,10 @@ async def test_watch_book_resubscribes_after_a_sequence_gap(
     )
     # Snapshot 7, then 9 instead of 8: the update is not shown, a fresh snapshot is fetched.
     assert [(m["sequence"], "bids" in m) for m in messages] == [(7, True), (7, True), (8, False)]
-    assert err == "book update 9 received, 8 expected; resubscribe; resubscribing\n"
+    assert err == (
+        "warning: DATA_LOSS: book update 9 received, 8 expected; resubscribe"
+        " [resubscribing, attempt 1 of 5]\n"
+    )
     assert canned_exchange.market_data.book_subscriptions["GAPPY"] == 2
 
 

@@ -1,0 +1,222 @@
+"""`exchange watch`: follow a live stream, and keep following it when it breaks.
+
+The live streams start at the moment of subscribing (they cannot resume from a position).
+When one breaks, the watcher subscribes again and says so on stderr:
+
+- `ABORTED` (the service dropped this subscriber for falling behind) or a gap in the book's
+  sequence numbers: at once.
+- `UNAVAILABLE`, or the service ending the stream (it does so when it shuts down): after
+  `RECONNECT_FIRST_DELAY_SECONDS`, doubling up to `RECONNECT_MAX_DELAY_SECONDS`.
+
+Each break counts as an attempt; a subscription that shows something new resets the count.
+After `retries` attempts in a row the watcher gives up with the last error (exit status 1).
+Trades and order updates carry their log `position`: the positions of the last
+`REMEMBERED_POSITIONS` messages shown are kept, and a message carrying one of them is not
+shown again. What was published while no subscription was open is not replayed; the
+notice says so. The book takes the new subscription's snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import grpc
+from rich.live import Live
+
+from clients import render
+from clients.book_mirror import BookSequenceGap, OrderBookMirror
+from clients.client import ExchangeClient
+from clients.errors import AbortedError, ExchangeError, UnavailableError, make_error
+from clients.models import BookSnapshot, BookUpdate
+from clients.output import Output
+
+DEFAULT_RETRIES = 5
+RECONNECT_FIRST_DELAY_SECONDS = 0.5
+RECONNECT_MAX_DELAY_SECONDS = 8.0
+REMEMBERED_POSITIONS = 10_000
+
+
+class ShownPositions:
+    """The log positions of the last `capacity` messages shown."""
+
+    def __init__(self, capacity: int = REMEMBERED_POSITIONS) -> None:
+        self._order: deque[str] = deque()
+        self._positions: set[str] = set()
+        self._capacity = capacity
+
+    def __contains__(self, position: str) -> bool:
+        return position in self._positions
+
+    def add(self, position: str) -> None:
+        if not position or position in self._positions:
+            return
+        self._order.append(position)
+        self._positions.add(position)
+        if len(self._order) > self._capacity:
+            self._positions.discard(self._order.popleft())
+
+
+class _LogFeed:
+    """Trades or order updates: one line (or JSON object) per message, none shown twice."""
+
+    def __init__(
+        self,
+        subscribe: Callable[[], AsyncGenerator[Any, None]],
+        line: Callable[[Any], str],
+        missed: str,
+        output: Output,
+    ) -> None:
+        self.subscribe = subscribe
+        self.missed = missed
+        self._line = line
+        self._output = output
+        self._shown = ShownPositions()
+
+    def show(self, message: Any) -> bool:
+        """Show `message` unless it was shown already; whether it was shown."""
+        if message.position and message.position in self._shown:
+            return False
+        self._output.show(message, self._line)
+        self._shown.add(message.position)
+        return True
+
+
+class _BookFeed:
+    """The book through a local mirror that checks every sequence number; a fresh mirror
+    per subscription. On a terminal the book is redrawn in place; otherwise each message is
+    one line (or JSON object), the snapshot a table."""
+
+    missed = ""
+
+    def __init__(
+        self, exchange: ExchangeClient, instrument: str, depth: int, output: Output
+    ) -> None:
+        self._exchange = exchange
+        self._instrument = instrument
+        self._depth = depth
+        self._output = output
+        self._mirror = OrderBookMirror(instrument)
+        redraw = not output.as_json and output.console.is_terminal
+        self.live = Live(console=output.console, auto_refresh=False) if redraw else None
+
+    def subscribe(self) -> AsyncGenerator[BookSnapshot | BookUpdate, None]:
+        self._mirror = OrderBookMirror(self._instrument)
+        return self._exchange.stream_order_book(self._instrument, depth=self._depth)
+
+    def show(self, message: BookSnapshot | BookUpdate) -> bool:
+        message = self._output.precision.apply(message)
+        self._mirror.apply(message)  # BookSequenceGap: resubscribe
+        if self.live is not None:
+            table = render.book_table(
+                self._mirror.instrument,
+                self._mirror.bids(self._depth),
+                self._mirror.asks(self._depth),
+                caption=f"sequence {self._mirror.sequence}",
+            )
+            self.live.update(table, refresh=True)
+        elif isinstance(message, BookSnapshot):
+            self._output.show(
+                message,
+                lambda snapshot: render.book_table(
+                    snapshot.instrument,
+                    snapshot.bids,
+                    snapshot.asks,
+                    caption=f"snapshot, sequence {snapshot.sequence}",
+                ),
+            )
+        else:
+            self._output.show(message, render.book_message_line)
+        return True
+
+
+def _feed(exchange: ExchangeClient, arguments: Any, output: Output) -> _LogFeed | _BookFeed:
+    if arguments.stream == "book":
+        return _BookFeed(exchange, arguments.instrument, arguments.depth, output)
+    if arguments.stream == "trades":
+        return _LogFeed(
+            lambda: exchange.stream_trades(arguments.instrument),
+            render.trade_line,
+            "trades executed meanwhile are not shown",
+            output,
+        )
+    return _LogFeed(
+        lambda: exchange.stream_order_updates(arguments.user_id, instrument=arguments.instrument),
+        render.order_update_line,
+        "order updates meanwhile are not shown",
+        output,
+    )
+
+
+def reconnect_delay(attempt: int) -> float:
+    """Seconds before reconnect attempt `attempt` (1, 2, ...): doubling, capped."""
+    return float(
+        min(RECONNECT_FIRST_DELAY_SECONDS * 2 ** (attempt - 1), RECONNECT_MAX_DELAY_SECONDS)
+    )
+
+
+def _gave_up(problem: ExchangeError, attempts: int) -> ExchangeError:
+    if attempts == 0:
+        return problem
+    plural = "" if attempts == 1 else "s"
+    return make_error(
+        problem.code,
+        f"{problem.message} (gave up after {attempts} reconnect attempt{plural})",
+        problem.field_violations,
+        problem.reason,
+        problem.metadata,
+    )
+
+
+async def watch(exchange: ExchangeClient, arguments: Any, output: Output) -> None:
+    """Follow the stream `arguments` name until `--count` messages were shown; raise the
+    last ExchangeError once `--retries` reconnect attempts in a row have failed."""
+    feed = _feed(exchange, arguments, output)
+    remaining: int | None = arguments.count
+    retries: int = arguments.retries
+    failures = 0
+    live = feed.live if isinstance(feed, _BookFeed) else None
+    with live if live is not None else contextlib.nullcontext():
+        while True:
+            stream = feed.subscribe()
+            problem: ExchangeError
+            try:
+                async for message in stream:
+                    if not feed.show(message):
+                        continue
+                    failures = 0
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining == 0:
+                            return
+                # A live stream has no end: the service ends it when it shuts down.
+                problem, at_once = (
+                    make_error(grpc.StatusCode.UNAVAILABLE, "the service ended the stream"),
+                    False,
+                )
+            except AbortedError as dropped:
+                problem, at_once = dropped, True
+            except BookSequenceGap as gap:
+                problem, at_once = make_error(grpc.StatusCode.DATA_LOSS, str(gap)), True
+            except UnavailableError as unavailable:
+                problem, at_once = unavailable, False
+            finally:
+                await stream.aclose()
+            failures += 1
+            if failures > retries:
+                raise _gave_up(problem, retries)
+            attempt = f"attempt {failures} of {retries}"
+            missed = f"; {feed.missed}" if feed.missed else ""
+            if at_once:
+                delay = 0.0
+                notice = f"resubscribing, {attempt}{missed}"
+            else:
+                delay = reconnect_delay(failures)
+                notice = f"reconnecting in {delay:g} s, {attempt}{missed}"
+            print(f"warning: {render.error_text(problem)} [{notice}]", file=sys.stderr, flush=True)
+            if delay:
+                await asyncio.sleep(delay)
