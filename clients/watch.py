@@ -172,6 +172,38 @@ def _gave_up(problem: ExchangeError, attempts: int) -> ExchangeError:
     )
 
 
+def _warn(
+    output: Output,
+    problem: ExchangeError,
+    delay: float,
+    at_once: bool,
+    attempt: int,
+    retries: int,
+    missed: str,
+) -> None:
+    """Say on stderr that the stream broke and what happens next (JSON with --json)."""
+    if output.as_json:
+        notice: dict[str, Any] = {
+            "warning": problem.code.name,
+            "message": problem.message,
+            "reconnect_in_seconds": delay,
+            "attempt": attempt,
+            "retries": retries,
+        }
+        if missed:
+            notice["not_shown"] = missed
+        print(render.json_line(notice), file=sys.stderr, flush=True)
+        return
+    action = "resubscribing" if at_once else f"reconnecting in {delay:g} s"
+    not_shown = f"; {missed}" if missed else ""
+    print(
+        f"warning: {render.error_text(problem)} "
+        f"[{action}, attempt {attempt} of {retries}{not_shown}]",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 async def watch(exchange: ExchangeClient, arguments: Any, output: Output) -> None:
     """Follow the stream `arguments` name until `--count` messages were shown; raise the
     last ExchangeError once `--retries` reconnect attempts in a row have failed."""
@@ -209,14 +241,7 @@ async def watch(exchange: ExchangeClient, arguments: Any, output: Output) -> Non
             failures += 1
             if failures > retries:
                 raise _gave_up(problem, retries)
-            attempt = f"attempt {failures} of {retries}"
-            missed = f"; {feed.missed}" if feed.missed else ""
-            if at_once:
-                delay = 0.0
-                notice = f"resubscribing, {attempt}{missed}"
-            else:
-                delay = reconnect_delay(failures)
-                notice = f"reconnecting in {delay:g} s, {attempt}{missed}"
-            print(f"warning: {render.error_text(problem)} [{notice}]", file=sys.stderr, flush=True)
+            delay = 0.0 if at_once else reconnect_delay(failures)
+            _warn(output, problem, delay, at_once, failures, retries, feed.missed)
             if delay:
                 await asyncio.sleep(delay)

@@ -436,10 +436,13 @@ async def test_watch_book_resubscribes_after_a_sequence_gap(
     )
     # Snapshot 7, then 9 instead of 8: the update is not shown, a fresh snapshot is fetched.
     assert [(m["sequence"], "bids" in m) for m in messages] == [(7, True), (7, True), (8, False)]
-    assert err == (
-        "warning: DATA_LOSS: book update 9 received, 8 expected; resubscribe"
-        " [resubscribing, attempt 1 of 5]\n"
-    )
+    assert json.loads(err) == {
+        "warning": "DATA_LOSS",
+        "message": "book update 9 received, 8 expected; resubscribe",
+        "reconnect_in_seconds": 0.0,
+        "attempt": 1,
+        "retries": 5,
+    }
     assert canned_exchange.market_data.book_subscriptions["GAPPY"] == 2
 
 
