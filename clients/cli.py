@@ -1,13 +1,13 @@
 """`exchange`: the command-line client of the exchange's gRPC API.
 
     exchange place --user alice --instrument BTC-USD --side buy --price 45000.00 --quantity 1.5
-    exchange cancel --user alice ORDER_ID
-    exchange cancel-all --user alice [--instrument BTC-USD]
+    exchange cancel --user alice ORDER_ID [--no-wait]
+    exchange cancel-all --user alice [--instrument BTC-USD] [--no-wait]
     exchange amend --user alice ORDER_ID --quantity 1.0 --price 44990.00
     exchange get ORDER_ID            exchange orders --user alice --status open
     exchange book BTC-USD --depth 10 exchange trades BTC-USD
-    exchange watch trades BTC-USD    exchange watch book BTC-USD
-    exchange watch orders --user alice
+    exchange watch trades BTC-USD --count 2
+    exchange watch book BTC-USD      exchange watch orders --user alice --retries 0
     exchange instruments             exchange ping
     exchange load --orders 10000 --concurrency 8 --rate 2000 [--mode stream]
 
