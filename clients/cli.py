@@ -434,9 +434,9 @@ async def _place(exchange: ExchangeClient, arguments: argparse.Namespace, output
         placed = dataclasses.replace(placed, order=order)
     position = printable(placed.position)
     if placed.duplicate:
-        title = f"already placed with this client order id, at log position {position}:"
+        title = f"already placed with this client order id, at log position {position}"
     else:
-        title = f"placed at log position {position}:"
+        title = f"placed at log position {position}"
     output.show(placed, lambda shown: render.order_table(shown.order, title=title))
 
 

@@ -69,12 +69,12 @@ async def test_place_labels_the_log_position_of_the_order_it_shows(
         "post_only        False",
     ]
     assert (status, err) == (0, "")
-    assert out == [f"placed at log position p-{number}:", *order_lines]
+    assert out == [f"placed at log position p-{number}", *order_lines]
 
     status, out, err = await run_text(canned_exchange.target, capsys, *argv)
     assert (status, err) == (0, "")
     assert out == [
-        "already placed with this client order id, at log position p-dup:",
+        "already placed with this client order id, at log position p-dup",
         *order_lines,
     ]
 
