@@ -134,7 +134,7 @@ def test_books_and_trades_at_the_instrument_precision() -> None:
         (format(level.price, "f"), format(level.quantity, "f"))
         for level in shown_book.bids + shown_book.asks
     ] == [("44999.50", "3.0000"), ("45001.00", "0.0001")]
-    assert format(shown_book.last_price, "f") == "45000.00"  # type: ignore[arg-type]
+    assert format(shown_book.last_price, "f") == "45000.00"
     snapshot = PRECISION.apply(
         BookSnapshot("BTC-USD", 1, (PriceLevel(Decimal("1"), Decimal("2"), 1),), (), "p")
     )
