@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 		{ echo "Python 3.11+ is required (set PYTHON=...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@# setuptools warns that folders named like the packages take precedence in an
+	@# editable install of this flat layout: that is the intent here, so it is not shown.
+	PYTHONWARNINGS="ignore:Editable installation:UserWarning" \
+		$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # tests/ops runs promtool and a real Prometheus server: Debian's `prometheus` package
