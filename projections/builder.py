@@ -7,6 +7,13 @@ events that arrived together writes its view change and its new checkpoint atomi
 bounded queue so that a batch is "everything that is already here, up to about
 `batch_max`, cut at a transaction boundary": small when the log is quiet, large when it is
 busy or catching up.
+
+A builder that cannot apply an event stops at it: the batch is applied again one log
+transaction at a time, so everything before the failing transaction is committed, the
+failing event is named (`ProjectionBuilder.locate_failure` narrows a transaction of several
+events down to one), and `EventNotApplied` is raised with the builder's checkpoint just
+before it. `run_builders` reports it to `ConsumerFailures` and either stops (a rebuild) or
+lets the other builders go on without it (`on_stuck`: the runner retries it alone).
 """
 
 from __future__ import annotations
@@ -15,8 +22,7 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -25,6 +31,7 @@ from projections.log_events import PROJECTED_EVENT_TYPES
 from projections.progress import ProjectionProgress
 from server.eventstore.port import EventStore, LogPosition, RecordedEvent
 from server.observability import metrics
+from server.observability.consumer_failures import ConsumerFailures
 from server.observability.tracing import record_batch_spans
 
 logger = structlog.get_logger(__name__)
@@ -32,6 +39,28 @@ logger = structlog.get_logger(__name__)
 DEFAULT_BATCH_MAX = 2000
 
 _END = object()
+
+
+def consumer_of(builder_name: str) -> str:
+    """The `consumer` label of a builder's metrics and failure reports."""
+    return f"projection:{builder_name}"
+
+
+class EventNotApplied(Exception):
+    """`builder` cannot apply `event`: its checkpoint stays just before it.
+
+    `cause` is what applying it raised (also the exception's `__cause__`).
+    """
+
+    def __init__(self, builder: str, event: RecordedEvent, cause: BaseException) -> None:
+        self.builder = builder
+        self.event = event
+        self.cause = cause
+        super().__init__(
+            f"{consumer_of(builder)} cannot apply {event.type} at {event.position} "
+            f"(stream {event.stream}, event id {event.event_id}): "
+            f"{type(cause).__name__}: {str(cause)[:500]}"
+        )
 
 
 class ProjectionBuilder(abc.ABC):
@@ -49,6 +78,12 @@ class ProjectionBuilder(abc.ABC):
 
     async def after_commit(self) -> None:
         """Hook run after each committed batch (live-feed publication)."""
+        return None
+
+    async def locate_failure(self, events: Sequence[RecordedEvent]) -> int | None:
+        """The index of the first event of `events` (one log transaction, whose
+        `apply_batch` failed) that cannot be applied, found without changing the view;
+        None when the builder cannot tell (the transaction's first event is reported)."""
         return None
 
 
@@ -136,6 +171,9 @@ async def run_builders(
     progress: ProjectionProgress,
     batch_max: int = DEFAULT_BATCH_MAX,
     stop_at: LogPosition | None = None,
+    *,
+    failures: ConsumerFailures | None = None,
+    on_stuck: Callable[[ProjectionBuilder], None] | None = None,
 ) -> None:
     """Run `builders`, each from its own checkpoint, on ONE subscription of the log.
 
@@ -144,6 +182,11 @@ async def run_builders(
     one back-pressures the reading). Runs until cancelled, until every builder has passed
     `stop_at`, or until one fails: then the others are stopped too and the failure is
     raised (a restart resumes each from its own checkpoint, so nothing is applied twice).
+
+    A builder stopped by an event it cannot apply (`EventNotApplied`) is reported to
+    `failures`; with `on_stuck` it leaves this run (`on_stuck(builder)` is called) and the
+    others go on; the run returns once no builder is left. Each committed batch is also
+    reported to `failures` (`passed`), which is how a stuck builder is seen to resume.
     """
     checkpoints: list[LogPosition | None] = []
     for builder in builders:
@@ -177,16 +220,24 @@ async def run_builders(
     reader = asyncio.create_task(pump(), name="projection-reader")
     consumers = [
         asyncio.create_task(
-            _consume(feed, event_store, progress, batch_max, stop_at, reader),
+            _consume(feed, event_store, progress, batch_max, stop_at, reader, failures),
             name=f"projection-{feed.builder.name}",
         )
         for feed in feeds
     ]
+    builder_of = {task: feed.builder for task, feed in zip(consumers, feeds, strict=True)}
     try:
         pending: set[asyncio.Task[None]] = set(consumers)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, EventNotApplied):
+                    if failures is not None:
+                        failures.failed(consumer_of(error.builder), error.event, error.cause)
+                    if on_stuck is not None:
+                        on_stuck(builder_of[task])  # its feed is finished: the rest go on
+                        continue
                 task.result()  # one builder failed: stop them all, raise its failure
     finally:
         for task in consumers:
@@ -232,6 +283,7 @@ async def _consume(
     batch_max: int,
     stop_at: LogPosition | None,
     reader: asyncio.Task[None],
+    failures: ConsumerFailures | None,
 ) -> None:
     builder = feed.builder
     batches = _TransactionBatches(event_store, feed.queue, batch_max)
@@ -240,29 +292,18 @@ async def _consume(
             batch = await batches.next()
             if batch:
                 started = time.perf_counter()
-                started_ns = time.time_ns()
-                if any(event.type in PROJECTED_EVENT_TYPES for event in batch):
-                    await builder.apply_batch(batch)
-                    # One span per command trace in the batch, so the view update joins
-                    # the trace of the PlaceOrder that caused it (free while tracing is off).
-                    record_batch_spans(
-                        f"projection.{builder.name}",
-                        (event.metadata for event in batch),
-                        started_ns,
-                        {"events": len(batch)},
-                    )
-                # A batch of nothing but other events (clock ticks, engine progress) changes
-                # no view: the checkpoint may stay behind it (re-reading it is harmless), but
-                # the progress moves on, so read-your-writes can wait on any position.
-                progress.advance(builder.name, batch[-1].position, events=len(batch))
-                await builder.after_commit()
-                _record_metrics(builder.name, batch, batches.waiting)
+                try:
+                    await _apply(builder, batch)
+                except Exception as error:
+                    await _apply_by_transaction(builder, batch, error, progress, failures)
+                else:
+                    await _applied(builder, batch, progress, failures)
                 logger.debug(
                     "projection_batch",
                     builder=builder.name,
                     events=len(batch),
                     seconds=round(time.perf_counter() - started, 6),
-                    behind_s=round((datetime.now(UTC) - batch[-1].recorded_at).total_seconds(), 6),
+                    waiting=batches.waiting,
                 )
             if batches.ended:
                 await asyncio.wait({reader})
@@ -287,13 +328,97 @@ async def _cancel_for_sure(task: asyncio.Task[None]) -> None:
         task.result()
 
 
-def _record_metrics(name: str, batch: Sequence[RecordedEvent], events_waiting: int) -> None:
-    """Projection lag: events received but not applied yet, and the age of the last applied
-    event while some are waiting (0 when caught up, so a quiet log shows no lag)."""
-    consumer = f"projection:{name}"
-    seconds_behind = 0.0
-    if events_waiting:
-        recorded_at = batch[-1].recorded_at
-        seconds_behind = max(0.0, (datetime.now(UTC) - recorded_at).total_seconds())
-    metrics.observe_lag(consumer, events_waiting, seconds_behind)
-    metrics.record_consumer_processed(consumer, len(batch))
+async def _apply(builder: ProjectionBuilder, events: Sequence[RecordedEvent]) -> None:
+    """Apply and commit `events` (nothing to write when none of them changes a view)."""
+    if not any(event.type in PROJECTED_EVENT_TYPES for event in events):
+        return
+    started_ns = time.time_ns()
+    await builder.apply_batch(events)
+    # One span per command trace in the batch, so the view update joins the trace of the
+    # PlaceOrder that caused it (free while tracing is off).
+    record_batch_spans(
+        f"projection.{builder.name}",
+        (event.metadata for event in events),
+        started_ns,
+        {"events": len(events)},
+    )
+
+
+async def _applied(
+    builder: ProjectionBuilder,
+    events: Sequence[RecordedEvent],
+    progress: ProjectionProgress,
+    failures: ConsumerFailures | None,
+) -> None:
+    """What follows a committed batch: progress, live feeds, metrics."""
+    # A batch of nothing but other events (clock ticks, engine progress) changes no view:
+    # the checkpoint may stay behind it (re-reading it is harmless), but the progress moves
+    # on, so read-your-writes can wait on any position.
+    position = events[-1].position
+    progress.advance(builder.name, position, events=len(events))
+    if failures is not None:
+        failures.passed(consumer_of(builder.name), position)
+    await builder.after_commit()
+    # Lag is measured against the log's head by the runner's LagWatcher.
+    metrics.record_consumer_processed(consumer_of(builder.name), len(events))
+
+
+def transactions_of(events: Sequence[RecordedEvent]) -> list[list[RecordedEvent]]:
+    """`events` cut into their log transactions (an event with none is one on its own)."""
+    groups: list[list[RecordedEvent]] = []
+    for event in events:
+        tx = transaction_of(event)
+        if groups and tx is not None and transaction_of(groups[-1][-1]) == tx:
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    return groups
+
+
+async def _apply_by_transaction(
+    builder: ProjectionBuilder,
+    batch: Sequence[RecordedEvent],
+    error: Exception,
+    progress: ProjectionProgress,
+    failures: ConsumerFailures | None,
+) -> None:
+    """`batch` failed as a whole: apply it again one log transaction at a time (each still
+    whole), up to the one that fails, and raise `EventNotApplied` naming its failing event.
+    Returns when every transaction went through (the failure did not come back)."""
+    unapplied = batch[0]
+    try:
+        # A failed batch may have changed the builder's memory: back to what the view holds.
+        await builder.load_checkpoint()
+        for group in transactions_of(batch):
+            unapplied = group[0]
+            try:
+                await _apply(builder, group)
+            except Exception as group_error:
+                event = await _failing_event(builder, group)
+                raise EventNotApplied(builder.name, event, group_error) from group_error
+            await _applied(builder, group, progress, failures)
+    except EventNotApplied:
+        raise
+    except Exception as retry_error:
+        # Not even that could be done (the view's store is unreachable, say): the builder
+        # is stopped at the first event it has not applied.
+        raise EventNotApplied(builder.name, unapplied, retry_error) from retry_error
+    logger.warning(
+        "projection_batch_applied_on_retry",
+        builder=builder.name,
+        events=len(batch),
+        error=f"{type(error).__name__}: {str(error)[:300]}",
+    )
+
+
+async def _failing_event(
+    builder: ProjectionBuilder, transaction: Sequence[RecordedEvent]
+) -> RecordedEvent:
+    if len(transaction) == 1:
+        return transaction[0]
+    try:
+        index = await builder.locate_failure(transaction)
+    except Exception:
+        logger.warning("projection_failure_not_located", builder=builder.name, exc_info=True)
+        index = None
+    return transaction[0 if index is None else index]

@@ -7,6 +7,10 @@ leaves either the whole batch with its checkpoint or neither, so a restart appli
 twice (which is also why the commit can be asynchronous: a batch lost to a database crash
 is lost with its checkpoint and simply applied again). After the commit the order updates
 go to the live feeds.
+
+When a batch cannot be written (PostgreSQL refuses a value, say a NUL character in a text
+field), `locate_failure` names the event: it writes prefixes of the failing transaction
+and rolls each back, halving the range each time.
 """
 
 from __future__ import annotations
@@ -266,6 +270,32 @@ class PostgresViewBuilder(ProjectionBuilder):
         return await load_checkpoint(self._pool, self.name)
 
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
+        await self._apply(events, commit=True)
+
+    async def locate_failure(self, events: Sequence[RecordedEvent]) -> int | None:
+        """Bisect over prefixes of `events`, each written and rolled back: the first event
+        whose prefix fails (None if the whole of `events` goes through now)."""
+        if not await self._fails(events):
+            return None
+        good, bad = 0, len(events)  # events[:good] goes through, events[:bad] fails
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            if await self._fails(events[:middle]):
+                bad = middle
+            else:
+                good = middle
+        return bad - 1
+
+    async def _fails(self, events: Sequence[RecordedEvent]) -> bool:
+        try:
+            await self._apply(events, commit=False)
+        except Exception:
+            return True
+        return False
+
+    async def _apply(self, events: Sequence[RecordedEvent], *, commit: bool) -> None:
+        """Reduce and write `events` with the checkpoint in one transaction; committed,
+        or (`commit=False`, to learn whether it can be written) rolled back."""
         async with self._pool.acquire() as connection:
             # The view is derived from the log: a batch lost to a database crash comes back
             # with its checkpoint (same transaction), so the commit need not wait for fsync.
@@ -289,7 +319,7 @@ class PostgresViewBuilder(ProjectionBuilder):
                     self._sequences,
                     (self.name, ev.position_token(events[-1].position)),
                 )
-                await connection.execute("COMMIT")
+                await connection.execute("COMMIT" if commit else "ROLLBACK")
             except BaseException:
                 # Always: cancelled inside a statement, the connection does not know yet
                 # that it is in a transaction. If it cannot roll back (broken, or still
@@ -300,6 +330,8 @@ class PostgresViewBuilder(ProjectionBuilder):
                 except Exception:
                     connection.terminate()
                 raise
+        if not commit:
+            return
         # Only a committed batch moves the counters (a failed one is re-applied after a
         # restart, which reloads them).
         self._sequences = sequences

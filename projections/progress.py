@@ -36,6 +36,7 @@ class BuilderProgress:
     position: Any | None = None
     events_applied: int = 0
     committed_at_monotonic: float = field(default_factory=time.monotonic)
+    loaded: bool = True  # False until the builder has loaded its checkpoint
 
 
 class ProjectionProgress:
@@ -45,9 +46,10 @@ class ProjectionProgress:
         self._builders: dict[str, BuilderProgress] = {}
         self._waiters: list[_Waiter] = []
 
-    def register(self, name: str, position: Any | None = None) -> None:
-        """Declare a builder (with its checkpoint) so that waits include it."""
-        self._builders[name] = BuilderProgress(position=position)
+    def register(self, name: str, position: Any | None = None, *, loaded: bool = True) -> None:
+        """Declare a builder (with its checkpoint) so that waits include it; `loaded=False`
+        before its checkpoint is known (`position` then means nothing yet)."""
+        self._builders[name] = BuilderProgress(position=position, loaded=loaded)
         self._wake()
 
     def unregister(self, name: str) -> None:
@@ -65,6 +67,11 @@ class ProjectionProgress:
 
     def positions(self) -> dict[str, Any | None]:
         return {name: builder.position for name, builder in self._builders.items()}
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether `name`'s position is its checkpoint (or later), not a placeholder."""
+        builder = self._builders.get(name)
+        return builder is not None and builder.loaded
 
     def events_applied(self, name: str) -> int:
         builder = self._builders.get(name)

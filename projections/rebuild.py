@@ -6,18 +6,24 @@ Stop the service's projections first (or run the service with PROJECTIONS_ENABLE
 builders writing the same views would race. The views come out identical to the ones the
 running builders kept (same rows, same keyset numbers, same book sequences), because both
 are pure functions of the log.
+
+An event a builder cannot apply stops the rebuild there: it prints the builder, the
+event's position, type, stream and id, and the error, and exits with status 1 (the views
+then hold everything before that event's transaction; run it again once the event or the
+code is fixed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from projections.builder import DEFAULT_BATCH_MAX, run_builders
+from projections.builder import DEFAULT_BATCH_MAX, EventNotApplied, consumer_of, run_builders
 from projections.postgres_schema import load_log_identity
 from projections.postgres_views import PostgresViewBuilder, drop_views
 from projections.progress import ProjectionProgress
@@ -64,6 +70,22 @@ async def rebuild(
     )
 
 
+def _stopped_report(error: EventNotApplied) -> str:
+    event = error.event
+    return "\n".join(
+        (
+            f"rebuild stopped: {consumer_of(error.builder)} cannot apply an event",
+            f"  position  {event.position.to_token()}",
+            f"  type      {event.type}",
+            f"  stream    {event.stream}",
+            f"  event id  {event.event_id}",
+            f"  reason    {type(error.cause).__name__}: {str(error.cause)[:500]}",
+            "The views hold everything before that event's transaction. Fix the event (or the"
+            " code) and run the rebuild again.",
+        )
+    )
+
+
 async def _main() -> None:
     from server.embedded import resolve_service_urls
     from server.eventstore import open_event_store
@@ -76,6 +98,9 @@ async def _main() -> None:
     redis = aioredis.from_url(settings.redis_url)
     try:
         report = await rebuild(event_store, pg_pool, redis)
+    except EventNotApplied as error:
+        print(_stopped_report(error), file=sys.stderr)
+        raise SystemExit(1) from None
     finally:
         await redis.aclose()
         await pg_pool.close()

@@ -19,7 +19,7 @@ import asyncpg
 import grpc
 import redis.asyncio as aioredis
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clients.generated.exchange.v1 import (
@@ -42,10 +42,12 @@ from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
 from server.instrument_config import load_instruments
 from server.observability import metrics
+from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
 from server.observability.logging import configure_logging
 from server.observability.tracing import configure_tracing
 from server.pg_pools import keep_session
+from server.readiness import Readiness
 from server.servicers.commands import OrderCommandServicer
 from server.servicers.diagnostics import DiagnosticsServicer
 from server.servicers.market_data import MarketDataServicer
@@ -60,6 +62,9 @@ SERVICE_NAMES = (
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
 )
+# What each side's health depends on (server/readiness.py): the views, and the engine.
+READ_SIDE_SERVICES = SERVICE_NAMES[1:3]
+COMMAND_SIDE_SERVICES = SERVICE_NAMES[:1]
 # Longest wait for one shutdown step before giving up on it.
 STOP_BOUND_S = 10.0
 GRPC_OPTIONS = (
@@ -117,6 +122,9 @@ class ExchangeApp:
     projections: ProjectionRunner | None = None
     grpc_server: grpc.aio.Server | None = None
     health: Any = None
+    # Consumers stopped at an event they cannot apply; drives `readiness`.
+    failures: ConsumerFailures = field(default_factory=ConsumerFailures)
+    readiness: Readiness | None = None
     grpc_port: int = 0
     metrics_port: int | None = None
 
@@ -131,7 +139,14 @@ class ExchangeApp:
             settings.database_url, min_size=2, max_size=10, reset=keep_session
         )
         self.redis = aioredis.from_url(settings.redis_url)
-        self.projections = ProjectionRunner(self.event_store, self.pg_pool, self.redis)
+        self.projections = ProjectionRunner(
+            self.event_store,
+            self.pg_pool,
+            self.redis,
+            failures=self.failures,
+            retry_max_s=settings.consumer_retry_max_s,
+            lag_check_s=settings.consumer_lag_check_s,
+        )
         if settings.engine_enabled and settings.engine_process:
             # Spawned before gRPC starts its threads (forking beside them is not clean).
             self.engine_child = EngineProcess(settings)
@@ -151,6 +166,9 @@ class ExchangeApp:
                 snapshot_every=settings.snapshot_every,
                 closed_order_memory=settings.closed_order_memory,
                 backend=backend,
+                failures=self.failures,
+                retry_max_s=settings.consumer_retry_max_s,
+                lag_check_s=settings.consumer_lag_check_s,
             )
             self.engine_runner.start()
         if settings.clock_tick_ms > 0:
@@ -165,8 +183,12 @@ class ExchangeApp:
             await self.projections.postgres_builder.migrate()
         await server.start()
         self.grpc_server = server
-        for name in (*SERVICE_NAMES, ""):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # SERVING, except the services that depend on a consumer stuck at an event.
+        self.readiness = Readiness(
+            self.health, self.failures, SERVICE_NAMES, READ_SIDE_SERVICES, COMMAND_SIDE_SERVICES
+        )
+        await self.readiness.publish()
+        self.readiness.start()
         if settings.metrics_port >= 0:
             self.metrics_port = metrics.start_metrics_server(settings.metrics_port)
         log.info(
@@ -217,6 +239,8 @@ class ExchangeApp:
         """
         if self.health is not None:
             await _bounded("health", self.health.enter_graceful_shutdown())
+        if self.readiness is not None:
+            await _bounded("readiness", self.readiness.stop())
         if self.projections is not None:
             # End server streams first so the gRPC grace period is not spent waiting on them.
             self.projections.live.close()

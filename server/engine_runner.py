@@ -16,6 +16,15 @@ A process application with exactly-once effect:
   ``engine-snapshot-<shard>`` in the same atomic append; the progress event names the
   latest snapshot's version, so a restart loads that snapshot and re-runs only the inputs
   after it (their outputs are already in the log, and the engine is deterministic).
+  The count toward the next snapshot starts from the latest snapshot, or from the log's
+  first input when there is none, so restarts do not postpone the first one. A snapshot
+  that cannot be encoded is skipped (logged and counted): matching goes on without it.
+- An input it cannot process stops it there: the batch that failed is handled again one
+  input at a time, the input that fails is reported to ``ConsumerFailures`` (position,
+  type, reason; metrics, one log line, the service's health) and retried with back-off
+  (``retry_delay_s`` doubling up to ``retry_max_s``), from a fresh state each time, until it
+  goes through (a repaired record, a fixed cause). Nothing after it is processed meanwhile,
+  and its lag against the log's head (``LagWatcher``) keeps growing.
 
 Run alone with ``python -m server.engine_runner`` (the tests kill it with SIGKILL).
 """
@@ -33,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 
 from domain.codec import event_to_dict
@@ -59,6 +69,8 @@ from server.eventstore.port import (
     WrongExpectedVersion,
 )
 from server.observability import metrics
+from server.observability.consumer_failures import ConsumerFailures
+from server.observability.consumer_lag import DEFAULT_INTERVAL_S, NOT_LOADED, LagWatcher, Reading
 from server.observability.tracing import span_from_metadata
 from server.streams import (
     CAUSATION_ID,
@@ -92,6 +104,18 @@ INPUT_FILTER = EventFilter(
 
 class FencedOut(Exception):
     """Another runner wrote the progress stream first; this one's state is stale."""
+
+
+class InputNotProcessed(Exception):
+    """The input `event` could not be processed (alone in its batch): `cause` says why."""
+
+    def __init__(self, event: RecordedEvent, cause: BaseException) -> None:
+        self.event = event
+        self.cause = cause
+        super().__init__(
+            f"engine cannot process {event.type} at {event.position}: "
+            f"{type(cause).__name__}: {str(cause)[:300]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -161,6 +185,9 @@ class EngineRunner:
         retry_delay_s: float = 1.0,
         backend: str = "postgresql",
         closed_order_memory: int = 0,
+        failures: ConsumerFailures | None = None,
+        retry_max_s: float = 5.0,
+        lag_check_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self._event_store = event_store
         # 0 or less: the engine remembers every closed order id (unbounded snapshots).
@@ -173,9 +200,20 @@ class EngineRunner:
         self._batch_max = max(1, batch_max)
         self._snapshot_every = snapshot_every
         self._retry_delay_s = retry_delay_s
+        self._retry_max_s = max(retry_delay_s, retry_max_s)
         self._backend = backend  # label of the event-store metrics
         self.runner_id = str(uuid.uuid4())
         self._task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self.failures = ConsumerFailures() if failures is None else failures
+        self.failures.declare(CONSUMER)
+        self.lag = LagWatcher(event_store, lag_check_s)
+        self.lag.watch(CONSUMER, self._lag_reading, INPUT_FILTER)
+        self._loaded = False  # progress read from the log at least once
+        # After a batch of several inputs failed: one input per batch up to its last input,
+        # so the one that fails is named.
+        self._careful_until: LogPosition | None = None
+        self._failed_attempts = 0
         # State of the current life (rebuilt from the log after a fence or an error).
         self.engine: MatchingEngine = new_engine(instruments, self._closed_order_memory)
         self._translator = InputTranslator(instruments)
@@ -195,7 +233,10 @@ class EngineRunner:
         self.progress = _progress_of(await last_event(self._event_store, self._progress_stream))
         self.engine = new_engine(self._instruments, self._closed_order_memory)
         self._translator = InputTranslator(self._instruments)
-        self._inputs_since_snapshot = 0
+        # With no snapshot yet, count from the log's first input: a runner restarted more
+        # often than every snapshot_every inputs still takes its first one.
+        self._inputs_since_snapshot = self.progress.inputs_total
+        self._loaded = True
         after: LogPosition | None = None
         if self.progress.snapshot_version is not None:
             events = await self._event_store.read_stream(
@@ -241,15 +282,27 @@ class EngineRunner:
                     emitted.append(event_to_dict(result, self._instruments))
         return emitted
 
-    def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent:
-        return NewEvent(
-            type=ENGINE_SNAPSHOT_TAKEN,
-            data={
-                "engine": self.engine.snapshot(),
-                "last_input": last_input.to_token(),
-                "inputs_total": inputs_total,
-            },
-        )
+    def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent | None:
+        """The snapshot to append, or None when the state cannot be encoded as the log's
+        JSON (say a value beyond 64-bit integers): a snapshot only saves replay time, so
+        the batch is written without it rather than not at all."""
+        data = {
+            "engine": self.engine.snapshot(),
+            "last_input": last_input.to_token(),
+            "inputs_total": inputs_total,
+        }
+        try:
+            orjson.dumps(data)  # what the event store's adapters encode with
+        except (TypeError, ValueError) as error:
+            metrics.record_engine_snapshot_failure()
+            log.error(
+                "engine_snapshot_unwritable",
+                shard=self._shard,
+                inputs_total=inputs_total,
+                error=str(error)[:300],
+            )
+            return None
+        return NewEvent(type=ENGINE_SNAPSHOT_TAKEN, data=data)
 
     async def process_batch(self, batch: list[RecordedEvent]) -> list[dict[str, Any]]:
         """Handle a batch of inputs; append their results with the progress event.
@@ -294,15 +347,13 @@ class EngineRunner:
         self._inputs_since_snapshot += new_inputs
         inputs_total = self.progress.inputs_total + new_inputs
         snapshot_version = self.progress.snapshot_version
-        if self._snapshot_every > 0 and self._inputs_since_snapshot >= self._snapshot_every:
+        snapshot_due = (
+            self._snapshot_every > 0 and self._inputs_since_snapshot >= self._snapshot_every
+        )
+        snapshot = self._snapshot_event(last_input, inputs_total) if snapshot_due else None
+        if snapshot is not None:
             expected: Expectation = NO_STREAM if snapshot_version is None else snapshot_version
-            appends.append(
-                StreamAppend(
-                    self._snapshot_stream,
-                    [self._snapshot_event(last_input, inputs_total)],
-                    expected,
-                )
-            )
+            appends.append(StreamAppend(self._snapshot_stream, [snapshot], expected))
             snapshot_version = 0 if snapshot_version is None else snapshot_version + 1
         progress_event = NewEvent(
             type=ENGINE_BATCH_PROCESSED,
@@ -330,7 +381,7 @@ class EngineRunner:
                 or self.last_result_position < result.last_position
             ):
                 self.last_result_position = result.last_position
-        if snapshot_version != self.progress.snapshot_version:
+        if snapshot_due:  # taken, or skipped until the next one is due
             self._inputs_since_snapshot = 0
         self.progress = Progress(
             version=self.progress.version + 1,
@@ -402,20 +453,19 @@ class EngineRunner:
             while True:
                 item = await queue.get()
                 batch: list[RecordedEvent] = []
+                batch_max = 1 if self._careful_until is not None else self._batch_max
                 while True:
                     if isinstance(item, BaseException):
                         if batch:
                             await self._run_batch(batch)
                         raise item
                     batch.append(item)
-                    if len(batch) >= self._batch_max or queue.empty():
+                    if len(batch) >= batch_max or queue.empty():
                         break
                     item = queue.get_nowait()
                 await self._run_batch(batch)
-                waiting = queue.qsize()
-                metrics.set_queue_length("engine_input", waiting)
-                lag_s = (datetime.now(UTC) - batch[-1].recorded_at).total_seconds()
-                metrics.observe_lag(CONSUMER, waiting, max(lag_s, 0.0) if waiting else 0.0)
+                # Lag is measured against the log's head by self.lag.
+                metrics.set_queue_length("engine_input", queue.qsize())
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -423,13 +473,29 @@ class EngineRunner:
 
     async def _run_batch(self, batch: list[RecordedEvent]) -> None:
         started = time.perf_counter()
-        await self.process_batch(batch)
-        self._mark_processed(batch[-1].position)
+        try:
+            await self.process_batch(batch)
+        except FencedOut:
+            raise
+        except Exception as error:
+            if len(batch) == 1:
+                raise InputNotProcessed(batch[0], error) from error
+            # The engine's state is spoiled: the next life goes one input at a time up to
+            # here, so the input at fault is named (and everything before it written).
+            self._careful_until = batch[-1].position
+            raise
+        position = batch[-1].position
+        self._failed_attempts = 0
+        if self._careful_until is not None and self._careful_until <= position:
+            self._careful_until = None
+        self.failures.passed(CONSUMER, position)
+        self._mark_processed(position)
         elapsed = time.perf_counter() - started
         log.debug("engine_batch", inputs=len(batch), seconds=round(elapsed, 6))
 
     async def run_forever(self) -> None:
         while True:
+            delay = self._retry_delay_s
             try:
                 await self.run_once()
             except asyncio.CancelledError:
@@ -437,20 +503,45 @@ class EngineRunner:
             except FencedOut as error:
                 self.fenced_count += 1
                 log.warning("engine_fenced_out", shard=self._shard, error=str(error))
-            except Exception:
-                log.exception("engine_runner_failed", shard=self._shard)
-            await asyncio.sleep(self._retry_delay_s)
+            except InputNotProcessed as error:
+                delay = self._next_retry_delay()
+                self.failures.failed(CONSUMER, error.event, error.cause)
+            except Exception as error:
+                delay = self._next_retry_delay()
+                # No input to blame (the log unreachable, say, or a batch of several that
+                # the next life goes through one by one): counted, and logged in full once.
+                self.failures.failed(CONSUMER, None, error)
+                log.error(
+                    "engine_runner_failed",
+                    shard=self._shard,
+                    error=f"{type(error).__name__}: {str(error)[:300]}",
+                    retry_in_s=delay,
+                    exc_info=self._failed_attempts == 1,
+                )
+            await asyncio.sleep(delay)
+
+    def _next_retry_delay(self) -> float:
+        self._failed_attempts += 1
+        return min(self._retry_max_s, self._retry_delay_s * 2.0 ** (self._failed_attempts - 1))
+
+    def _lag_reading(self) -> Reading:
+        if not self._loaded:
+            return NOT_LOADED, 0
+        return self.progress.last_input, self.progress.inputs_total
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self.run_forever(), name=f"engine-{self._shard}")
+        if self._lag_task is None:
+            self._lag_task = asyncio.create_task(self.lag.run(), name=f"engine-{self._shard}-lag")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._lag_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._lag_task = None
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
@@ -477,6 +568,8 @@ async def _main() -> None:
         batch_max=settings.engine_batch_max,
         snapshot_every=settings.snapshot_every,
         closed_order_memory=settings.closed_order_memory,
+        retry_max_s=settings.consumer_retry_max_s,
+        lag_check_s=settings.consumer_lag_check_s,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

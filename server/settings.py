@@ -20,6 +20,8 @@
 | `CLOCK_TICK_MS` | `1000` | period of `ClockTicked` appends (0 disables the clock) |
 | `PROJECTIONS_ENABLED` | `1` | run the projection builders and live feeds in this process |
 | `QUERY_WAIT_DEFAULT_S` | `5` | longest wait for `min_position` when a call has no deadline |
+| `CONSUMER_RETRY_MAX_S` | `5` | longest back-off between retries of a consumer stuck at an event |
+| `CONSUMER_LAG_CHECK_S` | `1` | how often consumers' lag is measured against the log's head |
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class Settings:
     clock_tick_ms: int = 1000
     projections_enabled: bool = True
     query_wait_default_s: float = 5.0
+    # A stuck consumer (engine runner, view builder) retries after 0.1 s, then doubling up
+    # to this; and its lag against the log's head is measured this often.
+    consumer_retry_max_s: float = 5.0
+    consumer_lag_check_s: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +97,12 @@ class Settings:
             projections_enabled=_flag(env.get("PROJECTIONS_ENABLED", "1")),
             query_wait_default_s=float(
                 env.get("QUERY_WAIT_DEFAULT_S", default.query_wait_default_s)
+            ),
+            consumer_retry_max_s=float(
+                env.get("CONSUMER_RETRY_MAX_S", default.consumer_retry_max_s)
+            ),
+            consumer_lag_check_s=float(
+                env.get("CONSUMER_LAG_CHECK_S", default.consumer_lag_check_s)
             ),
         )
 

@@ -15,6 +15,8 @@ label names stay in one place:
   `time_append`;
 - lag: `observe_lag`, `record_consumer_processed`; queues: `set_queue_length`,
   `set_stream_subscribers`;
+- consumer failures: `declare_consumer`, `record_consumer_failure`, `set_consumer_stuck`,
+  `clear_consumer_stuck`, `record_engine_snapshot_failure`;
 - book: `observe_book`, `observe_last_price`;
 - `start_metrics_server(port)` serves `/metrics` over HTTP.
 """
@@ -217,7 +219,7 @@ CONSUMER_LAG_EVENTS = Gauge(
 )
 CONSUMER_LAG_SECONDS = Gauge(
     "exchange_consumer_lag_seconds",
-    "Age of the event a consumer processed last (0 when caught up).",
+    "Age of the oldest event a consumer has not applied yet (0 when caught up).",
     ["consumer"],
 )
 CONSUMER_EVENTS_PROCESSED = Counter(
@@ -229,6 +231,29 @@ CONSUMER_LAST_PROCESSED = Gauge(
     "exchange_consumer_last_processed_timestamp_seconds",
     "Unix time at which a consumer last processed an event.",
     ["consumer"],
+)
+CONSUMER_FAILURES = Counter(
+    "exchange_consumer_failures",
+    "Attempts of a consumer (engine runner, projection) that failed: an event it could not "
+    "apply, or a failed read or write of its log or view.",
+    ["consumer"],
+)
+CONSUMER_STUCK = Gauge(
+    "exchange_consumer_stuck",
+    "1 while a consumer is stopped at an event it cannot apply (it retries, and resumes "
+    "from that event once it can), else 0.",
+    ["consumer"],
+)
+CONSUMER_STUCK_EVENT = Gauge(
+    "exchange_consumer_stuck_event",
+    "1 for the event a stuck consumer is stopped at: its log position, type and the error's "
+    "class as `reason` (the series exists only while the consumer is stuck).",
+    ["consumer", "event_type", "position", "reason"],
+)
+ENGINE_SNAPSHOT_FAILURES = Counter(
+    "exchange_engine_snapshot_failures",
+    "Engine snapshots that could not be written (the batch is written without one; a "
+    "restart then replays from the previous snapshot).",
 )
 QUEUE_LENGTH = Gauge("exchange_queue_length", "Items waiting in an internal queue.", ["queue"])
 STREAM_SUBSCRIBERS = Gauge(
@@ -407,8 +432,10 @@ def time_append(backend: str, event_count: int, stream: str | None = None) -> It
 def observe_lag(consumer: str, events_behind: int, seconds_behind: float) -> None:
     """Publish how far `consumer` (`engine`, `projection:<name>`) trails the log head.
 
-    `seconds_behind` is now minus the recorded time of the event it processed last, or 0
-    when it has caught up with the head (so an idle log does not look like lag).
+    `events_behind` counts the events of the log (those the consumer reads) after its
+    position; `seconds_behind` is now minus the recorded time of the first of them, 0 when
+    it has caught up (so an idle log does not look like lag). `consumer_lag.LagWatcher`
+    measures both against the head, so they keep growing while a consumer is stuck.
     """
     _child(CONSUMER_LAG_EVENTS, consumer).set(events_behind)
     _child(CONSUMER_LAG_SECONDS, consumer).set(seconds_behind)
@@ -418,6 +445,45 @@ def record_consumer_processed(consumer: str, count: int = 1) -> None:
     """Count events processed by `consumer` and stamp the time (drives the stall alert)."""
     _child(CONSUMER_EVENTS_PROCESSED, consumer).inc(count)
     _child(CONSUMER_LAST_PROCESSED, consumer).set(time.time())
+
+
+# The labels of each stuck consumer's `exchange_consumer_stuck_event` series.
+_stuck_event_labels: dict[str, tuple[str, str, str]] = {}
+
+
+def declare_consumer(consumer: str) -> None:
+    """Export `consumer`'s failure counter and stuck gauge at 0, so that the alert and the
+    panels have a series before anything fails."""
+    _child(CONSUMER_FAILURES, consumer)
+    if consumer not in _stuck_event_labels:
+        _child(CONSUMER_STUCK, consumer).set(0)
+
+
+def record_consumer_failure(consumer: str) -> None:
+    """Count one failed attempt of `consumer`."""
+    _child(CONSUMER_FAILURES, consumer).inc()
+
+
+def set_consumer_stuck(consumer: str, event_type: str, position: str, reason: str) -> None:
+    """`consumer` is stopped at the event at `position` of type `event_type`; `reason` is
+    the error's class name (bounded, unlike its message)."""
+    clear_consumer_stuck(consumer)
+    _stuck_event_labels[consumer] = (event_type, position, reason)
+    CONSUMER_STUCK_EVENT.labels(consumer, event_type, position, reason).set(1)
+    _child(CONSUMER_STUCK, consumer).set(1)
+
+
+def clear_consumer_stuck(consumer: str) -> None:
+    """`consumer` is no longer stuck: its gauge back to 0, its stuck-event series removed."""
+    labels = _stuck_event_labels.pop(consumer, None)
+    if labels is not None:
+        CONSUMER_STUCK_EVENT.remove(consumer, *labels)
+    _child(CONSUMER_STUCK, consumer).set(0)
+
+
+def record_engine_snapshot_failure() -> None:
+    """Count one engine snapshot that could not be written."""
+    ENGINE_SNAPSHOT_FAILURES.inc()
 
 
 def set_queue_length(queue: str, length: int) -> None:
