@@ -193,12 +193,13 @@ LATENCY = [
 LAG = [
     Panel(
         "Lag (events)",
-        "Events between each consumer's position and the head of the log.",
+        "Events of the log after each consumer's position, counted against the log's head "
+        "(a stuck consumer's lag keeps growing).",
         (Target("sum by (consumer) (exchange_consumer_lag_events)", "{{consumer}}"),),
     ),
     Panel(
         "Lag (seconds)",
-        "Age of the event each consumer processed last (0 when caught up).",
+        "Age of the oldest event each consumer has not applied yet (0 when caught up).",
         (Target("max by (consumer) (exchange_consumer_lag_seconds)", "{{consumer}}"),),
         unit="s",
     ),
@@ -212,6 +213,19 @@ LAG = [
             ),
         ),
         unit="ops",
+    ),
+    Panel(
+        "Consumers stuck and failing",
+        "1 while a consumer is stopped at an event it cannot apply "
+        "(exchange_consumer_stuck_event names its position, type and reason); failed attempts "
+        "per second.",
+        (
+            Target("max by (consumer) (exchange_consumer_stuck)", "{{consumer}} stuck"),
+            Target(
+                f"sum by (consumer) (rate(exchange_consumer_failures_total[{RATE}]))",
+                "{{consumer}} failures/s",
+            ),
+        ),
     ),
     Panel(
         "In flight",

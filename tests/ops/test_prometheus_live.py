@@ -68,7 +68,7 @@ def redis_url_with_db(url: str, db: int) -> str:
 
 
 # Counters that stay at zero on a healthy exchange: they must exist, not count.
-ZERO_IS_DATA = {"exchange_eventstore_append_errors_total"}
+ZERO_IS_DATA = {"exchange_eventstore_append_errors_total", "exchange_consumer_failures_total"}
 
 # Where each series is recorded (server/observability/metrics.py helper), for failure messages.
 RECORDED_BY = {
@@ -82,7 +82,8 @@ RECORDED_BY = {
     "exchange_queue_length": "group commit / engine input: metrics.set_queue_length",
     "exchange_stream_subscribers": "market-data live feeds: metrics.set_stream_subscribers",
     "exchange_book_": "projections: metrics.observe_book",
-    "exchange_consumer_": "engine runner, projections: observe_lag, record_consumer_processed",
+    "exchange_consumer_": "engine runner, projections: LagWatcher (observe_lag), "
+    "record_consumer_processed, ConsumerFailures (declare, failed)",
 }
 
 
