@@ -226,6 +226,11 @@ class EngineRunner:
         self.last_result_position: LogPosition | None = None
         self._position_waiters: list[tuple[LogPosition, asyncio.Future[None]]] = []
 
+    @property
+    def inputs_since_snapshot(self) -> int:
+        """Inputs processed since the latest snapshot (since the log's start without one)."""
+        return self._inputs_since_snapshot
+
     # -- state loading -------------------------------------------------------------------
 
     async def load_state(self) -> LogPosition | None:

@@ -19,6 +19,10 @@ TINY_RUNS = {
         ("1 writer", "16 writers", "batches of 1000", "catch-up", "p99"),
     ),
     "projections": (["300"], ("rebuild", "write-to-view")),
+    "restart": (
+        ["--inputs", "300", "--snapshot-every", "100", "--tail", "50", "--resting", "40"],
+        ("restart loads its state", "caught up", "without a snapshot"),
+    ),
     "service": (
         [
             "--calls",

@@ -453,10 +453,10 @@ _stuck_event_labels: dict[str, tuple[str, str, str]] = {}
 
 def declare_consumer(consumer: str) -> None:
     """Export `consumer`'s failure counter and stuck gauge at 0, so that the alert and the
-    panels have a series before anything fails."""
+    panels have a series before anything fails (a new owner of the consumer starts with
+    it not stuck)."""
     _child(CONSUMER_FAILURES, consumer)
-    if consumer not in _stuck_event_labels:
-        _child(CONSUMER_STUCK, consumer).set(0)
+    clear_consumer_stuck(consumer)
 
 
 def record_consumer_failure(consumer: str) -> None:

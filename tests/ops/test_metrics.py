@@ -162,6 +162,39 @@ def test_lag_progress_queues_and_commands() -> None:
     assert sample("exchange_commands_total", command="ops-test", result="INVALID_ARGUMENT") == 1
 
 
+def test_consumer_failures_stuck_and_resumed() -> None:
+    consumer = "projection:ops-test"
+    metrics.declare_consumer(consumer)
+    assert (
+        REGISTRY.get_sample_value("exchange_consumer_failures_total", {"consumer": consumer}) == 0
+    )
+    assert REGISTRY.get_sample_value("exchange_consumer_stuck", {"consumer": consumer}) == 0
+    metrics.record_consumer_failure(consumer)
+    metrics.record_consumer_failure(consumer)
+    assert sample("exchange_consumer_failures_total", consumer=consumer) == 2
+    first = {"event_type": "OrderPlaceRequested", "position": "7:1", "reason": "KeyError"}
+    metrics.set_consumer_stuck(consumer, *first.values())
+    assert sample("exchange_consumer_stuck", consumer=consumer) == 1
+    assert sample("exchange_consumer_stuck_event", consumer=consumer, **first) == 1
+    # Stuck somewhere else: one series, the new event's.
+    second = {"event_type": "OrderAccepted", "position": "7:2", "reason": "ValueError"}
+    metrics.set_consumer_stuck(consumer, *second.values())
+    assert (
+        REGISTRY.get_sample_value("exchange_consumer_stuck_event", {"consumer": consumer, **first})
+        is None
+    )
+    assert sample("exchange_consumer_stuck_event", consumer=consumer, **second) == 1
+    metrics.clear_consumer_stuck(consumer)
+    assert sample("exchange_consumer_stuck", consumer=consumer) == 0
+    assert (
+        REGISTRY.get_sample_value("exchange_consumer_stuck_event", {"consumer": consumer, **second})
+        is None
+    )
+    snapshot_failures = sample("exchange_engine_snapshot_failures_total")
+    metrics.record_engine_snapshot_failure()
+    assert sample("exchange_engine_snapshot_failures_total") == snapshot_failures + 1
+
+
 def test_latency_histograms() -> None:
     metrics.observe_engine_command("ops-test", 0.00002)
     metrics.observe_place_to_ack(SYMBOL, 0.004)

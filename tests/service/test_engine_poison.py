@@ -1,4 +1,5 @@
-"""The engine runner and an input it cannot process; and its first snapshot across restarts.
+"""The engine runner and an input it cannot process; its first snapshot across restarts;
+a snapshot the log cannot hold.
 
 A `ClockTicked` with no `now` is written straight into the log with the event store port
 (nothing the service writes looks like that): the runner stops exactly at it (inputs
@@ -19,6 +20,7 @@ import pytest
 from engine_workload import input_events, progress_of, results_in_log, results_of_replay
 from prometheus_client import REGISTRY
 
+from domain.engine import MatchingEngine
 from server.clock import clock_tick_event
 from server.commands import CommandHandlers, PlaceOrderInput
 from server.engine_runner import EngineRunner
@@ -80,6 +82,41 @@ async def test_the_first_snapshot_counts_inputs_from_the_log_start_across_restar
     progress = await progress_of(store)
     assert progress is not None
     assert (progress["inputs_total"], progress["snapshot_version"]) == (12, 0)
+
+
+async def test_a_snapshot_the_log_cannot_hold_is_skipped_and_matching_goes_on(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handlers = CommandHandlers(store, INSTRUMENTS)
+    runner = EngineRunner(store, INSTRUMENTS, batch_max=1, snapshot_every=2)
+    real_snapshot = MatchingEngine.snapshot
+    # A state beyond what the log's JSON holds (an integer past 64 bits), as a GTD order in
+    # year 9999 once made it.
+    monkeypatch.setattr(
+        MatchingEngine, "snapshot", lambda engine: {**real_snapshot(engine), "now": 2**70}
+    )
+    failures_before = sample("exchange_engine_snapshot_failures_total") or 0.0
+    runner.start()
+    try:
+        for user in ("u1", "u2"):
+            placed = await handlers.place_order(bid(user, "90.00"))
+            await wait_processed(runner, placed.position)
+        assert sample("exchange_engine_snapshot_failures_total") == failures_before + 1
+        assert await store.read_stream(engine_snapshot_stream("main")) == []
+        monkeypatch.setattr(MatchingEngine, "snapshot", real_snapshot)
+        positions = []
+        for user in ("u3", "u4"):
+            placed = await handlers.place_order(bid(user, "90.00"))
+            positions.append(placed.position)
+            await wait_processed(runner, placed.position)
+    finally:
+        await runner.stop()
+    # Every input matched; the next snapshot came 2 inputs after the skipped one.
+    snapshots = await store.read_stream(engine_snapshot_stream("main"))
+    assert [(s.data["inputs_total"], s.data["last_input"]) for s in snapshots] == [
+        (4, positions[-1].to_token())
+    ]
+    assert await results_in_log(store) == await results_of_replay(store, INSTRUMENTS)
 
 
 async def test_an_input_the_engine_cannot_process_stops_it_there_until_repaired(
