@@ -6,7 +6,9 @@ after `configure_tracing` has run: OpenTelemetry's aio server interceptor (only 
 is on, so tracing off adds nothing per call) and `MetricsInterceptor`, which counts calls by
 service, method and status code (`exchange_grpc_requests_total`), times them
 (`exchange_grpc_request_duration_seconds`), tracks calls in flight and counts messages sent
-on server streams.
+on server streams. A call the caller ended is counted as what it is (DEADLINE_EXCEEDED when
+its deadline passed, CANCELLED otherwise), an abort by its code (e.g. ABORTED for a live
+subscriber dropped for lagging), and only an exception escaping a handler as UNKNOWN.
 
 Client: `client_interceptors()` for `grpc.aio.insecure_channel(..., interceptors=...)` and
 `intercept_sync_channel(channel)` for sync channels propagate the trace context (both are
@@ -76,12 +78,27 @@ class _MethodMetrics:
         counter.inc()
 
 
+def _ended_by_client(context: Any) -> str:
+    """What ended a call the handler did not finish: the caller's deadline passed, or the
+    caller (or the server's shutdown) cancelled it. Neither is a fault of the handler."""
+    try:
+        remaining = context.time_remaining()
+    except Exception:  # a context without time_remaining() (should not happen with grpc.aio)
+        remaining = None
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED.name
+    return grpc.StatusCode.CANCELLED.name
+
+
 def _failure_code(error: BaseException, context: Any) -> str:
+    """The status a call that raised `error` ended with, as the caller sees it."""
     if isinstance(error, grpc.aio.AbortError):
         name = _code_name(context)
         return "UNKNOWN" if name == _OK else name
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED.name
+    # grpc.aio cancels a unary handler's task, and closes a server stream's generator where
+    # it waits to write (GeneratorExit), when the caller's deadline passes or it cancels.
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return _ended_by_client(context)
     return grpc.StatusCode.UNKNOWN.name
 
 
