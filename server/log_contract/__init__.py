@@ -1,0 +1,1 @@
+"""The log's contract: its typed records (``records``) and the one mapper (``mapper``)."""

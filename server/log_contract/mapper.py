@@ -1,0 +1,93 @@
+"""The one mapper between typed log records and the event store's JSON data.
+
+``encode(record)`` gives the event type and JSON data to append; ``decode(event)`` gives
+the typed record back, upcasting an older version first. Readers never see dicts.
+
+Versions: every record type has a schema version (``SCHEMA_VERSIONS``, all 1 today). A
+record written at a version above 1 carries it in its metadata (``schema_version``); none
+means 1, which is every record written before versions existed. To change a record:
+bump its version here and register ``UPCASTERS[(type, old_version)]``, a function from the
+old JSON data to the next version's, so the whole history still decodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+
+from domain.instruments import plain_text
+from server.log_contract.records import RECORD_TYPES, LogRecord
+
+SCHEMA_VERSION_KEY: Final = "schema_version"
+SCHEMA_VERSIONS: Final[dict[str, int]] = {name: 1 for name in RECORD_TYPES}
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+# (event type, version it reads) -> the data of the next version.
+UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {}
+
+
+class UnreadableRecord(ValueError):
+    """An event of the log that no record type describes, or whose data does not fit it."""
+
+    def __init__(self, event_type: str, reason: str) -> None:
+        super().__init__(f"{event_type}: {reason}")
+        self.event_type = event_type
+        self.reason = reason
+
+
+def format_log_time(moment: datetime) -> str:
+    """RFC 3339 UTC with 'Z', fraction digits only when the time has some."""
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat()
+    if "." in text:
+        text = text.rstrip("0")
+    return text + "Z"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return plain_text(value)
+    if isinstance(value, datetime):
+        return format_log_time(value)
+    return value
+
+
+def encode(record: LogRecord) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(event type, JSON data, metadata to add) of a record."""
+    event_type = type(record).__name__
+    data = msgspec.to_builtins(record, builtin_types=(Decimal, datetime))
+    data = {key: _json_value(value) for key, value in data.items()}
+    version = SCHEMA_VERSIONS[event_type]
+    metadata = {} if version == 1 else {SCHEMA_VERSION_KEY: str(version)}
+    return event_type, data, metadata
+
+
+def decode_data(
+    event_type: str, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+) -> LogRecord:
+    """The typed record of one event's type, data and metadata."""
+    cls = RECORD_TYPES.get(event_type)
+    if cls is None:
+        raise UnreadableRecord(event_type, "no record type of that name")
+    version = int((metadata or {}).get(SCHEMA_VERSION_KEY, 1))
+    current = SCHEMA_VERSIONS[event_type]
+    if version > current:
+        raise UnreadableRecord(event_type, f"version {version} is newer than this code's")
+    upgraded = dict(data)
+    while version < current:
+        upcast = UPCASTERS.get((event_type, version))
+        if upcast is None:
+            raise UnreadableRecord(event_type, f"no upcaster from version {version}")
+        upgraded = upcast(upgraded)
+        version += 1
+    try:
+        return msgspec.convert(upgraded, cls)
+    except msgspec.ValidationError as error:
+        raise UnreadableRecord(event_type, str(error)) from None
+
+
+def decode(event: Any) -> LogRecord:
+    """The typed record of a recorded event (anything with type, data and metadata)."""
+    return decode_data(event.type, event.data, event.metadata)

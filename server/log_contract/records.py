@@ -1,0 +1,249 @@
+"""Every record that goes into the log, as a typed class (the log's schema, version 1).
+
+A record's class name is its event type in the log. Its fields are the keys of the event's
+JSON data, typed: decimals as ``Decimal`` (written as plain text, never ``5E-8``), times as
+aware UTC ``datetime`` (RFC 3339 with ``Z``), enums as the domain's enums. The request
+records carry the replayer's ``op`` and the engine's results their ``type`` as a tag, so
+the JSON is exactly what the log has always held.
+
+Three families:
+- requests the command side writes (``OrderPlaceRequested``, ...) and the clock's ticks:
+  what the engine runner consumes;
+- the engine's results (``OrderAccepted``, ``TradeExecuted``, ...): the domain's events
+  with decimals and times instead of ticks, lots and nanoseconds;
+- the engine runner's own records (``EngineBatchProcessed``, ``EngineSnapshotTaken``).
+
+A change to a record's fields is a new version: bump ``SCHEMA_VERSIONS`` in
+``server.log_contract.mapper`` and add an upcaster there, so an old record still decodes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+
+
+class LogRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Base of every record of the log."""
+
+
+# ------------------------------------------------------------------ requests and time
+
+
+class Request(LogRecord, frozen=True, kw_only=True, tag_field="op"):
+    """A command the service accepted at its door; the engine decides what it does."""
+
+    user_id: str
+    requested_at: datetime
+
+
+class OrderPlaceRequested(Request, frozen=True, kw_only=True, tag="place"):
+    order_id: str
+    instrument: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_time: datetime | None = None
+    post_only: bool = False
+    max_slippage_bps: int | None = None
+    stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
+    client_order_id: str = ""
+
+
+class OrderCancelRequested(Request, frozen=True, kw_only=True, tag="cancel"):
+    order_id: str
+
+
+class OrderAmendRequested(Request, frozen=True, kw_only=True, tag="amend"):
+    order_id: str
+    instrument: str
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+
+
+class CancelAllRequested(Request, frozen=True, kw_only=True, tag="cancel_all"):
+    """A user's kill switch: every open order of theirs (of one instrument, if named)."""
+
+    instrument: str | None = None
+
+
+class ClockTicked(LogRecord, frozen=True, kw_only=True):
+    """Time reaches the engine only through the log, so expiry replays identically."""
+
+    now: datetime
+
+
+# ------------------------------------------------------------------ the engine's results
+
+
+class EngineResult(LogRecord, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """An event the matching engine emitted, as the log holds it."""
+
+
+class OrderAccepted(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    user_id: str
+    side: Side
+    order_type: OrderType
+    price: Decimal | None
+    quantity: Decimal
+    time_in_force: TimeInForce
+    post_only: bool
+    stp: SelfTradePrevention
+    expire_time: datetime | None
+    max_slippage_bps: int | None
+    stop_price: Decimal | None
+    accepted_at: datetime
+
+
+class OrderRejected(EngineResult, frozen=True, kw_only=True):
+    instrument: str | None
+    order_id: str
+    user_id: str | None
+    reason: str
+    # None only for a request the engine could not even read (see server.engine_inputs).
+    rejected_at: datetime | None
+
+
+class TradeExecuted(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    maker_order_id: str
+    taker_order_id: str
+    taker_side: Side
+    maker_user_id: str
+    taker_user_id: str
+    executed_at: datetime
+
+
+class OrderPartiallyFilled(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    filled_quantity: Decimal
+    remaining_quantity: Decimal
+    executed_at: datetime
+
+
+class OrderFilled(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    filled_quantity: Decimal
+    remaining_quantity: Decimal
+    executed_at: datetime
+
+
+class OrderCancelled(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    reason: str
+    cancelled_quantity: Decimal
+    filled_quantity: Decimal
+    cancelled_at: datetime
+
+
+class OrderExpired(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    expired_quantity: Decimal
+    filled_quantity: Decimal
+    expired_at: datetime
+
+
+class OrderAmended(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    price: Decimal | None
+    quantity: Decimal
+    remaining_quantity: Decimal
+    priority_lost: bool
+    amended_at: datetime
+
+
+class CancelRejected(EngineResult, frozen=True, kw_only=True):
+    instrument: str | None
+    order_id: str
+    reason: str
+    rejected_at: datetime | None
+
+
+class AmendRejected(EngineResult, frozen=True, kw_only=True):
+    instrument: str | None
+    order_id: str
+    reason: str
+    rejected_at: datetime | None
+
+
+class StopTriggered(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    order_id: str
+    stop_price: Decimal
+    last_price: Decimal
+    triggered_at: datetime
+
+
+# ------------------------------------------------------------------ the engine runner's own
+
+
+class EngineBatchProcessed(LogRecord, frozen=True, kw_only=True):
+    """The runner's progress, appended atomically with a batch's results (fencing,
+    exactly-once): the last input it consumed and the latest snapshot's version."""
+
+    last_input: str
+    inputs: int
+    inputs_total: int
+    snapshot_version: int | None
+    runner_id: str = ""
+
+
+class EngineSnapshotTaken(LogRecord, frozen=True, kw_only=True):
+    """The engine's whole state after the input at `last_input` (``MatchingEngine.snapshot``)."""
+
+    engine: dict[str, Any]
+    last_input: str
+    inputs_total: int = 0
+
+
+REQUEST_RECORDS: tuple[type[Request], ...] = (
+    OrderPlaceRequested,
+    OrderCancelRequested,
+    OrderAmendRequested,
+    CancelAllRequested,
+)
+RESULT_RECORDS: tuple[type[EngineResult], ...] = (
+    OrderAccepted,
+    OrderRejected,
+    TradeExecuted,
+    OrderPartiallyFilled,
+    OrderFilled,
+    OrderCancelled,
+    OrderExpired,
+    OrderAmended,
+    CancelRejected,
+    AmendRejected,
+    StopTriggered,
+)
+RUNNER_RECORDS: tuple[type[LogRecord], ...] = (EngineBatchProcessed, EngineSnapshotTaken)
+ALL_RECORDS: tuple[type[LogRecord], ...] = (
+    *REQUEST_RECORDS,
+    ClockTicked,
+    *RESULT_RECORDS,
+    *RUNNER_RECORDS,
+)
+RECORD_TYPES: dict[str, type[LogRecord]] = {cls.__name__: cls for cls in ALL_RECORDS}
