@@ -14,17 +14,33 @@ full replay of the log (tests, audits) turn the same inputs into the same comman
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.codec import command_from_dict, event_to_dict
-from domain.commands import AddInstrument, AdvanceTime
+from domain.codec import event_to_dict
+from domain.commands import (
+    AddInstrument,
+    AdvanceTime,
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    PlaceOrder,
+)
 from domain.engine import MatchingEngine
 from domain.errors import InvalidField
+from domain.input_rules import check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
-from domain.timefmt import parse_rfc3339
+from server.log_contract.mapper import decode_data
+from server.log_contract.records import (
+    CancelAllRequested,
+    ClockTicked,
+    OrderAmendRequested,
+    OrderCancelRequested,
+    OrderPlaceRequested,
+    Request,
+)
 from server.streams import (
-    CANCEL_ALL_REQUESTED,
-    CLOCK_TICKED,
+    ENGINE_INPUT_EVENT_TYPES,
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_PLACE_REQUESTED,
@@ -34,16 +50,6 @@ from server.streams import (
 
 TRADE_EXECUTED = "TradeExecuted"
 UNRECORDED_EVENT_TYPES = frozenset({"ClockAdvanced"})
-# Keys of the *Requested events that are the service's, not the command's.
-_SERVICE_KEYS = ("user_id", "client_order_id", "requested_at")
-_OPS = {
-    ORDER_PLACE_REQUESTED: "place",
-    ORDER_CANCEL_REQUESTED: "cancel",
-    ORDER_AMEND_REQUESTED: "amend",
-    CANCEL_ALL_REQUESTED: "cancel_all",
-}
-# Ops whose command names the user (the others act on an order the engine knows).
-_OPS_OF_A_USER = ("place", "cancel_all")
 
 
 def new_engine(
@@ -82,9 +88,20 @@ def route(event: Mapping[str, Any]) -> str | None:
     raise ValueError(f"engine event with no stream: {event!r}")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def _nanos(field: str, moment: datetime) -> int:
+    """An aware time as the engine's nanoseconds (the log holds microseconds)."""
+    return check_time_ns(field, (moment - _EPOCH) // _ONE_MICROSECOND * 1000)
+
+
 class InputTranslator:
-    """Turns input events into commands (stateless: time that does not move the engine's
-    clock forward is dropped here, as the engine would ignore it anyway)."""
+    """Turns input events into commands through the log's contract (stateless: time that
+    does not move the engine's clock forward is dropped here, as the engine would ignore
+    it anyway). An input the domain's rules refuse raises InvalidField (the runner answers
+    it with a rejection); one the contract cannot read raises UnreadableRecord."""
 
     def __init__(self, instruments: Mapping[str, Instrument]) -> None:
         self._instruments = instruments
@@ -94,24 +111,72 @@ class InputTranslator:
     ) -> list[Any]:
         """The commands one input event stands for (possibly none); `engine_now` is the
         engine's clock (ns), so a request at the same or an earlier instant adds no tick."""
-        if event_type == CLOCK_TICKED:
-            now = parse_rfc3339(data["now"], "now")
-            return [AdvanceTime(now)] if now > engine_now else []
-        op = _OPS.get(event_type)
-        if op is None:
+        if event_type not in ENGINE_INPUT_EVENT_TYPES:
             return []
+        # A record the contract cannot read is a broken log, not a business refusal: the
+        # UnreadableRecord stops the runner at it (it reports and waits for a repair).
+        record = decode_data(event_type, data)
+        if isinstance(record, ClockTicked):
+            now = _nanos("now", record.now)
+            return [AdvanceTime(now)] if now > engine_now else []
+        assert isinstance(record, Request)
         commands: list[Any] = []
-        requested_at = data.get("requested_at")
-        if requested_at:
-            now = parse_rfc3339(requested_at, "requested_at")
-            if now > engine_now:
-                commands.append(AdvanceTime(now))
-        command_dict = {key: value for key, value in data.items() if key not in _SERVICE_KEYS}
-        command_dict["op"] = op
-        if op in _OPS_OF_A_USER:
-            command_dict["user_id"] = data["user_id"]
-        commands.append(command_from_dict(command_dict, self._instruments))
+        now = _nanos("requested_at", record.requested_at)
+        if now > engine_now:
+            commands.append(AdvanceTime(now))
+        commands.append(self._command_of(record))
         return commands
+
+    def _command_of(self, request: Request) -> Any:
+        if isinstance(request, OrderPlaceRequested):
+            instrument = self._instrument(request.instrument)
+            return PlaceOrder(
+                order_id=check_identifier("order_id", request.order_id),
+                user_id=check_identifier("user_id", request.user_id),
+                instrument=instrument.symbol,
+                side=request.side,
+                order_type=request.type,
+                quantity=instrument.quantity_to_lots(request.quantity, "quantity"),
+                price=None
+                if request.price is None
+                else instrument.price_to_ticks(request.price, "price"),
+                time_in_force=request.time_in_force,
+                post_only=request.post_only,
+                expire_time=None
+                if request.expire_time is None
+                else _nanos("expire_time", request.expire_time),
+                max_slippage_bps=request.max_slippage_bps,
+                stp=request.stp,
+                stop_price=None
+                if request.stop_price is None
+                else instrument.price_to_ticks(request.stop_price, "stop_price"),
+            )
+        if isinstance(request, OrderCancelRequested):
+            return CancelOrder(check_identifier("order_id", request.order_id))
+        if isinstance(request, OrderAmendRequested):
+            instrument = self._instrument(request.instrument)
+            return AmendOrder(
+                check_identifier("order_id", request.order_id),
+                quantity=None
+                if request.quantity is None
+                else instrument.quantity_to_lots(request.quantity, "quantity"),
+                price=None
+                if request.price is None
+                else instrument.price_to_ticks(request.price, "price"),
+            )
+        assert isinstance(request, CancelAllRequested)
+        return CancelAllOrders(
+            check_identifier("user_id", request.user_id),
+            None if request.instrument is None else self._instrument(request.instrument).symbol,
+        )
+
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise InvalidField(
+                "instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {shown(symbol)}"
+            )
+        return instrument
 
 
 def refused_input(

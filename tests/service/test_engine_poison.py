@@ -150,7 +150,7 @@ async def test_an_input_the_engine_cannot_process_stops_it_there_until_repaired(
             poison_event.position,
             CLOCK_TICKED,
             CLOCK_STREAM,
-            "KeyError",
+            "UnreadableRecord",
         )
         # Stopped at it: the input before it written, the one after it not.
         await wait_processed(runner, before.position)
@@ -170,7 +170,7 @@ async def test_an_input_the_engine_cannot_process_stops_it_there_until_repaired(
             "consumer": CONSUMER,
             "event_type": CLOCK_TICKED,
             "position": poison_event.position.to_token(),
-            "reason": "KeyError",
+            "reason": "UnreadableRecord",
         }
         assert sample("exchange_consumer_stuck_event", **stuck_labels) == 1
 
