@@ -3,6 +3,8 @@
 - `postgresql://...` (or `postgres://`): `PostgresEventStore`, migrated on open.
 - `kurrentdb://...`, `esdb://...`, `kdb://...` (and their `+discover` forms):
   `KurrentDBEventStore` through `kurrentdbclient`.
+- `memory://`: a new, empty `InMemoryEventStore`, the fake for fast tests (never production:
+  the log lives in this process only).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 KURRENTDB_SCHEMES = frozenset(
     {"kurrentdb", "kurrentdb+discover", "esdb", "esdb+discover", "kdb", "kdb+discover"}
 )
+MEMORY_SCHEMES = frozenset({"memory"})
 
 
 async def open_event_store(url: str, **options: Any) -> EventStore:
@@ -50,8 +53,13 @@ async def open_event_store(url: str, **options: Any) -> EventStore:
         from server.eventstore.kurrentdb import KurrentDBEventStore
 
         return await KurrentDBEventStore.open(url, **options)
+    if scheme in MEMORY_SCHEMES:
+        from server.eventstore.memory import InMemoryEventStore
+
+        return await InMemoryEventStore.open(url, **options)
     raise ValueError(
-        f"unsupported event store URL scheme {scheme!r}: use postgresql://, kurrentdb:// or esdb://"
+        f"unsupported event store URL scheme {scheme!r}: "
+        "use postgresql://, kurrentdb://, esdb:// or memory://"
     )
 
 

@@ -1,7 +1,7 @@
 """The event store contract: every adapter must pass every test here.
 
-Run against PostgreSQL always and against KurrentDB when KURRENTDB_URI is set (see
-tests/eventstore/conftest.py and docs/eventstore.md).
+Run against the in-memory fake and PostgreSQL always, and against KurrentDB when
+KURRENTDB_URI is set (see tests/eventstore/conftest.py and docs/eventstore.md).
 """
 
 from __future__ import annotations
