@@ -81,10 +81,6 @@ class BookSide:
         if key == self.best:
             self.best = keys[0] if keys else None
 
-    def best_price(self) -> int | None:
-        best = self.best
-        return None if best is None else self.levels[best].price
-
     def iter_levels(self, limit_key: int | None = None) -> Iterator[Level]:
         """Levels best first, optionally only those with key <= limit_key."""
         levels = self.levels
@@ -181,9 +177,3 @@ class OrderBook:
             if oldest is None or arrival < oldest[0]:
                 oldest = (arrival, order_id)
         return None if oldest is None else self.stops[oldest[1]]
-
-    def side_of(self, order: Order) -> BookSide:
-        return self.bids if order.is_buy else self.asks
-
-    def opposite_of(self, order: Order) -> BookSide:
-        return self.asks if order.is_buy else self.bids

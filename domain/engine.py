@@ -1,9 +1,9 @@
 """The matching engine: a deterministic state machine over commands and events.
 
-`handle(command)` returns the events the command caused; `apply(event)` replays an event
-onto state (so state can be rebuilt from the engine's own events); `snapshot()` and
-`restore()` save and load the whole state as plain JSON-able data. No clock, no I/O: time
-moves only by `AdvanceTime`, so the same commands always produce the same events.
+`handle(command)` returns the events the command caused and is the only way state changes;
+`snapshot()` and `restore()` save and load the whole state as plain JSON-able data. No
+clock, no I/O: time moves only by `AdvanceTime`, so the same commands always produce the
+same events.
 
 The hot path (`_place` -> `_execute` -> `_match`) binds attributes to locals and builds
 events positionally on purpose: it runs for every order.
@@ -747,29 +747,6 @@ class MatchingEngine:
             events.append(OrderExpired(order_id, book.symbol, order.remaining, order.filled, now))
         return events
 
-    # ------------------------------------------------------------------ rebuild
-
-    def apply(self, event: Event) -> None:
-        """Replay one of the engine's own events onto state (rebuild from the log)."""
-        kind = type(event)
-        handler = _APPLY.get(kind)
-        if handler is None:
-            raise TypeError(f"not an engine event: {event!r}")
-        handler(self, event)
-
-    def _apply_instrument_added(self, event: InstrumentAdded) -> None:
-        if event.instrument not in self._books:
-            self._open_book(
-                Instrument(event.instrument, event.tick_size, event.lot_size, event.min_quantity)
-            )
-
-    def _apply_nothing(self, event: Event) -> None:
-        return None
-
-    def _apply_clock(self, event: ClockAdvanced) -> None:
-        self._now = event.now
-        self._forget_old_closed()
-
     def _forget_old_closed(self) -> None:
         memory = self._closed_memory
         if memory is None:
@@ -780,96 +757,6 @@ class MatchingEngine:
             # Dicts keep insertion order: the first ids are the longest closed.
             for order_id in list(islice(closed, excess)):
                 del closed[order_id]
-
-    def _apply_accepted(self, event: OrderAccepted) -> None:
-        self._seq = seq = self._seq + 1
-        order = Order(
-            event,
-            event.order_id,
-            event.user_id,
-            event.instrument,
-            event.side is _BUY,
-            event.price,
-            event.quantity,
-            event.quantity,
-            seq,
-        )
-        book = self._books[event.instrument]
-        self._orders[event.order_id] = order
-        if event.expire_time is not None:
-            heapq.heappush(self._expiry, (event.expire_time, seq, event.order_id))
-        if order.order_type is _STOP_LIMIT or order.order_type is _STOP_MARKET:
-            book.add_stop(order)
-        elif order.order_type is _LIMIT:
-            # It rests at once; the fills and cancels that follow in the log take it back to
-            # where matching left it, and no other order can come in between.
-            book.side_of(order).add_live(order)
-
-    def _apply_rejected(self, event: OrderRejected) -> None:
-        if event.reason != reasons.DUPLICATE_ORDER_ID:
-            self._closed[event.order_id] = _REJECTED
-
-    def _apply_trade(self, event: TradeExecuted) -> None:
-        book = self._books[event.instrument]
-        book.trade_count += 1
-        book.last_price = event.price
-
-    def _apply_fill(self, event: OrderPartiallyFilled | OrderFilled) -> None:
-        order = self._orders[event.order_id]
-        quantity = event.quantity
-        if order.live:
-            side = self._books[order.instrument].side_of(order)
-            assert order.price is not None
-            level = side.levels[side.sign * order.price]
-            level.total -= quantity
-            order.remaining -= quantity
-            if not order.remaining:
-                order.live = False
-                level.count -= 1
-                if not level.count:
-                    side.drop_level(side.sign * order.price)
-        else:
-            order.remaining -= quantity
-        if not order.remaining:
-            del self._orders[event.order_id]
-            self._closed[event.order_id] = _FILLED
-
-    def _apply_closed(self, event: OrderCancelled | OrderExpired) -> None:
-        order = self._orders[event.order_id]
-        self._take_off(self._books[order.instrument], order)
-        self._closed[event.order_id] = _CANCELLED if type(event) is OrderCancelled else _EXPIRED
-
-    def _apply_amended(self, event: OrderAmended) -> None:
-        order = self._orders[event.order_id]
-        book = self._books[order.instrument]
-        if not order.live:
-            order.quantity = event.quantity
-            order.remaining = event.remaining_quantity
-            order.price = event.price
-            return
-        side = book.side_of(order)
-        if not event.priority_lost:
-            assert order.price is not None
-            level = side.levels[side.sign * order.price]
-            level.total += event.remaining_quantity - order.remaining
-            order.quantity = event.quantity
-            order.remaining = event.remaining_quantity
-            return
-        side.remove(order)
-        replacement = _copy_order(order)
-        replacement.price = event.price
-        replacement.quantity = event.quantity
-        replacement.remaining = event.remaining_quantity
-        self._orders[event.order_id] = replacement
-        side.add_live(replacement)
-
-    def _apply_stop_triggered(self, event: StopTriggered) -> None:
-        book = self._books[event.instrument]
-        order = book.remove_stop(event.order_id)
-        assert order is not None
-        order.triggered = True
-        if order.order_type is _STOP_LIMIT:
-            book.side_of(order).add_live(order)
 
     # ------------------------------------------------------------------ snapshots
 
@@ -1022,21 +909,3 @@ def _order_from_dict(data: Mapping[str, Any]) -> Order:
         data["triggered"],
         False,
     )
-
-
-_APPLY: dict[type, Any] = {
-    InstrumentAdded: MatchingEngine._apply_instrument_added,
-    InstrumentRejected: MatchingEngine._apply_nothing,
-    ClockAdvanced: MatchingEngine._apply_clock,
-    OrderAccepted: MatchingEngine._apply_accepted,
-    OrderRejected: MatchingEngine._apply_rejected,
-    TradeExecuted: MatchingEngine._apply_trade,
-    OrderPartiallyFilled: MatchingEngine._apply_fill,
-    OrderFilled: MatchingEngine._apply_fill,
-    OrderCancelled: MatchingEngine._apply_closed,
-    OrderExpired: MatchingEngine._apply_closed,
-    OrderAmended: MatchingEngine._apply_amended,
-    CancelRejected: MatchingEngine._apply_nothing,
-    AmendRejected: MatchingEngine._apply_nothing,
-    StopTriggered: MatchingEngine._apply_stop_triggered,
-}

@@ -113,15 +113,3 @@ class Order(msgspec.Struct, gc=False):
     @property
     def stop_price(self) -> int | None:
         return self.terms.stop_price
-
-    @property
-    def is_market(self) -> bool:
-        order_type = self.terms.order_type
-        return order_type is OrderType.MARKET or order_type is OrderType.STOP_MARKET
-
-    @property
-    def is_waiting_stop(self) -> bool:
-        order_type = self.terms.order_type
-        return not self.triggered and (
-            order_type is OrderType.STOP_LIMIT or order_type is OrderType.STOP_MARKET
-        )
