@@ -181,16 +181,28 @@ class InMemoryEventStore(EventStore):
     def _commit(self, requests: Sequence[_Request]) -> list[AppendResult]:
         """Settle every request (raising the first refusal in stream-name order, before
         anything is written), then write the new events as one transaction."""
+        settle_order = sorted(range(len(requests)), key=lambda i: requests[i].stream)
+        if len(requests) > 1:
+            # As PostgreSQL's batch statement: it checks every expectation first, and only
+            # a refused part with some of its ids stored (maybe a repeat) is looked at more
+            # closely; so a plain version conflict is raised before any id conflict.
+            for index in settle_order:
+                request = requests[index]
+                current_version = self._current_version(request.stream)
+                if not _accepts(request.expected, current_version) and not any(
+                    event.event_id in self._by_event_id for event in request.events
+                ):
+                    raise WrongExpectedVersion(request.stream, request.expected, current_version)
         results: list[AppendResult | None] = [None] * len(requests)
         to_write: list[tuple[int, int]] = []  # (request index, the stream's current version)
         claimed: set[UUID] = set()  # ids this call writes
-        for index in sorted(range(len(requests)), key=lambda i: requests[i].stream):
+        for index in settle_order:
             request = requests[index]
             repeated = self._repeat_of(request)
             if repeated is not None:
                 results[index] = repeated
                 continue
-            current_version = len(self._streams.get(request.stream, ())) - 1
+            current_version = self._current_version(request.stream)
             if not _accepts(request.expected, current_version):
                 raise WrongExpectedVersion(request.stream, request.expected, current_version)
             if not request.events:
@@ -240,8 +252,11 @@ class InMemoryEventStore(EventStore):
                 tuple(event.position for event in stored if event is not None),
             )
         # The same append, at an expectation it did not have: a version conflict.
-        current_version = len(self._streams[request.stream]) - 1
+        current_version = self._current_version(request.stream)
         raise WrongExpectedVersion(request.stream, request.expected, current_version)
+
+    def _current_version(self, stream: str) -> int:
+        return len(self._streams.get(stream, ())) - 1
 
     def _write(
         self, request: _Request, current_version: int, tx: int, recorded_at: datetime
