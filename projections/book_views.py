@@ -1,7 +1,10 @@
 """Queries on the Redis book views: aggregated book, last price, recent trades.
 
 A book is read in one MULTI/EXEC (both sides and the meta hash), so bids, asks, sequence
-and last price always come from the same committed batch of the builder.
+and last price always come from the same committed batch of the builder. The same
+MULTI/EXEC reads the views' epoch and rebuilding mark (projections.redis_keys): without
+the epoch (Redis lost the views) or with the mark (they are being rebuilt from the log) the
+book is not served: `BookViewsNotReady`, which the service answers with UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from projections.redis_keys import (
     trade_from_json,
 )
 from projections.views import BUY, SELL, BookView, PriceLevel, TradeView
+
+
+class BookViewsNotReady(Exception):
+    """The book views cannot be read now (Redis lost them and they are being rebuilt):
+    answer "not ready" (the service: UNAVAILABLE), never an empty or partial book."""
+
+
+NOT_READY = "the order books are being rebuilt; retry shortly"
 
 
 def _levels(members: list[bytes | str]) -> tuple[PriceLevel, ...]:
@@ -39,7 +50,9 @@ class BookViews:
             pipe.zrevrange(keys.side(instrument, BUY), 0, stop)
             pipe.zrange(keys.side(instrument, SELL), 0, stop)
             pipe.hmget(keys.meta(instrument), ["sequence", "last_price"])
-            bids, asks, (sequence, last_price) = await pipe.execute()
+            pipe.mget(keys.epoch, keys.rebuilding)
+            bids, asks, (sequence, last_price), readiness = await pipe.execute()
+        _check_ready(readiness)
         last_price_text = text_of(last_price)
         return BookView(
             instrument=instrument,
@@ -50,12 +63,28 @@ class BookViews:
         )
 
     async def last_price(self, instrument: str) -> Decimal | None:
-        text = text_of(await self._redis.hget(self._keys.meta(instrument), "last_price"))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hget(self._keys.meta(instrument), "last_price")
+            pipe.mget(self._keys.epoch, self._keys.rebuilding)
+            raw, readiness = await pipe.execute()
+        _check_ready(readiness)
+        text = text_of(raw)
         return Decimal(text) if text else None
 
     async def recent_trades(self, instrument: str, limit: int = 100) -> list[TradeView]:
         """The most recent trades, newest first (at most the builder's cap)."""
         if limit <= 0:
             return []
-        raw = await self._redis.lrange(self._keys.trades(instrument), 0, limit - 1)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(self._keys.trades(instrument), 0, limit - 1)
+            pipe.mget(self._keys.epoch, self._keys.rebuilding)
+            raw, readiness = await pipe.execute()
+        _check_ready(readiness)
         return [trade_from_json(item) for item in raw]
+
+
+def _check_ready(readiness: list[bytes | None]) -> None:
+    """Epoch and rebuilding mark, as read with the view: raise unless the views are whole."""
+    epoch, rebuilding = readiness
+    if epoch is None or rebuilding is not None:
+        raise BookViewsNotReady(NOT_READY)

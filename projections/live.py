@@ -8,7 +8,9 @@ subscriber whose buffer is full is dropped at once: its iterator raises `Subscri
 
 `subscribe_book` yields a `BookSnapshot` (taken synchronously from the published book, so
 no update can slip between it and the registration) and then the `BookUpdate`s whose
-sequences follow the snapshot's without gap.
+sequences follow the snapshot's without gap. While the Redis builder rebuilds the book
+views (`set_books_ready(False)`), `subscribe_book` raises `BookViewsNotReady` rather than
+hand out a snapshot the builder has not finished; subscribers already there go on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from projections.book_views import NOT_READY, BookViewsNotReady
 from projections.views import (
     BUY,
     BookSnapshot,
@@ -155,6 +158,7 @@ class LiveFeeds:
         self._order_subscribers: dict[str, set[Subscription[OrderUpdate]]] = {}
         self._order_instrument_filter: dict[Subscription[OrderUpdate], str | None] = {}
         self._books: dict[str, _PublishedBook] = {}
+        self.books_ready = True
         self.dropped_subscribers = 0
 
     # -- subscribing -------------------------------------------------------------------
@@ -166,7 +170,10 @@ class LiveFeeds:
     def subscribe_book(
         self, instrument: str, depth: int = 0
     ) -> Subscription[BookSnapshot | BookUpdate]:
-        """A snapshot of `instrument`'s book (`depth` levels a side, 0: all), then updates."""
+        """A snapshot of `instrument`'s book (`depth` levels a side, 0: all), then updates;
+        `BookViewsNotReady` while the books are being rebuilt."""
+        if not self.books_ready:
+            raise BookViewsNotReady(NOT_READY)
         subscription = self._register(self._book_subscribers, instrument)
         book = self._books.setdefault(instrument, _PublishedBook())
         subscription.offer(book.snapshot(instrument, depth))
@@ -218,6 +225,10 @@ class LiveFeeds:
         book.sequence = update.sequence
         book.position = update.position
         self._fan_out(self._book_subscribers.get(update.instrument), update)
+
+    def set_books_ready(self, ready: bool) -> None:
+        """Whether new book subscriptions may start (False while the views are rebuilt)."""
+        self.books_ready = ready
 
     def reset_book(
         self,

@@ -50,7 +50,7 @@ async def rebuild(
     """Drop both views and replay the log up to its current head into fresh ones."""
     started = time.perf_counter()
     postgres_builder = PostgresViewBuilder(pg_pool)
-    redis_builder = RedisViewBuilder(redis, key_prefix=key_prefix)
+    redis_builder = RedisViewBuilder(redis, key_prefix=key_prefix, event_store=event_store)
     async with pg_pool.acquire() as connection:
         await drop_views(connection, (postgres_builder.name,))
     await drop_redis_views(redis, key_prefix)

@@ -9,6 +9,11 @@ Under a prefix (default `exchange:`; tests use their own):
 - `book-orders`: hash order id -> the live order the builder tracks (to restart).
 - `instruments`: set of instruments seen.
 - `checkpoint:<builder>`: the builder's log position token.
+- `views-epoch`: a random token set when the views are (re)built from nothing and never
+  written by a batch. Redis keeps nothing on disk here: after it restarts the key is gone,
+  which is how the builder and the readers know the views were lost.
+- `views-rebuilding`: the log position a rebuild is bringing the views to; while it exists
+  (or while the epoch is missing) the views are not ready and readers refuse to serve them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,16 @@ class RedisKeys:
     def log_identity(self) -> str:
         """Which log (projection_log_identity.log_id) these views were built from."""
         return f"{self.prefix}log-id"
+
+    @property
+    def epoch(self) -> str:
+        """Present exactly while Redis holds views this prefix's builder wrote."""
+        return f"{self.prefix}views-epoch"
+
+    @property
+    def rebuilding(self) -> str:
+        """The position token a rebuild is replaying the log up to (absent: not rebuilding)."""
+        return f"{self.prefix}views-rebuilding"
 
     def checkpoint(self, builder: str) -> str:
         return f"{self.prefix}checkpoint:{builder}"

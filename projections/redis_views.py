@@ -6,20 +6,43 @@ MULTI/EXEC: Redis has no transaction shared with PostgreSQL, so this checkpoint 
 Redis, atomically with the view it describes. At start (and after any failure) the memory
 is reloaded from Redis, so memory never runs ahead of what Redis holds. After each EXEC
 the trades and book updates go to the live feeds.
+
+Redis may lose the views (it keeps nothing on disk here, so a restart empties it). The
+views carry an epoch key that no batch writes: each batch's MULTI reads it first, an idle
+builder reads it at most once a second (`VIEWS_CHECK_EVERY_S`, on any batch, clock ticks
+included), and the readers read it with every book. When it is gone, the builder rebuilds
+the views from the log, from its beginning up to the position it had reached (or, for a
+builder just started, the log's head), marked "rebuilding" so that readers answer "not
+ready" meanwhile, never an empty or partial book. The log, not PostgreSQL's views, is
+the source: the books and their sequence numbers are a pure function of the log (the
+PostgreSQL views are another builder's state at another position, without the books'
+sequences or the live orders' remainders), so the rebuilt views equal the lost ones key
+for key and live subscribers' sequences carry on without a gap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
 from redis.typing import EncodableT, FieldT
 
 from projections import log_events as ev
-from projections.book_reducer import DEFAULT_RECENT_TRADES, BooksReducer, Level, TrackedOrder
+from projections.book_reducer import (
+    DEFAULT_RECENT_TRADES,
+    BookChanges,
+    BooksReducer,
+    Level,
+    TrackedOrder,
+)
 from projections.builder import ProjectionBuilder
 from projections.live import LiveFeeds
 from projections.redis_keys import (
@@ -33,11 +56,25 @@ from projections.redis_keys import (
 )
 from projections.views import BUY, SELL, BookUpdate, TradeView
 from server import streams
-from server.eventstore.port import LogPosition, RecordedEvent
+from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
 from server.observability import metrics
+
+logger = structlog.get_logger(__name__)
 
 BUILDER_NAME = "redis-views"
 _BOOK_METRICS_EVERY_S = 1.0
+# How often a builder that writes nothing (only clock ticks and engine bookkeeping come)
+# checks that Redis still holds its views.
+VIEWS_CHECK_EVERY_S = 1.0
+# Events read from the log per page of a rebuild (only the types the books use).
+REBUILD_PAGE = 2000
+_REBUILD_FILTER = EventFilter(event_types=tuple(sorted(ev.PROJECTED_EVENT_TYPES)))
+# A batch is written again after a loss at most this many times in a row.
+_LOSSES_PER_BATCH = 3
+
+
+class RedisViewsLost(Exception):
+    """Redis no longer holds the views this builder wrote (it restarted empty, say)."""
 
 
 def group_of(event: RecordedEvent) -> Any:
@@ -51,7 +88,13 @@ def group_of(event: RecordedEvent) -> Any:
 
 
 class RedisViewBuilder(ProjectionBuilder):
-    """Keeps the Redis book views; `redis` is a `redis.asyncio.Redis` client."""
+    """Keeps the Redis book views; `redis` is a `redis.asyncio.Redis` client.
+
+    `event_store` is where a rebuild reads the log after Redis lost the views; without it
+    (tests that drive the builder alone) views missing at the first load are built by the
+    subscription itself, and a loss later is raised as `RedisViewsLost`. `clock` (seconds,
+    monotonic) paces the idle check and the book gauges.
+    """
 
     def __init__(
         self,
@@ -61,27 +104,92 @@ class RedisViewBuilder(ProjectionBuilder):
         recent_trades: int = DEFAULT_RECENT_TRADES,
         name: str = BUILDER_NAME,
         log_identity: str | None = None,
+        event_store: EventStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         # Set by the runner from PostgreSQL before the first load; None skips the check.
         self.log_identity = log_identity
+        self.event_store = event_store
         self._redis = redis
         self._live = live
         self._keys = RedisKeys(key_prefix)
         self._recent_trades = recent_trades
+        self._clock = clock
         self.reducer = BooksReducer(recent_trades)
         self._unpublished_trades: list[TradeView] = []
         self._unpublished_updates: list[BookUpdate] = []
+        # Book gauges: when each instrument's were last set, the ones changed since, and
+        # the timer of the trailing update that publishes those.
         self._book_metrics_at: dict[str, float] = {}
+        self._books_changed: set[str] = set()
+        self._trailing_book_metrics: asyncio.TimerHandle | None = None
+        # The epoch of the views the memory mirrors and the position of memory and Redis;
+        # `_owed`: the position the subscription feeding this builder is at (what the views
+        # must hold before its next batch), known once a load has returned (`_started`).
+        self._epoch: str | None = None
+        self._position: LogPosition | None = None
+        self._owed: LogPosition | None = None
+        self._started = False
+        self._ready = True
+        # The memory may differ from Redis (a write or a load failed half way): reload it
+        # before the next batch.
+        self._memory_unsure = False
+        self._verified_at = clock()
+        self._changes = BookChanges()
 
     @property
     def keys(self) -> RedisKeys:
         return self._keys
 
+    # -- loading and rebuilding -----------------------------------------------------------
+
     async def load_checkpoint(self) -> LogPosition | None:
+        """Make the memory equal the views in Redis, rebuilding them from the log first
+        when Redis lost them or holds less than this builder had already written."""
+        self._memory_unsure = True  # until this load has completed
+        owed = self._owed if self._started else None
+        await self._forget_views_of_another_log()
+        keys = self._keys
+        epoch, marker, token = await self._redis.mget(
+            keys.epoch, keys.rebuilding, keys.checkpoint(self.name)
+        )
+        if text_of(epoch) is None:
+            await self._rebuild_from_nothing(owed, had_views=self._started or token is not None)
+        else:
+            await self._load_from_redis()
+            self._epoch = text_of(epoch)
+            marker_text = text_of(marker)
+            if marker_text is not None:  # a rebuild was interrupted: finish it
+                await self._replay_up_to(LogPosition.parse(marker_text), "resumed")
+            elif owed is not None and (self._position is None or self._position < owed):
+                # Redis holds older views than this builder had written (restored from a
+                # snapshot of itself, say): bring them up to where the builder was.
+                await self._redis.set(keys.rebuilding, owed.to_token())
+                await self._replay_up_to(owed, "behind")
+            else:
+                self._set_ready(True)
+        self._started = True
+        self._owed = self._position
+        self._memory_unsure = False
+        self._verified_at = self._clock()
+        return self._position
+
+    async def _forget_views_of_another_log(self) -> None:
+        """Drop views (and checkpoint) built from a different log, then claim the prefix."""
+        if self.log_identity is None:
+            return
+        recorded = text_of(await self._redis.get(self._keys.log_identity))
+        if recorded == self.log_identity:
+            return
+        if recorded is not None or await self._redis.exists(self._keys.checkpoint(self.name)):
+            # Views of another log (or of unknown origin): start again from the log.
+            await drop_redis_views(self._redis, self._keys.prefix)
+        await self._redis.set(self._keys.log_identity, self.log_identity)
+
+    async def _load_from_redis(self) -> None:
         """Reload the books from Redis (the memory must equal what Redis holds)."""
         keys = self._keys
-        await self._forget_views_of_another_log()
         reducer = BooksReducer(self._recent_trades)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.checkpoint(self.name))
@@ -113,33 +221,151 @@ class RedisViewBuilder(ProjectionBuilder):
             book.recent_trades.extend(trade_from_json(raw) for raw in raw_trades)
         self.reducer = reducer
         self._unpublished_trades, self._unpublished_updates = [], []
-        if self._live is not None:
-            for instrument, book in reducer.books.items():
+        text = text_of(token)
+        self._position = None if text is None else LogPosition.parse(text)
+
+    async def _rebuild_from_nothing(self, owed: LogPosition | None, had_views: bool) -> None:
+        """Redis holds no views (never built, or lost): start them again from nothing, up to
+        where this builder was (`owed`), or to the log's head for a builder just started."""
+        if self._started:
+            target = owed
+        elif self.event_store is not None:
+            target = await self.event_store.head_position()
+        else:
+            target = None  # no store to read: the subscription builds them from the start
+        if target is not None and self.event_store is None:
+            raise RedisViewsLost("Redis lost the book views and no event store to rebuild from")
+        if had_views:
+            logger.warning(
+                "redis_views_lost",
+                builder=self.name,
+                rebuild_to=None if target is None else target.to_token(),
+            )
+        await drop_redis_views(self._redis, self._keys.prefix)
+        epoch = uuid.uuid4().hex
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if self.log_identity is not None:
+                pipe.set(self._keys.log_identity, self.log_identity)
+            pipe.set(self._keys.epoch, epoch)
+            if target is not None:
+                pipe.set(self._keys.rebuilding, target.to_token())
+            await pipe.execute()
+        self._epoch = epoch
+        self.reducer = BooksReducer(self._recent_trades)
+        self._unpublished_trades, self._unpublished_updates = [], []
+        self._position = None
+        if target is None:
+            self._set_ready(True)
+            return
+        await self._replay_up_to(target, "lost" if had_views else "empty")
+
+    async def _replay_up_to(self, target: LogPosition, reason: str) -> None:
+        """Read the log from the views' position up to `target` into memory and Redis (one
+        MULTI per page, cut on log transactions), then clear the rebuilding mark."""
+        if self.event_store is None:
+            raise RedisViewsLost("the book views need a rebuild and there is no event store")
+        if self._position is not None and target < self._position:
+            target = self._position  # never move the checkpoint back
+        self._set_ready(False)
+        metrics.record_redis_views_rebuild(reason)
+        started = time.perf_counter()
+        events_read = 0
+        carried: list[RecordedEvent] = []
+        cursor = self._position
+        while True:
+            page = await self.event_store.read_all(cursor, _REBUILD_FILTER, REBUILD_PAGE)
+            events_read += len(page)
+            finished = not page or target <= page[-1].position
+            if page:
+                cursor = page[-1].position
+            events = carried + [event for event in page if event.position <= target]
+            carried = []
+            if not finished:
+                # The page may end inside a log transaction: keep its tail for the next one,
+                # so a transaction nets into one book update as it does live.
+                last_group = group_of(events[-1])
+                cut = len(events)
+                while cut > 0 and group_of(events[cut - 1]) == last_group:
+                    cut -= 1
+                if cut > 0:
+                    events, carried = events[:cut], events[cut:]
+                else:
+                    carried, events = events, []
+            if events or finished:
+                self._reduce(events)
+                await self._write(events[-1].position if not finished else target, finished)
+                self._unpublished_trades, self._unpublished_updates = [], []
+            if finished:
+                break
+        self._set_ready(True)
+        logger.warning(
+            "redis_views_rebuilt",
+            builder=self.name,
+            reason=reason,
+            up_to=target.to_token(),
+            events=events_read,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _set_ready(self, ready: bool) -> None:
+        """Whether the views are whole; on becoming so, the live books and the book gauges
+        restart from them."""
+        self._ready = ready
+        metrics.set_redis_views_ready(ready)
+        if ready:
+            self._books_changed.update(self.reducer.books)
+            self.flush_book_metrics()
+        if self._live is None:
+            return
+        if ready:
+            for instrument, book in self.reducer.books.items():
                 self._live.reset_book(
                     instrument, book.levels(BUY), book.levels(SELL), book.sequence, book.position
                 )
-        text = text_of(token)
-        return None if text is None else LogPosition.parse(text)
+        self._live.set_books_ready(ready)
 
-    async def _forget_views_of_another_log(self) -> None:
-        """Drop views (and checkpoint) built from a different log, then claim the prefix."""
-        if self.log_identity is None:
-            return
-        recorded = text_of(await self._redis.get(self._keys.log_identity))
-        if recorded == self.log_identity:
-            return
-        if recorded is not None or await self._redis.exists(self._keys.checkpoint(self.name)):
-            # Views of another log (or of unknown origin): start again from the log.
-            await drop_redis_views(self._redis, self._keys.prefix)
-        await self._redis.set(self._keys.log_identity, self.log_identity)
+    # -- applying ---------------------------------------------------------------------------
 
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
+        for _attempt in range(_LOSSES_PER_BATCH):
+            if self._memory_unsure:
+                await self.load_checkpoint()
+            position = self._position
+            # Events the views already hold (a write whose answer was lost) are not news.
+            fresh = [e for e in events if position is None or position < e.position]
+            if not fresh:
+                return
+            self._reduce(fresh)
+            try:
+                await self._write(fresh[-1].position, finished_rebuild=False)
+            except RedisViewsLost:
+                logger.warning("redis_views_lost_at_batch", builder=self.name)
+                self._memory_unsure = True
+                continue
+            self._owed = self._position
+            self._books_changed.update(self._changes.touched_instruments)
+            self.flush_book_metrics()
+            return
+        raise RedisViewsLost(f"Redis lost the book views {_LOSSES_PER_BATCH} times in a row")
+
+    def _reduce(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply `events` to memory (which is then ahead of Redis until `_write`)."""
+        self._memory_unsure = True
         reducer = self.reducer
         for event in events:
             reducer.apply(event, group_of(event))
-        changes = reducer.take_changes()
+        self._changes = reducer.take_changes()
+
+    async def _write(self, checkpoint: LogPosition, finished_rebuild: bool) -> None:
+        """Write what `_reduce` changed and `checkpoint` in one MULTI/EXEC, which first
+        reads the epoch and the checkpoint: if they are not the ones this builder wrote last,
+        Redis lost the views (or went back to older ones): `RedisViewsLost`."""
+        changes: BookChanges = self._changes
+        reducer = self.reducer
         keys = self._keys
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.epoch)
+            pipe.get(keys.checkpoint(self.name))
             # Last state per level over the whole batch: older states are superseded.
             final_levels: dict[tuple[str, str, Any], Any] = {}
             for update in changes.updates:
@@ -181,29 +407,73 @@ class RedisViewBuilder(ProjectionBuilder):
                 if book.last_price is not None:
                     meta["last_price"] = str(book.last_price)
                 pipe.hset(keys.meta(instrument), mapping=meta)
-            pipe.set(keys.checkpoint(self.name), ev.position_token(events[-1].position))
-            await pipe.execute()
+            pipe.set(keys.checkpoint(self.name), checkpoint.to_token())
+            if finished_rebuild:
+                pipe.delete(keys.rebuilding)
+            results = await pipe.execute()
+        if not self._holds_our_views(results[0], results[1]):
+            # Written onto views that are not ours (Redis restarted empty, say): those carry
+            # no epoch (or an older checkpoint), so the next load rebuilds them.
+            raise RedisViewsLost("Redis no longer holds the views this builder wrote")
+        self._position = checkpoint
+        self._memory_unsure = False
+        self._verified_at = self._clock()
         self._unpublished_trades = changes.trades
         self._unpublished_updates = changes.updates
-        self._observe_books(changes.touched_instruments)
 
     async def after_commit(self) -> None:
         trades, self._unpublished_trades = self._unpublished_trades, []
         updates, self._unpublished_updates = self._unpublished_updates, []
-        if self._live is None:
-            return
-        # A trade is published before the book update of the same input: by the time a
-        # client sees the level shrink it has seen the trade that shrank it.
-        for trade in trades:
-            self._live.publish_trade(trade)
-        for update in updates:
-            self._live.publish_book_update(update)
+        if self._live is not None:
+            # A trade is published before the book update of the same input: by the time a
+            # client sees the level shrink it has seen the trade that shrank it.
+            for trade in trades:
+                self._live.publish_trade(trade)
+            for update in updates:
+                self._live.publish_book_update(update)
+        if self._clock() - self._verified_at >= VIEWS_CHECK_EVERY_S:
+            await self._check_views()
 
-    def _observe_books(self, instruments: set[str]) -> None:
-        now = time.monotonic()
-        for instrument in instruments:
-            if now - self._book_metrics_at.get(instrument, 0.0) < _BOOK_METRICS_EVERY_S:
+    async def _check_views(self) -> None:
+        """Between batches: notice that Redis lost the views and rebuild them now, while the
+        memory is exactly at the last batch. An outage is left to the next batch's write."""
+        self._verified_at = self._clock()
+        keys = self._keys
+        try:
+            epoch, marker, token = await self._redis.mget(
+                keys.epoch, keys.rebuilding, keys.checkpoint(self.name)
+            )
+            if marker is None and self._holds_our_views(epoch, token):
+                return
+            logger.warning("redis_views_lost_while_idle", builder=self.name)
+            await self.load_checkpoint()
+        except (redis.exceptions.RedisError, OSError) as error:
+            self._memory_unsure = True  # a rebuild may have stopped half way
+            logger.info(
+                "redis_views_check_failed", builder=self.name, error=f"{type(error).__name__}"
+            )
+
+    def _holds_our_views(self, epoch: bytes | None, checkpoint: bytes | None) -> bool:
+        """Whether Redis's epoch and checkpoint are the ones this builder wrote last."""
+        position = None if self._position is None else self._position.to_token()
+        return text_of(epoch) == self._epoch and text_of(checkpoint) == position
+
+    # -- book gauges --------------------------------------------------------------------------
+
+    def flush_book_metrics(self) -> None:
+        """Set the gauges of every book changed since they were last set, at most once per
+        `_BOOK_METRICS_EVERY_S` per instrument; the books held back are set by one trailing
+        update when their interval has passed, so the gauges always end at the book."""
+        if not self._ready:
+            return  # the memory is being rebuilt: set them once it is whole
+        now = self._clock()
+        next_due = math.inf
+        for instrument in sorted(self._books_changed):
+            due = self._book_metrics_at.get(instrument, -math.inf) + _BOOK_METRICS_EVERY_S
+            if now < due:
+                next_due = min(next_due, due)
                 continue
+            self._books_changed.discard(instrument)
             self._book_metrics_at[instrument] = now
             book = self.reducer.book(instrument)
             metrics.observe_book(
@@ -211,6 +481,18 @@ class RedisViewBuilder(ProjectionBuilder):
                 [(level.price, level.quantity) for level in book.levels(BUY)],
                 [(level.price, level.quantity) for level in book.levels(SELL)],
             )
+        if next_due < math.inf and self._trailing_book_metrics is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop (a caller driving the flush itself)
+            self._trailing_book_metrics = loop.call_later(
+                next_due - now, self._trailing_flush_book_metrics
+            )
+
+    def _trailing_flush_book_metrics(self) -> None:
+        self._trailing_book_metrics = None
+        self.flush_book_metrics()
 
 
 async def drop_redis_views(redis: aioredis.Redis, key_prefix: str = DEFAULT_PREFIX) -> int:

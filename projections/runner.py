@@ -79,7 +79,10 @@ class ProjectionRunner:
         self.progress = ProjectionProgress()
         self.live = LiveFeeds(subscriber_buffer)
         self.postgres_builder = PostgresViewBuilder(pg_pool, self.live)
-        self.redis_builder = RedisViewBuilder(redis, self.live, key_prefix=key_prefix)
+        # With the event store, so it can rebuild the books when Redis loses them.
+        self.redis_builder = RedisViewBuilder(
+            redis, self.live, key_prefix=key_prefix, event_store=event_store
+        )
         self.order_views = OrderViews(pg_pool)
         self.book_views = BookViews(redis, key_prefix=key_prefix)
         self.failures = ConsumerFailures() if failures is None else failures

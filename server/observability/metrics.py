@@ -17,7 +17,8 @@ label names stay in one place:
   `set_stream_subscribers`;
 - consumer failures: `declare_consumer`, `record_consumer_failure`, `set_consumer_stuck`,
   `clear_consumer_stuck`, `record_engine_snapshot_failure`;
-- book: `observe_book`, `observe_last_price`;
+- book: `observe_book`, `observe_last_price`; Redis book views: `set_redis_views_ready`,
+  `record_redis_views_rebuild`;
 - `start_metrics_server(port)` serves `/metrics` over HTTP.
 """
 
@@ -280,6 +281,16 @@ BOOK_LEVELS = Gauge(
     ["instrument", "side"],
 )
 LAST_TRADE_PRICE = Gauge("exchange_last_trade_price", "Price of the last trade.", ["instrument"])
+REDIS_VIEWS_READY = Gauge(
+    "exchange_redis_views_ready",
+    "1 while the Redis book views are whole, 0 while they are rebuilt from the log.",
+)
+REDIS_VIEWS_REBUILDS = Counter(
+    "exchange_redis_views_rebuilds",
+    "Rebuilds of the Redis book views from the log, by why: lost (Redis lost them), empty "
+    "(none at start), behind (Redis older than the builder), resumed (one interrupted).",
+    ["reason"],
+)
 
 NAN = float("nan")
 
@@ -515,6 +526,17 @@ def observe_book(
     _child(BOOK_DEPTH, instrument, "ask").set(sum(_float(quantity) for _, quantity in asks))
     _child(BOOK_LEVELS, instrument, "bid").set(len(bids))
     _child(BOOK_LEVELS, instrument, "ask").set(len(asks))
+
+
+def set_redis_views_ready(ready: bool) -> None:
+    """Publish whether the Redis book views are whole (readers serve them only then)."""
+    REDIS_VIEWS_READY.set(1 if ready else 0)
+
+
+def record_redis_views_rebuild(reason: str) -> None:
+    """Count one rebuild of the Redis book views from the log (`lost`, `empty`, `behind`,
+    `resumed`)."""
+    _child(REDIS_VIEWS_REBUILDS, reason).inc()
 
 
 def observe_last_price(instrument: str, price: Number) -> None:

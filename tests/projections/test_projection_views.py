@@ -92,6 +92,7 @@ async def dump_views(pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str) -> 
     checkpoint_keys = [name for name in keys if ":checkpoint:" in name]
     for name in checkpoint_keys:  # positions are compared through the views themselves
         keys.pop(name)
+    keys.pop(f"{prefix}views-epoch", None)  # a random token naming the build, not content
     return {
         "orders": [dict(row) for row in orders],
         "fills": [dict(row) for row in fills],
