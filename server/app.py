@@ -51,6 +51,7 @@ from server.readiness import Readiness
 from server.servicers.commands import OrderCommandServicer
 from server.servicers.diagnostics import DiagnosticsServicer
 from server.servicers.market_data import MarketDataServicer
+from server.servicers.outages import OutageInterceptor
 from server.servicers.queries import OrderQueryServicer, ReadYourWrites
 from server.settings import Settings
 
@@ -201,7 +202,9 @@ class ExchangeApp:
     def _build_grpc_server(self) -> grpc.aio.Server:
         assert self.handlers is not None and self.projections is not None
         projections = self.projections
-        server = grpc.aio.server(interceptors=server_interceptors(), options=GRPC_OPTIONS)
+        # Innermost, so the metrics count a dependency outage as the UNAVAILABLE it becomes.
+        interceptors = [*server_interceptors(), OutageInterceptor()]
+        server = grpc.aio.server(interceptors=interceptors, options=GRPC_OPTIONS)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(self.handlers), server
         )

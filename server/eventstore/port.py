@@ -183,6 +183,11 @@ class EventIdConflict(EventStoreError):
         )
 
 
+class EventStoreUnavailable(EventStoreError):
+    """The log cannot be used now (its server cannot be reached, or this adapter is closed):
+    a retry later may succeed."""
+
+
 class UnsupportedOperation(EventStoreError):
     """The server behind an adapter cannot do this (e.g. multi-stream append before 25.1)."""
 

@@ -17,6 +17,7 @@ from server.errors import Refused
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
 from server.servicers.convert import order_message, place_input
+from server.servicers.outages import outage_error
 from server.servicers.status import abort_refused, command_error, internal_error
 
 log = structlog.get_logger(__name__)
@@ -126,9 +127,11 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
             placed = await self._place(request.order)
         except Refused as refusal:
             error = command_error(refusal)
-        except Exception:
-            log.exception("stream_place_order_failed", request_id=request.request_id)
-            error = internal_error()
+        except Exception as failure:
+            error = outage_error(failure)  # a dependency down: UNAVAILABLE, logged once there
+            if error is None:
+                log.exception("stream_place_order_failed", request_id=request.request_id)
+                error = internal_error()
         else:
             return pb.StreamPlaceOrdersResponse(request_id=request.request_id, placed=placed)
         return pb.StreamPlaceOrdersResponse(request_id=request.request_id, error=error)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from server.eventstore.port import AppendResult, EventStoreError
+from server.eventstore.port import AppendResult, EventStoreUnavailable
 from server.eventstore.postgres.append import AppendOutcome, AppendRequest, call_append
 
 log = structlog.get_logger(__name__)
@@ -82,11 +82,11 @@ class GroupCommitWriter:
         while self._queue:
             queued = self._queue.popleft()
             if not queued.answer.done():
-                queued.answer.set_exception(EventStoreError("event store closed"))
+                queued.answer.set_exception(EventStoreUnavailable("event store closed"))
 
     async def append(self, request: AppendRequest) -> AppendResult:
         if self._closed:
-            raise EventStoreError("event store closed")
+            raise EventStoreUnavailable("event store closed")
         answer: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._queue.append(_QueuedAppend(request, answer))
         self._queued.set()
@@ -128,7 +128,7 @@ class GroupCommitWriter:
                 except asyncio.CancelledError:
                     for queued in batch:
                         if not queued.answer.done():
-                            queued.answer.set_exception(EventStoreError("event store closed"))
+                            queued.answer.set_exception(EventStoreUnavailable("event store closed"))
                     raise
                 except Exception as error:  # e.g. the database is gone: tell every caller
                     for queued in batch:

@@ -28,7 +28,7 @@ from server.eventstore.port import (
     AppendResult,
     EventFilter,
     EventStore,
-    EventStoreError,
+    EventStoreUnavailable,
     Expectation,
     LogPosition,
     NewEvent,
@@ -407,7 +407,7 @@ class PostgresEventStore(EventStore):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise EventStoreError("event store closed")
+            raise EventStoreUnavailable("event store closed")
 
 
 class _WakePacer:
