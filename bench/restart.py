@@ -1,6 +1,6 @@
 """Engine runner restart figures against log length: snapshots keep a restart flat.
 
-    python -m bench restart                        # logs of 10,000 and 100,000 inputs
+    python -m bench restart                        # logs of 100,000 and 1,000,000 inputs (~4 min)
     python -m bench.restart --inputs 1000000       # any lengths; --snapshot-every, --tail
 
 For each length, in a database of its own (created and dropped) on DATABASE_URL, or on the
@@ -14,6 +14,7 @@ the figures are:
 
 - state loaded: the progress stream's last event, the latest snapshot read and restored;
 - caught up: from its start until it has processed the last request (the tail included);
+  both the median of `RESTARTS` restarts, each after another tail;
 - for contrast, what a restart with no snapshot would re-run: every input of the log read
   and handled by a fresh engine (no writes).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import time
 import uuid
 from collections import deque
@@ -52,6 +54,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 APPEND_SIZE = 1000
 BATCH_MAX = 1000
 PROCESS_BOUND_S = 3600.0
+RESTARTS = 3
 _REQUEST_TYPES = {"place": streams.ORDER_PLACE_REQUESTED, "cancel": streams.ORDER_CANCEL_REQUESTED}
 SERVICE_DEFAULTS = Settings()
 
@@ -60,20 +63,21 @@ def steady_workload(seed: int, count: int, resting_max: int) -> list[dict[str, A
     """Limit orders near the mid (about one in five crosses) and cancels: 30% of the inputs
     cancel the oldest open order, and every input does once `resting_max` are open."""
     rng = random.Random(seed)
-    open_orders: deque[str] = deque()
+    open_orders: deque[tuple[str, str]] = deque()  # (order id, its user)
     commands: list[dict[str, Any]] = []
     for n in range(count):
         if open_orders and (len(open_orders) >= resting_max or rng.random() < 0.3):
-            commands.append({"op": "cancel", "order_id": open_orders.popleft()})
+            order_id, user_id = open_orders.popleft()
+            commands.append({"op": "cancel", "order_id": order_id, "user_id": user_id})
             continue
         side = rng.choice(["BUY", "SELL"])
         offset = rng.randint(-4, 20) * (1 if side == "SELL" else -1)
-        order_id = f"o{n}"
+        order_id, user_id = f"o{n}", f"u{rng.randint(1, 50)}"
         commands.append(
             {
                 "op": "place",
                 "order_id": order_id,
-                "user_id": f"u{rng.randint(1, 50)}",
+                "user_id": user_id,
                 "instrument": "BTC-USD",
                 "side": side,
                 "type": "LIMIT",
@@ -82,7 +86,7 @@ def steady_workload(seed: int, count: int, resting_max: int) -> list[dict[str, A
                 "time_in_force": "GTC",
             }
         )
-        open_orders.append(order_id)
+        open_orders.append((order_id, user_id))
     return commands
 
 
@@ -107,7 +111,6 @@ class RequestWriter:
                 }
                 if command["op"] == "place":
                     data["client_order_id"] = ""
-                data.pop("op")
                 stream = streams.order_stream(data["order_id"])
                 by_stream.setdefault(stream, []).append(
                     NewEvent(_REQUEST_TYPES[command["op"]], data)
@@ -190,22 +193,31 @@ async def measure(
         last = await store.head_position()
         assert last is not None
         first_pass_s = await process_all(store, last, snapshot_every)
-        tail_last = await RequestWriter(store, "t").write(steady_workload(2, tail, resting))
-
-        loader = new_runner(store, snapshot_every)
-        started = time.perf_counter()
-        await loader.load_state()
-        loaded_s = time.perf_counter() - started
+        print(
+            f"log of {inputs:,} inputs (written in {written_s:.1f} s, "
+            f"first pass {first_pass_s:.1f} s)",
+            flush=True,
+        )
+        loaded: list[float] = []
+        caught_up: list[float] = []
+        for restart in range(RESTARTS):
+            tail_last = await RequestWriter(store, f"t{restart}-").write(
+                steady_workload(2 + restart, tail, resting)
+            )
+            loader = new_runner(store, snapshot_every)
+            started = time.perf_counter()
+            await loader.load_state()
+            loaded.append(time.perf_counter() - started)
+            caught_up.append(await process_all(store, tail_last, snapshot_every))
         snapshot_inputs = loader.progress.inputs_total - loader.inputs_since_snapshot
-        caught_up_s = await process_all(store, tail_last, snapshot_every)
         replayed, replay_s = await replay_without_snapshot(store)
         print(
-            f"log of {inputs:,} inputs (+{tail:,} while stopped; written in {written_s:.1f} s,"
-            f" first pass {first_pass_s:.1f} s): restart loads its state in {loaded_s:.3f} s"
-            f" (snapshot at input {snapshot_inputs:,}: {snapshot_size(loader)}; "
-            f"{loader.progress.inputs_total - snapshot_inputs:,} inputs after it),"
-            f" caught up in {caught_up_s:.2f} s; without a snapshot it would re-run"
-            f" {replayed:,} inputs: {replay_s:.2f} s",
+            f"  restart, median of {RESTARTS} (each after {tail:,} more requests while stopped):"
+            f" state loaded in {statistics.median(loaded):.3f} s, caught up in"
+            f" {statistics.median(caught_up):.2f} s ({min(caught_up):.2f}-{max(caught_up):.2f});"
+            f" last snapshot at input {snapshot_inputs:,} ({snapshot_size(loader)}),"
+            f" {loader.progress.inputs_total - snapshot_inputs:,} inputs after it\n"
+            f"  without a snapshot a restart would re-run {replayed:,} inputs: {replay_s:.2f} s",
             flush=True,
         )
     finally:
@@ -231,7 +243,7 @@ async def run(lengths: list[int], snapshot_every: int, tail: int, resting: int) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.restart", description=__doc__)
-    parser.add_argument("--inputs", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--inputs", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--snapshot-every", type=int, default=10_000)
     parser.add_argument("--tail", type=int, default=5_000, help="requests written while stopped")
     parser.add_argument("--resting", type=int, default=2_000, help="most orders open at once")

@@ -21,7 +21,7 @@ TINY_RUNS = {
     "projections": (["300"], ("rebuild", "write-to-view")),
     "restart": (
         ["--inputs", "300", "--snapshot-every", "100", "--tail", "50", "--resting", "40"],
-        ("restart loads its state", "caught up", "without a snapshot"),
+        ("state loaded", "caught up", "without a snapshot"),
     ),
     "service": (
         [

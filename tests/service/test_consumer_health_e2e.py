@@ -184,7 +184,7 @@ async def test_a_stuck_engine_runner_takes_the_command_side_out_of_service_until
         DIAGNOSTICS: SERVING,
         "": NOT_SERVING,
     }
-    assert stuck_event("engine", poison, "KeyError") == 1
+    assert stuck_event("engine", poison, "UnreadableRecord") == 1
 
     connection = await asyncpg.connect(fresh_database_url)
     try:
