@@ -91,14 +91,11 @@ class _Request(msgspec.Struct, frozen=True, gc=False):
     metadata: tuple[bytes, ...]
 
 
-def _checked_text(what: str, text: str) -> str:
-    """Names PostgreSQL's text columns could not hold are refused here too."""
-    if not text:
-        raise ValueError(f"{what} must not be empty")
+def _check_text(what: str, text: str) -> None:
+    """Text PostgreSQL's text columns could not hold is refused here too."""
     if "\x00" in text:
         raise ValueError(f"{what} must not contain NUL")
     text.encode()  # a lone surrogate: UnicodeEncodeError, a ValueError
-    return text
 
 
 def _checked_expectation(expected: Expectation) -> Expectation:
@@ -110,10 +107,12 @@ def _checked_expectation(expected: Expectation) -> Expectation:
 
 
 def _request(stream: str, events: Sequence[NewEvent], expected: Expectation) -> _Request:
-    _checked_text("stream name", stream)
+    if not stream:
+        raise ValueError("stream name must not be empty")
+    _check_text("stream name", stream)
     copied = tuple(events)  # the caller's list may change after the call
     for event in copied:
-        _checked_text("event type", event.type)
+        _check_text("event type", event.type)
     dumps = orjson.dumps
     return _Request(
         stream,
