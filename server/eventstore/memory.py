@@ -42,7 +42,7 @@ from server.eventstore.port import (
     EventFilter,
     EventIdConflict,
     EventStore,
-    EventStoreError,
+    EventStoreUnavailable,
     Expectation,
     ExpectedVersion,
     LogPosition,
@@ -385,4 +385,4 @@ class InMemoryEventStore(EventStore):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise EventStoreError("event store closed")
+            raise EventStoreUnavailable("event store closed")

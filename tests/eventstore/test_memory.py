@@ -17,7 +17,6 @@ from server.eventstore import (
     STREAM_EXISTS,
     AppendResult,
     EventIdConflict,
-    EventStoreError,
     NewEvent,
     RecordedEvent,
     StreamAppend,
@@ -25,6 +24,7 @@ from server.eventstore import (
     open_event_store,
 )
 from server.eventstore.memory import InMemoryEventStore
+from server.eventstore.port import EventStoreUnavailable
 
 
 @pytest.fixture
@@ -252,7 +252,7 @@ async def test_closing_ends_waiting_subscriptions_and_refuses_calls(
     await store.close()
 
     for task in waiting:
-        with pytest.raises(EventStoreError):
+        with pytest.raises(EventStoreUnavailable):
             await asyncio.wait_for(task, 5)
     for call in (
         store.append("s", [NewEvent("X", {})]),
@@ -261,5 +261,5 @@ async def test_closing_ends_waiting_subscriptions_and_refuses_calls(
         store.read_all(),
         store.head_position(),
     ):
-        with pytest.raises(EventStoreError):
+        with pytest.raises(EventStoreUnavailable):
             await call
