@@ -9,8 +9,9 @@ It answers as the PostgreSQL adapter does:
   versions, asked again at an expectation the original satisfied, write nothing and return
   the original result; the same append at another expectation is a `WrongExpectedVersion`;
   ids stored in any other way are an `EventIdConflict`;
-- an atomic multi-stream append settles its parts in stream-name order (the first refusal
-  in that order is raised, and nothing is written) and writes them in that order;
+- an atomic multi-stream append settles its parts in stream-name order (a plain version
+  conflict before an id conflict; the first refusal is raised and nothing is written) and
+  writes them in that order;
 - data and metadata go through JSON (orjson, as PostgreSQL's adapter), so what cannot be
   encoded is refused at the call and every read hands out fresh dicts of JSON values;
 - `recorded_at` is one instant per transaction, as PostgreSQL's `now()`.
