@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup tools run test pytest check lint fmt typecheck proto proto-check bench clean
+.PHONY: all setup tools run test pytest check lint fmt typecheck imports proto proto-check bench clean
 
 all: test
 
@@ -43,7 +43,7 @@ test: check pytest
 pytest: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check: lint typecheck proto-check
+check: lint typecheck imports proto-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -55,6 +55,10 @@ fmt: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The direction of imports (pyproject.toml's [tool.importlinter] contracts).
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 # Generated stubs are committed; `make proto` regenerates them, `proto-check` fails when
 # they are stale (CI runs it through `make test`).
