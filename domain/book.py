@@ -163,6 +163,14 @@ class OrderBook:
         (self._buy_stops if order.is_buy else self._sell_stops).remove(key)
         return order
 
+    def would_take(self, is_buy: bool, price: int) -> bool:
+        """Whether a limit order at `price` would cross the opposite side's best level."""
+        if is_buy:
+            best = self.asks.best
+            return best is not None and best <= price
+        best = self.bids.best
+        return best is not None and best <= -price
+
     def oldest_triggered_stop(self, last: int) -> Order | None:
         """The oldest waiting stop whose condition holds at last price `last`, if any."""
         oldest: tuple[int, str] | None = None  # (arrival, order id)

@@ -1,0 +1,86 @@
+"""What the matching engine holds, and the bookkeeping every part of it shares.
+
+`EngineState` is one book per instrument, every open order by id, the final status of the
+order ids the engine has closed, the queue of GTD expiries and the engine clock. The
+functions in `domain.order_lifecycle` and `domain.matching` change it while handling a
+command; `domain.snapshot` saves and loads it; `domain.engine.MatchingEngine` owns one.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+
+from domain.book import OrderBook
+from domain.events import Event, OrderCancelled
+from domain.instruments import Instrument
+from domain.orders import Order, OrderStatus
+
+_CANCELLED = OrderStatus.CANCELLED
+
+
+class EngineState:
+    """The engine's whole state; change it only while handling a command."""
+
+    __slots__ = (
+        "arrivals",
+        "books_by_symbol",
+        "closed_order_memory",
+        "closed_status_by_id",
+        "expiry_queue",
+        "instruments_by_symbol",
+        "now",
+        "open_orders_by_id",
+    )
+
+    def __init__(self, closed_order_memory: int | None = None) -> None:
+        # How many closed order ids to remember (None: all); see MatchingEngine.
+        self.closed_order_memory = closed_order_memory
+        self.books_by_symbol: dict[str, OrderBook] = {}
+        self.instruments_by_symbol: dict[str, Instrument] = {}
+        # Open orders: resting on a book or waiting stops.
+        self.open_orders_by_id: dict[str, Order] = {}
+        # Final status of every order id the engine has closed, oldest first (dict order):
+        # it answers DUPLICATE_ORDER_ID and ORDER_CLOSED.
+        self.closed_status_by_id: dict[str, OrderStatus] = {}
+        # A heap of (expire_time, seq, order_id) of GTD orders; entries of orders closed
+        # meanwhile are skipped when they come up.
+        self.expiry_queue: list[tuple[int, int, str]] = []
+        # Engine time, nanoseconds since the Unix epoch.
+        self.now = 0
+        # Orders accepted so far: an order's `seq` is its arrival number.
+        self.arrivals = 0
+
+    def open_book(self, instrument: Instrument) -> OrderBook:
+        book = self.books_by_symbol[instrument.symbol] = OrderBook(instrument)
+        self.instruments_by_symbol[instrument.symbol] = instrument
+        return book
+
+    def take_off(self, book: OrderBook, order: Order) -> None:
+        """Remove an open order from wherever it waits (book level or stop list)."""
+        if order.live:
+            (book.bids if order.is_buy else book.asks).remove(order)
+        else:
+            book.remove_stop(order.order_id)
+        del self.open_orders_by_id[order.order_id]
+
+    def close_cancelled(
+        self, book: OrderBook, order: Order, reason: str, events: list[Event]
+    ) -> None:
+        """Close an order that is off the book (or never on it) as cancelled for `reason`."""
+        order_id = order.order_id
+        self.open_orders_by_id.pop(order_id, None)
+        self.closed_status_by_id[order_id] = _CANCELLED
+        events.append(
+            OrderCancelled(order_id, book.symbol, reason, order.remaining, order.filled, self.now)
+        )
+
+    def forget_oldest_closed(self) -> None:
+        """Keep at most `closed_order_memory` closed order ids, dropping the longest closed."""
+        memory = self.closed_order_memory
+        if memory is None:
+            return
+        closed = self.closed_status_by_id
+        excess = len(closed) - memory
+        if excess > 0:
+            for order_id in list(islice(closed, excess)):
+                del closed[order_id]
