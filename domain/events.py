@@ -28,13 +28,13 @@ class InstrumentRejected(msgspec.Struct, frozen=True, gc=False):
 
 
 class ClockAdvanced(msgspec.Struct, frozen=True, gc=False):
-    """The engine clock moved forward (needed so a rebuild has the same clock)."""
+    """The engine clock moved forward; the events that follow carry this time."""
 
     now: int
 
 
 class OrderAccepted(msgspec.Struct, frozen=True, gc=False):
-    """The engine took the order; it carries everything needed to rebuild it."""
+    """The engine took the order; it carries all of the order's terms."""
 
     order_id: str
     user_id: str
