@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import asyncpg
@@ -43,6 +44,11 @@ def page_size_of(requested: int | None) -> int:
     return min(requested, MAX_PAGE_SIZE)
 
 
+MAX_PAGE_TOKEN_CHARS = 64
+MAX_PAGE_KEY = 2**63 - 1
+_PAGE_KEY = re.compile(r"[0-9]{1,19}")
+
+
 def _encode_token(kind: str, key: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
 
@@ -50,14 +56,18 @@ def _encode_token(kind: str, key: int) -> str:
 def _decode_token(kind: str, token: str | None) -> int | None:
     if not token:
         return None
+    shown = repr(token[:40])
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        raise InvalidPageToken(f"page token {shown}... is too long")
     try:
         padded = token + "=" * (-len(token) % 4)
-        text = base64.urlsafe_b64decode(padded.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise InvalidPageToken(f"malformed page token {token!r}") from error
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError) as error:
+        raise InvalidPageToken(f"malformed page token {shown}") from error
     prefix, _, key = text.partition(":")
-    if prefix != kind or not key.isdigit():
-        raise InvalidPageToken(f"page token {token!r} is not a {kind} token")
+    # The key is a bigint of the views: ASCII digits within 64 bits.
+    if prefix != kind or _PAGE_KEY.fullmatch(key) is None or int(key) > MAX_PAGE_KEY:
+        raise InvalidPageToken(f"page token {shown} is not a {kind} token")
     return int(key)
 
 

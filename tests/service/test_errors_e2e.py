@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import grpc
 import pytest
 from service_harness import Exchange
@@ -145,6 +147,12 @@ async def test_query_errors(exchange: Exchange) -> None:
         await exchange.queries.ListOrders(
             query.ListOrdersRequest(user_id="alice", page_token="not-a-token")
         )
+    beyond_64_bits = base64.urlsafe_b64encode(b"trade:" + b"9" * 25).decode().rstrip("=")
+    with pytest.raises(grpc.aio.AioRpcError) as huge_token:
+        await exchange.queries.ListTrades(
+            query.ListTradesRequest(instrument=BTC, page_token=beyond_64_bits)
+        )
+    assert field_violations(huge_token.value) == [("page_token", "MALFORMED")]
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     assert bad_position.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(bad_position.value) == [("min_position", "MALFORMED")]
