@@ -33,3 +33,15 @@ def test_a_forked_process_draws_other_ids_than_its_parent() -> None:
     child.join(timeout=30)
     from_parent = [new_event_id() for _ in range(3)]
     assert not set(from_child) & set(from_parent)
+
+
+def test_seeding_the_random_module_does_not_repeat_event_ids() -> None:
+    # Anything in the process may seed `random` (hypothesis does, for every example):
+    # the ids must not follow it, or two appends would carry the same ids.
+    import random
+
+    random.seed(42)
+    first = [new_event_id() for _ in range(3)]
+    random.seed(42)
+    again = [new_event_id() for _ in range(3)]
+    assert not set(first) & set(again)

@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import importlib
 import pkgutil
-import random
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -524,10 +523,6 @@ async def run_example(
     """One example: the call, then checks (2) and (3) (the caller checks the answer: (1)).
     With `follow_up_always` off (the sweep), the follow-up is made only after an accepted
     command, which it waits for, so that the next call starts from a still log again."""
-    # Hypothesis seeds the global `random` alike for every example, and the service (in
-    # this process) draws its event ids from it: give it back an unpredictable state, as
-    # it has in production, or appends collide on reused event ids (EventIdConflict).
-    random.seed()
     assert_keeping_up()
     before = await log_head(exchange)
     outcome = await call(exchange, rpc, specs)
@@ -805,7 +800,6 @@ async def test_every_catalogued_hostile_value_in_every_field_of_every_rpc(
     """The catalogues, one value at a time in one field of an otherwise valid request, so
     that each known-hostile value reaches each field's own checks on every run; every
     failure is listed, not only the first."""
-    random.seed()  # as in run_example: fresh event ids
     order_id = await _sweep_order(adversarial_exchange, rpc)
     failures: list[str] = []
     for case in sweep_cases(rpc, order_id):
