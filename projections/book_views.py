@@ -28,7 +28,7 @@ class BookViewsNotReady(Exception):
     answer "not ready" (the service: UNAVAILABLE), never an empty or partial book."""
 
 
-NOT_READY = "the order books are being rebuilt; retry shortly"
+NOT_READY = "the order books are being rebuilt"
 
 
 def _levels(members: list[bytes | str]) -> tuple[PriceLevel, ...]:

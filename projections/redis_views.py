@@ -226,9 +226,10 @@ class RedisViewBuilder(ProjectionBuilder):
 
     async def _rebuild_from_nothing(self, owed: LogPosition | None, had_views: bool) -> None:
         """Redis holds no views (never built, or lost): start them again from nothing, up to
-        where this builder was (`owed`), or to the log's head for a builder just started."""
-        if self._started:
-            target = owed
+        where this builder was (`owed`), or to the log's head for a builder that has applied
+        nothing yet (what its subscription then brings up to the head is skipped as known)."""
+        if self._started and owed is not None:
+            target: LogPosition | None = owed
         elif self.event_store is not None:
             target = await self.event_store.head_position()
         else:
@@ -453,7 +454,7 @@ class RedisViewBuilder(ProjectionBuilder):
                 "redis_views_check_failed", builder=self.name, error=f"{type(error).__name__}"
             )
 
-    def _holds_our_views(self, epoch: bytes | None, checkpoint: bytes | None) -> bool:
+    def _holds_our_views(self, epoch: bytes | str | None, checkpoint: bytes | str | None) -> bool:
         """Whether Redis's epoch and checkpoint are the ones this builder wrote last."""
         position = None if self._position is None else self._position.to_token()
         return text_of(epoch) == self._epoch and text_of(checkpoint) == position

@@ -75,11 +75,13 @@ def _kurrentdb_unavailable(error: BaseException) -> bool:
 
 
 def _closed_connection(error: BaseException) -> bool:
-    """asyncpg's InterfaceError for a connection or pool the server (or a restart) closed."""
+    """asyncpg's errors for a connection the server closed (a restart): InterfaceError on a
+    closed connection or pool, and the InternalClientError of a pooled connection whose
+    protocol was cut in the middle of an operation ("cannot switch to state ...")."""
     text = str(error)
-    return isinstance(error, asyncpg.InterfaceError) and (
-        "connection is closed" in text or "connection was closed" in text
-    )
+    if isinstance(error, asyncpg.InterfaceError):
+        return "connection is closed" in text or "connection was closed" in text
+    return isinstance(error, asyncpg.InternalClientError) and "cannot switch to state" in text
 
 
 def _network_error(error: BaseException) -> bool:

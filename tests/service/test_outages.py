@@ -61,6 +61,10 @@ async def test_what_counts_as_a_dependency_outage() -> None:
         (asyncpg.CannotConnectNowError("the database system is starting up"), "PostgreSQL"),
         (asyncpg.AdminShutdownError("terminating connection"), "PostgreSQL"),
         (asyncpg.InterfaceError("cannot call Pool.acquire(): connection is closed"), "PostgreSQL"),
+        (
+            asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is"),
+            "PostgreSQL",
+        ),
         (redis.exceptions.ConnectionError("Connection closed by server."), "Redis"),
         (redis.exceptions.TimeoutError("Timeout reading from socket"), "Redis"),
         (EventStoreUnavailable("event store closed"), "the event store"),
