@@ -106,13 +106,18 @@ def configure_logging(level: str | int | None = None, json: bool | None = None) 
             serializer=_orjson_dumps_text
         )
     else:
+        # Tracebacks without each frame's locals: rendering those (an engine's books, say)
+        # took seconds of the event loop per failure while PostgreSQL restarted.
+        console = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
         structlog.configure(
-            processors=[add_logger_name, *shared, structlog.dev.ConsoleRenderer()],
+            processors=[add_logger_name, *shared, console],
             wrapper_class=structlog.make_filtering_bound_logger(level_number),
             logger_factory=_NamedPrintLoggerFactory(sys.stdout),
             cache_logger_on_first_use=True,
         )
-        stdlib_renderer = structlog.dev.ConsoleRenderer()
+        stdlib_renderer = console
 
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
