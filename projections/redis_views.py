@@ -299,7 +299,9 @@ class RedisViewBuilder(ProjectionBuilder):
             if finished:
                 break
         self._set_ready(True)
-        logger.warning(
+        # Building views Redis never held (a first start) is routine; anything else is news.
+        log = logger.info if reason == "empty" else logger.warning
+        log(
             "redis_views_rebuilt",
             builder=self.name,
             reason=reason,
