@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import structlog
 
 from server.eventstore.port import EventStore, ExpectedVersion, NewEvent
+from server.outage_errors import unavailable_reason
 from server.streams import CLOCK_STREAM, CLOCK_TICKED, format_time
 
 log = structlog.get_logger(__name__)
@@ -38,22 +39,37 @@ class Clock:
         self._period_s = period_s
         self._now = now
         self._task: asyncio.Task[None] | None = None
+        self._outage: str | None = None  # the dependency down since the last tick that worked
 
     async def tick(self) -> None:
         await self._event_store.append(
             CLOCK_STREAM, [clock_tick_event(self._now())], ExpectedVersion.ANY
         )
 
+    async def tick_and_report(self) -> None:
+        """One tick; a failure is retried next period (the engine only sees time later).
+        An outage is logged once when it starts and once when ticks work again, never with
+        a stack trace per tick; any other failure is logged with its trace."""
+        try:
+            await self.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            reason = unavailable_reason(error)
+            if reason is None:
+                log.exception("clock_tick_failed")
+            elif reason != self._outage:
+                log.warning("clock_ticks_paused", reason=reason)
+            self._outage = reason
+            return
+        if self._outage is not None:
+            log.info("clock_ticks_resumed", after=self._outage)
+            self._outage = None
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._period_s)
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A failed tick is retried next period; the engine only sees time later.
-                log.exception("clock_tick_failed")
+            await self.tick_and_report()
 
     def start(self) -> None:
         if self._task is None:

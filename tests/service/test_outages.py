@@ -20,7 +20,8 @@ from prometheus_client import REGISTRY
 from projections.book_views import NOT_READY, BookViewsNotReady
 from server.eventstore.port import EventStoreUnavailable, WrongExpectedVersion
 from server.observability.interceptors import server_interceptors
-from server.servicers.outages import OutageInterceptor, outage_error, unavailable_reason
+from server.outage_errors import unavailable_reason
+from server.servicers.outages import OutageInterceptor, outage_error
 
 SERVICE = "test.v1.Outages"
 
