@@ -216,6 +216,7 @@ class ExchangeApp:
                     projections.progress,
                     projections.event_store,
                     self.settings.query_wait_default_s,
+                    self.failures,
                 ),
                 self.instruments,
             ),

@@ -16,8 +16,11 @@ from server.errors import (
     OrderNotFound,
     PositionBeyondLog,
     Refused,
+    Unavailable,
 )
-from server.eventstore.port import EventStore
+from server.eventstore.port import EventStore, LogPosition
+from server.observability.consumer_failures import ConsumerFailures
+from server.readiness import PROJECTION_CONSUMER_PREFIX
 from server.request_checks import (
     known_instrument,
     log_position_of,
@@ -41,13 +44,31 @@ class ViewsBehind(Refused):
 
 
 class ReadYourWrites:
-    """Waits until the views have committed a position token (bounded by the deadline);
-    a token beyond the log's last committed event is refused at once (no wait could end)."""
+    """Waits until the views have committed a position token (bounded by the deadline).
+    No wait that could never end is started: a token beyond the log's last committed event
+    is OUT_OF_RANGE, and one at or past the event a view builder is stuck at is UNAVAILABLE
+    (until the event is repaired), both at once."""
 
-    def __init__(self, progress: Any, event_store: EventStore, default_wait_s: float) -> None:
+    def __init__(
+        self,
+        progress: Any,
+        event_store: EventStore,
+        default_wait_s: float,
+        failures: ConsumerFailures | None = None,
+    ) -> None:
         self._progress = progress
         self._event_store = event_store
         self._default_wait_s = default_wait_s
+        self._failures = failures
+
+    def _refuse_if_stuck_before(self, position: LogPosition) -> None:
+        if self._failures is None:
+            return
+        for consumer, stuck in self._failures.stuck.items():
+            if not consumer.startswith(PROJECTION_CONSUMER_PREFIX):
+                continue
+            if stuck.position is None or stuck.position <= position:
+                raise Unavailable(f"the views are stopped: {stuck.describe()[:300]}")
 
     async def wait(self, token: str, context: grpc.aio.ServicerContext) -> None:
         position = log_position_of("min_position", token)
@@ -56,6 +77,7 @@ class ReadYourWrites:
         last = await self._event_store.last_committed_position()
         if last is None or position > last:
             raise PositionBeyondLog(f"min_position {token} is beyond the log's last event")
+        self._refuse_if_stuck_before(position)
         remaining = context.time_remaining()
         timeout = self._default_wait_s if remaining is None else max(0.0, remaining - 0.005)
         if not await self._progress.wait_for(position, timeout):

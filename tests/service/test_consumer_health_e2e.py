@@ -147,6 +147,17 @@ async def test_a_stuck_view_builder_takes_the_read_side_out_of_service_until_it_
     status = (
         types.ORDER_STATUS_OPEN if answers == ["OrderAccepted"] else types.ORDER_STATUS_REJECTED
     )
+    # A read that waits for a position past the stuck event is refused at once (retryable),
+    # not left to wait out its deadline.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await exchange.queries.GetOrder(
+            order_query_service_pb2.GetOrderRequest(
+                order_id=order_id, min_position=poison.position.to_token()
+            ),
+            timeout=WAIT_S,
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "CharacterNotInRepertoireError" in (refused.value.details() or "")
 
     assert await repair_nul_characters(fresh_database_url) == 2
     await wait_for_status(exchange, QUERIES, SERVING)
