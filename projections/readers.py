@@ -16,6 +16,7 @@ import asyncpg
 
 from projections.order_reducer import average
 from projections.views import FillView, OrderView, TradeView
+from server.eventstore.port import LogPosition
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -183,6 +184,22 @@ class OrderViews:
         page = rows[:size]
         next_token = _encode_token("order", page[-1]["order_seq"]) if len(rows) > size else ""
         return [_order_of(row) for row in page], next_token
+
+    async def latest_trades_after(
+        self, instrument: str, after: LogPosition, limit: int
+    ) -> list[TradeView] | None:
+        """`instrument`'s trades after the log position `after`, oldest first; None when
+        there are more than `limit` of them (the caller pages through list_trades)."""
+        rows = await self._pool.fetch(
+            f"SELECT {_TRADE_FIELDS} FROM view_trades WHERE instrument = $1"
+            " ORDER BY trade_seq DESC LIMIT $2",
+            instrument,
+            limit + 1,
+        )
+        newer = [row for row in rows if LogPosition.parse(row["position"]) > after]
+        if len(newer) > limit:
+            return None
+        return [_trade_of(row) for row in reversed(newer)]
 
     async def list_trades(
         self,

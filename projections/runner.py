@@ -40,7 +40,8 @@ from projections.progress import ProjectionProgress
 from projections.readers import OrderViews
 from projections.redis_keys import DEFAULT_PREFIX
 from projections.redis_views import RedisViewBuilder
-from server.eventstore.port import EventStore
+from projections.views import TradeView
+from server.eventstore.port import EventStore, LogPosition
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures, StuckEvent
 from server.observability.consumer_lag import DEFAULT_INTERVAL_S, NOT_LOADED, LagWatcher, Reading
@@ -119,6 +120,21 @@ class ProjectionRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.live.close()
+
+    async def trades_after(
+        self, instrument: str, after: LogPosition, limit: int, timeout: float
+    ) -> list[TradeView] | None:
+        """The trades a subscriber that resumes after `after` missed, oldest first (None:
+        more than `limit`). Call it right after subscribing to the live trades: every trade
+        published live before that is by then in the PostgreSQL view too (it waits up to
+        `timeout` for that view to reach what the Redis builder has published), so history
+        and live together miss none. TimeoutError when the view stays behind."""
+        published = self.progress.position(self.redis_builder.name)
+        if published is not None and not await self.progress.wait_for(
+            published, timeout, names=(self.postgres_builder.name,)
+        ):
+            raise TimeoutError("the trades view is behind the live feed")
+        return await self.order_views.latest_trades_after(instrument, after, limit)
 
     async def catch_up(self, timeout: float | None = None) -> bool:
         """Wait until every builder has committed the log's head (True if it did in time).

@@ -223,7 +223,8 @@ class ExchangeApp:
             server,
         )
         market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(
-            MarketDataServicer(projections.live, self.instruments), server
+            MarketDataServicer(projections.live, self.instruments, projections.trades_after),
+            server,
         )
         diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
             DiagnosticsServicer(), server

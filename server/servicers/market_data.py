@@ -6,7 +6,7 @@ feed and its call ends with ABORTED ("resubscribe"), never stalling the others.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -17,7 +17,8 @@ from domain.instruments import Instrument
 from projections.live import SubscriberLagged
 from projections.views import BookSnapshot
 from server.errors import Refused
-from server.request_checks import known_instrument, require_id
+from server.eventstore.port import LogPosition
+from server.request_checks import known_instrument, log_position_of, require_id
 from server.servicers.convert import (
     decimal_text,
     order_message,
@@ -27,11 +28,23 @@ from server.servicers.convert import (
 )
 from server.servicers.status import abort_refused
 
+# A resumed trade stream replays at most this many missed trades (more: ListTrades).
+MAX_RESUMED_TRADES = 1000
+# How long a resume waits for the trades view to hold what the live feed published.
+RESUME_WAIT_S = 5.0
+TradesAfter = Callable[[str, LogPosition, int, float], Awaitable[list[Any] | None]]
+
 
 class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
-    def __init__(self, live_feeds: Any, instruments: Mapping[str, Instrument]) -> None:
+    def __init__(
+        self,
+        live_feeds: Any,
+        instruments: Mapping[str, Instrument],
+        trades_after: TradesAfter | None = None,
+    ) -> None:
         self._feeds = live_feeds
         self._instruments = instruments
+        self._trades_after = trades_after
 
     async def _check(self, context: grpc.aio.ServicerContext, check: Callable[[], Any]) -> None:
         """Run one of the door's checks; a refusal ends the call before it subscribes."""
@@ -52,14 +65,46 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         self, request: pb.StreamTradesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamTradesResponse]:
         await self._check_instrument(request.instrument, context)
+        after: LogPosition | None = None
+
+        def check_after() -> None:
+            nonlocal after
+            after = log_position_of("after_position", request.after_position)
+
+        await self._check(context, check_after)
         async with self._feeds.subscribe_trades(request.instrument) as subscription:
+            # Subscribed first, then the missed trades: together they miss none, and a live
+            # trade at or before the last one sent is skipped.
+            last = after
+            for trade in await self._missed_trades(request.instrument, after, context):
+                yield pb.StreamTradesResponse(trade=trade_message(trade), position=trade.position)
+                last = LogPosition.parse(trade.position)
             try:
                 async for trade in subscription:
+                    if last is not None and LogPosition.parse(trade.position) <= last:
+                        continue
                     yield pb.StreamTradesResponse(
                         trade=trade_message(trade), position=trade.position
                     )
             except SubscriberLagged as lagged:
                 await context.abort(grpc.StatusCode.ABORTED, str(lagged))
+
+    async def _missed_trades(
+        self, instrument: str, after: LogPosition | None, context: grpc.aio.ServicerContext
+    ) -> list[Any]:
+        if after is None or self._trades_after is None:
+            return []
+        try:
+            missed = await self._trades_after(instrument, after, MAX_RESUMED_TRADES, RESUME_WAIT_S)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the trades view is behind; retry")
+        if missed is None:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"more than {MAX_RESUMED_TRADES} trades since after_position: page through "
+                "ListTrades, then stream from the newest",
+            )
+        return missed
 
     async def StreamOrderBook(
         self, request: pb.StreamOrderBookRequest, context: grpc.aio.ServicerContext

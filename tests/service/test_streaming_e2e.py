@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import grpc
+import pytest
 from service_harness import Exchange
 from service_helpers import BTC, BUY, SELL, book, levels, limit, place, place_settled
 
@@ -144,3 +145,57 @@ async def test_read_your_writes_with_min_position(exchange: Exchange) -> None:
         query.ListOrdersRequest(user_id="alice", min_position=placed.position), timeout=30
     )
     assert [o.order_id for o in listed.orders] == [placed.order.order_id]
+
+
+async def _trades_of(exchange: Exchange, count: int) -> tuple[list[str], list[str]]:
+    """Place `count` trades against one resting sell; their taker ids and stream positions
+    (read from a live subscription opened before them)."""
+    call = exchange.market_data.StreamTrades(md.StreamTradesRequest(instrument=BTC))
+    await _subscribed(exchange, 1)
+    await place_settled(exchange, limit("maker", SELL, "100.00", "10.0"))
+    takers = [
+        await place_settled(exchange, limit(f"taker{n}", BUY, "100.00", "0.5"))
+        for n in range(count)
+    ]
+    async with asyncio.timeout(BOUND_S):
+        positions = [(await call.read()).position for _ in range(count)]
+    call.cancel()
+    return takers, positions
+
+
+async def test_stream_trades_resumes_after_a_position_with_no_gap_and_no_repeat(
+    exchange: Exchange,
+) -> None:
+    takers, positions = await _trades_of(exchange, 3)
+    resumed = exchange.market_data.StreamTrades(
+        md.StreamTradesRequest(instrument=BTC, after_position=positions[0])
+    )
+    async with asyncio.timeout(BOUND_S):
+        missed = [await resumed.read() for _ in range(2)]
+    assert [m.trade.taker_order_id for m in missed] == takers[1:]
+    assert [m.position for m in missed] == positions[1:]
+    later = await place_settled(exchange, limit("late", BUY, "100.00", "0.5"))
+    async with asyncio.timeout(BOUND_S):
+        live = await resumed.read()
+    resumed.cancel()
+    assert live.trade.taker_order_id == later
+
+
+async def test_stream_trades_refuses_a_resume_too_far_back_or_malformed(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.servicers import market_data
+
+    _, positions = await _trades_of(exchange, 3)
+    monkeypatch.setattr(market_data, "MAX_RESUMED_TRADES", 1)
+    for after, code in (
+        (positions[0], grpc.StatusCode.OUT_OF_RANGE),  # two missed, more than one
+        ("yesterday", grpc.StatusCode.INVALID_ARGUMENT),
+    ):
+        call = exchange.market_data.StreamTrades(
+            md.StreamTradesRequest(instrument=BTC, after_position=after)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async with asyncio.timeout(BOUND_S):
+                await call.read()
+        assert refused.value.code() == code

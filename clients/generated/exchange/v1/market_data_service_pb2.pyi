@@ -24,15 +24,22 @@ class StreamTradesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTRUMENT_FIELD_NUMBER: _builtins.int
+    AFTER_POSITION_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
+    after_position: _builtins.str
+    """Resume after a break: the `position` of the last trade received. The stream first
+    sends the instrument's trades after it (at most 1000; more is OUT_OF_RANGE: page
+    through ListTrades), then goes on live, none twice. Empty: from now on.
+    """
     def __init__(
         self,
         *,
         instrument: _builtins.str = ...,
+        after_position: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_position", b"after_position", "instrument", b"instrument"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
