@@ -294,9 +294,14 @@ class ExchangeClient:
 
     # --- market data streams -------------------------------------------------------------
 
-    def stream_trades(self, instrument: str) -> AsyncGenerator[TradeEvent, None]:
-        """Trades of `instrument` as they execute, until the caller stops iterating."""
-        request = market_data_service_pb2.StreamTradesRequest(instrument=instrument)
+    def stream_trades(
+        self, instrument: str, *, after_position: str = ""
+    ) -> AsyncGenerator[TradeEvent, None]:
+        """Trades of `instrument` as they execute, until the caller stops iterating; with
+        `after_position` (a trade's `position`), first the trades after it."""
+        request = market_data_service_pb2.StreamTradesRequest(
+            instrument=instrument, after_position=after_position
+        )
         return _server_stream(self._market_data.StreamTrades(request), trade_event_from_wire)
 
     def stream_order_book(

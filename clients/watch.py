@@ -1,7 +1,6 @@
 """`exchange watch`: follow a live stream, and keep following it when it breaks.
 
-The live streams start at the moment of subscribing (they cannot resume from a position).
-When one breaks, the watcher subscribes again and says so on stderr:
+When a stream breaks, the watcher subscribes again and says so on stderr:
 
 - `ABORTED` (the service dropped this subscriber for falling behind) or a gap in the book's
   sequence numbers: at once.
@@ -12,8 +11,9 @@ Each break counts as an attempt; a subscription that shows something new resets 
 After `retries` attempts in a row the watcher gives up with the last error (exit status 1).
 Trades and order updates carry their log `position`: the positions of the last
 `REMEMBERED_POSITIONS` messages shown are kept, and a message carrying one of them is not
-shown again. What was published while no subscription was open is not replayed; the
-notice says so. The book takes the new subscription's snapshot.
+shown again. The trade stream resumes after the last trade shown (`after_position`), so
+no trade is missed; order updates published while no subscription was open are not
+replayed (the notice says so). The book takes the new subscription's snapshot.
 """
 
 from __future__ import annotations
@@ -66,16 +66,20 @@ class _LogFeed:
 
     def __init__(
         self,
-        subscribe: Callable[[], AsyncGenerator[Any, None]],
+        subscribe_after: Callable[[str], AsyncGenerator[Any, None]],
         line: Callable[[Any], str],
         missed: str,
         output: Output,
     ) -> None:
-        self.subscribe = subscribe
+        self._subscribe_after = subscribe_after
         self.missed = missed
         self._line = line
         self._output = output
         self._shown = ShownPositions()
+        self._last_position = ""  # of the last message shown: where a resubscription resumes
+
+    def subscribe(self) -> AsyncGenerator[Any, None]:
+        return self._subscribe_after(self._last_position)
 
     def show(self, message: Any) -> bool:
         """Show `message` unless it was shown already; whether it was shown."""
@@ -83,6 +87,7 @@ class _LogFeed:
             return False
         self._output.show(message, self._line)
         self._shown.add(message.position)
+        self._last_position = message.position or self._last_position
         return True
 
 
@@ -138,14 +143,15 @@ def _feed(exchange: ExchangeClient, arguments: Any, output: Output) -> _LogFeed 
     if arguments.stream == "book":
         return _BookFeed(exchange, arguments.instrument, arguments.depth, output)
     if arguments.stream == "trades":
+        # The trade stream resumes after the last trade shown: nothing is missed.
         return _LogFeed(
-            lambda: exchange.stream_trades(arguments.instrument),
+            lambda after: exchange.stream_trades(arguments.instrument, after_position=after),
             render.trade_line,
-            "trades executed meanwhile are not shown",
+            "",
             output,
         )
     return _LogFeed(
-        lambda: exchange.stream_order_updates(arguments.user_id, instrument=arguments.instrument),
+        lambda _: exchange.stream_order_updates(arguments.user_id, instrument=arguments.instrument),
         render.order_update_line,
         "order updates meanwhile are not shown",
         output,

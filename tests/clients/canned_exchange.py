@@ -402,12 +402,14 @@ class CannedMarketData(market_data_service_pb2_grpc.MarketDataServiceServicer):
         self.trade_streams_ended: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.book_subscriptions: Counter[str] = Counter()
         self.trade_subscriptions: Counter[str] = Counter()
+        self.trade_after_positions: defaultdict[str, list[str]] = defaultdict(list)
         self.order_update_subscriptions: Counter[str] = Counter()
 
     async def StreamTrades(self, request, context):  # type: ignore[no-untyped-def]
         # Instruments named "endless..." park after two trades until the client cancels;
         # the handler records that it ended, however the cancellation reached it.
         self.trade_subscriptions[request.instrument] += 1
+        self.trade_after_positions[request.instrument].append(request.after_position)
         lagging = request.instrument.startswith("lagging")
         trade_ids = ["BTC-USD-1", "BTC-USD-2"]
         if lagging and self.trade_subscriptions[request.instrument] > 1:
