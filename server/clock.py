@@ -16,14 +16,17 @@ from datetime import UTC, datetime
 import structlog
 
 from server.eventstore.port import EventStore, ExpectedVersion, NewEvent
+from server.log_contract.mapper import encode
+from server.log_contract.records import ClockTicked
 from server.outage_errors import unavailable_reason
-from server.streams import CLOCK_STREAM, CLOCK_TICKED, format_time
+from server.streams import CLOCK_STREAM
 
 log = structlog.get_logger(__name__)
 
 
 def clock_tick_event(now: datetime) -> NewEvent:
-    return NewEvent(type=CLOCK_TICKED, data={"now": format_time(now)})
+    event_type, data, metadata = encode(ClockTicked(now=now))
+    return NewEvent(type=event_type, data=data, metadata=metadata)
 
 
 class Clock:

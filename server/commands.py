@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.codec import amend_to_dict, command_from_dict, command_to_dict
-from domain.commands import AmendOrder
+import msgspec
+
+from domain.codec import command_from_dict
+from domain.commands import AmendOrder, PlaceOrder
 from domain.errors import InvalidField
 from domain.instruments import Instrument
 from server.errors import (
@@ -39,14 +41,19 @@ from server.eventstore.port import (
     NewEvent,
     WrongExpectedVersion,
 )
+from server.log_contract.mapper import decode, decode_data, encode
+from server.log_contract.records import (
+    CancelAllRequested,
+    LogRecord,
+    OrderAmendRequested,
+    OrderCancelRequested,
+    OrderPlaceRequested,
+)
 from server.observability import metrics
 from server.order_state import OrderState, fold_order, load_order_state
 from server.request_checks import known_instrument, require_id
 from server.streams import (
-    CANCEL_ALL_REQUESTED,
     CORRELATION_ID,
-    ORDER_AMEND_REQUESTED,
-    ORDER_CANCEL_REQUESTED,
     ORDER_PLACE_REQUESTED,
     cancel_all_stream,
     format_time,
@@ -54,6 +61,7 @@ from server.streams import (
 )
 
 # Orders placed with a client_order_id get a name-based id, so a retry maps to the same stream.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ORDER_ID_NAMESPACE = uuid.UUID("4b1c3f0e-6f0a-4d55-9f1e-2f6f2c9a7e10")
 # A cancel/amend whose order changed between read and append re-checks this many times.
 MAX_CONFLICT_RETRIES = 20
@@ -92,9 +100,21 @@ class CommandOutcome:
     duplicate: bool = False
 
 
-def _order_terms(place_request: Mapping[str, Any]) -> dict[str, Any]:
+def _order_terms(place_request: LogRecord) -> LogRecord:
     """What a place request asks for, without when it was asked (the idempotency check)."""
-    return {key: value for key, value in place_request.items() if key != "requested_at"}
+    return msgspec.structs.replace(place_request, requested_at=_EPOCH)
+
+
+def _request_event(
+    record: LogRecord, correlation_id: str, metadata: Mapping[str, str] | None
+) -> NewEvent:
+    """The log event of a request record, correlated (and traced, when `metadata` says)."""
+    event_type, data, schema = encode(record)
+    return NewEvent(
+        type=event_type,
+        data=data,
+        metadata={CORRELATION_ID: correlation_id, **schema, **(metadata or {})},
+    )
 
 
 def order_id_for(user_id: str, client_order_id: str | None) -> str:
@@ -127,8 +147,10 @@ class CommandHandlers:
 
     # -- place ---------------------------------------------------------------------------
 
-    def _place_dict(self, request: PlaceOrderInput, order_id: str, now: datetime) -> dict[str, Any]:
-        """Validate `request` and return the normalised place command dict of the log."""
+    def _place_record(
+        self, request: PlaceOrderInput, order_id: str, now: datetime
+    ) -> OrderPlaceRequested:
+        """Validate `request` and return the place request the log will hold."""
         require_id("user_id", request.user_id)
         if request.client_order_id is not None:
             require_id("client_order_id", request.client_order_id)
@@ -178,7 +200,27 @@ class CommandHandlers:
             command = command_from_dict(raw, self._instruments)
         except InvalidField as error:
             raise InvalidArgument.from_field(error) from error
-        return command_to_dict(command, self._instruments)
+        assert isinstance(command, PlaceOrder)
+        instrument = self._instruments[command.instrument]
+        return OrderPlaceRequested(
+            user_id=request.user_id,
+            requested_at=now,
+            order_id=order_id,
+            instrument=command.instrument,
+            side=command.side,
+            type=command.order_type,
+            quantity=instrument.lots_to_quantity(command.quantity),
+            price=None if command.price is None else instrument.ticks_to_price(command.price),
+            stop_price=None
+            if command.stop_price is None
+            else instrument.ticks_to_price(command.stop_price),
+            time_in_force=command.time_in_force,
+            expire_time=request.expire_time,
+            post_only=command.post_only,
+            max_slippage_bps=command.max_slippage_bps,
+            stp=command.stp,
+            client_order_id=request.client_order_id or "",
+        )
 
     @staticmethod
     def _check_shape(request: PlaceOrderInput, time_in_force: str) -> None:
@@ -216,14 +258,9 @@ class CommandHandlers:
         self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
     ) -> tuple[str, NewEvent]:
         """Validate and build the OrderPlaceRequested event (order id, event); no I/O."""
-        now = self._now()
         order_id = order_id_for(request.user_id, request.client_order_id)
-        data = self._place_dict(request, order_id, now)
-        data["user_id"] = request.user_id
-        data["client_order_id"] = request.client_order_id or ""
-        data["requested_at"] = format_time(now)
-        event_metadata = {CORRELATION_ID: order_id, **(metadata or {})}
-        return order_id, NewEvent(type=ORDER_PLACE_REQUESTED, data=data, metadata=event_metadata)
+        record = self._place_record(request, order_id, self._now())
+        return order_id, _request_event(record, order_id, metadata)
 
     async def place_order(
         self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
@@ -243,7 +280,9 @@ class CommandHandlers:
         """The order a retry names, when the retry asks for exactly that order again."""
         events = await self._event_store.read_stream(order_stream(order_id))
         state = fold_order(order_id, events)
-        if state is None or _order_terms(events[0].data) != _order_terms(retry):
+        if state is None or _order_terms(decode(events[0])) != _order_terms(
+            decode_data(ORDER_PLACE_REQUESTED, retry)
+        ):
             raise IdempotencyConflict(
                 f"client_order_id {retry.get('client_order_id')!r} already names an order "
                 "with other parameters"
@@ -288,17 +327,10 @@ class CommandHandlers:
         self, user_id: str, order_id: str, metadata: Mapping[str, str] | None = None
     ) -> CommandOutcome:
         def build(state: OrderState) -> NewEvent:
-            data = {
-                "op": "cancel",
-                "order_id": order_id,
-                "user_id": user_id,
-                "requested_at": format_time(self._now()),
-            }
-            return NewEvent(
-                type=ORDER_CANCEL_REQUESTED,
-                data=data,
-                metadata={CORRELATION_ID: order_id, **(metadata or {})},
+            record = OrderCancelRequested(
+                user_id=user_id, requested_at=self._now(), order_id=order_id
             )
+            return _request_event(record, order_id, metadata)
 
         return await self._append_checked(user_id, order_id, build)
 
@@ -308,22 +340,21 @@ class CommandHandlers:
         """Write a user's cancel-all request; its position in the log. The engine cancels
         what of theirs is open when it reads the request (orders placed later stay)."""
         require_id("user_id", user_id)
-        data: dict[str, Any] = {"op": "cancel_all", "user_id": user_id}
-        if known_instrument(self._instruments, "instrument", instrument or "", required=False):
-            data["instrument"] = instrument
-        data["requested_at"] = format_time(self._now())
-        stream = cancel_all_stream(user_id)
-        event = NewEvent(
-            type=CANCEL_ALL_REQUESTED,
-            data=data,
-            metadata={CORRELATION_ID: stream, **(metadata or {})},
+        record = CancelAllRequested(
+            user_id=user_id,
+            requested_at=self._now(),
+            instrument=known_instrument(
+                self._instruments, "instrument", instrument or "", required=False
+            ),
         )
+        stream = cancel_all_stream(user_id)
+        event = _request_event(record, stream, metadata)
         result = await self._append(stream, event, ExpectedVersion.ANY)
         return result.positions[0]
 
-    def _amend_dict(
-        self, state: OrderState, price: str | None, quantity: str | None
-    ) -> dict[str, Any]:
+    def _amend_record(
+        self, state: OrderState, user_id: str, price: str | None, quantity: str | None
+    ) -> OrderAmendRequested:
         if not price and not quantity:
             raise InvalidArgument.of("quantity", "REQUIRED", "an amend needs a price or quantity")
         if price and state.type not in ("LIMIT", "STOP_LIMIT"):
@@ -342,7 +373,17 @@ class CommandHandlers:
         except InvalidField as error:
             raise InvalidArgument.from_field(error) from error
         assert isinstance(command, AmendOrder)
-        return amend_to_dict(command, self._instruments[state.instrument])
+        instrument = self._instruments[state.instrument]
+        return OrderAmendRequested(
+            user_id=user_id,
+            requested_at=self._now(),
+            order_id=state.order_id,
+            instrument=state.instrument,
+            price=None if command.price is None else instrument.ticks_to_price(command.price),
+            quantity=None
+            if command.quantity is None
+            else instrument.lots_to_quantity(command.quantity),
+        )
 
     async def amend_order(
         self,
@@ -353,14 +394,8 @@ class CommandHandlers:
         metadata: Mapping[str, str] | None = None,
     ) -> CommandOutcome:
         def build(state: OrderState) -> NewEvent:
-            data = self._amend_dict(state, price, quantity)
-            data["user_id"] = user_id
-            data["instrument"] = state.instrument
-            data["requested_at"] = format_time(self._now())
-            return NewEvent(
-                type=ORDER_AMEND_REQUESTED,
-                data=data,
-                metadata={CORRELATION_ID: order_id, **(metadata or {})},
+            return _request_event(
+                self._amend_record(state, user_id, price, quantity), order_id, metadata
             )
 
         return await self._append_checked(user_id, order_id, build)
