@@ -511,8 +511,9 @@ async def test_a_catch_up_page_walks_the_index_never_sorts_the_log(
 
 
 async def test_the_append_function_keeps_its_plan_settings(pg_store: PostgresEventStore) -> None:
-    """Replacing a function (CREATE OR REPLACE) drops its SET clauses: every migration that
-    replaces one must attach them again, or plans degrade to sequential scans."""
+    """Replacing a function (CREATE OR REPLACE) without its SET clauses drops them: a
+    migration that replaces es_append_each must repeat them, or plans degrade to sequential
+    scans."""
     async with pg_store.pool.acquire() as connection:
         rows = await connection.fetch(
             "SELECT proname, proconfig FROM pg_proc WHERE proname LIKE 'es\\_append%'"
