@@ -170,7 +170,7 @@ class OrdersReducer:
         self.orders[order_id] = state
         self._created.add(order_id)
         self.batch.created_order_ids.append(order_id)
-        self._touch(state, event)
+        self._touch(state, event, updated_at=state.created_at)
 
     def _on_accepted(self, event: LogEvent) -> None:
         state = self._state_for(event)
@@ -307,8 +307,16 @@ class OrdersReducer:
             self.batch.created_order_ids.append(order_id)
         return state
 
-    def _touch(self, state: OrderState, event: LogEvent, trade_id: str | None = None) -> None:
-        state.updated_at = event.recorded_at
+    def _touch(
+        self,
+        state: OrderState,
+        event: LogEvent,
+        trade_id: str | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """Record that `event` changed `state`: at its recording time, or at `updated_at`
+        (a place request: when it was asked, the time its command response shows too)."""
+        state.updated_at = updated_at or event.recorded_at
         if state.order_id not in self._created and state.order_id not in self._changed:
             self._changed.add(state.order_id)
             self.batch.changed_order_ids.append(state.order_id)

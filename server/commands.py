@@ -39,6 +39,7 @@ from server.eventstore.port import (
     ExpectedVersion,
     LogPosition,
     NewEvent,
+    RecordedEvent,
     WrongExpectedVersion,
 )
 from server.log_contract.mapper import decode, decode_data, encode
@@ -58,6 +59,7 @@ from server.streams import (
     cancel_all_stream,
     format_time,
     order_stream,
+    parse_time,
 )
 
 # Orders placed with a client_order_id get a name-based id, so a retry maps to the same stream.
@@ -273,7 +275,18 @@ class CommandHandlers:
             if not request.client_order_id:
                 raise  # a uuid4 collision: never in practice
             return await self._original_order(order_id, event.data)
-        order = OrderState.from_place_request(order_id, event.data, result.positions[0])
+        placed = RecordedEvent(
+            event_id=event.event_id,
+            stream=stream,
+            version=0,
+            position=result.positions[0],
+            type=event.type,
+            data=dict(event.data),
+            metadata=dict(event.metadata),
+            recorded_at=parse_time(event.data["requested_at"]),
+        )
+        order = fold_order(order_id, [placed])
+        assert order is not None
         return CommandOutcome(order=order, position=result.positions[0])
 
     async def _original_order(self, order_id: str, retry: Mapping[str, Any]) -> CommandOutcome:
