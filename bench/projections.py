@@ -34,9 +34,9 @@ from domain.instruments import Instrument
 from projections.rebuild import rebuild
 from projections.redis_views import drop_redis_views
 from projections.runner import ProjectionRunner
-from server import streams
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
+from server.log_contract import layout as streams
 from server.observability.logging import configure_logging
 
 INSTRUMENT = Instrument("BTC-USD", Decimal("0.01"), Decimal("0.0001"))

@@ -40,12 +40,12 @@ import asyncpg
 import orjson
 
 from domain.errors import InvalidField
-from server import streams
 from server.engine_inputs import InputTranslator, new_engine
 from server.engine_runner import INPUT_FILTER, EngineRunner
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
 from server.instrument_config import load_instruments
+from server.log_contract import layout as streams
 from server.observability.logging import configure_logging
 from server.settings import DEFAULT_INSTRUMENTS_FILE, Settings
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from server import streams
+from server.log_contract import layout as streams
 
 # Engine result types the read side understands (names fixed by issue #2).
 ORDER_ACCEPTED = "OrderAccepted"

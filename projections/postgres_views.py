@@ -27,8 +27,8 @@ from projections.live import LiveFeeds
 from projections.order_reducer import OrdersReducer, OrderState, ReducedBatch
 from projections.postgres_schema import CHECKPOINTS_TABLE, drop_views, migrate
 from projections.views import OrderUpdate
-from server import streams
 from server.eventstore.port import LogPosition, RecordedEvent
+from server.log_contract import layout as streams
 from server.observability import metrics
 
 __all__ = ["PostgresViewBuilder", "drop_views", "load_checkpoint", "migrate"]

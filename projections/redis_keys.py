@@ -24,7 +24,7 @@ from decimal import Decimal
 import orjson
 
 from projections.views import TradeView
-from server.streams import format_time, parse_time
+from server.log_contract.layout import format_time, parse_time
 
 DEFAULT_PREFIX = "exchange:"
 

@@ -55,8 +55,8 @@ from projections.redis_keys import (
     trade_to_json,
 )
 from projections.views import BUY, SELL, BookUpdate, TradeView
-from server import streams
 from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
+from server.log_contract import layout as streams
 from server.observability import metrics
 
 logger = structlog.get_logger(__name__)

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import structlog
 
 from server.eventstore.port import EventStore, ExpectedVersion, NewEvent
+from server.log_contract.layout import CLOCK_STREAM
 from server.log_contract.mapper import encode
 from server.log_contract.records import ClockTicked
 from server.outage_errors import unavailable_reason
-from server.streams import CLOCK_STREAM
 
 log = structlog.get_logger(__name__)
 

@@ -42,6 +42,14 @@ from server.eventstore.port import (
     RecordedEvent,
     WrongExpectedVersion,
 )
+from server.log_contract.layout import (
+    CORRELATION_ID,
+    ORDER_PLACE_REQUESTED,
+    cancel_all_stream,
+    format_time,
+    order_stream,
+    parse_time,
+)
 from server.log_contract.mapper import decode, decode_data, encode
 from server.log_contract.records import (
     CancelAllRequested,
@@ -53,14 +61,6 @@ from server.log_contract.records import (
 from server.observability import metrics
 from server.order_state import OrderState, fold_order, load_order_state
 from server.request_checks import known_instrument, require_id
-from server.streams import (
-    CORRELATION_ID,
-    ORDER_PLACE_REQUESTED,
-    cancel_all_stream,
-    format_time,
-    order_stream,
-    parse_time,
-)
 
 # Orders placed with a client_order_id get a name-based id, so a retry maps to the same stream.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -30,6 +30,14 @@ from domain.engine import MatchingEngine
 from domain.errors import InvalidField
 from domain.input_rules import check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
+from server.log_contract.layout import (
+    ENGINE_INPUT_EVENT_TYPES,
+    ORDER_AMEND_REQUESTED,
+    ORDER_CANCEL_REQUESTED,
+    ORDER_PLACE_REQUESTED,
+    order_stream,
+    trades_stream,
+)
 from server.log_contract.mapper import decode_data
 from server.log_contract.records import (
     CancelAllRequested,
@@ -38,14 +46,6 @@ from server.log_contract.records import (
     OrderCancelRequested,
     OrderPlaceRequested,
     Request,
-)
-from server.streams import (
-    ENGINE_INPUT_EVENT_TYPES,
-    ORDER_AMEND_REQUESTED,
-    ORDER_CANCEL_REQUESTED,
-    ORDER_PLACE_REQUESTED,
-    order_stream,
-    trades_stream,
 )
 
 TRADE_EXECUTED = "TradeExecuted"

@@ -68,11 +68,7 @@ from server.eventstore.port import (
     StreamAppend,
     WrongExpectedVersion,
 )
-from server.observability import metrics
-from server.observability.consumer_failures import ConsumerFailures
-from server.observability.consumer_lag import DEFAULT_INTERVAL_S, NOT_LOADED, LagWatcher, Reading
-from server.observability.tracing import span_from_metadata
-from server.streams import (
+from server.log_contract.layout import (
     CAUSATION_ID,
     CORRELATION_ID,
     ENGINE_BATCH_PROCESSED,
@@ -85,6 +81,10 @@ from server.streams import (
     engine_stream,
     parse_time,
 )
+from server.observability import metrics
+from server.observability.consumer_failures import ConsumerFailures
+from server.observability.consumer_lag import DEFAULT_INTERVAL_S, NOT_LOADED, LagWatcher, Reading
+from server.observability.tracing import span_from_metadata
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from projections.order_reducer import OrdersReducer
 from projections.views import OrderView
 from server.eventstore.port import EventStore, LogPosition, RecordedEvent
-from server.streams import ORDER_PLACE_REQUESTED, order_stream
+from server.log_contract.layout import ORDER_PLACE_REQUESTED, order_stream
 
 CLOSED_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
 

@@ -24,8 +24,8 @@ from domain.codec import command_from_dict, event_to_dict
 from domain.engine import MatchingEngine
 from domain.instruments import Instrument
 from projections.views import PriceLevel
-from server import streams
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
+from server.log_contract import layout as streams
 
 INSTRUMENTS = {
     "BTC-USD": Instrument("BTC-USD", Decimal("0.01"), Decimal("0.0001")),

@@ -35,9 +35,9 @@ from projections.postgres_views import load_checkpoint
 from projections.rebuild import rebuild
 from projections.redis_views import BUILDER_NAME as REDIS
 from projections.runner import ProjectionRunner
-from server import streams
 from server.eventstore import EventStore
 from server.eventstore.port import NewEvent, RecordedEvent, StreamAppend
+from server.log_contract import layout as streams
 from server.observability.consumer_failures import ConsumerFailures, StuckEvent
 
 WAIT_S = 30.0

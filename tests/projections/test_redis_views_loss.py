@@ -27,9 +27,9 @@ from projections.redis_keys import RedisKeys
 from projections.redis_views import VIEWS_CHECK_EVERY_S, RedisViewBuilder, drop_redis_views
 from projections.runner import ProjectionRunner
 from projections.views import BookSnapshot, BookUpdate, PriceLevel
-from server import streams
 from server.eventstore import EventStore
 from server.eventstore.port import LogPosition, NewEvent
+from server.log_contract import layout as streams
 
 WAIT_S = 30.0
 

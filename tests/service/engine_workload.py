@@ -16,7 +16,7 @@ from server.engine_inputs import replay_inputs, route
 from server.engine_runner import INPUT_FILTER, last_event
 from server.errors import Refused
 from server.eventstore.port import ANY, EventStore, LogPosition, RecordedEvent
-from server.streams import CLOCK_STREAM, REQUEST_EVENT_TYPES, engine_stream
+from server.log_contract.layout import CLOCK_STREAM, REQUEST_EVENT_TYPES, engine_stream
 
 POLL_S = 0.02
 BOUND_S = 120.0

@@ -93,7 +93,7 @@ from clients.generated.exchange.v1 import (
 from clients.generated.exchange.v1 import types_pb2 as types
 from server.app import ExchangeApp
 from server.eventstore.port import LogPosition
-from server.streams import REQUEST_EVENT_TYPES
+from server.log_contract.layout import REQUEST_EVENT_TYPES
 
 # A Redis database of this module's own: the other service tests FLUSHDB theirs per test.
 ADVERSARIAL_TEST_REDIS_DB = 14

@@ -22,7 +22,7 @@ from service_helpers import (
 
 from clients.generated.exchange.v1 import order_command_service_pb2 as cmd
 from clients.generated.exchange.v1 import types_pb2 as types
-from server.streams import cancel_all_stream
+from server.log_contract.layout import cancel_all_stream
 
 
 async def _cancel_all(exchange: Exchange, user_id: str, instrument: str = "") -> None:

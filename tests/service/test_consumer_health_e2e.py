@@ -28,9 +28,9 @@ from clients.generated.exchange.v1 import (
     order_query_service_pb2_grpc,
 )
 from clients.generated.exchange.v1 import types_pb2 as types
-from server import streams
 from server.app import SERVICE_NAMES, ExchangeApp
 from server.eventstore.port import NewEvent, RecordedEvent
+from server.log_contract import layout as streams
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -27,9 +27,14 @@ from server.engine_runner import EngineRunner
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition, NewEvent, RecordedEvent
 from server.instrument_config import load_instruments
+from server.log_contract.layout import (
+    CLOCK_STREAM,
+    CLOCK_TICKED,
+    engine_snapshot_stream,
+    order_stream,
+)
 from server.observability.consumer_failures import StuckEvent
 from server.settings import DEFAULT_INSTRUMENTS_FILE
-from server.streams import CLOCK_STREAM, CLOCK_TICKED, engine_snapshot_stream, order_stream
 
 INSTRUMENTS = load_instruments(DEFAULT_INSTRUMENTS_FILE)
 WAIT_S = 30.0

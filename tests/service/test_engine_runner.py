@@ -31,8 +31,8 @@ from server.engine_runner import EngineRunner, FencedOut
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition
 from server.instrument_config import load_instruments
+from server.log_contract.layout import engine_snapshot_stream, engine_stream, order_stream
 from server.settings import DEFAULT_INSTRUMENTS_FILE
-from server.streams import engine_snapshot_stream, engine_stream, order_stream
 
 INSTRUMENTS = load_instruments(DEFAULT_INSTRUMENTS_FILE)
 REPO = Path(__file__).resolve().parents[2]

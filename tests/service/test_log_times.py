@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from server.streams import format_time, parse_time
+from server.log_contract.layout import format_time, parse_time
 
 
 def test_times_are_utc_with_six_fraction_digits_and_a_z() -> None:

@@ -25,7 +25,7 @@ from clients.generated.exchange.v1 import order_query_service_pb2 as query
 from clients.generated.exchange.v1 import types_pb2 as types
 from server.clock import clock_tick_event
 from server.eventstore.port import ANY
-from server.streams import CLOCK_STREAM
+from server.log_contract.layout import CLOCK_STREAM
 
 
 async def test_crossing_limit_orders_trade_at_the_makers_price(exchange: Exchange) -> None:

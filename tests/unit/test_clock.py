@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from server.clock import Clock
 from server.eventstore import open_event_store
-from server.streams import CLOCK_STREAM
+from server.log_contract.layout import CLOCK_STREAM
 
 
 async def test_an_outage_pauses_ticks_with_one_line_and_resuming_says_so() -> None:

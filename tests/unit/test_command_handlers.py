@@ -16,7 +16,7 @@ import pytest
 from server.commands import CommandHandlers, PlaceOrderInput
 from server.errors import IdempotencyConflict, NotOrderOwner, OrderClosed, OrderNotFound
 from server.eventstore import EventStore, LogPosition
-from server.streams import order_stream
+from server.log_contract.layout import order_stream
 
 
 def sell(

@@ -16,7 +16,7 @@ from domain.instruments import Instrument
 from server.commands import CommandHandlers, PlaceOrderInput
 from server.engine_runner import EngineRunner, FencedOut
 from server.eventstore import EventStore
-from server.streams import engine_stream, order_stream, trades_stream
+from server.log_contract.layout import engine_stream, order_stream, trades_stream
 
 RunEngine = Callable[..., Awaitable[EngineRunner]]
 

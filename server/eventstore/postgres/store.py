@@ -41,8 +41,8 @@ from server.eventstore.postgres.group_commit import (
     GroupCommitWriter,
     call_append_retrying,
 )
+from server.eventstore.postgres.notify import ChangeSignal, CommitNotifier, NotificationListener
 from server.eventstore.postgres.schema import migrate
-from server.eventstore.postgres.signal import ChangeSignal, CommitNotifier, NotificationListener
 from server.pg_pools import keep_session, run_to_completion
 
 _COLUMNS = "position, tx_id, event_id, stream, version, type, data, metadata, recorded_at"
