@@ -1,14 +1,14 @@
-"""Typed refusals of commands and queries, each mapping to one gRPC status code.
+"""Typed refusals of commands and queries, each naming its canonical status.
 
-Handlers raise these; the servicers translate them to status codes (and, for invalid
-arguments, google.rpc.BadRequest field violations). Nothing is appended for a refusal.
+Handlers raise these; only the transports know what a status is on the wire: the gRPC
+servicers map `status` to a gRPC code (server/servicers/status.py; invalid arguments with
+google.rpc.BadRequest field violations), an HTTP route would map it to its status code.
+The names are google.rpc.Code's. Nothing is appended for a refusal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import grpc
 
 from domain.errors import InvalidField
 
@@ -31,9 +31,9 @@ def _cut(text: str, limit: int) -> str:
 
 
 class Refused(Exception):
-    """A request the service refuses; ``code`` is the gRPC status it maps to."""
+    """A request the service refuses; ``status`` names the canonical status it maps to."""
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    status: str = "UNKNOWN"  # a google.rpc.Code name
 
     def __init__(self, message: str) -> None:
         message = _cut(message, MAX_MESSAGE_CHARS)
@@ -42,7 +42,7 @@ class Refused(Exception):
 
 
 class InvalidArgument(Refused):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
     def __init__(self, violations: list[FieldViolation]) -> None:
         violations = [
@@ -63,7 +63,7 @@ class InvalidArgument(Refused):
 
 
 class OrderNotFound(Refused):
-    code = grpc.StatusCode.NOT_FOUND
+    status = "NOT_FOUND"
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id!r} not found")
@@ -71,7 +71,7 @@ class OrderNotFound(Refused):
 
 
 class NotOrderOwner(Refused):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    status = "PERMISSION_DENIED"
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id!r} belongs to another user")
@@ -79,25 +79,25 @@ class NotOrderOwner(Refused):
 
 
 class OrderClosed(Refused):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = "FAILED_PRECONDITION"
 
-    def __init__(self, order_id: str, status: str) -> None:
-        super().__init__(f"order {order_id!r} is closed ({status})")
+    def __init__(self, order_id: str, order_status: str) -> None:
+        super().__init__(f"order {order_id!r} is closed ({order_status})")
         self.order_id = order_id
-        self.status = status
+        self.order_status = order_status
 
 
 class IdempotencyConflict(Refused):
     """A client_order_id already names an order with other parameters (or another owner)."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    status = "ALREADY_EXISTS"
 
 
 class PositionBeyondLog(Refused):
     """A `min_position` token the log has not reached: no wait could ever end."""
 
-    code = grpc.StatusCode.OUT_OF_RANGE
+    status = "OUT_OF_RANGE"
 
 
 class Unavailable(Refused):
-    code = grpc.StatusCode.UNAVAILABLE
+    status = "UNAVAILABLE"

@@ -46,7 +46,7 @@ async def _counted(
         try:
             result = await call
         except Refused as refusal:
-            metrics.record_command(command, refusal.code.name)
+            metrics.record_command(command, refusal.status)
             await abort_refused(context, refusal)
     metrics.record_command(command, "appended")
     return result
@@ -63,7 +63,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
                     place_input(request), inject_trace_context()
                 )
             except Refused as refusal:
-                metrics.record_command("place", refusal.code.name)
+                metrics.record_command("place", refusal.status)
                 raise
         metrics.record_command("place", "duplicate" if outcome.duplicate else "appended")
         if not outcome.duplicate:

@@ -40,7 +40,7 @@ from server.servicers.status import abort_refused
 
 
 class ViewsBehind(Refused):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    status = "DEADLINE_EXCEEDED"
 
 
 class ReadYourWrites:

@@ -13,8 +13,13 @@ from clients.generated.exchange.v1 import types_pb2
 from server.errors import InvalidArgument, Refused
 
 
+def grpc_code(refusal: Refused) -> grpc.StatusCode:
+    """The gRPC code of a refusal's status (the one place that maps them)."""
+    return grpc.StatusCode[refusal.status]
+
+
 def rich_status(refusal: Refused) -> grpc.Status:
-    status = status_pb2.Status(code=refusal.code.value[0], message=refusal.message)
+    status = status_pb2.Status(code=grpc_code(refusal).value[0], message=refusal.message)
     if isinstance(refusal, InvalidArgument):
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
@@ -41,7 +46,7 @@ def command_error(refusal: Refused) -> types_pb2.CommandError:
     """The in-stream form of a refusal (StreamPlaceOrders answers)."""
     violations = getattr(refusal, "violations", ())
     return types_pb2.CommandError(
-        code=refusal.code.value[0],
+        code=grpc_code(refusal).value[0],
         message=refusal.message,
         field_violations=[
             types_pb2.FieldViolation(

@@ -170,5 +170,8 @@ async def test_cancelling_a_closed_order_is_refused_and_appends_nothing(
     with pytest.raises(OrderClosed) as refused:
         await handlers.cancel_order("bob", order_id)
 
-    assert refused.value.status == "CANCELLED"
+    assert (refused.value.status, refused.value.order_status) == (
+        "FAILED_PRECONDITION",
+        "CANCELLED",
+    )
     assert await store.head_position() == head
