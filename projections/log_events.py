@@ -14,18 +14,18 @@ from typing import Any, Protocol
 
 from server.log_contract import layout as streams
 
-# Engine result types the read side understands (names fixed by issue #2).
-ORDER_ACCEPTED = "OrderAccepted"
-ORDER_REJECTED = "OrderRejected"
-TRADE_EXECUTED = "TradeExecuted"
-ORDER_PARTIALLY_FILLED = "OrderPartiallyFilled"
-ORDER_FILLED = "OrderFilled"
-ORDER_CANCELLED = "OrderCancelled"
-ORDER_EXPIRED = "OrderExpired"
-ORDER_AMENDED = "OrderAmended"
-CANCEL_REJECTED = "CancelRejected"
-AMEND_REJECTED = "AmendRejected"
-STOP_TRIGGERED = "StopTriggered"
+# Event types the read side understands: the log contract's names.
+ORDER_ACCEPTED = streams.ORDER_ACCEPTED
+ORDER_REJECTED = streams.ORDER_REJECTED
+TRADE_EXECUTED = streams.TRADE_EXECUTED
+ORDER_PARTIALLY_FILLED = streams.ORDER_PARTIALLY_FILLED
+ORDER_FILLED = streams.ORDER_FILLED
+ORDER_CANCELLED = streams.ORDER_CANCELLED
+ORDER_EXPIRED = streams.ORDER_EXPIRED
+ORDER_AMENDED = streams.ORDER_AMENDED
+CANCEL_REJECTED = streams.CANCEL_REJECTED
+AMEND_REJECTED = streams.AMEND_REJECTED
+STOP_TRIGGERED = streams.STOP_TRIGGERED
 ORDER_PLACE_REQUESTED = streams.ORDER_PLACE_REQUESTED
 
 # Events that change a view; batches of nothing else are skipped.

@@ -35,6 +35,8 @@ from server.log_contract.layout import (
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_PLACE_REQUESTED,
+    ORDER_REJECTED,
+    TRADE_EXECUTED,
     order_stream,
     trades_stream,
 )
@@ -48,7 +50,6 @@ from server.log_contract.records import (
     Request,
 )
 
-TRADE_EXECUTED = "TradeExecuted"
 UNRECORDED_EVENT_TYPES = frozenset({"ClockAdvanced"})
 
 
@@ -192,7 +193,7 @@ def refused_input(
         "rejected_at": data.get("requested_at"),
     }
     if event_type == ORDER_PLACE_REQUESTED:
-        return [{"type": "OrderRejected", "user_id": data.get("user_id"), **common}]
+        return [{"type": ORDER_REJECTED, "user_id": data.get("user_id"), **common}]
     if event_type == ORDER_CANCEL_REQUESTED:
         return [{"type": "CancelRejected", **common}]
     if event_type == ORDER_AMEND_REQUESTED:

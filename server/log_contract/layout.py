@@ -29,6 +29,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
+from server.log_contract import records
 from server.log_contract.mapper import format_log_time
 
 ORDER_STREAM_PREFIX: Final = "order-"
@@ -38,14 +39,26 @@ ENGINE_STREAM_PREFIX: Final = "engine-"
 ENGINE_SNAPSHOT_STREAM_PREFIX: Final = "engine-snapshot-"
 CANCEL_ALL_STREAM_PREFIX: Final = "cancel-all-"  # a user's CancelAllRequested events
 
-# Event types the service (not the engine) defines.
-ORDER_PLACE_REQUESTED: Final = "OrderPlaceRequested"
-ORDER_CANCEL_REQUESTED: Final = "OrderCancelRequested"
-ORDER_AMEND_REQUESTED: Final = "OrderAmendRequested"
-CANCEL_ALL_REQUESTED: Final = "CancelAllRequested"
-CLOCK_TICKED: Final = "ClockTicked"
-ENGINE_BATCH_PROCESSED: Final = "EngineBatchProcessed"
-ENGINE_SNAPSHOT_TAKEN: Final = "EngineSnapshotTaken"
+# Event types: each is its record class's name (server.log_contract.records), never
+# written out by hand elsewhere.
+ORDER_PLACE_REQUESTED: Final = records.OrderPlaceRequested.__name__
+ORDER_CANCEL_REQUESTED: Final = records.OrderCancelRequested.__name__
+ORDER_AMEND_REQUESTED: Final = records.OrderAmendRequested.__name__
+CANCEL_ALL_REQUESTED: Final = records.CancelAllRequested.__name__
+CLOCK_TICKED: Final = records.ClockTicked.__name__
+ENGINE_BATCH_PROCESSED: Final = records.EngineBatchProcessed.__name__
+ENGINE_SNAPSHOT_TAKEN: Final = records.EngineSnapshotTaken.__name__
+ORDER_ACCEPTED: Final = records.OrderAccepted.__name__
+ORDER_REJECTED: Final = records.OrderRejected.__name__
+TRADE_EXECUTED: Final = records.TradeExecuted.__name__
+ORDER_PARTIALLY_FILLED: Final = records.OrderPartiallyFilled.__name__
+ORDER_FILLED: Final = records.OrderFilled.__name__
+ORDER_CANCELLED: Final = records.OrderCancelled.__name__
+ORDER_EXPIRED: Final = records.OrderExpired.__name__
+ORDER_AMENDED: Final = records.OrderAmended.__name__
+CANCEL_REJECTED: Final = records.CancelRejected.__name__
+AMEND_REJECTED: Final = records.AmendRejected.__name__
+STOP_TRIGGERED: Final = records.StopTriggered.__name__
 
 # What the engine runner consumes: requests on order streams, users' cancel-all requests
 # and clock ticks.
