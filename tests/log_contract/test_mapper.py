@@ -177,3 +177,8 @@ def test_engine_results_encoded_by_the_domain_codec_decode() -> None:
             k: v for k, v in data.items() if not k.endswith("_at")
         }
         assert all(encoded[k].endswith(".000000Z") for k in encoded if k.endswith("_at"))
+
+
+def test_the_contract_document_names_every_record_type() -> None:
+    document = (Path(__file__).parents[2] / "docs" / "log-contract.md").read_text()
+    assert [name for name in RECORD_TYPES if f"| `{name}`" not in document] == []
