@@ -46,6 +46,7 @@ from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
 from server.observability.logging import configure_logging
 from server.observability.tracing import configure_tracing
+from server.outcomes import OutcomeWaiter
 from server.pg_pools import keep_session
 from server.readiness import Readiness
 from server.servicers.commands import OrderCommandServicer
@@ -206,7 +207,12 @@ class ExchangeApp:
         interceptors = [*server_interceptors(), OutageInterceptor()]
         server = grpc.aio.server(interceptors=interceptors, options=GRPC_OPTIONS)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
-            OrderCommandServicer(self.handlers), server
+            OrderCommandServicer(
+                self.handlers,
+                OutcomeWaiter(projections.event_store, projections.progress),
+                self.settings.query_wait_default_s,
+            ),
+            server,
         )
         order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(
             OrderQueryServicer(

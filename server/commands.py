@@ -60,6 +60,7 @@ from server.log_contract.records import (
 )
 from server.observability import metrics
 from server.order_state import OrderState, fold_order, load_order_state
+from server.outcomes import RequestRef
 from server.request_checks import known_instrument, require_id
 
 # Orders placed with a client_order_id get a name-based id, so a retry maps to the same stream.
@@ -100,6 +101,9 @@ class CommandOutcome:
     order: OrderState
     position: LogPosition
     duplicate: bool = False
+    # The request the engine answers (the original place request on a duplicate), for
+    # waiting on its outcome (server.outcomes).
+    request: RequestRef | None = None
 
 
 def _order_terms(place_request: LogRecord) -> LogRecord:
@@ -116,6 +120,15 @@ def _request_event(
         type=event_type,
         data=data,
         metadata={CORRELATION_ID: correlation_id, **schema, **(metadata or {})},
+    )
+
+
+def _appended(state: OrderState, event: NewEvent, result: AppendResult) -> CommandOutcome:
+    """The outcome of a cancel or amend request written to the order's stream."""
+    return CommandOutcome(
+        order=state,
+        position=result.positions[0],
+        request=RequestRef(state.order_id, result.first_version, event.event_id),
     )
 
 
@@ -287,7 +300,11 @@ class CommandHandlers:
         )
         order = fold_order(order_id, [placed])
         assert order is not None
-        return CommandOutcome(order=order, position=result.positions[0])
+        return CommandOutcome(
+            order=order,
+            position=result.positions[0],
+            request=RequestRef(order_id, 0, event.event_id),
+        )
 
     async def _original_order(self, order_id: str, retry: Mapping[str, Any]) -> CommandOutcome:
         """The order a retry names, when the retry asks for exactly that order again."""
@@ -300,7 +317,13 @@ class CommandHandlers:
                 f"client_order_id {retry.get('client_order_id')!r} already names an order "
                 "with other parameters"
             )
-        return CommandOutcome(order=state, position=state.placed_position, duplicate=True)
+        assert state.placed_position is not None  # a folded order knows where it was placed
+        return CommandOutcome(
+            order=state,
+            position=state.placed_position,
+            duplicate=True,
+            request=RequestRef(order_id, 0, events[0].event_id),
+        )
 
     # -- cancel and amend ------------------------------------------------------------------
 
@@ -329,12 +352,13 @@ class CommandHandlers:
                 result = await self._append(order_stream(order_id), event, state.version)
             except WrongExpectedVersion:
                 continue  # the engine wrote to the order meanwhile: check again
-            return CommandOutcome(order=state, position=result.positions[0])
+            return _appended(state, event, result)
         # The order keeps changing under us (a busy resting order): append unconditionally;
         # the engine rejects the request if the order has closed by then.
         state = await self._checked_open_order(user_id, order_id)
-        result = await self._append(order_stream(order_id), build(state), ExpectedVersion.ANY)
-        return CommandOutcome(order=state, position=result.positions[0])
+        event = build(state)
+        result = await self._append(order_stream(order_id), event, ExpectedVersion.ANY)
+        return _appended(state, event, result)
 
     async def cancel_order(
         self, user_id: str, order_id: str, metadata: Mapping[str, str] | None = None

@@ -1,21 +1,28 @@
-"""OrderCommandService: PlaceOrder, CancelOrder, AmendOrder and the StreamPlaceOrders entry."""
+"""OrderCommandService: PlaceOrder, CancelOrder, AmendOrder and the StreamPlaceOrders entry.
+
+With `wait_for_outcome`, a command's answer waits (within the call's deadline, or the
+service's default wait without one) for the engine's outcome through
+``server.outcomes.OutcomeWaiter``; running out of time is DEADLINE_EXCEEDED.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import structlog
 
 from clients.generated.exchange.v1 import order_command_service_pb2 as pb
 from clients.generated.exchange.v1 import order_command_service_pb2_grpc as pb_grpc
+from clients.generated.exchange.v1 import types_pb2
 from server.commands import CommandHandlers, CommandOutcome
 from server.errors import Refused
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
+from server.outcomes import EngineOutcome, OutcomeNotYet, OutcomeWaiter
 from server.servicers.convert import order_message, place_input
 from server.servicers.outages import outage_error
 from server.servicers.status import abort_refused, command_error, internal_error
@@ -24,9 +31,19 @@ log = structlog.get_logger(__name__)
 
 # Requests of one StreamPlaceOrders call handled concurrently (their appends share commits).
 STREAM_CONCURRENCY = 512
+# Time kept back from a call's deadline to answer DEADLINE_EXCEEDED ourselves.
+DEADLINE_MARGIN_S = 0.005
 
 
-def _place_response(outcome: CommandOutcome) -> pb.PlaceOrderResponse:
+def _place_response(
+    outcome: CommandOutcome, answer: EngineOutcome | None = None
+) -> pb.PlaceOrderResponse:
+    if answer is not None:
+        return pb.PlaceOrderResponse(
+            order=order_message(answer.order),
+            position=answer.position.to_token(),
+            duplicate=outcome.duplicate,
+        )
     return pb.PlaceOrderResponse(
         order=order_message(outcome.order),
         position=outcome.position.to_token(),
@@ -34,11 +51,25 @@ def _place_response(outcome: CommandOutcome) -> pb.PlaceOrderResponse:
     )
 
 
+def _command_answer(
+    outcome: CommandOutcome, answer: EngineOutcome | None
+) -> tuple[types_pb2.Order, str, str]:
+    """(order, position, rejection reason) of a Cancel/AmendOrderResponse: the request as
+    written, or the engine's outcome of it when the caller waited."""
+    if answer is None:
+        return order_message(outcome.order), outcome.position.to_token(), ""
+    return (
+        order_message(answer.order),
+        answer.position.to_token(),
+        answer.rejection_reason or "",
+    )
+
+
 _Result = TypeVar("_Result")
 
 
 async def _counted(
-    command: str, call: Awaitable[_Result], context: grpc.aio.ServicerContext
+    command: str, call: Awaitable[_Result], context: grpc.aio.ServicerContext[Any, Any]
 ) -> _Result:
     """Await a command handler's call, counted in flight and by result; a refusal ends
     the RPC with its status (rich details for INVALID_ARGUMENT)."""
@@ -53,10 +84,33 @@ async def _counted(
 
 
 class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
-    def __init__(self, handlers: CommandHandlers) -> None:
+    def __init__(
+        self,
+        handlers: CommandHandlers,
+        outcomes: OutcomeWaiter | None = None,
+        default_wait_s: float = 5.0,
+    ) -> None:
         self._handlers = handlers
+        self._outcomes = outcomes
+        self._default_wait_s = default_wait_s
 
-    async def _place(self, request: pb.PlaceOrderRequest) -> pb.PlaceOrderResponse:
+    async def _outcome(
+        self, outcome: CommandOutcome, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> EngineOutcome:
+        """The engine's outcome of the request just written, within the call's deadline
+        (the default wait without one); OutcomeNotYet when time runs out."""
+        assert outcome.request is not None
+        if self._outcomes is None:
+            raise OutcomeNotYet("this service does not wait for outcomes")
+        remaining = context.time_remaining()
+        timeout = (
+            self._default_wait_s if remaining is None else max(0.0, remaining - DEADLINE_MARGIN_S)
+        )
+        return await self._outcomes.wait(outcome.request, timeout)
+
+    async def _place(
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PlaceOrderResponse:
         with metrics.track_command_in_flight("place"):
             try:
                 outcome = await self._handlers.place_order(
@@ -68,30 +122,48 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         metrics.record_command("place", "duplicate" if outcome.duplicate else "appended")
         if not outcome.duplicate:
             metrics.record_order_placed(outcome.order.instrument)
+        if request.wait_for_outcome:
+            return _place_response(outcome, await self._outcome(outcome, context))
         return _place_response(outcome)
 
     async def PlaceOrder(
-        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PlaceOrderResponse:
         try:
-            return await self._place(request)
+            return await self._place(request, context)
         except Refused as refusal:
             await abort_refused(context, refusal)
+        except OutcomeNotYet as late:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
 
     async def CancelOrder(
-        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CancelOrderResponse:
         outcome = await _counted(
             "cancel",
             self._handlers.cancel_order(request.user_id, request.order_id, inject_trace_context()),
             context,
         )
+        answer = await self._waited(request.wait_for_outcome, outcome, context)
+        order, position, rejection_reason = _command_answer(outcome, answer)
         return pb.CancelOrderResponse(
-            order=order_message(outcome.order), position=outcome.position.to_token()
+            order=order, position=position, rejection_reason=rejection_reason
         )
 
+    async def _waited(
+        self, wait: bool, outcome: CommandOutcome, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> EngineOutcome | None:
+        """The engine's outcome when the caller asked to wait (DEADLINE_EXCEEDED when it
+        does not come in time), else None."""
+        if not wait:
+            return None
+        try:
+            return await self._outcome(outcome, context)
+        except OutcomeNotYet as late:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
+
     async def CancelAllOrders(
-        self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CancelAllOrdersResponse:
         position = await _counted(
             "cancel_all",
@@ -103,7 +175,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         return pb.CancelAllOrdersResponse(position=position.to_token())
 
     async def AmendOrder(
-        self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AmendOrderResponse:
         outcome = await _counted(
             "amend",
@@ -116,22 +188,31 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
             ),
             context,
         )
+        answer = await self._waited(request.wait_for_outcome, outcome, context)
+        order, position, rejection_reason = _command_answer(outcome, answer)
         return pb.AmendOrderResponse(
-            order=order_message(outcome.order), position=outcome.position.to_token()
+            order=order, position=position, rejection_reason=rejection_reason
         )
 
-    async def _answer(self, request: pb.StreamPlaceOrdersRequest) -> pb.StreamPlaceOrdersResponse:
+    async def _answer(
+        self, request: pb.StreamPlaceOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StreamPlaceOrdersResponse:
         """Every request gets an answer: a refusal, or INTERNAL for a fault of ours (logged
         once here; a unary call's fault is answered by gRPC itself)."""
         try:
-            placed = await self._place(request.order)
+            placed = await self._place(request.order, context)
         except Refused as refusal:
             error = command_error(refusal)
+        except OutcomeNotYet as late:
+            error = types_pb2.CommandError(
+                code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message=str(late)
+            )
         except Exception as failure:
-            error = outage_error(failure)  # a dependency down: UNAVAILABLE, logged once there
-            if error is None:
+            outage = outage_error(failure)  # a dependency down: UNAVAILABLE, logged once there
+            if outage is None:
                 log.exception("stream_place_order_failed", request_id=request.request_id)
-                error = internal_error()
+                outage = internal_error()
+            error = outage
         else:
             return pb.StreamPlaceOrdersResponse(request_id=request.request_id, placed=placed)
         return pb.StreamPlaceOrdersResponse(request_id=request.request_id, error=error)
@@ -139,7 +220,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def StreamPlaceOrders(
         self,
         request_iterator: AsyncIterator[pb.StreamPlaceOrdersRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.StreamPlaceOrdersResponse]:
         """Answers as each order is written (not in request order: pair by request_id).
 
@@ -152,7 +233,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
 
         async def answer(request: pb.StreamPlaceOrdersRequest) -> None:
             try:
-                await answers.put(await self._answer(request))
+                await answers.put(await self._answer(request, context))
             finally:
                 slots.release()
 

@@ -26,7 +26,7 @@ from clients.generated.exchange.v1 import types_pb2 as exchange_dot_v1_dot_types
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'exchange/v1/order_command_service.proto\x12\x0b\x65xchange.v1\x1a\x17\x65xchange/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x03\n\x11PlaceOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\x1f\n\x04side\x18\x03 \x01(\x0e\x32\x11.exchange.v1.Side\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.exchange.v1.OrderType\x12\r\n\x05price\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\t\x12\x12\n\nstop_price\x18\x07 \x01(\t\x12/\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x18.exchange.v1.TimeInForce\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpost_only\x18\n \x01(\x08\x12\x18\n\x10max_slippage_bps\x18\x0b \x01(\r\x12-\n\x03stp\x18\x0c \x01(\x0e\x32 .exchange.v1.SelfTradePrevention\x12\x17\n\x0f\x63lient_order_id\x18\r \x01(\t\"\\\n\x12PlaceOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x10\n\x08position\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"7\n\x12\x43\x61ncelOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"J\n\x13\x43\x61ncelOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x10\n\x08position\x18\x02 \x01(\t\"=\n\x16\x43\x61ncelAllOrdersRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"+\n\x17\x43\x61ncelAllOrdersResponse\x12\x10\n\x08position\x18\x01 \x01(\t\"W\n\x11\x41mendOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\"I\n\x12\x41mendOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x10\n\x08position\x18\x02 \x01(\t\"]\n\x18StreamPlaceOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12-\n\x05order\x18\x02 \x01(\x0b\x32\x1e.exchange.v1.PlaceOrderRequest\"\x98\x01\n\x19StreamPlaceOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x31\n\x06placed\x18\x02 \x01(\x0b\x32\x1f.exchange.v1.PlaceOrderResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.exchange.v1.CommandErrorH\x00\x42\x08\n\x06result2\xcb\x03\n\x13OrderCommandService\x12M\n\nPlaceOrder\x12\x1e.exchange.v1.PlaceOrderRequest\x1a\x1f.exchange.v1.PlaceOrderResponse\x12P\n\x0b\x43\x61ncelOrder\x12\x1f.exchange.v1.CancelOrderRequest\x1a .exchange.v1.CancelOrderResponse\x12M\n\nAmendOrder\x12\x1e.exchange.v1.AmendOrderRequest\x1a\x1f.exchange.v1.AmendOrderResponse\x12\\\n\x0f\x43\x61ncelAllOrders\x12#.exchange.v1.CancelAllOrdersRequest\x1a$.exchange.v1.CancelAllOrdersResponse\x12\x66\n\x11StreamPlaceOrders\x12%.exchange.v1.StreamPlaceOrdersRequest\x1a&.exchange.v1.StreamPlaceOrdersResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'exchange/v1/order_command_service.proto\x12\x0b\x65xchange.v1\x1a\x17\x65xchange/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n\x11PlaceOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\x1f\n\x04side\x18\x03 \x01(\x0e\x32\x11.exchange.v1.Side\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.exchange.v1.OrderType\x12\r\n\x05price\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\t\x12\x12\n\nstop_price\x18\x07 \x01(\t\x12/\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x18.exchange.v1.TimeInForce\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpost_only\x18\n \x01(\x08\x12\x18\n\x10max_slippage_bps\x18\x0b \x01(\r\x12-\n\x03stp\x18\x0c \x01(\x0e\x32 .exchange.v1.SelfTradePrevention\x12\x17\n\x0f\x63lient_order_id\x18\r \x01(\t\x12\x18\n\x10wait_for_outcome\x18\x0e \x01(\x08\"\\\n\x12PlaceOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x10\n\x08position\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"Q\n\x12\x43\x61ncelOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x18\n\x10wait_for_outcome\x18\x03 \x01(\x08\"d\n\x13\x43\x61ncelOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x10\n\x08position\x18\x02 \x01(\t\x12\x18\n\x10rejection_reason\x18\x03 \x01(\t\"=\n\x16\x43\x61ncelAllOrdersRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"+\n\x17\x43\x61ncelAllOrdersResponse\x12\x10\n\x08position\x18\x01 \x01(\t\"q\n\x11\x41mendOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x18\n\x10wait_for_outcome\x18\x05 \x01(\x08\"c\n\x12\x41mendOrderResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x10\n\x08position\x18\x02 \x01(\t\x12\x18\n\x10rejection_reason\x18\x03 \x01(\t\"]\n\x18StreamPlaceOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12-\n\x05order\x18\x02 \x01(\x0b\x32\x1e.exchange.v1.PlaceOrderRequest\"\x98\x01\n\x19StreamPlaceOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x31\n\x06placed\x18\x02 \x01(\x0b\x32\x1f.exchange.v1.PlaceOrderResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.exchange.v1.CommandErrorH\x00\x42\x08\n\x06result2\xcb\x03\n\x13OrderCommandService\x12M\n\nPlaceOrder\x12\x1e.exchange.v1.PlaceOrderRequest\x1a\x1f.exchange.v1.PlaceOrderResponse\x12P\n\x0b\x43\x61ncelOrder\x12\x1f.exchange.v1.CancelOrderRequest\x1a .exchange.v1.CancelOrderResponse\x12M\n\nAmendOrder\x12\x1e.exchange.v1.AmendOrderRequest\x1a\x1f.exchange.v1.AmendOrderResponse\x12\\\n\x0f\x43\x61ncelAllOrders\x12#.exchange.v1.CancelAllOrdersRequest\x1a$.exchange.v1.CancelAllOrdersResponse\x12\x66\n\x11StreamPlaceOrders\x12%.exchange.v1.StreamPlaceOrdersRequest\x1a&.exchange.v1.StreamPlaceOrdersResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,25 +34,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'exchange.v1.order_command_s
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLACEORDERREQUEST']._serialized_start=115
-  _globals['_PLACEORDERREQUEST']._serialized_end=510
-  _globals['_PLACEORDERRESPONSE']._serialized_start=512
-  _globals['_PLACEORDERRESPONSE']._serialized_end=604
-  _globals['_CANCELORDERREQUEST']._serialized_start=606
-  _globals['_CANCELORDERREQUEST']._serialized_end=661
-  _globals['_CANCELORDERRESPONSE']._serialized_start=663
-  _globals['_CANCELORDERRESPONSE']._serialized_end=737
-  _globals['_CANCELALLORDERSREQUEST']._serialized_start=739
-  _globals['_CANCELALLORDERSREQUEST']._serialized_end=800
-  _globals['_CANCELALLORDERSRESPONSE']._serialized_start=802
-  _globals['_CANCELALLORDERSRESPONSE']._serialized_end=845
-  _globals['_AMENDORDERREQUEST']._serialized_start=847
-  _globals['_AMENDORDERREQUEST']._serialized_end=934
-  _globals['_AMENDORDERRESPONSE']._serialized_start=936
-  _globals['_AMENDORDERRESPONSE']._serialized_end=1009
-  _globals['_STREAMPLACEORDERSREQUEST']._serialized_start=1011
-  _globals['_STREAMPLACEORDERSREQUEST']._serialized_end=1104
-  _globals['_STREAMPLACEORDERSRESPONSE']._serialized_start=1107
-  _globals['_STREAMPLACEORDERSRESPONSE']._serialized_end=1259
-  _globals['_ORDERCOMMANDSERVICE']._serialized_start=1262
-  _globals['_ORDERCOMMANDSERVICE']._serialized_end=1721
+  _globals['_PLACEORDERREQUEST']._serialized_end=536
+  _globals['_PLACEORDERRESPONSE']._serialized_start=538
+  _globals['_PLACEORDERRESPONSE']._serialized_end=630
+  _globals['_CANCELORDERREQUEST']._serialized_start=632
+  _globals['_CANCELORDERREQUEST']._serialized_end=713
+  _globals['_CANCELORDERRESPONSE']._serialized_start=715
+  _globals['_CANCELORDERRESPONSE']._serialized_end=815
+  _globals['_CANCELALLORDERSREQUEST']._serialized_start=817
+  _globals['_CANCELALLORDERSREQUEST']._serialized_end=878
+  _globals['_CANCELALLORDERSRESPONSE']._serialized_start=880
+  _globals['_CANCELALLORDERSRESPONSE']._serialized_end=923
+  _globals['_AMENDORDERREQUEST']._serialized_start=925
+  _globals['_AMENDORDERREQUEST']._serialized_end=1038
+  _globals['_AMENDORDERRESPONSE']._serialized_start=1040
+  _globals['_AMENDORDERRESPONSE']._serialized_end=1139
+  _globals['_STREAMPLACEORDERSREQUEST']._serialized_start=1141
+  _globals['_STREAMPLACEORDERSREQUEST']._serialized_end=1234
+  _globals['_STREAMPLACEORDERSRESPONSE']._serialized_start=1237
+  _globals['_STREAMPLACEORDERSRESPONSE']._serialized_end=1389
+  _globals['_ORDERCOMMANDSERVICE']._serialized_start=1392
+  _globals['_ORDERCOMMANDSERVICE']._serialized_end=1851
 # @@protoc_insertion_point(module_scope)

@@ -35,6 +35,7 @@ class PlaceOrderRequest(_message.Message):
     MAX_SLIPPAGE_BPS_FIELD_NUMBER: _builtins.int
     STP_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    WAIT_FOR_OUTCOME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     instrument: _builtins.str
     """Instrument symbol, e.g. "BTC-USD"."""
@@ -56,6 +57,11 @@ class PlaceOrderRequest(_message.Message):
     stp: _types_pb2.SelfTradePrevention.ValueType
     client_order_id: _builtins.str
     """Optional idempotency key, unique per user: a retry returns the original order."""
+    wait_for_outcome: _builtins.bool
+    """Answer once the engine has handled the order and the views hold its result (see the
+    service's comment), instead of as soon as the request is written (PENDING). A retry
+    with the same client_order_id and this flag waits for the original order's outcome.
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """Required for GTD; must be later than the engine's current time."""
@@ -76,10 +82,11 @@ class PlaceOrderRequest(_message.Message):
         max_slippage_bps: _builtins.int = ...,
         stp: _types_pb2.SelfTradePrevention.ValueType = ...,
         client_order_id: _builtins.str = ...,
+        wait_for_outcome: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "expire_time", b"expire_time", "instrument", b"instrument", "max_slippage_bps", b"max_slippage_bps", "post_only", b"post_only", "price", b"price", "quantity", b"quantity", "side", b"side", "stop_price", b"stop_price", "stp", b"stp", "time_in_force", b"time_in_force", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "expire_time", b"expire_time", "instrument", b"instrument", "max_slippage_bps", b"max_slippage_bps", "post_only", b"post_only", "price", b"price", "quantity", b"quantity", "side", b"side", "stop_price", b"stop_price", "stp", b"stp", "time_in_force", b"time_in_force", "type", b"type", "user_id", b"user_id", "wait_for_outcome", b"wait_for_outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -93,12 +100,16 @@ class PlaceOrderResponse(_message.Message):
     POSITION_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     position: _builtins.str
-    """Log position token of the write (for `min_position`)."""
+    """Log position token of the write (for `min_position`); with `wait_for_outcome`, the
+    position of the engine's answer (queries with it as `min_position` see the outcome).
+    """
     duplicate: _builtins.bool
     """True when `client_order_id` matched an earlier order and nothing new was written."""
     @_builtins.property
     def order(self) -> _types_pb2.Order:
-        """The order as written: status PENDING (or its current state on an idempotent retry)."""
+        """The order as written: status PENDING (or its current state on an idempotent retry).
+        With `wait_for_outcome`: the order as the engine left it after handling the request.
+        """
 
     def __init__(
         self,
@@ -121,18 +132,22 @@ class CancelOrderRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    WAIT_FOR_OUTCOME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """The order's owner; another user's order gets PERMISSION_DENIED."""
     order_id: _builtins.str
+    wait_for_outcome: _builtins.bool
+    """Answer once the engine has handled the cancel and the views hold its result."""
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         order_id: _builtins.str = ...,
+        wait_for_outcome: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "user_id", b"user_id", "wait_for_outcome", b"wait_for_outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -144,20 +159,31 @@ class CancelOrderResponse(_message.Message):
 
     ORDER_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    REJECTION_REASON_FIELD_NUMBER: _builtins.int
     position: _builtins.str
+    """The write's position; with `wait_for_outcome`, the position of the engine's answer."""
+    rejection_reason: _builtins.str
+    """With `wait_for_outcome` only: the engine's reason code when it rejected this cancel
+    (CancelRejected, e.g. the order filled or expired before the engine read the cancel);
+    empty when the cancel was carried out.
+    """
     @_builtins.property
     def order(self) -> _types_pb2.Order:
-        """The order as known when the cancel request was written."""
+        """The order as known when the cancel request was written; with `wait_for_outcome`, the
+        order after the engine's answer (CANCELLED, or as it stands when the cancel was
+        rejected: see `rejection_reason`).
+        """
 
     def __init__(
         self,
         *,
         order: _types_pb2.Order | None = ...,
         position: _builtins.str = ...,
+        rejection_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "position", b"position", "rejection_reason", b"rejection_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -214,6 +240,7 @@ class AmendOrderRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    WAIT_FOR_OUTCOME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """The order's owner; another user's order gets PERMISSION_DENIED."""
     order_id: _builtins.str
@@ -223,6 +250,8 @@ class AmendOrderRequest(_message.Message):
     """New TOTAL quantity, filled part included (decimal string); empty keeps the current one.
     Lowering it keeps time priority; raising it or changing the price loses priority.
     """
+    wait_for_outcome: _builtins.bool
+    """Answer once the engine has handled the amend and the views hold its result."""
     def __init__(
         self,
         *,
@@ -230,10 +259,11 @@ class AmendOrderRequest(_message.Message):
         order_id: _builtins.str = ...,
         price: _builtins.str = ...,
         quantity: _builtins.str = ...,
+        wait_for_outcome: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "price", b"price", "quantity", b"quantity", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "price", b"price", "quantity", b"quantity", "user_id", b"user_id", "wait_for_outcome", b"wait_for_outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -245,20 +275,30 @@ class AmendOrderResponse(_message.Message):
 
     ORDER_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    REJECTION_REASON_FIELD_NUMBER: _builtins.int
     position: _builtins.str
+    """The write's position; with `wait_for_outcome`, the position of the engine's answer."""
+    rejection_reason: _builtins.str
+    """With `wait_for_outcome` only: the engine's reason code when it rejected this amend
+    (AmendRejected); empty when the amend was applied.
+    """
     @_builtins.property
     def order(self) -> _types_pb2.Order:
-        """The order as known when the amend request was written."""
+        """The order as known when the amend request was written; with `wait_for_outcome`, the
+        order after the engine's answer (amended, or unchanged when the amend was rejected:
+        see `rejection_reason`).
+        """
 
     def __init__(
         self,
         *,
         order: _types_pb2.Order | None = ...,
         position: _builtins.str = ...,
+        rejection_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "position", b"position", "rejection_reason", b"rejection_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -273,7 +313,11 @@ class StreamPlaceOrdersRequest(_message.Message):
     request_id: _builtins.int
     """Chosen by the client and echoed in the answer, to pair answers with requests."""
     @_builtins.property
-    def order(self) -> Global___PlaceOrderRequest: ...
+    def order(self) -> Global___PlaceOrderRequest:
+        """`order.wait_for_outcome` works here too (bounded by the stream's deadline, else the
+        service's default wait): that request's answer comes once the engine has handled it.
+        """
+
     def __init__(
         self,
         *,

@@ -31,6 +31,14 @@ class OrderCommandServiceStub:
     command was written (a new order is PENDING) and the log `position` of the write; pass
     that position as `min_position` to a query to read your own write.
 
+    Waiting for the outcome: with `wait_for_outcome` set, PlaceOrder, CancelOrder and
+    AmendOrder answer only once the engine has handled that request and the views hold its
+    result (bounded by the call's deadline). The answer then carries the order as the engine
+    left it (OPEN, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED with `reason`, ...) and a
+    `position` after the engine's answer: a query with that `min_position` sees the outcome.
+    If the deadline passes first the call ends with DEADLINE_EXCEEDED; the request stays
+    written exactly once (retry a place with the same `client_order_id` to get it back).
+
     Errors (gRPC status, with google.rpc.BadRequest field violations in the rich status
     details for INVALID_ARGUMENT): INVALID_ARGUMENT for bad input (off-grid price, unknown
     instrument, missing field, ...), NOT_FOUND for an unknown order, PERMISSION_DENIED for
@@ -76,6 +84,14 @@ class OrderCommandServiceServicer:
     processes it asynchronously. A response therefore carries the order as known when the
     command was written (a new order is PENDING) and the log `position` of the write; pass
     that position as `min_position` to a query to read your own write.
+
+    Waiting for the outcome: with `wait_for_outcome` set, PlaceOrder, CancelOrder and
+    AmendOrder answer only once the engine has handled that request and the views hold its
+    result (bounded by the call's deadline). The answer then carries the order as the engine
+    left it (OPEN, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED with `reason`, ...) and a
+    `position` after the engine's answer: a query with that `min_position` sees the outcome.
+    If the deadline passes first the call ends with DEADLINE_EXCEEDED; the request stays
+    written exactly once (retry a place with the same `client_order_id` to get it back).
 
     Errors (gRPC status, with google.rpc.BadRequest field violations in the rich status
     details for INVALID_ARGUMENT): INVALID_ARGUMENT for bad input (off-grid price, unknown
@@ -164,6 +180,14 @@ class OrderCommandService:
     processes it asynchronously. A response therefore carries the order as known when the
     command was written (a new order is PENDING) and the log `position` of the write; pass
     that position as `min_position` to a query to read your own write.
+
+    Waiting for the outcome: with `wait_for_outcome` set, PlaceOrder, CancelOrder and
+    AmendOrder answer only once the engine has handled that request and the views hold its
+    result (bounded by the call's deadline). The answer then carries the order as the engine
+    left it (OPEN, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED with `reason`, ...) and a
+    `position` after the engine's answer: a query with that `min_position` sees the outcome.
+    If the deadline passes first the call ends with DEADLINE_EXCEEDED; the request stays
+    written exactly once (retry a place with the same `client_order_id` to get it back).
 
     Errors (gRPC status, with google.rpc.BadRequest field violations in the rich status
     details for INVALID_ARGUMENT): INVALID_ARGUMENT for bad input (off-grid price, unknown
