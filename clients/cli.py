@@ -3,13 +3,13 @@
     exchange place --user alice --instrument BTC-USD --side buy --price 45000.00 --quantity 1.5
     exchange cancel --user alice ORDER_ID [--no-wait]
     exchange cancel-all --user alice [--instrument BTC-USD] [--no-wait]
-    exchange amend --user alice ORDER_ID --quantity 1.0 --price 44990.00
+    exchange amend --user alice ORDER_ID --quantity 1.0 --price 44990.00 [--wait]
     exchange get ORDER_ID            exchange orders --user alice --status open
     exchange book BTC-USD --depth 10 exchange trades BTC-USD
     exchange watch trades BTC-USD --count 2
     exchange watch book BTC-USD      exchange watch orders --user alice --retries 0
     exchange instruments             exchange ping
-    exchange load --orders 10000 --concurrency 8 --rate 2000 [--mode stream]
+    exchange load --orders 10000 --concurrency 8 --rate 2000 [--mode stream] [--wait]
 
 `--target host:port` (default: $EXCHANGE_TARGET, else localhost:50051); `--json` prints one
 JSON object per line instead of tables; both, and `--timeout`, go before or after the
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -46,11 +45,11 @@ from clients.enums import (
 )
 from clients.errors import ExchangeError
 from clients.loadgen import LoadPlan, LoadReport, run_load
-from clients.models import NewOrder
+from clients.models import CommandResult, NewOrder
 from clients.output import Output
 from clients.precision import DisplayPrecision
 from clients.render import printable
-from clients.waiting import cancel_all_and_count, is_final, is_processed, wait_for_orders
+from clients.waiting import cancel_all_and_count
 from clients.watch import DEFAULT_RETRIES, watch
 
 TARGET_ENVIRONMENT_VARIABLE = "EXCHANGE_TARGET"
@@ -247,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     amend.add_argument(
         "--quantity", type=decimal_argument, help="new TOTAL quantity, filled part included"
     )
+    amend.add_argument(
+        "--wait",
+        action="store_true",
+        help="show the order once the engine has applied (or rejected) the amend",
+    )
 
     get = command("get", summary="show one order")
     get.add_argument("order_id")
@@ -316,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--users", type=positive_int, default=10)
     load.add_argument("--mid-price", type=decimal_argument, default="50000")
     load.add_argument("--seed", type=int, default=1)
+    load.add_argument(
+        "--wait",
+        action="store_true",
+        help="each order is answered once the engine has handled it (latency to the outcome)",
+    )
     load.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -354,6 +363,7 @@ def load_plan_from_arguments(arguments: argparse.Namespace) -> LoadPlan:
         users=arguments.users,
         mid_price=Decimal(arguments.mid_price),
         seed=arguments.seed,
+        wait=arguments.wait,
     )
 
 
@@ -383,17 +393,7 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
         elif command == "cancel-all":
             await _cancel_all(exchange, arguments, output)
         elif command == "amend":
-            amended = await exchange.amend_order(
-                arguments.user_id,
-                arguments.order_id,
-                price=arguments.price,
-                quantity=arguments.quantity,
-            )
-            title = (
-                f"amend requested at log position {printable(amended.position)}; "
-                "the order before the amend:"
-            )
-            output.show(amended, lambda shown: render.order_table(shown.order, title=title))
+            await _amend(exchange, arguments, output)
         elif command == "get":
             order = await exchange.get_order(
                 arguments.order_id, user_id=arguments.user_id, min_position=arguments.min_position
@@ -426,12 +426,8 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
 
 
 async def _place(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
-    placed = await exchange.place_order(new_order_from_arguments(arguments))
-    if arguments.wait:
-        [order] = await wait_for_orders(
-            exchange, [placed.order.order_id], placed.position, is_processed, arguments.timeout
-        )
-        placed = dataclasses.replace(placed, order=order)
+    """Place; with --wait the service answers once the engine has handled the order."""
+    placed = await exchange.place_order(new_order_from_arguments(arguments), wait=arguments.wait)
     position = printable(placed.position)
     if placed.duplicate:
         title = f"already placed with this client order id, at log position {position}"
@@ -440,23 +436,49 @@ async def _place(exchange: ExchangeClient, arguments: argparse.Namespace, output
     output.show(placed, lambda shown: render.order_table(shown.order, title=title))
 
 
+def _answer_title(request: str, result: CommandResult) -> str:
+    """The line above an order the engine has answered a cancel or amend for."""
+    position = printable(result.position)
+    if result.rejection_reason:
+        return (
+            f"{request} rejected by the engine ({printable(result.rejection_reason)}) at log "
+            f"position {position}; the order as it stands:"
+        )
+    return f"{request} answered at log position {position}; the order after it:"
+
+
 async def _cancel(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
-    """Cancel and, unless --no-wait, show the order once the engine has closed it: CANCELLED,
-    or FILLED/EXPIRED when that came first."""
-    requested = await exchange.cancel_order(arguments.user_id, arguments.order_id)
-    position = printable(requested.position)
-    if arguments.no_wait:
-        title = f"cancel requested at log position {position}; the order before the cancel:"
-        output.show(requested, lambda shown: render.order_table(shown.order, title=title))
-        return
-    [order] = await wait_for_orders(
-        exchange, [requested.order.order_id], requested.position, is_final, arguments.timeout
+    """Cancel and, unless --no-wait, show the order once the engine has answered: CANCELLED,
+    or FILLED/EXPIRED when that came first (the engine then rejects the cancel)."""
+    wait = not arguments.no_wait
+    result = await exchange.cancel_order(arguments.user_id, arguments.order_id, wait=wait)
+    if wait:
+        title = _answer_title("cancel", result)
+    else:
+        title = (
+            f"cancel requested at log position {printable(result.position)}; "
+            "the order before the cancel:"
+        )
+    output.show(result, lambda shown: render.order_table(shown.order, title=title))
+
+
+async def _amend(exchange: ExchangeClient, arguments: argparse.Namespace, output: Output) -> None:
+    """Amend; with --wait, show the order once the engine has applied or rejected it."""
+    result = await exchange.amend_order(
+        arguments.user_id,
+        arguments.order_id,
+        price=arguments.price,
+        quantity=arguments.quantity,
+        wait=arguments.wait,
     )
-    title = f"cancel requested at log position {position}; the order after it:"
-    output.show(
-        dataclasses.replace(requested, order=order),
-        lambda shown: render.order_table(shown.order, title=title),
-    )
+    if arguments.wait:
+        title = _answer_title("amend", result)
+    else:
+        title = (
+            f"amend requested at log position {printable(result.position)}; "
+            "the order before the amend:"
+        )
+    output.show(result, lambda shown: render.order_table(shown.order, title=title))
 
 
 async def _cancel_all(
@@ -539,8 +561,10 @@ async def _run_load(arguments: argparse.Namespace, output: Output) -> None:
 def load_report_table(plan: LoadPlan, report: LoadReport) -> Table:
     rate = f"{plan.rate:g}/s" if plan.rate else "max"
     unit = "calls" if plan.mode == "ping" else "orders"
+    waiting = ", waiting for outcomes" if plan.wait and plan.mode != "ping" else ""
     table = Table(
-        title=f"{plan.orders} {unit}, {plan.mode}, {plan.concurrency} clients, rate {rate}",
+        title=f"{plan.orders} {unit}, {plan.mode}, {plan.concurrency} clients, rate {rate}"
+        + waiting,
         show_header=False,
     )
     table.add_column(style="bold")

@@ -142,16 +142,28 @@ class ExchangeClient:
 
     # --- commands ------------------------------------------------------------------------
 
-    async def place_order(self, order: NewOrder, *, timeout: float | None = None) -> PlaceResult:
-        """Place an order; the returned order is PENDING (or the original on a retry)."""
+    async def place_order(
+        self, order: NewOrder, *, wait: bool = False, timeout: float | None = None
+    ) -> PlaceResult:
+        """Place an order; the returned order is PENDING (or the original on a retry).
+        With `wait`, the answer comes once the engine has handled the order and the views
+        hold its result (within `timeout`, else DeadlineExceededError: the order is still
+        placed): the order as the engine left it, and the position of that answer."""
+        request = new_order_to_wire(order)
+        request.wait_for_outcome = wait
         return await self._unary(
-            self._commands.PlaceOrder, new_order_to_wire(order), timeout, place_result_from_wire
+            self._commands.PlaceOrder, request, timeout, place_result_from_wire
         )
 
     async def cancel_order(
-        self, user_id: str, order_id: str, *, timeout: float | None = None
+        self, user_id: str, order_id: str, *, wait: bool = False, timeout: float | None = None
     ) -> CommandResult:
-        request = order_command_service_pb2.CancelOrderRequest(user_id=user_id, order_id=order_id)
+        """Request a cancel; the order as it was when written. With `wait`, the order after
+        the engine's answer (CANCELLED, or as it stands with `rejection_reason` set when
+        the engine rejected the cancel, e.g. the order filled first)."""
+        request = order_command_service_pb2.CancelOrderRequest(
+            user_id=user_id, order_id=order_id, wait_for_outcome=wait
+        )
         return await self._unary(
             self._commands.CancelOrder, request, timeout, command_result_from_wire
         )
@@ -174,15 +186,18 @@ class ExchangeClient:
         *,
         price: Decimal | str | None = None,
         quantity: Decimal | str | None = None,
+        wait: bool = False,
         timeout: float | None = None,
     ) -> CommandResult:
         """Cancel/replace. `quantity` is the new TOTAL quantity; None keeps a field as is.
-        `price` and `quantity` take Decimals or decimal strings."""
+        `price` and `quantity` take Decimals or decimal strings. With `wait`, the order
+        after the engine's answer (`rejection_reason` set when it rejected the amend)."""
         request = order_command_service_pb2.AmendOrderRequest(
             user_id=user_id,
             order_id=order_id,
             price=decimal_to_wire(price),
             quantity=decimal_to_wire(quantity),
+            wait_for_outcome=wait,
         )
         return await self._unary(
             self._commands.AmendOrder, request, timeout, command_result_from_wire
@@ -381,15 +396,18 @@ class OrderEntryStream:
         """Orders written and not answered yet."""
         return len(self._pending)
 
-    async def submit(self, order: NewOrder) -> asyncio.Future[PlaceResult]:
-        """Write one order; the future resolves to its PlaceResult or fails."""
+    async def submit(self, order: NewOrder, *, wait: bool = False) -> asyncio.Future[PlaceResult]:
+        """Write one order; the future resolves to its PlaceResult or fails. With `wait`,
+        the answer comes once the engine has handled the order (as `place_order`)."""
         if self._failure is not None:
             raise self._failure
         request_id = next(self._request_ids)
         answer: asyncio.Future[PlaceResult] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
+        placing = new_order_to_wire(order)
+        placing.wait_for_outcome = wait
         request = order_command_service_pb2.StreamPlaceOrdersRequest(
-            request_id=request_id, order=new_order_to_wire(order)
+            request_id=request_id, order=placing
         )
         try:
             async with self._write_lock:
@@ -401,9 +419,9 @@ class OrderEntryStream:
             raise make_error(grpc.StatusCode.CANCELLED, "order entry stream closed") from None
         return answer
 
-    async def place(self, order: NewOrder) -> PlaceResult:
+    async def place(self, order: NewOrder, *, wait: bool = False) -> PlaceResult:
         """Write one order and wait for its answer."""
-        return await (await self.submit(order))
+        return await (await self.submit(order, wait=wait))
 
     async def close(self) -> None:
         """Half-close, wait for the answers still due, then end the call."""

@@ -188,7 +188,11 @@ def command_result_from_wire(
     message: order_command_service_pb2.CancelOrderResponse
     | order_command_service_pb2.AmendOrderResponse,
 ) -> CommandResult:
-    return CommandResult(order=order_from_wire(message.order), position=message.position)
+    return CommandResult(
+        order=order_from_wire(message.order),
+        position=message.position,
+        rejection_reason=message.rejection_reason,
+    )
 
 
 def trade_event_from_wire(message: market_data_service_pb2.StreamTradesResponse) -> TradeEvent:

@@ -7,7 +7,9 @@ Orders are a seeded mix of buys and sells around a mid price, on the instrument'
 lot grids, so that they cross and trade. With a target rate, order i is due at
 start + i / rate and waits for that moment (a client that falls behind sends at once).
 Latency is measured per order from the moment it is sent to its answer: the command's
-durable acceptance (the answer comes after the append), not the fill.
+durable acceptance (the answer comes after the append), not the fill; with `wait`, each
+order asks the service to answer once the engine has handled it and the views hold the
+result (`wait_for_outcome`), so latency is to the engine's decision.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class LoadPlan:
     spread_ticks: int = 20  # prices within mid +/- this many ticks
     max_lots: int = 10
     seed: int = 1
+    wait: bool = False  # answer once the engine has handled each order (wait_for_outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +160,16 @@ class _Schedule:
 
 
 async def _unary_client(
-    client: ExchangeClient, orders: list[NewOrder], schedule: _Schedule, tally: _Tally
+    client: ExchangeClient,
+    orders: list[NewOrder],
+    schedule: _Schedule,
+    tally: _Tally,
+    wait: bool,
 ) -> None:
     while (index := await schedule.next_index()) is not None:
         sent_at = time.perf_counter()
         try:
-            await client.place_order(orders[index])
+            await client.place_order(orders[index], wait=wait)
         except ExchangeError as error:
             tally.record(sent_at, error)
         else:
@@ -186,6 +193,7 @@ async def _stream_client(
     schedule: _Schedule,
     tally: _Tally,
     window: int,
+    wait: bool,
 ) -> None:
     in_flight = asyncio.Semaphore(window)
 
@@ -198,7 +206,7 @@ async def _stream_client(
             await in_flight.acquire()
             sent_at = time.perf_counter()
             try:
-                answer = await entry.submit(orders[index])
+                answer = await entry.submit(orders[index], wait=wait)
             except ExchangeError as error:
                 in_flight.release()
                 tally.record(sent_at, error)
@@ -225,12 +233,15 @@ async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: No
         schedule = _Schedule(plan.orders, plan.rate)
         started = time.perf_counter()
         if plan.mode == "unary":
-            workers = [_unary_client(client, orders, schedule, tally) for client in clients]
+            workers = [
+                _unary_client(client, orders, schedule, tally, plan.wait) for client in clients
+            ]
         elif plan.mode == "ping":
             workers = [_ping_client(client, schedule, tally) for client in clients]
         else:
             workers = [
-                _stream_client(client, orders, schedule, tally, plan.window) for client in clients
+                _stream_client(client, orders, schedule, tally, plan.window, plan.wait)
+                for client in clients
             ]
         await asyncio.gather(*workers)
         elapsed = time.perf_counter() - started

@@ -99,15 +99,20 @@ class OrderBook:
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    """Answer of Cancel/AmendOrder: the order as written and the log position of the write."""
+    """Answer of Cancel/AmendOrder: the order as written and the log position of the write;
+    when the call waited for the outcome, the order after the engine's answer, that
+    answer's position and, if the engine rejected the request, its reason code."""
 
     order: Order
     position: str
+    rejection_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PlaceResult:
-    """Answer of PlaceOrder; `duplicate` when client_order_id matched an earlier order."""
+    """Answer of PlaceOrder; `duplicate` when client_order_id matched an earlier order.
+    When the call waited for the outcome: the order as the engine left it, and the position
+    of the engine's answer."""
 
     order: Order
     position: str

@@ -1,9 +1,10 @@
-"""Waiting for the engine's outcome of a command, through the query API alone.
+"""Counting what a cancel-all closed, through the query API alone.
 
-Commands are asynchronous: their answer is the request as written (and its log position);
-the engine's result is appended after it. So: read once with `min_position` set to the
-command's position (read-your-writes: the views hold at least the request), then read
-again every `POLL_SECONDS` until the order shows the outcome asked for, within a deadline.
+PlaceOrder, CancelOrder and AmendOrder wait for the engine themselves (`wait_for_outcome`),
+but CancelAllOrders answers its request's position only and the API does not say which
+orders it closed. So the orders it acts on are listed first, then read with `min_position`
+set to the request's position (read-your-writes: the views hold at least the request),
+then read again every `POLL_SECONDS` until each is final, within a deadline.
 """
 
 from __future__ import annotations
@@ -35,11 +36,6 @@ OPEN_STATUSES = (
 
 # The reason of the cancels a CancelAllOrders causes.
 MASS_CANCEL = "MASS_CANCEL"
-
-
-def is_processed(order: Order) -> bool:
-    """The engine has seen a placed order."""
-    return order.status is not OrderStatus.PENDING
 
 
 def is_final(order: Order) -> bool:

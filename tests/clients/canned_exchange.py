@@ -6,9 +6,12 @@ real status trailers. Answers are fixed data chosen to exercise every conversion
 magic inputs trigger each error status, with the rich details the real service sends.
 
 Magic inputs of the CLI tests:
-- an order cancelled with an id starting with "cancel-me" reads as it was on the first
-  GetOrder after the cancel (the views at the cancel's position), then as CANCELLED; with
-  an id starting with "filled-first", as FILLED (the fill came before the cancel);
+- commands with `wait_for_outcome` answer the engine's outcome at once, at position
+  `<position>-answer`, unless `commands.engine_answers` is False (then DEADLINE_EXCEEDED):
+  a placed order reads PARTIALLY_FILLED; a cancel of an id starting with "cancel-me" reads
+  CANCELLED, of one starting with "filled-first" FILLED with the cancel rejected
+  (ORDER_CLOSED: the fill came first); an amend of an id starting with "filled-first" is
+  rejected the same way;
 - users starting with "kill" have three open orders (`<user>-1` a BTC-USD stop waiting,
   `<user>-2` PENDING on BTC-USD, `<user>-3` OPEN on ETH-USD), and after their cancel-all
   `-1` and `-3` read CANCELLED with reason MASS_CANCEL and `-2` FILLED;
@@ -187,6 +190,13 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
         self.placed: list[order_command_service_pb2.PlaceOrderRequest] = []
         self.cancel_all_requests: list[order_command_service_pb2.CancelAllOrdersRequest] = []
         self.orders_by_client_id: dict[tuple[str, str], types_pb2.Order] = {}
+        self.engine_answers = True  # False: a command that waits runs out of time
+
+    async def _unanswered(self, request: object, context) -> None:  # type: ignore[no-untyped-def]
+        if getattr(request, "wait_for_outcome", False) and not self.engine_answers:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the engine has not answered yet"
+            )
 
     def _place(
         self, request: order_command_service_pb2.PlaceOrderRequest
@@ -218,6 +228,10 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
             order.expire_time.CopyFrom(request.expire_time)
         if request.client_order_id:
             self.orders_by_client_id[key] = order
+        if request.wait_for_outcome:
+            return order_command_service_pb2.PlaceOrderResponse(
+                order=canned_order(order.order_id), position=f"p-{len(self.placed)}-answer"
+            )
         return order_command_service_pb2.PlaceOrderResponse(
             order=order, position=f"p-{len(self.placed)}"
         )
@@ -226,6 +240,7 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
         violations = _violations_of(request)
         if violations:
             await context.abort_with_status(_bad_request_status(violations))
+        await self._unanswered(request, context)
         return self._place(request)
 
     async def CancelAllOrders(self, request, context):  # type: ignore[no-untyped-def]
@@ -262,23 +277,35 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
                 )
             )
         before = canned_order(request.order_id)
+        await self._unanswered(request, context)
+        if not request.wait_for_outcome:
+            return order_command_service_pb2.CancelOrderResponse(order=before, position="p-cancel")
         if request.order_id.startswith("filled-first"):
-            self.queries.script(
-                before, closed(before, types_pb2.ORDER_STATUS_FILLED, filled_quantity="1.5")
+            return order_command_service_pb2.CancelOrderResponse(
+                order=closed(before, types_pb2.ORDER_STATUS_FILLED, filled_quantity="1.5"),
+                position="p-cancel-answer",
+                rejection_reason="ORDER_CLOSED",
             )
-        elif request.order_id.startswith("cancel-me"):
-            self.queries.script(
-                before, closed(before, types_pb2.ORDER_STATUS_CANCELLED, "USER_REQUESTED")
-            )
-        return order_command_service_pb2.CancelOrderResponse(order=before, position="p-cancel")
+        return order_command_service_pb2.CancelOrderResponse(
+            order=closed(before, types_pb2.ORDER_STATUS_CANCELLED, "USER_REQUESTED"),
+            position="p-cancel-answer",
+        )
 
     async def AmendOrder(self, request, context):  # type: ignore[no-untyped-def]
         order = canned_order(request.order_id)
+        await self._unanswered(request, context)
+        if request.wait_for_outcome and request.order_id.startswith("filled-first"):
+            return order_command_service_pb2.AmendOrderResponse(
+                order=closed(order, types_pb2.ORDER_STATUS_FILLED, filled_quantity="1.5"),
+                position="p-amend-answer",
+                rejection_reason="ORDER_CLOSED",
+            )
         if request.price:
             order.price = request.price
         if request.quantity:
             order.quantity = request.quantity
-        return order_command_service_pb2.AmendOrderResponse(order=order, position="p-amend")
+        position = "p-amend-answer" if request.wait_for_outcome else "p-amend"
+        return order_command_service_pb2.AmendOrderResponse(order=order, position=position)
 
     async def StreamPlaceOrders(self, request_iterator, context):  # type: ignore[no-untyped-def]
         # Answers go out in pairs, second request first, to prove the client pairs them by

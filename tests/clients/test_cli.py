@@ -460,10 +460,23 @@ async def test_load_human_report_names_the_unit(
     assert "latency p99" in out
 
 
-async def test_place_wait_reads_its_write_then_polls_until_processed(
+async def test_load_wait_asks_for_each_orders_outcome(
     canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    canned_exchange.queries.pending_reads_left = 2
+    capsys.readouterr()
+    argv = ["--target", canned_exchange.target, "load", "--orders", "6", "--no-progress"]
+    for mode in ("unary", "stream"):
+        placed_before = len(canned_exchange.commands.placed)
+        assert await run([*argv, "--mode", mode, "--wait"]) == 0
+        out = capsys.readouterr().out
+        assert f"6 orders, {mode}, 8 clients, rate max, waiting for outcomes" in out
+        placed = canned_exchange.commands.placed[placed_before:]
+        assert len(placed) == 6 and all(request.wait_for_outcome for request in placed)
+
+
+async def test_place_wait_asks_the_service_for_the_engines_outcome(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
     reads_before = len(canned_exchange.queries.requests)
     status, [placed], _ = await run_json(
         canned_exchange.target,
@@ -484,15 +497,16 @@ async def test_place_wait_reads_its_write_then_polls_until_processed(
     assert status == 0
     order = placed["order"]
     assert order["status"] == "PARTIALLY_FILLED"  # type: ignore[index]
-    reads = canned_exchange.queries.requests[reads_before:]
-    assert [read.min_position for read in reads] == [placed["position"], "", ""]  # type: ignore[attr-defined]
-    assert {read.order_id for read in reads} == {order["order_id"]}  # type: ignore[attr-defined,index]
+    assert str(placed["position"]).endswith("-answer")
+    assert canned_exchange.commands.placed[-1].wait_for_outcome
+    # One call: no reading the order back, no polling.
+    assert canned_exchange.queries.requests[reads_before:] == []
 
 
 async def test_place_wait_gives_up_after_the_timeout(
     canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    canned_exchange.queries.pending_reads_left = 10**9
+    canned_exchange.commands.engine_answers = False
     try:
         capsys.readouterr()
         status = await run(
@@ -516,6 +530,6 @@ async def test_place_wait_gives_up_after_the_timeout(
             ]
         )
     finally:
-        canned_exchange.queries.pending_reads_left = 0
+        canned_exchange.commands.engine_answers = True
     assert status == 1
     assert capsys.readouterr().err.startswith("error: DEADLINE_EXCEEDED: ")

@@ -1,7 +1,7 @@
 """What `place`, `cancel` and `cancel-all` print, against the canned server.
 
-`cancel` waits for the engine's outcome and shows the order after it; `cancel-all` counts
-the orders it cancelled; `place` names the log position it shows.
+`cancel` (and `amend --wait`) wait for the engine's outcome and show the order after it;
+`cancel-all` counts the orders it cancelled; `place` names the log position it shows.
 """
 
 from __future__ import annotations
@@ -90,11 +90,11 @@ async def test_cancel_waits_for_the_engine_and_shows_the_order_after_the_cancel(
     )
     assert (status, err) == (0, "")
     assert out == [
-        "cancel requested at log position p-cancel; the order after it:",
+        "cancel answered at log position p-cancel-answer; the order after it:",
         *CANCELLED_ORDER_LINES,
     ]
-    # Read at the cancel's position first (still open there), then again until closed.
-    assert _order_reads(canned_exchange, "cancel-me-1") == ["p-cancel", ""]
+    # The service waited for the engine: the order is not read back.
+    assert _order_reads(canned_exchange, "cancel-me-1") == []
 
 
 async def test_cancel_shows_the_fill_that_came_before_it(
@@ -104,7 +104,8 @@ async def test_cancel_shows_the_fill_that_came_before_it(
         canned_exchange.target, capsys, "cancel", "--user", "alice", "filled-first-1"
     )
     assert (status, err) == (0, "")
-    assert result["position"] == "p-cancel"
+    assert result["position"] == "p-cancel-answer"
+    assert result["rejection_reason"] == "ORDER_CLOSED"
     order = result["order"]
     assert isinstance(order, dict)
     assert (order["order_id"], order["status"], order["reason"], order["filled_quantity"]) == (
@@ -126,6 +127,49 @@ async def test_cancel_no_wait_shows_the_order_before_the_cancel(
     assert out[1] == "order_id         cancel-me-2"
     assert out[11] == "status           PARTIALLY_FILLED"
     assert _order_reads(canned_exchange, "cancel-me-2") == []
+
+
+async def test_cancel_the_engine_rejected_names_its_reason(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = await run_text(
+        canned_exchange.target, capsys, "cancel", "--user", "alice", "filled-first-2"
+    )
+    assert (status, err) == (0, "")  # the cancel was accepted; the fill came first
+    assert out[0] == (
+        "cancel rejected by the engine (ORDER_CLOSED) at log position p-cancel-answer; "
+        "the order as it stands:"
+    )
+    assert out[11] == "status           FILLED"
+
+
+# --- amend: before it, or with --wait after the engine's answer --------------------------------
+
+
+async def test_amend_shows_the_order_before_the_amend(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = await run_text(
+        canned_exchange.target, capsys, "amend", "--user", "alice", "a-1", "--quantity", "1"
+    )
+    assert (status, err) == (0, "")
+    assert out[0] == "amend requested at log position p-amend; the order before the amend:"
+
+
+async def test_amend_wait_shows_the_engines_answer(
+    canned_exchange: CannedExchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["amend", "--user", "alice", "a-2", "--quantity", "1", "--wait"]
+    status, out, err = await run_text(canned_exchange.target, capsys, *argv)
+    assert (status, err) == (0, "")
+    assert out[0] == "amend answered at log position p-amend-answer; the order after it:"
+    assert out[8] == "quantity         1.0000"
+
+    argv = ["amend", "--user", "alice", "filled-first-3", "--quantity", "1", "--wait"]
+    status, [result], err = await run_json(canned_exchange.target, capsys, *argv)
+    assert (status, err) == (0, "")
+    assert result["rejection_reason"] == "ORDER_CLOSED"
+    assert result["order"]["status"] == "FILLED"  # type: ignore[index]
 
 
 # --- cancel-all: how many orders it cancelled --------------------------------------------------
