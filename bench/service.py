@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -157,7 +157,10 @@ class Server:
             async with asyncio.timeout(60):
                 while True:
                     with contextlib.suppress(grpc.aio.AioRpcError):
-                        answer = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                        # types-grpcio-health-checking's HealthStub declares none of its methods.
+                        answer = await stub.Check(  # type: ignore[attr-defined]
+                            health_pb2.HealthCheckRequest(), timeout=1
+                        )
                         if answer.status == health_pb2.HealthCheckResponse.SERVING:
                             return
                     assert self._process is not None and self._process.poll() is None, (
@@ -244,7 +247,7 @@ async def _stream_rate(
     count: int,
     streams: int,
     window: int,
-    open_stream: Callable[[grpc.aio.Channel, AsyncIterator[Any]], AsyncIterator[Any]],
+    open_stream: Callable[[grpc.aio.Channel, AsyncIterator[Any]], AsyncIterable[Any]],
     request: Callable[[int], Any],
     accepted: Callable[[Any], bool],
 ) -> float:

@@ -121,7 +121,10 @@ async def _wait_serving(port: int, process: subprocess.Popen[bytes]) -> None:
             if process.poll() is not None:
                 raise RuntimeError("the service exited during start-up")
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                # types-grpcio-health-checking's HealthStub declares none of its methods.
+                reply = await stub.Check(  # type: ignore[attr-defined]
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:

@@ -110,7 +110,9 @@ def make_error(
 
 def _rich_status(error: grpc.RpcError) -> status_pb2.Status | None:
     try:
-        return rpc_status.from_call(error)
+        # from_call reads only code(), details() and trailing_metadata(), which every
+        # RpcError that grpc raises (sync or aio) has; its stubs ask for a grpc.Call.
+        return rpc_status.from_call(error)  # type: ignore[arg-type]
     except (ValueError, AttributeError, TypeError):
         # A malformed or inconsistent details trailer must not hide the status itself.
         return None

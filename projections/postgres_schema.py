@@ -9,7 +9,7 @@ back batch would leave gaps in), so a rebuild assigns the same numbers.
 
 from __future__ import annotations
 
-import asyncpg
+from server.pg_pools import PgConnection
 
 CHECKPOINTS_TABLE = "projection_checkpoints"
 # One row naming this database's log. The Redis views record the id they were built from,
@@ -105,7 +105,7 @@ VIEW_TABLES = ("view_orders", "view_order_fills", "view_trades")
 _MIGRATION_LOCK_KEY = 0x70726F6A  # "proj"
 
 
-async def migrate(connection: asyncpg.Connection) -> None:
+async def migrate(connection: PgConnection) -> None:
     """Create the view tables and the checkpoint table if they are missing."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
@@ -113,12 +113,12 @@ async def migrate(connection: asyncpg.Connection) -> None:
             await connection.execute(statement)
 
 
-async def load_log_identity(connection: asyncpg.Connection) -> str:
+async def load_log_identity(connection: PgConnection) -> str:
     """The id of the log this database holds (created by `migrate`)."""
     return str(await connection.fetchval(f"SELECT log_id FROM {LOG_IDENTITY_TABLE}"))
 
 
-async def drop_views(connection: asyncpg.Connection, checkpoint_names: tuple[str, ...]) -> None:
+async def drop_views(connection: PgConnection, checkpoint_names: tuple[str, ...]) -> None:
     """Drop the view tables and forget the given builders' checkpoints."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)

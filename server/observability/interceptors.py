@@ -147,18 +147,22 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         # method -> (handler seen, wrapped handler): the server hands back the same handler
         # object for a method on every call, so wrapping is done once per method.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[
+            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
+        ] = {}
         self._stats: dict[str, _MethodMetrics] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        full_method: str = handler_call_details.method  # type: ignore[attr-defined]
+        full_method = handler_call_details.method
         cached = self._wrapped.get(full_method)
         if cached is not None and cached[0] is handler:
             return cached[1]
@@ -166,7 +170,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         self._wrapped[full_method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, full_method: str, handler: Any) -> Any:
+    def _wrap(
+        self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         stats = self._stats.get(full_method)
         if stats is None:
             stats = _MethodMetrics(full_method)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -18,11 +18,17 @@ from server.commands import PlaceOrderInput
 from server.errors import InvalidArgument
 from server.request_checks import checked_time
 
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+# A proto enum's number type (mypy-protobuf makes one per enum).
+_V = TypeVar("_V", bound=int)
+
 _SIDE_NAMES = {types_pb2.SIDE_BUY: "BUY", types_pb2.SIDE_SELL: "SELL"}
 _SIDE_VALUES = {name: value for value, name in _SIDE_NAMES.items()}
 
 
-def _enum_suffixes(enum: Any, prefix: str) -> dict[int, str]:
+def _enum_suffixes(enum: _EnumTypeWrapper[_V], prefix: str) -> dict[_V, str]:
     return {
         number: name[len(prefix) :]
         for name, number in enum.items()
@@ -41,11 +47,11 @@ STATUS_VALUES = {name: value for value, name in _STATUS_NAMES.items()}
 STATUS_VALUES.setdefault("TRIGGERED", types_pb2.ORDER_STATUS_OPEN)
 
 
-def side_value(name: str) -> int:
+def side_value(name: str) -> types_pb2.Side.ValueType:
     return _SIDE_VALUES.get(name, types_pb2.SIDE_UNSPECIFIED)
 
 
-def _known(field: str, names: dict[int, str], value: int) -> str | None:
+def _known(field: str, names: dict[_V, str], value: _V) -> str | None:
     """The name of an enum number: None for 0 (unspecified), refused when unknown (proto3
     keeps numbers it has no name for, so a client can send any)."""
     if value == 0:
@@ -56,7 +62,7 @@ def _known(field: str, names: dict[int, str], value: int) -> str | None:
     return name
 
 
-def status_name(value: int) -> str | None:
+def status_name(value: types_pb2.OrderStatus.ValueType) -> str | None:
     return _known("status", _STATUS_NAMES, value)
 
 

@@ -12,14 +12,16 @@ from clients.generated.exchange.v1 import diagnostics_service_pb2_grpc as pb_grp
 
 class DiagnosticsServicer(pb_grpc.DiagnosticsServiceServicer):
     async def Ping(
-        self, request: pb.PingRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PingRequest,
+        context: grpc.aio.ServicerContext[pb.PingRequest, pb.PingResponse],
     ) -> pb.PingResponse:
         return pb.PingResponse()
 
     async def StreamPing(
         self,
         request_iterator: AsyncIterator[pb.StreamPingRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[pb.StreamPingRequest, pb.StreamPingResponse],
     ) -> AsyncIterator[pb.StreamPingResponse]:
         async for request in request_iterator:
             yield pb.StreamPingResponse(request_id=request.request_id)

@@ -46,7 +46,9 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         self._instruments = instruments
         self._trades_after = trades_after
 
-    async def _check(self, context: grpc.aio.ServicerContext, check: Callable[[], Any]) -> None:
+    async def _check(
+        self, context: grpc.aio.ServicerContext[Any, Any], check: Callable[[], Any]
+    ) -> None:
         """Run one of the door's checks; a refusal ends the call before it subscribes."""
         try:
             check()
@@ -54,7 +56,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
             await abort_refused(context, refusal)
 
     async def _check_instrument(
-        self, symbol: str, context: grpc.aio.ServicerContext, required: bool = True
+        self, symbol: str, context: grpc.aio.ServicerContext[Any, Any], required: bool = True
     ) -> None:
         await self._check(
             context,
@@ -62,7 +64,9 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         )
 
     async def StreamTrades(
-        self, request: pb.StreamTradesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.StreamTradesRequest,
+        context: grpc.aio.ServicerContext[pb.StreamTradesRequest, pb.StreamTradesResponse],
     ) -> AsyncIterator[pb.StreamTradesResponse]:
         await self._check_instrument(request.instrument, context)
         after: LogPosition | None = None
@@ -90,7 +94,10 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                 await context.abort(grpc.StatusCode.ABORTED, str(lagged))
 
     async def _missed_trades(
-        self, instrument: str, after: LogPosition | None, context: grpc.aio.ServicerContext
+        self,
+        instrument: str,
+        after: LogPosition | None,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> list[Any]:
         if after is None or self._trades_after is None:
             return []
@@ -107,7 +114,9 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         return missed
 
     async def StreamOrderBook(
-        self, request: pb.StreamOrderBookRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.StreamOrderBookRequest,
+        context: grpc.aio.ServicerContext[pb.StreamOrderBookRequest, pb.StreamOrderBookResponse],
     ) -> AsyncIterator[pb.StreamOrderBookResponse]:
         await self._check_instrument(request.instrument, context)
         subscription = self._feeds.subscribe_book(request.instrument, request.depth)
@@ -145,7 +154,11 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                 await context.abort(grpc.StatusCode.ABORTED, str(lagged))
 
     async def StreamOrderUpdates(
-        self, request: pb.StreamOrderUpdatesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.StreamOrderUpdatesRequest,
+        context: grpc.aio.ServicerContext[
+            pb.StreamOrderUpdatesRequest, pb.StreamOrderUpdatesResponse
+        ],
     ) -> AsyncIterator[pb.StreamOrderUpdatesResponse]:
         await self._check(context, lambda: require_id("user_id", request.user_id))
         await self._check_instrument(request.instrument, context, required=False)

@@ -70,7 +70,7 @@ class ReadYourWrites:
             if stuck.position is None or stuck.position <= position:
                 raise Unavailable(f"the views are stopped: {stuck.describe()[:300]}")
 
-    async def wait(self, token: str, context: grpc.aio.ServicerContext) -> None:
+    async def wait(self, token: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         position = log_position_of("min_position", token)
         if position is None or self._progress.reached(position):
             return
@@ -98,7 +98,9 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         self._instruments = instruments
 
     async def GetOrder(
-        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetOrderRequest,
+        context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         try:
             require_id("order_id", request.order_id)
@@ -114,7 +116,9 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         return pb.GetOrderResponse(order=order_message(order))
 
     async def ListOrders(
-        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
         try:
             require_id("user_id", request.user_id)
@@ -139,7 +143,9 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         )
 
     async def GetOrderBook(
-        self, request: pb.GetOrderBookRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetOrderBookRequest,
+        context: grpc.aio.ServicerContext[pb.GetOrderBookRequest, pb.GetOrderBookResponse],
     ) -> pb.GetOrderBookResponse:
         try:
             known_instrument(self._instruments, "instrument", request.instrument, required=True)
@@ -156,7 +162,9 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         )
 
     async def ListTrades(
-        self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListTradesRequest,
+        context: grpc.aio.ServicerContext[pb.ListTradesRequest, pb.ListTradesResponse],
     ) -> pb.ListTradesResponse:
         try:
             known_instrument(self._instruments, "instrument", request.instrument, required=True)
@@ -175,7 +183,9 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         )
 
     async def ListInstruments(
-        self, request: pb.ListInstrumentsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListInstrumentsRequest,
+        context: grpc.aio.ServicerContext[pb.ListInstrumentsRequest, pb.ListInstrumentsResponse],
     ) -> pb.ListInstrumentsResponse:
         return pb.ListInstrumentsResponse(
             instruments=[

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -37,7 +37,7 @@ def rich_status(refusal: Refused) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-async def abort_refused(context: grpc.aio.ServicerContext, refusal: Refused) -> NoReturn:
+async def abort_refused(context: grpc.aio.ServicerContext[Any, Any], refusal: Refused) -> NoReturn:
     await context.abort_with_status(rich_status(refusal))
     raise AssertionError("abort_with_status returned")  # it always raises
 

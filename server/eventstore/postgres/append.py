@@ -34,6 +34,7 @@ from server.eventstore.postgres.schema import (
     SQLSTATE_ID_CONFLICT,
     SQLSTATE_WRONG_VERSION,
 )
+from server.pg_pools import PgConnection
 
 # The common batch in one plain statement (a prepared statement's plan is kept by the
 # connection; a PL/pgSQL function's statements cost more to start and to run). Each
@@ -153,7 +154,7 @@ AppendOutcome = AppendResult | EventStoreError
 
 
 async def call_append(
-    connection: asyncpg.Connection, requests: Sequence[AppendRequest], atomic: bool
+    connection: PgConnection, requests: Sequence[AppendRequest], atomic: bool
 ) -> list[AppendOutcome]:
     """Append all `requests` in one transaction; one result or error per request, in order.
 
@@ -172,11 +173,11 @@ async def call_append(
     return outcomes
 
 
-_Row = Sequence[Any]
+_Row = asyncpg.Record
 
 
 async def _append_rows(
-    connection: asyncpg.Connection, sent: list[AppendRequest], atomic: bool
+    connection: PgConnection, sent: list[AppendRequest], atomic: bool
 ) -> list[list[_Row]]:
     """The answer rows of each request of `sent`, in its order."""
     if len({request.stream for request in sent}) < len(sent):
@@ -230,7 +231,7 @@ async def _append_rows(
 
 
 async def _append_each(
-    connection: asyncpg.Connection, sent: list[AppendRequest], atomic: bool
+    connection: PgConnection, sent: list[AppendRequest], atomic: bool
 ) -> list[list[_Row]]:
     try:
         rows = await connection.fetch(EACH_APPEND_SQL, *_request_arrays(sent), atomic)

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from server.eventstore.port import AppendResult, EventStoreUnavailable
 from server.eventstore.postgres.append import AppendOutcome, AppendRequest, call_append
+from server.pg_pools import PgConnection
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +54,7 @@ class GroupCommitWriter:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        after_commit: Callable[[asyncpg.Connection, list[AppendResult]], Awaitable[None]],
+        after_commit: Callable[[PgConnection, list[AppendResult]], Awaitable[None]],
         flushers: int = DEFAULT_FLUSHERS,
         max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
     ) -> None:
@@ -111,7 +113,7 @@ class GroupCommitWriter:
     async def _flush_forever(self) -> None:
         # Each flusher keeps one pooled connection while it lives: acquiring per batch would
         # add the pool's reset round trip to every commit.
-        connection: asyncpg.Connection | None = None
+        connection: PoolConnectionProxy | None = None
         try:
             while True:
                 await self._queued.wait()
@@ -146,7 +148,7 @@ class GroupCommitWriter:
             if connection is not None:
                 await _release_quietly(self._pool, connection)
 
-    async def _flush(self, connection: asyncpg.Connection, batch: list[_QueuedAppend]) -> None:
+    async def _flush(self, connection: PgConnection, batch: list[_QueuedAppend]) -> None:
         requests = [queued.request for queued in batch]
         outcomes: Sequence[AppendOutcome | Exception]
         try:
@@ -164,7 +166,7 @@ class GroupCommitWriter:
         )
 
     async def _append_alone(
-        self, connection: asyncpg.Connection, queued: _QueuedAppend
+        self, connection: PgConnection, queued: _QueuedAppend
     ) -> AppendOutcome | Exception:
         try:
             return (await call_append_retrying(connection, [queued.request], atomic=False))[0]
@@ -174,7 +176,7 @@ class GroupCommitWriter:
 
 
 async def call_append_retrying(
-    connection: asyncpg.Connection, requests: list[AppendRequest], atomic: bool
+    connection: PgConnection, requests: list[AppendRequest], atomic: bool
 ) -> list[AppendOutcome]:
     """`call_append`, tried again (a few times) after a deadlock."""
     for attempt in range(_RETRY_ATTEMPTS):
@@ -186,7 +188,7 @@ async def call_append_retrying(
     raise AssertionError("unreachable")
 
 
-def _usable(connection: asyncpg.Connection) -> bool:
+def _usable(connection: PoolConnectionProxy) -> bool:
     """False once the server closed it (the pool may then have taken the proxy back)."""
     try:
         return not connection.is_closed()
@@ -194,7 +196,7 @@ def _usable(connection: asyncpg.Connection) -> bool:
         return False
 
 
-async def _release_quietly(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+async def _release_quietly(pool: asyncpg.Pool, connection: PoolConnectionProxy) -> None:
     with contextlib.suppress(Exception):
         await pool.release(connection, timeout=2)
 

@@ -89,9 +89,11 @@ class NotificationListener:
                 await self._task
             self._task = None
 
-    def _on_notification(self, _connection: Any, pid: int, _channel: str, payload: str) -> None:
+    def _on_notification(self, _connection: Any, pid: int, _channel: str, payload: object) -> None:
+        # asyncpg hands over the NOTIFY payload as a str; its stubs promise only an object.
         if pid not in self._own_backend_pids:
-            self._signal.notify(int(payload) if payload.isdigit() else 0)
+            digits = payload if isinstance(payload, str) else ""
+            self._signal.notify(int(digits) if digits.isdigit() else 0)
 
     async def _run(self) -> None:
         while True:

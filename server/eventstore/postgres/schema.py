@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
-import asyncpg
+from server.pg_pools import PgConnection
 
 # Any constant unique to this schema: pg_advisory_xact_lock takes a bigint key.
 MIGRATION_LOCK_KEY: Final = 0x45_56_45_4E_54_53  # "EVENTS"
@@ -220,7 +220,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
 )
 
 
-async def migrate(connection: asyncpg.Connection) -> list[int]:
+async def migrate(connection: PgConnection) -> list[int]:
     """Apply the migrations this database lacks; return the versions applied now."""
     applied_now: list[int] = []
     async with connection.transaction():

@@ -43,7 +43,7 @@ from server.eventstore.postgres.group_commit import (
 )
 from server.eventstore.postgres.notify import ChangeSignal, CommitNotifier, NotificationListener
 from server.eventstore.postgres.schema import migrate
-from server.pg_pools import keep_session, run_to_completion
+from server.pg_pools import PgConnection, keep_session, run_to_completion
 
 _COLUMNS = "position, tx_id, event_id, stream, version, type, data, metadata, recorded_at"
 
@@ -271,7 +271,7 @@ class PostgresEventStore(EventStore):
         return results
 
     async def _after_commit(
-        self, connection: asyncpg.Connection, results: Sequence[AppendResult]
+        self, connection: PgConnection, results: Sequence[AppendResult]
     ) -> None:
         committed_tx = max((r.positions[-1].tx for r in results if r.positions), default=0)
         if committed_tx:
