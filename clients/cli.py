@@ -49,7 +49,6 @@ from clients.models import CommandResult, NewOrder
 from clients.output import Output
 from clients.precision import DisplayPrecision
 from clients.render import printable
-from clients.waiting import cancel_all_and_count
 from clients.watch import DEFAULT_RETRIES, watch
 
 TARGET_ENVIRONMENT_VARIABLE = "EXCHANGE_TARGET"
@@ -484,20 +483,19 @@ async def _amend(exchange: ExchangeClient, arguments: argparse.Namespace, output
 async def _cancel_all(
     exchange: ExchangeClient, arguments: argparse.Namespace, output: Output
 ) -> None:
+    result = await exchange.cancel_all_orders(
+        arguments.user_id, instrument=arguments.instrument, wait=not arguments.no_wait
+    )
+    position = result.position
     if arguments.no_wait:
-        position = await exchange.cancel_all_orders(
-            arguments.user_id, instrument=arguments.instrument
-        )
         output.show(
             {"position": position}, f"cancel-all requested at log position {printable(position)}"
         )
         return
-    position, cancelled = await cancel_all_and_count(
-        exchange, arguments.user_id, arguments.instrument, arguments.timeout
-    )
+    cancelled = list(result.cancelled_orders)
     plural = "" if len(cancelled) == 1 else "s"
     summary = (
-        f"cancel-all requested at log position {printable(position)}: "
+        f"cancel-all answered at log position {printable(position)}: "
         f"{len(cancelled)} order{plural} cancelled"
     )
     output.show(

@@ -29,6 +29,7 @@ import grpc.aio
 
 from clients.conversions import (
     book_message_from_wire,
+    cancel_all_result_from_wire,
     command_result_from_wire,
     decimal_to_wire,
     instrument_from_wire,
@@ -55,6 +56,7 @@ from clients.generated.exchange.v1 import (
 from clients.models import (
     BookSnapshot,
     BookUpdate,
+    CancelAllResult,
     CommandResult,
     Instrument,
     NewOrder,
@@ -169,15 +171,24 @@ class ExchangeClient:
         )
 
     async def cancel_all_orders(
-        self, user_id: str, *, instrument: str | None = None, timeout: float | None = None
-    ) -> str:
+        self,
+        user_id: str,
+        *,
+        instrument: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> CancelAllResult:
         """A user's kill switch: cancel every open order and waiting stop of `user_id`, on
         `instrument` or on all. Returns the log position of the request; the engine's
-        cancels (reason MASS_CANCEL) follow it."""
+        cancels (reason MASS_CANCEL) follow it. With `wait`, the answer comes once the
+        engine has handled the request: the position of its answer and the orders it
+        cancelled."""
         request = order_command_service_pb2.CancelAllOrdersRequest(
-            user_id=user_id, instrument=instrument or ""
+            user_id=user_id, instrument=instrument or "", wait_for_outcome=wait
         )
-        return await self._unary(self._commands.CancelAllOrders, request, timeout, _position_of)
+        return await self._unary(
+            self._commands.CancelAllOrders, request, timeout, cancel_all_result_from_wire
+        )
 
     async def amend_order(
         self,
@@ -353,10 +364,6 @@ class ExchangeClient:
 
 def _ignore(_reply: object) -> None:
     return None
-
-
-def _position_of(reply: Any) -> str:
-    return str(reply.position)
 
 
 async def _server_stream(

@@ -23,6 +23,7 @@ from clients.generated.exchange.v1 import (
 from clients.models import (
     BookSnapshot,
     BookUpdate,
+    CancelAllResult,
     CommandResult,
     Instrument,
     LevelChange,
@@ -181,6 +182,15 @@ def place_result_from_wire(message: order_command_service_pb2.PlaceOrderResponse
         order=order_from_wire(message.order),
         position=message.position,
         duplicate=message.duplicate,
+    )
+
+
+def cancel_all_result_from_wire(
+    message: order_command_service_pb2.CancelAllOrdersResponse,
+) -> CancelAllResult:
+    return CancelAllResult(
+        position=message.position,
+        cancelled_orders=tuple(order_from_wire(order) for order in message.cancelled_orders),
     )
 
 

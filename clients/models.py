@@ -109,6 +109,15 @@ class CommandResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelAllResult:
+    """Answer of CancelAllOrders: the log position of the request; when the call waited
+    for the outcome, the position of the engine's answer and the orders it cancelled."""
+
+    position: str
+    cancelled_orders: tuple[Order, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceResult:
     """Answer of PlaceOrder; `duplicate` when client_order_id matched an earlier order.
     When the call waited for the outcome: the order as the engine left it, and the position

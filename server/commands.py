@@ -106,6 +106,15 @@ class CommandOutcome:
     request: RequestRef | None = None
 
 
+@dataclass(frozen=True)
+class CancelAllWritten:
+    """Where a cancel-all request sits in the log, and its event id (what the engine's
+    cancels name as their cause, for waiting on them: server.outcomes)."""
+
+    position: LogPosition
+    event_id: uuid.UUID
+
+
 def _order_terms(place_request: LogRecord) -> LogRecord:
     """What a place request asks for, without when it was asked (the idempotency check)."""
     return msgspec.structs.replace(place_request, requested_at=_EPOCH)
@@ -373,9 +382,10 @@ class CommandHandlers:
 
     async def cancel_all_orders(
         self, user_id: str, instrument: str | None, metadata: Mapping[str, str] | None = None
-    ) -> LogPosition:
-        """Write a user's cancel-all request; its position in the log. The engine cancels
-        what of theirs is open when it reads the request (orders placed later stay)."""
+    ) -> CancelAllWritten:
+        """Write a user's cancel-all request; its position in the log (and event id). The
+        engine cancels what of theirs is open when it reads the request (orders placed
+        later stay)."""
         require_id("user_id", user_id)
         record = CancelAllRequested(
             user_id=user_id,
@@ -387,7 +397,7 @@ class CommandHandlers:
         stream = cancel_all_stream(user_id)
         event = _request_event(record, stream, metadata)
         result = await self._append(stream, event, ExpectedVersion.ANY)
-        return result.positions[0]
+        return CancelAllWritten(position=result.positions[0], event_id=event.event_id)
 
     def _amend_record(
         self, state: OrderState, user_id: str, price: str | None, quantity: str | None

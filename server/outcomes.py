@@ -17,6 +17,13 @@ A command handler answers once its request is written; a caller who asked to wai
    with the views' own fold (``server.order_state.fold_order``): the order as the engine
    left it, whatever happened to it later.
 
+A user's cancel-all has no stream of results of its own (the engine cancels orders in their
+streams, possibly none): its answer is the engine's progress event (``EngineBatchProcessed``)
+whose last input is at or after the request, found through a subscription; the views are
+waited for as above; the orders it cancelled are the ``OrderCancelled`` events of that
+progress event's transaction (one atomic append: positions sharing its ``tx``) that the
+request caused.
+
 The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. The
 request is in the log either way: waiting never writes anything.
 """
@@ -30,10 +37,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from server.eventstore.port import EventStore, LogPosition, RecordedEvent
-from server.log_contract.layout import CAUSATION_ID, order_stream
+from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
+from server.log_contract.layout import CAUSATION_ID, ENGINE_BATCH_PROCESSED, order_stream
 from server.log_contract.mapper import decode
-from server.log_contract.records import AmendRejected, CancelRejected
+from server.log_contract.records import (
+    AmendRejected,
+    CancelRejected,
+    EngineBatchProcessed,
+    OrderCancelled,
+)
 from server.order_state import OrderState, fold_order
 
 
@@ -68,6 +80,15 @@ class EngineOutcome:
     rejection_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CancelAllOutcome:
+    """The orders the engine cancelled for a cancel-all request, as it left them, and
+    where its answer ends in the log."""
+
+    cancelled: list[OrderState]
+    position: LogPosition
+
+
 class OutcomeWaiter:
     def __init__(self, event_store: EventStore, views: ViewProgress) -> None:
         self._event_store = event_store
@@ -92,6 +113,65 @@ class OutcomeWaiter:
                 f"{request.order_id} is not in the views yet"
             )
         return _outcome(request, events[: answer.version], events[answer.version :])
+
+    async def wait_cancel_all(
+        self, position: LogPosition, event_id: UUID, timeout: float
+    ) -> CancelAllOutcome:
+        """The engine's outcome of the cancel-all request at `position` once the views hold
+        it; OutcomeNotYet after `timeout` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                progress = await self._progress_past(position)
+                await self._views.wait_for(progress, None)
+                outcome = await self._cancelled_in(progress, str(event_id))
+        except TimeoutError:
+            late = True  # raised below: a TimeoutError in its chain would read as an outage
+        else:
+            late = False
+        if late:
+            raise OutcomeNotYet(
+                f"the engine's answer to the cancel-all at {position} is not in the views yet"
+            )
+        return outcome
+
+    async def _progress_past(self, position: LogPosition) -> LogPosition:
+        """The position of the engine's first progress event that covers `position`."""
+        subscription = self._event_store.subscribe_all(
+            after=position, filter=EventFilter(event_types=(ENGINE_BATCH_PROCESSED,))
+        )
+        async with _closing(subscription):
+            async for event in subscription:
+                record = decode(event)
+                assert isinstance(record, EngineBatchProcessed)
+                if LogPosition.parse(record.last_input) >= position:
+                    return event.position
+        raise OutcomeNotYet("the log ended")  # store closed
+
+    async def _cancelled_in(self, progress: LogPosition, cause: str) -> CancelAllOutcome:
+        """The orders cancelled by `cause` in the transaction of `progress`."""
+        cursor = LogPosition(progress.tx, 0)  # before every event of that transaction
+        end = progress
+        order_ids: list[str] = []
+        while True:
+            page = await self._event_store.read_all(after=cursor, limit=1000)
+            in_transaction = [event for event in page if event.position.tx == progress.tx]
+            for event in in_transaction:
+                end = max(end, event.position)
+                if event.metadata.get(CAUSATION_ID) != cause:
+                    continue
+                record = decode(event)
+                if isinstance(record, OrderCancelled):
+                    order_ids.append(record.order_id)
+            if len(in_transaction) < len(page) or not page:
+                break
+            cursor = page[-1].position
+        cancelled: list[OrderState] = []
+        for order_id in order_ids:
+            events = await self._event_store.read_stream(order_stream(order_id))
+            order = fold_order(order_id, [event for event in events if event.position <= end])
+            assert order is not None  # the engine cancels only orders it was asked to place
+            cancelled.append(order)
+        return CancelAllOutcome(cancelled=cancelled, position=end)
 
     async def _engine_answer(self, request: RequestRef) -> RecordedEvent:
         """The first event of the order's stream that the request caused."""

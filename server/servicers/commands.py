@@ -100,13 +100,20 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         """The engine's outcome of the request just written, within the call's deadline
         (the default wait without one); OutcomeNotYet when time runs out."""
         assert outcome.request is not None
+        return await self._outcome_waiter().wait(outcome.request, self._wait_s(context))
+
+    def _outcome_waiter(self) -> OutcomeWaiter:
         if self._outcomes is None:
             raise OutcomeNotYet("this service does not wait for outcomes")
+        return self._outcomes
+
+    def _wait_s(self, context: grpc.aio.ServicerContext[Any, Any]) -> float:
+        """How long a wait for an outcome may take: the call's deadline, less a margin to
+        answer DEADLINE_EXCEEDED ourselves, or the default wait without a deadline."""
         remaining = context.time_remaining()
-        timeout = (
-            self._default_wait_s if remaining is None else max(0.0, remaining - DEADLINE_MARGIN_S)
-        )
-        return await self._outcomes.wait(outcome.request, timeout)
+        if remaining is None:
+            return self._default_wait_s
+        return max(0.0, remaining - DEADLINE_MARGIN_S)
 
     async def _place(
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -165,14 +172,25 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def CancelAllOrders(
         self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CancelAllOrdersResponse:
-        position = await _counted(
+        written = await _counted(
             "cancel_all",
             self._handlers.cancel_all_orders(
                 request.user_id, request.instrument or None, inject_trace_context()
             ),
             context,
         )
-        return pb.CancelAllOrdersResponse(position=position.to_token())
+        if not request.wait_for_outcome:
+            return pb.CancelAllOrdersResponse(position=written.position.to_token())
+        try:
+            outcome = await self._outcome_waiter().wait_cancel_all(
+                written.position, written.event_id, self._wait_s(context)
+            )
+        except OutcomeNotYet as late:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
+        return pb.CancelAllOrdersResponse(
+            position=outcome.position.to_token(),
+            cancelled_orders=[order_message(order) for order in outcome.cancelled],
+        )
 
     async def AmendOrder(
         self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -14,7 +14,8 @@ Magic inputs of the CLI tests:
   rejected the same way;
 - users starting with "kill" have three open orders (`<user>-1` a BTC-USD stop waiting,
   `<user>-2` PENDING on BTC-USD, `<user>-3` OPEN on ETH-USD), and after their cancel-all
-  `-1` and `-3` read CANCELLED with reason MASS_CANCEL and `-2` FILLED;
+  `-1` and `-3` read CANCELLED with reason MASS_CANCEL and `-2` FILLED (a cancel-all that
+  waits answers `-3` and `-1` as the orders it cancelled);
 - GetOrder of "hostile" answers ids full of terminal escapes; ids starting with "missing"
   are NOT_FOUND, quoting the id;
 - streams named "endless..." park after their messages until the client cancels;
@@ -245,6 +246,8 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
 
     async def CancelAllOrders(self, request, context):  # type: ignore[no-untyped-def]
         self.cancel_all_requests.append(request)
+        await self._unanswered(request, context)
+        cancelled: list[types_pb2.Order] = []
         if request.user_id.startswith("kill"):
             for order in kill_switch_orders(request.user_id):
                 if request.instrument and order.instrument != request.instrument:
@@ -260,9 +263,15 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
                 elif order.status == types_pb2.ORDER_STATUS_OPEN:
                     outcome = closed(order, types_pb2.ORDER_STATUS_CANCELLED, "MASS_CANCEL")
                     self.queries.script(order, outcome)
+                    cancelled.append(outcome)
                 else:
                     outcome = closed(order, types_pb2.ORDER_STATUS_CANCELLED, "MASS_CANCEL")
                     self.queries.script(outcome)
+                    cancelled.append(outcome)
+        if request.wait_for_outcome:
+            return order_command_service_pb2.CancelAllOrdersResponse(
+                position="p-cancel-all-answer", cancelled_orders=cancelled
+            )
         return order_command_service_pb2.CancelAllOrdersResponse(position="p-cancel-all")
 
     async def CancelOrder(self, request, context):  # type: ignore[no-untyped-def]

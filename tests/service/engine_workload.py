@@ -55,7 +55,8 @@ class Workload:
                 self._note(outcome.position)
             elif draw < 0.92:
                 instrument = "BTC-USD" if self._random.random() < 0.5 else None
-                self._note(await self._handlers.cancel_all_orders(user, instrument))
+                written = await self._handlers.cancel_all_orders(user, instrument)
+                self._note(written.position)
             else:
                 self._clock += timedelta(seconds=self._random.randint(1, 20))
                 result = await self._store.append(

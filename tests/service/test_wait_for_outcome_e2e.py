@@ -75,6 +75,29 @@ async def test_a_cancel_answers_cancelled(exchange: Exchange) -> None:
     assert await get_order(exchange, placed.order.order_id, cancelled.position) == cancelled.order
 
 
+async def test_a_cancel_all_answers_the_orders_it_cancelled(exchange: Exchange) -> None:
+    first = await place_waiting(exchange, limit("kim", BUY, "90.00", "1.0"))
+    second = await place_waiting(exchange, limit("kim", SELL, "110.00", "1.0"))
+    other = await place_waiting(exchange, limit("lee", BUY, "91.00", "1.0"))
+
+    answer = await exchange.commands.CancelAllOrders(
+        cmd.CancelAllOrdersRequest(user_id="kim", wait_for_outcome=True), timeout=WAIT
+    )
+
+    assert sorted(order.order_id for order in answer.cancelled_orders) == sorted(
+        [first.order.order_id, second.order.order_id]
+    )
+    assert {(order.status, order.reason) for order in answer.cancelled_orders} == {
+        (types.ORDER_STATUS_CANCELLED, "MASS_CANCEL")
+    }
+    still = await get_order(exchange, other.order.order_id, answer.position)
+    assert still.status == types.ORDER_STATUS_OPEN
+    again = await exchange.commands.CancelAllOrders(
+        cmd.CancelAllOrdersRequest(user_id="kim", wait_for_outcome=True), timeout=WAIT
+    )
+    assert list(again.cancelled_orders) == []
+
+
 async def test_an_amend_answers_the_amended_order(exchange: Exchange) -> None:
     placed = await place_waiting(exchange, limit("alice", BUY, "90.00", "2.0"))
 

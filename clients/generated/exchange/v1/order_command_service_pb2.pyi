@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from clients.generated.exchange.v1 import types_pb2 as _types_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -195,18 +197,24 @@ class CancelAllOrdersRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     INSTRUMENT_FIELD_NUMBER: _builtins.int
+    WAIT_FOR_OUTCOME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     instrument: _builtins.str
     """Empty: every instrument."""
+    wait_for_outcome: _builtins.bool
+    """Answer once the engine has handled the request and the views hold its result, with
+    the orders it cancelled.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         instrument: _builtins.str = ...,
+        wait_for_outcome: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "user_id", b"user_id", "wait_for_outcome", b"wait_for_outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -217,16 +225,26 @@ class CancelAllOrdersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_FIELD_NUMBER: _builtins.int
+    CANCELLED_ORDERS_FIELD_NUMBER: _builtins.int
     position: _builtins.str
-    """The log position of the request. The cancels follow it in the log."""
+    """The log position of the request. The cancels follow it in the log. With
+    `wait_for_outcome`, the position of the engine's answer.
+    """
+    @_builtins.property
+    def cancelled_orders(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Order]:
+        """With `wait_for_outcome` only: the orders the engine cancelled for this request
+        (reason MASS_CANCEL), as it left them.
+        """
+
     def __init__(
         self,
         *,
         position: _builtins.str = ...,
+        cancelled_orders: _abc.Iterable[_types_pb2.Order] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_orders", b"cancelled_orders", "position", b"position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
