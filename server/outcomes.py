@@ -82,8 +82,8 @@ class EngineOutcome:
 
 @dataclass(frozen=True, slots=True)
 class CancelAllOutcome:
-    """The orders the engine cancelled for a cancel-all request, as it left them, and
-    where its answer ends in the log."""
+    """The orders the engine cancelled for a cancel-all request, as it left them (oldest
+    first), and where its answer ends in the log."""
 
     cancelled: list[OrderState]
     position: LogPosition
@@ -171,6 +171,9 @@ class OutcomeWaiter:
             order = fold_order(order_id, [event for event in events if event.position <= end])
             assert order is not None  # the engine cancels only orders it was asked to place
             cancelled.append(order)
+        # The log holds an append's streams in its own order: oldest order first, as the
+        # engine cancels them.
+        cancelled.sort(key=lambda order: order.placed_position or end)
         return CancelAllOutcome(cancelled=cancelled, position=end)
 
     async def _engine_answer(self, request: RequestRef) -> RecordedEvent:

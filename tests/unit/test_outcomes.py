@@ -2,7 +2,8 @@
 
 Given a request written by the command handlers, when the engine runner answers it, then
 `OutcomeWaiter.wait` gives the order as the engine left it, the position of that answer
-and, for a cancel the engine rejects, its reason; with no engine, OutcomeNotYet.
+and, for a cancel the engine rejects, its reason; `wait_cancel_all` gives the orders a
+cancel-all cancelled; with no engine, OutcomeNotYet.
 """
 
 from __future__ import annotations
@@ -78,3 +79,23 @@ async def test_no_answer_in_time_is_outcome_not_yet(
         await OutcomeWaiter(store, ViewsCaughtUp()).wait(placed.request, 0.05)
 
     assert late.value.__cause__ is None and late.value.__context__ is None
+
+
+async def test_a_cancel_all_is_answered_with_the_orders_it_cancelled(
+    store: EventStore, handlers: CommandHandlers, run_engine: RunEngine
+) -> None:
+    first = await handlers.place_order(limit("kim", "BUY", "90.00", "1.0"))
+    second = await handlers.place_order(limit("kim", "SELL", "110.00", "1.0"))
+    await handlers.place_order(limit("lee", "BUY", "91.00", "1.0"))
+    written = await handlers.cancel_all_orders("kim", None)
+    await run_engine(written.position)
+
+    outcome = await OutcomeWaiter(store, ViewsCaughtUp()).wait_cancel_all(
+        written.position, written.event_id, 5.0
+    )
+
+    assert [(order.order_id, order.status, order.reason) for order in outcome.cancelled] == [
+        (first.order.order_id, "CANCELLED", "MASS_CANCEL"),
+        (second.order.order_id, "CANCELLED", "MASS_CANCEL"),
+    ]
+    assert outcome.position > written.position

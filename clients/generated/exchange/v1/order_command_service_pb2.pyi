@@ -233,7 +233,7 @@ class CancelAllOrdersResponse(_message.Message):
     @_builtins.property
     def cancelled_orders(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Order]:
         """With `wait_for_outcome` only: the orders the engine cancelled for this request
-        (reason MASS_CANCEL), as it left them.
+        (reason MASS_CANCEL), as it left them, oldest first.
         """
 
     def __init__(
