@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -32,7 +33,9 @@ from clients.generated.exchange.v1 import order_query_service_pb2 as query
 from clients.generated.exchange.v1 import order_query_service_pb2_grpc as query_grpc
 from clients.generated.exchange.v1 import types_pb2 as types
 from server.app import ExchangeApp
-from server.eventstore.port import LogPosition
+from server.clock import clock_tick_event
+from server.eventstore.port import ExpectedVersion, LogPosition
+from server.log_contract.layout import CLOCK_STREAM
 from server.settings import Settings
 
 BTC = "BTC-USD"
@@ -190,11 +193,17 @@ def served_book(response: query.GetOrderBookResponse) -> tuple[list[Any], ...]:
 
 
 async def settled(app: ExchangeApp, load: Load) -> LogPosition:
-    """Wait until the engine has handled every acknowledged order and the views hold its
-    answers; the position of its last result."""
+    """Wait until the engine has handled every input written so far (acknowledged orders,
+    and cancels too: one the client gave up on may still have been written) and the views
+    hold its answers; the position of its last result. A clock tick appended now is the
+    fence: every input committed before it is handled before it."""
     runner = app.engine_runner
-    assert runner is not None and app.projections is not None
-    await asyncio.wait_for(runner.wait_processed(max(load.acked.values())), BOUND_S)
+    assert runner is not None and app.projections is not None and app.event_store is not None
+    fence = await app.event_store.append(
+        CLOCK_STREAM, [clock_tick_event(datetime.now(UTC))], ExpectedVersion.ANY
+    )
+    assert max(load.acked.values()) < fence.positions[0]
+    await asyncio.wait_for(runner.wait_processed(fence.positions[0]), BOUND_S)
     assert runner.last_result_position is not None
     position = runner.last_result_position
     assert await app.projections.progress.wait_for(position, BOUND_S)
