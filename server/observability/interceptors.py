@@ -27,6 +27,7 @@ import grpc
 import grpc.aio
 
 from server.observability import metrics
+from server.observability.handler_wrapping import Behavior, HandlerWrappingInterceptor
 from server.observability.tracing import tracing_enabled
 
 _OK = grpc.StatusCode.OK.name
@@ -141,63 +142,24 @@ def _wrap_stream_response(
     return _wrap_unary_response(behavior, stats)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(HandlerWrappingInterceptor):
     """Counts, times and tracks every RPC; see the module docstring for the metric names."""
 
     def __init__(self) -> None:
-        # method -> (handler seen, wrapped handler): the server hands back the same handler
-        # object for a method on every call, so wrapping is done once per method.
-        self._wrapped: dict[
-            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
-        ] = {}
+        super().__init__()
         self._stats: dict[str, _MethodMetrics] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        full_method = handler_call_details.method
-        cached = self._wrapped.get(full_method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(full_method, handler)
-        self._wrapped[full_method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(
-        self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        stats = self._stats.get(full_method)
+    def _stats_of(self, method: str) -> _MethodMetrics:
+        stats = self._stats.get(method)
         if stats is None:
-            stats = _MethodMetrics(full_method)
-            self._stats[full_method] = stats
-        common = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, stats), **common
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, stats), **common
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, stats), **common
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, stats), **common
-            )
-        return handler
+            stats = self._stats[method] = _MethodMetrics(method)
+        return stats
+
+    def wrap_unary(self, method: str, behavior: Behavior) -> Behavior:
+        return _wrap_unary_response(behavior, self._stats_of(method))
+
+    def wrap_stream(self, method: str, behavior: Behavior) -> Behavior:
+        return _wrap_stream_response(behavior, self._stats_of(method))
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:

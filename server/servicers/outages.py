@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -25,6 +25,7 @@ import structlog
 from google.rpc import code_pb2
 
 from clients.generated.exchange.v1 import types_pb2
+from server.observability.handler_wrapping import Behavior, HandlerWrappingInterceptor
 from server.outage_errors import unavailable_reason
 
 log = structlog.get_logger(__name__)
@@ -71,92 +72,46 @@ def outage_error(error: BaseException) -> types_pb2.CommandError | None:
     return types_pb2.CommandError(code=code_pb2.UNAVAILABLE, message=f"{reason}; retry")
 
 
-def _wrap_unary_response(
-    behavior: Callable[[Any, Any], Awaitable[Any]], method: str, refusals: _RefusalLog
-) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def handle(request_or_iterator: Any, context: Any) -> Any:
-        try:
-            return await behavior(request_or_iterator, context)
-        except Exception as error:
-            reason = unavailable_reason(error)
-            if reason is None:
-                raise
-            refusals.refused(reason, method, error)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{reason}; retry")
-
-    return handle
+async def _refuse_outage(
+    error: Exception, method: str, refusals: _RefusalLog, context: Any
+) -> None:
+    """End the call with UNAVAILABLE when `error` is a dependency outage; else re-raise."""
+    reason = unavailable_reason(error)
+    if reason is None:
+        raise error
+    refusals.refused(reason, method, error)
+    await context.abort(grpc.StatusCode.UNAVAILABLE, f"{reason}; retry")
 
 
-def _wrap_stream_response(
-    behavior: Callable[[Any, Any], Any], method: str, refusals: _RefusalLog
-) -> Callable[[Any, Any], Any]:
-    if not inspect.isasyncgenfunction(behavior):
-        return _wrap_unary_response(behavior, method, refusals)
-
-    async def stream(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
-        try:
-            async for message in behavior(request_or_iterator, context):
-                yield message
-        except Exception as error:
-            reason = unavailable_reason(error)
-            if reason is None:
-                raise
-            refusals.refused(reason, method, error)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{reason}; retry")
-
-    return stream
-
-
-class OutageInterceptor(grpc.aio.ServerInterceptor):
+class OutageInterceptor(HandlerWrappingInterceptor):
     """Ends a call whose handler hit a dependency outage with UNAVAILABLE (see module doc);
     `clock` (monotonic seconds) paces the log lines."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._wrapped: dict[
-            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
-        ] = {}
+        super().__init__()
         self._refusals = _RefusalLog(clock)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        common = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
+    def wrap_unary(self, method: str, behavior: Behavior) -> Behavior:
         refusals = self._refusals
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method, refusals), **common
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method, refusals), **common
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method, refusals), **common
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, method, refusals), **common
-            )
-        return handler
+
+        async def handle(request_or_iterator: Any, context: Any) -> Any:
+            try:
+                return await behavior(request_or_iterator, context)
+            except Exception as error:
+                await _refuse_outage(error, method, refusals, context)
+
+        return handle
+
+    def wrap_stream(self, method: str, behavior: Behavior) -> Behavior:
+        if not inspect.isasyncgenfunction(behavior):
+            return self.wrap_unary(method, behavior)
+        refusals = self._refusals
+
+        async def stream(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                async for message in behavior(request_or_iterator, context):
+                    yield message
+            except Exception as error:
+                await _refuse_outage(error, method, refusals, context)
+
+        return stream
