@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -66,6 +68,29 @@ class Exchange:
                 runner.last_result_position, SETTLE_BOUND_S
             )
             assert reached, "views did not catch up"
+
+
+@contextlib.asynccontextmanager
+async def running_exchange(
+    settings: Settings, kind: type[Exchange] = Exchange
+) -> AsyncIterator[Exchange]:
+    """An ExchangeApp started with `settings`, and stubs on a channel to it; both closed
+    (and the app stopped) on the way out."""
+    app = ExchangeApp(settings)
+    await app.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
+    try:
+        yield kind(
+            app=app,
+            channel=channel,
+            commands=order_command_service_pb2_grpc.OrderCommandServiceStub(channel),
+            queries=order_query_service_pb2_grpc.OrderQueryServiceStub(channel),
+            market_data=market_data_service_pb2_grpc.MarketDataServiceStub(channel),
+            diagnostics=diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+        )
+    finally:
+        await channel.close()
+        await app.stop(grace_s=0.5)
 
 
 async def create_database(admin_url: str) -> tuple[str, str]:

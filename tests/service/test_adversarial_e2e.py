@@ -78,20 +78,16 @@ from service_harness import (
     create_database,
     drop_database,
     redis_url_with_db,
+    running_exchange,
     service_settings,
 )
 
 from clients.generated.exchange import v1 as exchange_v1
 from clients.generated.exchange.v1 import (
-    diagnostics_service_pb2_grpc,
-    market_data_service_pb2_grpc,
     order_command_service_pb2,
-    order_command_service_pb2_grpc,
     order_query_service_pb2,
-    order_query_service_pb2_grpc,
 )
 from clients.generated.exchange.v1 import types_pb2 as types
-from server.app import ExchangeApp
 from server.eventstore.port import LogPosition
 from server.log_contract.layout import REQUEST_EVENT_TYPES
 
@@ -568,23 +564,12 @@ async def adversarial_exchange(service_urls: Any) -> AsyncIterator[Exchange]:
     redis_client = aioredis.from_url(redis_url)
     await redis_client.flushdb()
     await redis_client.aclose()
-    app = ExchangeApp(service_settings(database_url, redis_url))
-    await app.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
-    exchange = ServiceUnderTest(
-        app=app,
-        channel=channel,
-        commands=order_command_service_pb2_grpc.OrderCommandServiceStub(channel),
-        queries=order_query_service_pb2_grpc.OrderQueryServiceStub(channel),
-        market_data=market_data_service_pb2_grpc.MarketDataServiceStub(channel),
-        diagnostics=diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
-    )
     try:
-        await seed_orders(exchange)
-        yield exchange
+        settings = service_settings(database_url, redis_url)
+        async with running_exchange(settings, ServiceUnderTest) as exchange:
+            await seed_orders(exchange)
+            yield exchange
     finally:
-        await channel.close()
-        await app.stop(grace_s=0.5)
         await drop_database(service_urls.database_url, name)
 
 

@@ -18,14 +18,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
-from service_harness import Exchange, service_settings
+from service_harness import Exchange, running_exchange, service_settings
 
 from clients.generated.exchange.v1 import (
-    diagnostics_service_pb2_grpc,
-    market_data_service_pb2_grpc,
-    order_command_service_pb2_grpc,
     order_query_service_pb2,
-    order_query_service_pb2_grpc,
 )
 from clients.generated.exchange.v1 import types_pb2 as types
 from server.app import SERVICE_NAMES, ExchangeApp
@@ -41,21 +37,8 @@ WAIT_S = 30.0
 @pytest.fixture
 async def exchange(fresh_database_url: str, service_redis_url: str) -> AsyncIterator[Exchange]:
     settings = service_settings(fresh_database_url, service_redis_url, consumer_retry_max_s=0.2)
-    app = ExchangeApp(settings)
-    await app.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
-    try:
-        yield Exchange(
-            app=app,
-            channel=channel,
-            commands=order_command_service_pb2_grpc.OrderCommandServiceStub(channel),
-            queries=order_query_service_pb2_grpc.OrderQueryServiceStub(channel),
-            market_data=market_data_service_pb2_grpc.MarketDataServiceStub(channel),
-            diagnostics=diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
-        )
-    finally:
-        await channel.close()
-        await app.stop(grace_s=0.5)
+    async with running_exchange(settings) as running:
+        yield running
 
 
 async def statuses(exchange: Exchange) -> dict[str, int]:
