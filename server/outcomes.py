@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
@@ -97,42 +97,36 @@ class OutcomeWaiter:
     async def wait(self, request: RequestRef, timeout: float) -> EngineOutcome:
         """The engine's outcome of `request` once the views hold it; OutcomeNotYet after
         `timeout` seconds."""
-        stream = order_stream(request.order_id)
-        try:
-            async with asyncio.timeout(timeout):
-                answer = await self._engine_answer(request)
-                await self._views.wait_for(answer.position, None)
-                events = await self._event_store.read_stream(stream)
-        except TimeoutError:
-            late = True  # raised below: a TimeoutError in its chain would read as an outage
-        else:
-            late = False
-        if late:
-            raise OutcomeNotYet(
-                f"the engine's answer to the request at version {request.version} of order "
-                f"{request.order_id} is not in the views yet"
-            )
-        return _outcome(request, events[: answer.version], events[answer.version :])
+
+        async def outcome() -> EngineOutcome:
+            answer = await self._engine_answer(request)
+            await self._views.wait_for(answer.position, None)
+            events = await self._event_store.read_stream(order_stream(request.order_id))
+            return _outcome(request, events[: answer.version], events[answer.version :])
+
+        return await _in_time(
+            outcome(),
+            timeout,
+            f"the engine's answer to the request at version {request.version} of order "
+            f"{request.order_id} is not in the views yet",
+        )
 
     async def wait_cancel_all(
         self, position: LogPosition, event_id: UUID, timeout: float
     ) -> CancelAllOutcome:
         """The engine's outcome of the cancel-all request at `position` once the views hold
         it; OutcomeNotYet after `timeout` seconds."""
-        try:
-            async with asyncio.timeout(timeout):
-                progress = await self._progress_past(position)
-                await self._views.wait_for(progress, None)
-                outcome = await self._cancelled_in(progress, str(event_id))
-        except TimeoutError:
-            late = True  # raised below: a TimeoutError in its chain would read as an outage
-        else:
-            late = False
-        if late:
-            raise OutcomeNotYet(
-                f"the engine's answer to the cancel-all at {position} is not in the views yet"
-            )
-        return outcome
+
+        async def outcome() -> CancelAllOutcome:
+            progress = await self._progress_past(position)
+            await self._views.wait_for(progress, None)
+            return await self._cancelled_in(progress, str(event_id))
+
+        return await _in_time(
+            outcome(),
+            timeout,
+            f"the engine's answer to the cancel-all at {position} is not in the views yet",
+        )
 
     async def _progress_past(self, position: LogPosition) -> LogPosition:
         """The position of the engine's first progress event that covers `position`."""
@@ -187,6 +181,20 @@ class OutcomeWaiter:
                 if event.metadata.get(CAUSATION_ID) == cause:
                     return event
         raise OutcomeNotYet(f"the log of order {request.order_id} ended")  # store closed
+
+
+_T = TypeVar("_T")
+
+
+async def _in_time(work: Awaitable[_T], timeout: float, late: str) -> _T:
+    """`work`'s result, or OutcomeNotYet(`late`) after `timeout` seconds. Raised outside the
+    TimeoutError's handler: a TimeoutError in its chain would read as an outage."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await work
+    except TimeoutError:
+        pass
+    raise OutcomeNotYet(late)
 
 
 def _outcome(
