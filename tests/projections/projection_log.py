@@ -23,7 +23,7 @@ from typing import Any
 from domain.codec import command_from_dict, event_to_dict
 from domain.engine import MatchingEngine
 from domain.instruments import Instrument
-from projections.views import PriceLevel
+from projections.views import BookSnapshot, BookUpdate, PriceLevel
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
 from server.log_contract import layout as streams
 
@@ -265,3 +265,34 @@ def random_commands(seed: int, count: int, instrument: str = "BTC-USD") -> list[
 
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}-"
+
+
+BookLevels = tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]
+
+
+def fold_book(
+    updates: Iterable[Any], snapshot: BookSnapshot | None = None
+) -> tuple[BookLevels, int | None]:
+    """The book a subscriber holds (bids best first, asks best first) and its sequence:
+    `snapshot` (or an empty book) with the updates applied; from a snapshot the updates'
+    sequences must follow it without gap or repeat."""
+    sides: dict[str, dict[Decimal, PriceLevel]] = {
+        "BUY": {} if snapshot is None else {level.price: level for level in snapshot.bids},
+        "SELL": {} if snapshot is None else {level.price: level for level in snapshot.asks},
+    }
+    sequence = None if snapshot is None else snapshot.sequence
+    for update in updates:
+        assert isinstance(update, BookUpdate)
+        if sequence is not None:
+            assert update.sequence == sequence + 1  # no gap, no repeat
+        sequence = update.sequence
+        for change in update.changes:
+            if change.order_count == 0:
+                sides[change.side].pop(change.price, None)
+            else:
+                sides[change.side][change.price] = PriceLevel(
+                    change.price, change.quantity, change.order_count
+                )
+    bids = tuple(sorted(sides["BUY"].values(), key=lambda level: -level.price))
+    asks = tuple(sorted(sides["SELL"].values(), key=lambda level: level.price))
+    return (bids, asks), sequence

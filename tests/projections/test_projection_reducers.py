@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from projection_log import ScriptedLog, random_commands
+from projection_log import ScriptedLog, fold_book, random_commands
 
 from projections.book_reducer import BooksReducer
 from projections.order_reducer import OrdersReducer
 from projections.redis_views import group_of
-from projections.views import BUY, SELL, BookUpdate, PriceLevel
+from projections.views import BUY, SELL, BookUpdate
 
 SEEDS = range(8)
 
@@ -32,21 +32,6 @@ def engine_filled(log: ScriptedLog) -> dict[str, Decimal]:
     return filled
 
 
-def fold(updates: list[BookUpdate]) -> tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]:
-    sides: dict[str, dict[Decimal, PriceLevel]] = {BUY: {}, SELL: {}}
-    for update in updates:
-        for change in update.changes:
-            if change.order_count == 0:
-                sides[change.side].pop(change.price, None)
-            else:
-                sides[change.side][change.price] = PriceLevel(
-                    change.price, change.quantity, change.order_count
-                )
-    bids = tuple(sorted(sides[BUY].values(), key=lambda level: -level.price))
-    asks = tuple(sorted(sides[SELL].values(), key=lambda level: level.price))
-    return bids, asks
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("inputs_per_append", [1, 25])
 async def test_book_equals_engine_book_levels_after_random_run(
@@ -62,13 +47,13 @@ async def test_book_equals_engine_book_levels_after_random_run(
     # Replayed update by update, the book is never crossed: an incoming order is shown
     # resting only once its matching (its whole transaction) is over.
     for count in range(1, len(updates) + 1):
-        bids, asks = fold(updates[:count])
+        (bids, asks), _ = fold_book(updates[:count])
         if bids and asks:
             assert bids[0].price < asks[0].price
     book = reducer.book("BTC-USD")
     assert (book.levels(BUY), book.levels(SELL)) == log.engine_levels("BTC-USD")
     # The updates replayed from nothing give the same book, with contiguous sequences.
-    assert fold(updates) == log.engine_levels("BTC-USD")
+    assert fold_book(updates)[0] == log.engine_levels("BTC-USD")
     assert [u.sequence for u in updates] == list(range(1, len(updates) + 1))
     assert book.sequence == len(updates)
     last_trade = next(e for e in reversed(log.memory) if e.type == "TradeExecuted")

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from projection_log import ScriptedLog, random_commands
+from projection_log import ScriptedLog, fold_book, random_commands
 
 from projections import postgres_views
 from projections.postgres_views import PostgresViewBuilder
@@ -18,7 +18,7 @@ from projections.readers import InvalidPageToken
 from projections.rebuild import rebuild
 from projections.redis_views import RedisViewBuilder
 from projections.runner import ProjectionRunner
-from projections.views import BookSnapshot, BookUpdate, PriceLevel
+from projections.views import BookSnapshot, PriceLevel
 from server.eventstore import EventStore
 
 D = Decimal
@@ -351,27 +351,10 @@ async def test_live_feeds_follow_the_views(
 
         snapshot = await anext(book_feed)
         assert isinstance(snapshot, BookSnapshot)
-        sides = {
-            "BUY": {level.price: level for level in snapshot.bids},
-            "SELL": {level.price: level for level in snapshot.asks},
-        }
-        sequence = snapshot.sequence
+        updates = []
         while book_feed.pending:
-            update = await anext(book_feed)
-            assert isinstance(update, BookUpdate)
-            assert update.sequence == sequence + 1  # no gap, no repeat
-            sequence = update.sequence
-            for change in update.changes:
-                if change.order_count == 0:
-                    sides[change.side].pop(change.price, None)
-                else:
-                    sides[change.side][change.price] = PriceLevel(
-                        change.price, change.quantity, change.order_count
-                    )
-        folded = (
-            tuple(sorted(sides["BUY"].values(), key=lambda level: -level.price)),
-            tuple(sorted(sides["SELL"].values(), key=lambda level: level.price)),
-        )
+            updates.append(await anext(book_feed))
+        folded, sequence = fold_book(updates, snapshot)
         assert folded == log.engine_levels("BTC-USD")
         book = await runner.book_views.get_book("BTC-USD")
         assert sequence == book.sequence

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from projection_log import ScriptedLog, random_commands
+from projection_log import ScriptedLog, fold_book, random_commands
 from prometheus_client import REGISTRY
 from test_projection_views import caught_up, dump_views
 
@@ -26,7 +26,7 @@ from projections.live import LiveFeeds
 from projections.redis_keys import RedisKeys
 from projections.redis_views import VIEWS_CHECK_EVERY_S, RedisViewBuilder, drop_redis_views
 from projections.runner import ProjectionRunner
-from projections.views import BookSnapshot, BookUpdate, PriceLevel
+from projections.views import BookSnapshot
 from server.eventstore import EventStore
 from server.eventstore.port import LogPosition, NewEvent
 from server.log_contract import layout as streams
@@ -79,30 +79,6 @@ async def tick(event_store: EventStore, log: ScriptedLog) -> LogPosition:
     )
     assert result.last_position is not None
     return result.last_position
-
-
-def fold(snapshot: BookSnapshot, updates: list[Any]) -> tuple[tuple[PriceLevel, ...], ...]:
-    """The book a subscriber holds: the snapshot with the updates applied, gap-free."""
-    sides = {
-        "BUY": {level.price: level for level in snapshot.bids},
-        "SELL": {level.price: level for level in snapshot.asks},
-    }
-    sequence = snapshot.sequence
-    for update in updates:
-        assert isinstance(update, BookUpdate)
-        assert update.sequence == sequence + 1  # no gap, no repeat
-        sequence = update.sequence
-        for change in update.changes:
-            if change.order_count == 0:
-                sides[change.side].pop(change.price, None)
-            else:
-                sides[change.side][change.price] = PriceLevel(
-                    change.price, change.quantity, change.order_count
-                )
-    return (
-        tuple(sorted(sides["BUY"].values(), key=lambda level: -level.price)),
-        tuple(sorted(sides["SELL"].values(), key=lambda level: level.price)),
-    )
 
 
 async def test_views_lost_while_idle_are_refused_then_rebuilt_between_batches(
@@ -172,7 +148,7 @@ async def test_views_lost_are_rebuilt_before_the_next_batch_and_subscribers_go_o
             updates.append(await anext(subscriber))
         assert not subscriber.lagged
         assert updates and updates[-1].sequence == book.sequence
-        assert fold(snapshot, updates) == log.engine_levels("BTC-USD")
+        assert fold_book(updates, snapshot)[0] == log.engine_levels("BTC-USD")
     finally:
         await runner.stop()
     survived = await dump_views(pg_pool, redis_client, key_prefix)
