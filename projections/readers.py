@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from domain.input_rules import shown
 from projections.order_reducer import average
 from projections.views import FillView, OrderView, TradeView
 from server.eventstore.port import LogPosition
@@ -57,18 +58,18 @@ def _encode_token(kind: str, key: int) -> str:
 def _decode_token(kind: str, token: str | None) -> int | None:
     if not token:
         return None
-    shown = repr(token[:40])
+    quoted = shown(token)
     if len(token) > MAX_PAGE_TOKEN_CHARS:
-        raise InvalidPageToken(f"page token {shown}... is too long")
+        raise InvalidPageToken(f"page token {quoted} is too long")
     try:
         padded = token + "=" * (-len(token) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError) as error:
-        raise InvalidPageToken(f"malformed page token {shown}") from error
+        raise InvalidPageToken(f"malformed page token {quoted}") from error
     prefix, _, key = text.partition(":")
     # The key is a bigint of the views: ASCII digits within 64 bits.
     if prefix != kind or _PAGE_KEY.fullmatch(key) is None or int(key) > MAX_PAGE_KEY:
-        raise InvalidPageToken(f"page token {shown} is not a {kind} token")
+        raise InvalidPageToken(f"page token {quoted} is not a {kind} token")
     return int(key)
 
 
