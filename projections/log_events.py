@@ -1,48 +1,37 @@
-"""What the builders read from the log, and small parsers for the log's value formats.
+"""What the builders read from the log: recorded events, decoded into the log's records.
 
 `LogEvent` is the part of the event store's `RecordedEvent` the builders use, so the pure
-reducers can be fed by tests without a store. Event data dicts are `domain.codec`'s
-(decimals as strings, times RFC 3339 UTC with 'Z') plus the service's `*Requested` events.
+reducers can be fed by tests without a store. A reducer never reads an event's data by key:
+`record_of` decodes it with the log contract's one mapper (`server.log_contract.mapper`)
+into its typed record, and the reducers work with those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any, Protocol
 
-from server.log_contract import layout as streams
+from projections.views import TradeView
+from server.log_contract import layout
+from server.log_contract import records as rec
+from server.log_contract.mapper import decode_data
 
-# Event types the read side understands: the log contract's names.
-ORDER_ACCEPTED = streams.ORDER_ACCEPTED
-ORDER_REJECTED = streams.ORDER_REJECTED
-TRADE_EXECUTED = streams.TRADE_EXECUTED
-ORDER_PARTIALLY_FILLED = streams.ORDER_PARTIALLY_FILLED
-ORDER_FILLED = streams.ORDER_FILLED
-ORDER_CANCELLED = streams.ORDER_CANCELLED
-ORDER_EXPIRED = streams.ORDER_EXPIRED
-ORDER_AMENDED = streams.ORDER_AMENDED
-CANCEL_REJECTED = streams.CANCEL_REJECTED
-AMEND_REJECTED = streams.AMEND_REJECTED
-STOP_TRIGGERED = streams.STOP_TRIGGERED
-ORDER_PLACE_REQUESTED = streams.ORDER_PLACE_REQUESTED
-
-# Events that change a view; batches of nothing else are skipped.
-PROJECTED_EVENT_TYPES = frozenset(
-    {
-        ORDER_PLACE_REQUESTED,
-        ORDER_ACCEPTED,
-        ORDER_REJECTED,
-        TRADE_EXECUTED,
-        ORDER_PARTIALLY_FILLED,
-        ORDER_FILLED,
-        ORDER_CANCELLED,
-        ORDER_EXPIRED,
-        ORDER_AMENDED,
-        STOP_TRIGGERED,
-    }
+# Records that change a view; batches of nothing else are skipped.
+PROJECTED_RECORDS: tuple[type[rec.LogRecord], ...] = (
+    rec.OrderPlaceRequested,
+    rec.OrderAccepted,
+    rec.OrderRejected,
+    rec.TradeExecuted,
+    rec.OrderPartiallyFilled,
+    rec.OrderFilled,
+    rec.OrderCancelled,
+    rec.OrderExpired,
+    rec.OrderAmended,
+    rec.StopTriggered,
+    rec.BookLevelsChanged,
 )
+PROJECTED_EVENT_TYPES = frozenset(record.__name__ for record in PROJECTED_RECORDS)
 
 
 class LogEvent(Protocol):
@@ -55,9 +44,16 @@ class LogEvent(Protocol):
     @property
     def data(self) -> Mapping[str, Any]: ...
     @property
+    def metadata(self) -> Mapping[str, Any]: ...
+    @property
     def position(self) -> Any: ...
     @property
     def recorded_at(self) -> datetime: ...
+
+
+def record_of(event: LogEvent) -> rec.LogRecord:
+    """The typed record of an event (`UnreadableRecord` names what does not fit)."""
+    return decode_data(event.type, event.data, event.metadata)
 
 
 def position_token(position: Any) -> str:
@@ -66,28 +62,24 @@ def position_token(position: Any) -> str:
     return str(to_token()) if to_token is not None else str(position)
 
 
-def decimal_or_none(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return Decimal(str(value))
+def order_id_of(event: LogEvent, record: rec.LogRecord) -> str | None:
+    """The order an event concerns: its record's `order_id`, else its `order-<id>` stream."""
+    order_id: str | None = getattr(record, "order_id", None)
+    return order_id or layout.order_id_of_stream(event.stream)
 
 
-def decimal_of(value: Any, default: Decimal = Decimal(0)) -> Decimal:
-    parsed = decimal_or_none(value)
-    return default if parsed is None else parsed
-
-
-def time_or_none(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return streams.parse_time(str(value))
-
-
-def order_id_of(event: LogEvent) -> str | None:
-    """The order an event concerns: its `order_id`, else the id in its `order-<id>` stream."""
-    order_id = event.data.get("order_id")
-    if order_id:
-        return str(order_id)
-    return streams.order_id_of_stream(event.stream)
+def trade_view(executed: rec.TradeExecuted, position: Any) -> TradeView:
+    """The read side's trade of a `TradeExecuted` recorded at `position`."""
+    return TradeView(
+        trade_id=executed.trade_id,
+        instrument=executed.instrument,
+        price=executed.price,
+        quantity=executed.quantity,
+        maker_order_id=executed.maker_order_id,
+        taker_order_id=executed.taker_order_id,
+        taker_side=executed.taker_side.value,
+        executed_at=executed.executed_at,
+        maker_user_id=executed.maker_user_id,
+        taker_user_id=executed.taker_user_id,
+        position=position_token(position),
+    )

@@ -24,20 +24,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from projections import log_events as ev
-from projections.log_events import LogEvent, decimal_of, decimal_or_none, time_or_none
+from domain.orders import OrderStatus, OrderType
+from projections.log_events import (
+    LogEvent,
+    order_id_of,
+    position_token,
+    record_of,
+    trade_view,
+)
 from projections.views import FillView, OrderUpdate, OrderView, TradeView
+from server.log_contract import records as rec
 
-PENDING = "PENDING"
-OPEN = "OPEN"
-PARTIALLY_FILLED = "PARTIALLY_FILLED"
-FILLED = "FILLED"
-CANCELLED = "CANCELLED"
-REJECTED = "REJECTED"
-EXPIRED = "EXPIRED"
-TRIGGER_PENDING = "TRIGGER_PENDING"
+PENDING = OrderStatus.PENDING.value
+OPEN = OrderStatus.OPEN.value
+PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED.value
+FILLED = OrderStatus.FILLED.value
+CANCELLED = OrderStatus.CANCELLED.value
+REJECTED = OrderStatus.REJECTED.value
+EXPIRED = OrderStatus.EXPIRED.value
+TRIGGER_PENDING = OrderStatus.TRIGGER_PENDING.value
 
-STOP_TYPES = frozenset({"STOP_LIMIT", "STOP_MARKET"})
+STOP_TYPES = frozenset({OrderType.STOP_LIMIT.value, OrderType.STOP_MARKET.value})
 MAKER = "MAKER"
 TAKER = "TAKER"
 
@@ -155,122 +162,105 @@ class OrdersReducer:
     def apply(self, event: LogEvent) -> None:
         handler = _HANDLERS.get(event.type)
         if handler is not None:
-            handler(self, event)
+            handler(self, record_of(event), event)
 
-    # -- handlers ------------------------------------------------------------------------
+    # -- handlers: each takes the event's typed record and the event (where and when) ---
 
-    def _on_place_requested(self, event: LogEvent) -> None:
-        data = event.data
-        order_id = ev.order_id_of(event)
-        if order_id is None or order_id in self.orders:
+    def _on_place_requested(self, record: Any, event: LogEvent) -> None:
+        request: rec.OrderPlaceRequested = record
+        order_id = request.order_id
+        if order_id in self.orders:
             return
         state = OrderState(order_id=order_id)
-        _fill_static_fields(state, data)
-        state.created_at = time_or_none(data.get("requested_at")) or event.recorded_at
+        state.client_order_id = request.client_order_id
+        _fill_static_fields(state, request, request.type)
+        state.time_in_force = request.time_in_force.value
+        state.created_at = request.requested_at
         self.orders[order_id] = state
         self._created.add(order_id)
         self.batch.created_order_ids.append(order_id)
         self._touch(state, event, updated_at=state.created_at)
 
-    def _on_accepted(self, event: LogEvent) -> None:
-        state = self._state_for(event)
+    def _on_accepted(self, record: Any, event: LogEvent) -> None:
+        accepted: rec.OrderAccepted = record
+        state = self._state_for(accepted, event)
         if state is None:
             return
         if not state.instrument:  # no request before it (a log written by the engine)
-            _fill_static_fields(state, event.data, only_missing=True)
+            _fill_static_fields(state, accepted, accepted.order_type, only_missing=True)
+            state.time_in_force = accepted.time_in_force.value
         # The engine's numbers are canonical (tick and lot scale): they win over the request.
-        data = event.data
-        for name in ("price", "quantity", "stop_price"):
-            value = decimal_or_none(data.get(name))
-            if value is not None:
-                setattr(state, name, value)
+        if accepted.price is not None:
+            state.price = accepted.price
+        state.quantity = accepted.quantity
+        if accepted.stop_price is not None:
+            state.stop_price = accepted.stop_price
         if state.stage == PENDING:
             state.stage = TRIGGER_PENDING if state.type in STOP_TYPES else OPEN
         self._touch(state, event)
 
-    def _on_stop_triggered(self, event: LogEvent) -> None:
-        state = self._state_for(event)
+    def _on_stop_triggered(self, record: Any, event: LogEvent) -> None:
+        state = self._state_for(record, event)
         if state is None:
             return
         state.stage = OPEN
         self._touch(state, event)
 
-    def _on_final(self, status: str, event: LogEvent) -> None:
-        state = self._state_for(event)
+    def _on_final(self, status: str, reason: str, record: Any, event: LogEvent) -> None:
+        state = self._state_for(record, event)
         if state is None:
             return
         if state.final_status is None:
             state.final_status = status
-            state.reason = str(event.data.get("reason") or "")
+            state.reason = reason
         if state.stage == PENDING:
             state.stage = OPEN
         self._touch(state, event)
 
-    def _on_rejected(self, event: LogEvent) -> None:
-        self._on_final(REJECTED, event)
+    def _on_rejected(self, record: Any, event: LogEvent) -> None:
+        rejected: rec.OrderRejected = record
+        self._on_final(REJECTED, rejected.reason, rejected, event)
 
-    def _on_cancelled(self, event: LogEvent) -> None:
-        self._on_final(CANCELLED, event)
+    def _on_cancelled(self, record: Any, event: LogEvent) -> None:
+        cancelled: rec.OrderCancelled = record
+        self._on_final(CANCELLED, cancelled.reason, cancelled, event)
 
-    def _on_expired(self, event: LogEvent) -> None:
-        self._on_final(EXPIRED, event)
+    def _on_expired(self, record: Any, event: LogEvent) -> None:
+        self._on_final(EXPIRED, "", record, event)
 
-    def _on_amended(self, event: LogEvent) -> None:
-        state = self._state_for(event)
+    def _on_amended(self, record: Any, event: LogEvent) -> None:
+        amended: rec.OrderAmended = record
+        state = self._state_for(amended, event)
         if state is None:
             return
-        data = event.data
-        new_quantity = decimal_or_none(
-            _first(data, "new_quantity", "quantity", "new_total_quantity")
-        )
-        new_price = decimal_or_none(_first(data, "new_price", "price"))
-        if new_quantity is not None:
-            state.quantity = new_quantity
-        if new_price is not None:
-            state.price = new_price
+        state.quantity = amended.quantity
+        if amended.price is not None:
+            state.price = amended.price
         self._touch(state, event)
 
-    def _on_fill_event(self, event: LogEvent) -> None:
+    def _on_fill_event(self, record: Any, event: LogEvent) -> None:
         """`OrderPartiallyFilled` / `OrderFilled`: one fill, in the order's own stream (so
         in order with its acceptance, amends and cancel); `filled_quantity` is cumulative."""
-        state = self._state_for(event)
+        fill: rec.OrderFilled | rec.OrderPartiallyFilled = record
+        state = self._state_for(fill, event)
         if state is None:
             return
-        data = event.data
-        price = decimal_of(data.get("price"))
-        quantity = decimal_of(data.get("quantity"))
-        cumulative = decimal_or_none(data.get("filled_quantity"))
-        state.filled_quantity = (
-            cumulative if cumulative is not None else state.filled_quantity + quantity
-        )
-        state.filled_notional += price * quantity
-        trade_id = str(data.get("trade_id") or "")
+        state.filled_quantity = fill.filled_quantity
+        state.filled_notional += fill.price * fill.quantity
         self.batch.fills.append(
             NewFill(
                 state.order_id,
-                FillView(trade_id, price, quantity, "", time_or_none(data.get("executed_at"))),
+                FillView(fill.trade_id, fill.price, fill.quantity, "", fill.executed_at),
             )
         )
         if state.stage == PENDING:
             state.stage = OPEN
-        self._touch(state, event, trade_id=trade_id)
+        self._touch(state, event, trade_id=fill.trade_id)
 
-    def _on_trade(self, event: LogEvent) -> None:
+    def _on_trade(self, record: Any, event: LogEvent) -> None:
         """A trade row; it also tells each fill whether its order was maker or taker."""
-        data = event.data
-        trade = TradeView(
-            trade_id=str(data["trade_id"]),
-            instrument=str(data["instrument"]),
-            price=decimal_of(data["price"]),
-            quantity=decimal_of(data["quantity"]),
-            maker_order_id=str(data["maker_order_id"]),
-            taker_order_id=str(data["taker_order_id"]),
-            taker_side=str(data.get("taker_side") or ""),
-            executed_at=time_or_none(data.get("executed_at")),
-            maker_user_id=str(data.get("maker_user_id") or ""),
-            taker_user_id=str(data.get("taker_user_id") or ""),
-            position=ev.position_token(event.position),
-        )
+        executed: rec.TradeExecuted = record
+        trade = trade_view(executed, event.position)
         self.batch.trades.append(trade)
         self._trades_by_id[trade.trade_id] = trade
 
@@ -292,8 +282,8 @@ class OrdersReducer:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _state_for(self, event: LogEvent) -> OrderState | None:
-        order_id = ev.order_id_of(event)
+    def _state_for(self, record: Any, event: LogEvent) -> OrderState | None:
+        order_id = order_id_of(event, record)
         if order_id is None:
             return None
         state = self.orders.get(order_id)
@@ -301,7 +291,12 @@ class OrdersReducer:
             # An engine result without its request (a log written by the engine alone):
             # the order starts here, with whatever the event says about it.
             state = OrderState(order_id=order_id, created_at=event.recorded_at)
-            _fill_static_fields(state, event.data)
+            if isinstance(record, rec.OrderAccepted):
+                _fill_static_fields(state, record, record.order_type)
+                state.time_in_force = record.time_in_force.value
+            else:
+                state.instrument = getattr(record, "instrument", None) or ""
+                state.user_id = getattr(record, "user_id", None) or ""
             self.orders[order_id] = state
             self._created.add(order_id)
             self.batch.created_order_ids.append(order_id)
@@ -324,60 +319,47 @@ class OrdersReducer:
             state.created_at = event.recorded_at
         if self._wants_updates(state.user_id):
             self._raw_updates.append(
-                (state.to_view(), event.type, trade_id, ev.position_token(event.position))
+                (state.to_view(), event.type, trade_id, position_token(event.position))
             )
 
 
-def _first(data: Mapping[str, Any], *names: str) -> Any:
-    for name in names:
-        value = data.get(name)
-        if value is not None and value != "":
-            return value
-    return None
-
-
 def _fill_static_fields(
-    state: OrderState, data: Mapping[str, Any], only_missing: bool = False
+    state: OrderState,
+    order: rec.OrderPlaceRequested | rec.OrderAccepted,
+    order_type: OrderType,
+    only_missing: bool = False,
 ) -> None:
-    """Copy what an order is (user, instrument, side, type, price, ...) from an event."""
+    """Copy what an order is (user, instrument, side, type, price, ...) from its request or
+    its acceptance; `only_missing` keeps what the state already has."""
 
     def wanted(current: object) -> bool:
         return not only_missing or current in ("", None, False, Decimal(0))
 
-    text_fields = ("client_order_id", "user_id", "instrument", "side", "type", "time_in_force")
-    for name in text_fields:
-        value = data.get(name)
-        if value and wanted(getattr(state, name)):
-            setattr(state, name, str(value))
-    if data.get("order_type") and wanted(state.type):
-        state.type = str(data["order_type"])
-    price = decimal_or_none(data.get("price"))
-    if price is not None and wanted(state.price):
-        state.price = price
-    quantity = decimal_or_none(data.get("quantity"))
-    if quantity is not None and wanted(state.quantity):
-        state.quantity = quantity
-    stop_price = decimal_or_none(data.get("stop_price"))
-    if stop_price is not None and wanted(state.stop_price):
-        state.stop_price = stop_price
-    if data.get("post_only") and wanted(state.post_only):
-        state.post_only = bool(data["post_only"])
-    expire_time = time_or_none(data.get("expire_time"))
-    if expire_time is not None and wanted(state.expire_time):
-        state.expire_time = expire_time
-    if not state.time_in_force and state.type:
-        state.time_in_force = "GTC"
+    for name, value in (
+        ("user_id", order.user_id),
+        ("instrument", order.instrument),
+        ("side", order.side.value),
+        ("type", order_type.value),
+        ("price", order.price),
+        ("quantity", order.quantity),
+        ("stop_price", order.stop_price),
+        ("expire_time", order.expire_time),
+    ):
+        if value is not None and value != "" and wanted(getattr(state, name)):
+            setattr(state, name, value)
+    if order.post_only and wanted(state.post_only):
+        state.post_only = True
 
 
-_HANDLERS = {
-    ev.ORDER_PLACE_REQUESTED: OrdersReducer._on_place_requested,
-    ev.ORDER_ACCEPTED: OrdersReducer._on_accepted,
-    ev.ORDER_REJECTED: OrdersReducer._on_rejected,
-    ev.TRADE_EXECUTED: OrdersReducer._on_trade,
-    ev.ORDER_PARTIALLY_FILLED: OrdersReducer._on_fill_event,
-    ev.ORDER_FILLED: OrdersReducer._on_fill_event,
-    ev.ORDER_CANCELLED: OrdersReducer._on_cancelled,
-    ev.ORDER_EXPIRED: OrdersReducer._on_expired,
-    ev.ORDER_AMENDED: OrdersReducer._on_amended,
-    ev.STOP_TRIGGERED: OrdersReducer._on_stop_triggered,
+_HANDLERS: dict[str, Callable[[OrdersReducer, Any, LogEvent], None]] = {
+    rec.OrderPlaceRequested.__name__: OrdersReducer._on_place_requested,
+    rec.OrderAccepted.__name__: OrdersReducer._on_accepted,
+    rec.OrderRejected.__name__: OrdersReducer._on_rejected,
+    rec.TradeExecuted.__name__: OrdersReducer._on_trade,
+    rec.OrderPartiallyFilled.__name__: OrdersReducer._on_fill_event,
+    rec.OrderFilled.__name__: OrdersReducer._on_fill_event,
+    rec.OrderCancelled.__name__: OrdersReducer._on_cancelled,
+    rec.OrderExpired.__name__: OrdersReducer._on_expired,
+    rec.OrderAmended.__name__: OrdersReducer._on_amended,
+    rec.StopTriggered.__name__: OrdersReducer._on_stop_triggered,
 }

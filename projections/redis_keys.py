@@ -6,7 +6,6 @@ Under a prefix (default `exchange:`; tests use their own):
   levels in price order and a level is replaced by removing its score.
 - `book:<instrument>:meta`: hash with `sequence`, `last_price`, `position`.
 - `trades:<instrument>`: list of recent trades (JSON), newest first, capped.
-- `book-orders`: hash order id -> the live order the builder tracks (to restart).
 - `instruments`: set of instruments seen.
 - `checkpoint:<builder>`: the builder's log position token.
 - `views-epoch`: a random token set when the views are (re)built from nothing and never
@@ -41,10 +40,6 @@ class RedisKeys:
 
     def trades(self, instrument: str) -> str:
         return f"{self.prefix}trades:{instrument}"
-
-    @property
-    def orders(self) -> str:
-        return f"{self.prefix}book-orders"
 
     @property
     def instruments(self) -> str:

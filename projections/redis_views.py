@@ -1,11 +1,11 @@
 """The Redis views builder: aggregated book per instrument, last price, recent trades.
 
-The builder keeps the books in memory (projections.book_reducer, pure) and, per batch,
-writes the levels that changed, the tracked orders, the trades and its checkpoint in ONE
-MULTI/EXEC: Redis has no transaction shared with PostgreSQL, so this checkpoint lives in
-Redis, atomically with the view it describes. At start (and after any failure) the memory
-is reloaded from Redis, so memory never runs ahead of what Redis holds. After each EXEC
-the trades and book updates go to the live feeds.
+The builder keeps the books in memory (projections.book_reducer, pure: it applies the
+engine's level deltas) and, per batch, writes the levels that changed, the trades and its
+checkpoint in ONE MULTI/EXEC: Redis has no transaction shared with PostgreSQL, so this
+checkpoint lives in Redis, atomically with the view it describes. At start (and after any
+failure) the memory is reloaded from Redis, so memory never runs ahead of what Redis
+holds. After each EXEC the trades and book updates go to the live feeds.
 
 Redis may lose the views (it keeps nothing on disk here, so a restart empties it). The
 views carry an epoch key that no batch writes: each batch's MULTI reads it first, an idle
@@ -14,10 +14,10 @@ included), and the readers read it with every book. When it is gone, the builder
 the views from the log, from its beginning up to the position it had reached (or, for a
 builder just started, the log's head), marked "rebuilding" so that readers answer "not
 ready" meanwhile, never an empty or partial book. The log, not PostgreSQL's views, is
-the source: the books and their sequence numbers are a pure function of the log (the
-PostgreSQL views are another builder's state at another position, without the books'
-sequences or the live orders' remainders), so the rebuilt views equal the lost ones key
-for key and live subscribers' sequences carry on without a gap.
+the source: the books and their sequence numbers are the engine's, in the log (the
+PostgreSQL views are another builder's state at another position, without the books), so
+the rebuilt views equal the lost ones key for key and live subscribers' sequences carry on
+without a gap.
 """
 
 from __future__ import annotations
@@ -27,22 +27,15 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 from redis.typing import EncodableT, FieldT
 
-from projections import log_events as ev
-from projections.book_reducer import (
-    DEFAULT_RECENT_TRADES,
-    BookChanges,
-    BooksReducer,
-    Level,
-    TrackedOrder,
-)
+from projections.book_reducer import DEFAULT_RECENT_TRADES, BookChanges, BooksReducer, Level
 from projections.builder import ProjectionBuilder
 from projections.live import LiveFeeds
 from projections.redis_keys import (
@@ -56,7 +49,7 @@ from projections.redis_keys import (
 )
 from projections.views import BUY, SELL, BookUpdate, TradeView
 from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
-from server.log_contract import layout as streams
+from server.log_contract import records as rec
 from server.observability import metrics
 
 logger = structlog.get_logger(__name__)
@@ -68,23 +61,15 @@ _BOOK_METRICS_EVERY_S = 1.0
 VIEWS_CHECK_EVERY_S = 1.0
 # Events read from the log per page of a rebuild (only the types the books use).
 REBUILD_PAGE = 2000
-_REBUILD_FILTER = EventFilter(event_types=tuple(sorted(ev.PROJECTED_EVENT_TYPES)))
+_REBUILD_FILTER = EventFilter(
+    event_types=(rec.BookLevelsChanged.__name__, rec.TradeExecuted.__name__)
+)
 # A batch is written again after a loss at most this many times in a row.
 _LOSSES_PER_BATCH = 3
 
 
 class RedisViewsLost(Exception):
     """Redis no longer holds the views this builder wrote (it restarted empty, say)."""
-
-
-def group_of(event: RecordedEvent) -> Any:
-    """What nets into one book update: the log transaction (one atomic append of the engine
-    runner), else the input the result answers (its causation id)."""
-    tx = getattr(event.position, "tx", None)
-    if tx is not None:
-        return tx
-    metadata = getattr(event, "metadata", None) or {}
-    return metadata.get(streams.CAUSATION_ID)
 
 
 class RedisViewBuilder(ProjectionBuilder):
@@ -194,12 +179,7 @@ class RedisViewBuilder(ProjectionBuilder):
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.checkpoint(self.name))
             pipe.smembers(keys.instruments)
-            pipe.hgetall(keys.orders)
-            token, raw_instruments, raw_orders = await pipe.execute()
-        for raw_id, raw_order in raw_orders.items():
-            order_id = text_of(raw_id)
-            assert order_id is not None
-            reducer.orders[order_id] = TrackedOrder.from_json(order_id, orjson.loads(raw_order))
+            token, raw_instruments = await pipe.execute()
         instruments = sorted(text_of(raw) or "" for raw in raw_instruments)
         for instrument in instruments:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -217,7 +197,7 @@ class RedisViewBuilder(ProjectionBuilder):
             book.sequence = int(meta_text.get("sequence") or 0)
             book.position = meta_text.get("position") or ""
             last_price = meta_text.get("last_price")
-            book.last_price = None if not last_price else ev.decimal_of(last_price)
+            book.last_price = None if not last_price else Decimal(last_price)
             book.recent_trades.extend(trade_from_json(raw) for raw in raw_trades)
         self.reducer = reducer
         self._unpublished_trades, self._unpublished_updates = [], []
@@ -262,7 +242,7 @@ class RedisViewBuilder(ProjectionBuilder):
 
     async def _replay_up_to(self, target: LogPosition, reason: str) -> None:
         """Read the log from the views' position up to `target` into memory and Redis (one
-        MULTI per page, cut on log transactions), then clear the rebuilding mark."""
+        MULTI per page), then clear the rebuilding mark."""
         if self.event_store is None:
             raise RedisViewsLost("the book views need a rebuild and there is no event store")
         if self._position is not None and target < self._position:
@@ -271,7 +251,6 @@ class RedisViewBuilder(ProjectionBuilder):
         metrics.record_redis_views_rebuild(reason)
         started = time.perf_counter()
         events_read = 0
-        carried: list[RecordedEvent] = []
         cursor = self._position
         while True:
             page = await self.event_store.read_all(cursor, _REBUILD_FILTER, REBUILD_PAGE)
@@ -279,19 +258,7 @@ class RedisViewBuilder(ProjectionBuilder):
             finished = not page or target <= page[-1].position
             if page:
                 cursor = page[-1].position
-            events = carried + [event for event in page if event.position <= target]
-            carried = []
-            if not finished:
-                # The page may end inside a log transaction: keep its tail for the next one,
-                # so a transaction nets into one book update as it does live.
-                last_group = group_of(events[-1])
-                cut = len(events)
-                while cut > 0 and group_of(events[cut - 1]) == last_group:
-                    cut -= 1
-                if cut > 0:
-                    events, carried = events[:cut], events[cut:]
-                else:
-                    carried, events = events, []
+            events = [event for event in page if event.position <= target]
             if events or finished:
                 self._reduce(events)
                 await self._write(events[-1].position if not finished else target, finished)
@@ -356,7 +323,7 @@ class RedisViewBuilder(ProjectionBuilder):
         self._memory_unsure = True
         reducer = self.reducer
         for event in events:
-            reducer.apply(event, group_of(event))
+            reducer.apply(event)
         self._changes = reducer.take_changes()
 
     async def _write(self, checkpoint: LogPosition, finished_rebuild: bool) -> None:
@@ -381,18 +348,6 @@ class RedisViewBuilder(ProjectionBuilder):
                 if change.order_count > 0 or change.quantity > 0:
                     member = level_member(price, change.quantity, change.order_count)
                     pipe.zadd(key, {member: score})
-            live_orders: dict[FieldT, EncodableT] = {}
-            gone_orders: list[str] = []
-            for order_id in changes.changed_orders:
-                order = reducer.orders.get(order_id)
-                if order is None:
-                    gone_orders.append(order_id)
-                else:
-                    live_orders[order_id] = orjson.dumps(order.to_json())
-            if gone_orders:
-                pipe.hdel(keys.orders, *gone_orders)
-            if live_orders:
-                pipe.hset(keys.orders, mapping=live_orders)
             trades_by_instrument: dict[str, list[TradeView]] = {}
             for trade in changes.trades:
                 trades_by_instrument.setdefault(trade.instrument, []).append(trade)

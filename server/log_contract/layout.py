@@ -9,6 +9,8 @@ so the layout lives in one place:
   order (``OrderAccepted``, ``OrderRejected``, fills, ``OrderCancelled``, ``OrderExpired``,
   ``OrderAmended``, ``CancelRejected``, ``AmendRejected``, ``StopTriggered``, ...).
 - ``trades-<instrument>``: ``TradeExecuted``, appended by the engine runner.
+- ``book-<instrument>``: ``BookLevelsChanged``, the engine's sequence-numbered level deltas,
+  appended by the engine runner (the stream keeps their sequence order).
 - ``clock``: ``ClockTicked {"now": RFC 3339}``, appended by the service clock; time reaches
   the engine only through the log so GTD expiry replays identically.
 - ``engine-<shard>``: the engine runner's progress stream (``EngineBatchProcessed``), appended
@@ -34,6 +36,7 @@ from server.log_contract.mapper import format_log_time
 
 ORDER_STREAM_PREFIX: Final = "order-"
 TRADES_STREAM_PREFIX: Final = "trades-"
+BOOK_STREAM_PREFIX: Final = "book-"
 CLOCK_STREAM: Final = "clock"
 ENGINE_STREAM_PREFIX: Final = "engine-"
 ENGINE_SNAPSHOT_STREAM_PREFIX: Final = "engine-snapshot-"
@@ -59,6 +62,7 @@ ORDER_AMENDED: Final = records.OrderAmended.__name__
 CANCEL_REJECTED: Final = records.CancelRejected.__name__
 AMEND_REJECTED: Final = records.AmendRejected.__name__
 STOP_TRIGGERED: Final = records.StopTriggered.__name__
+BOOK_LEVELS_CHANGED: Final = records.BookLevelsChanged.__name__
 
 # What the engine runner consumes: requests on order streams, users' cancel-all requests
 # and clock ticks.
@@ -100,6 +104,10 @@ def order_id_of_stream(stream: str) -> str | None:
 
 def trades_stream(instrument: str) -> str:
     return TRADES_STREAM_PREFIX + instrument
+
+
+def book_stream(instrument: str) -> str:
+    return BOOK_STREAM_PREFIX + instrument
 
 
 def engine_stream(shard: str) -> str:

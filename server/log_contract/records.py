@@ -198,6 +198,26 @@ class StopTriggered(EngineResult, frozen=True, kw_only=True):
     triggered_at: datetime
 
 
+class LevelChanged(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One price level's new state: quantity and order_count 0 mean the level is gone."""
+
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    order_count: int
+
+
+class BookLevelsChanged(EngineResult, frozen=True, kw_only=True):
+    """The net change one input made to an instrument's resting levels. `sequence` counts
+    these per instrument from 1 without a gap, so a reader that applies them in order
+    holds the engine's aggregated book, and one that sees a gap knows it missed some."""
+
+    instrument: str
+    sequence: int
+    levels: tuple[LevelChanged, ...]
+    changed_at: datetime
+
+
 # ------------------------------------------------------------------ the engine runner's own
 
 
@@ -238,6 +258,7 @@ RESULT_RECORDS: tuple[type[EngineResult], ...] = (
     CancelRejected,
     AmendRejected,
     StopTriggered,
+    BookLevelsChanged,
 )
 RUNNER_RECORDS: tuple[type[LogRecord], ...] = (EngineBatchProcessed, EngineSnapshotTaken)
 ALL_RECORDS: tuple[type[LogRecord], ...] = (

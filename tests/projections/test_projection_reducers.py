@@ -10,7 +10,6 @@ from projection_log import ScriptedLog, fold_book, random_commands
 
 from projections.book_reducer import BooksReducer
 from projections.order_reducer import OrdersReducer
-from projections.redis_views import group_of
 from projections.views import BUY, SELL, BookUpdate
 
 SEEDS = range(8)
@@ -42,7 +41,7 @@ async def test_book_equals_engine_book_levels_after_random_run(
     reducer = BooksReducer()
     updates: list[BookUpdate] = []
     for event in log.memory:
-        reducer.apply(event, group_of(event))
+        reducer.apply(event)
     updates.extend(reducer.take_changes().updates)
     # Replayed update by update, the book is never crossed: an incoming order is shown
     # resting only once its matching (its whole transaction) is over.
