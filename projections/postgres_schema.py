@@ -9,7 +9,14 @@ back batch would leave gaps in), so a rebuild assigns the same numbers.
 
 from __future__ import annotations
 
-from server.pg_pools import PgConnection
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection of its own or one lent by a pool (the service's pg_pools has the same alias;
+# the read side does not import the service's internals).
+PgConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 CHECKPOINTS_TABLE = "projection_checkpoints"
 # One row naming this database's log. The Redis views record the id they were built from,

@@ -25,12 +25,11 @@ from projections import log_events as ev
 from projections.builder import ProjectionBuilder
 from projections.live import LiveFeeds
 from projections.order_reducer import OrdersReducer, OrderState, ReducedBatch
-from projections.postgres_schema import CHECKPOINTS_TABLE, drop_views, migrate
+from projections.postgres_schema import CHECKPOINTS_TABLE, PgConnection, drop_views, migrate
 from projections.views import OrderUpdate
 from server.eventstore.port import LogPosition, RecordedEvent
 from server.log_contract import layout as streams
 from server.observability import metrics
-from server.pg_pools import PgConnection
 
 __all__ = ["PostgresViewBuilder", "drop_views", "load_checkpoint", "migrate"]
 
@@ -163,13 +162,10 @@ async def load_checkpoint(pool: asyncpg.Pool, name: str) -> LogPosition | None:
 
 
 def _order_ids_of(events: Sequence[RecordedEvent]) -> list[str]:
-    """Every order a batch may touch: the orders whose streams it has events of."""
-    order_ids: set[str] = set()
-    for event in events:
-        order_id = streams.order_id_of_stream(event.stream) or event.data.get("order_id")
-        if order_id:
-            order_ids.add(str(order_id))
-    return sorted(order_ids)
+    """Every order a batch may touch: the orders whose streams it has events of (the log
+    keeps every event about an order in its `order-<id>` stream)."""
+    order_ids = {streams.order_id_of_stream(event.stream) for event in events}
+    return sorted(order_id for order_id in order_ids if order_id is not None)
 
 
 def _state_from_row(row: asyncpg.Record) -> OrderState:

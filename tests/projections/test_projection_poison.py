@@ -271,7 +271,7 @@ async def test_rebuild_stops_at_the_poison_event_and_says_where(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "projections.rebuild",
+        "server.rebuild",
         cwd=REPO,
         env={**os.environ, "DATABASE_URL": fresh_database_url, "REDIS_URL": _db(redis_url, 13)},
         stdout=asyncio.subprocess.PIPE,
