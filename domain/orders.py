@@ -52,6 +52,12 @@ class OrderStatus(StrEnum):
     TRIGGERED = "TRIGGERED"
 
 
+# Statuses after which nothing happens to an order any more.
+CLOSED_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
 class Order(msgspec.Struct, gc=False):
     """A live order inside the engine (resting, waiting stop, or being matched).
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.orders import CLOSED_STATUSES
 from projections.order_reducer import OrdersReducer
 from projections.views import OrderView
 from server.eventstore.port import EventStore, LogPosition, RecordedEvent
 from server.log_contract.layout import ORDER_PLACE_REQUESTED, order_stream
-
-CLOSED_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
 
 
 @dataclass(frozen=True, slots=True)
