@@ -7,8 +7,9 @@ full replay of the log (tests, audits) turn the same inputs into the same comman
 - each ``*Requested`` event first advances the clock to its ``requested_at``, then becomes
   its command: the engine's timestamps are the log's and replay to the microsecond. A
   user's ``CancelAllRequested`` (stream ``cancel-all-<user_id>``) becomes CancelAllOrders.
-- engine events go to ``order-<order_id>`` (results for one order) or
-  ``trades-<instrument>`` (``TradeExecuted``), in emission order.
+- engine results (``server.log_contract.results`` turns the engine's events into the log's
+  records) go to ``order-<order_id>`` (results for one order) or ``trades-<instrument>``
+  (``TradeExecuted``), in emission order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.codec import event_to_dict
+from domain import events
 from domain.commands import (
     AddInstrument,
     AdvanceTime,
@@ -30,27 +31,24 @@ from domain.engine import MatchingEngine
 from domain.errors import InvalidField
 from domain.input_rules import check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
-from server.log_contract.layout import (
-    ENGINE_INPUT_EVENT_TYPES,
-    ORDER_AMEND_REQUESTED,
-    ORDER_CANCEL_REQUESTED,
-    ORDER_PLACE_REQUESTED,
-    ORDER_REJECTED,
-    TRADE_EXECUTED,
-    order_stream,
-    trades_stream,
-)
+from server.log_contract.layout import ENGINE_INPUT_EVENT_TYPES, order_stream, trades_stream
 from server.log_contract.mapper import decode_data
 from server.log_contract.records import (
+    AmendRejected,
     CancelAllRequested,
+    CancelRejected,
     ClockTicked,
+    EngineResult,
     OrderAmendRequested,
     OrderCancelRequested,
     OrderPlaceRequested,
+    OrderRejected,
     Request,
 )
+from server.log_contract.results import ResultEncoder
 
-UNRECORDED_EVENT_TYPES = frozenset({"ClockAdvanced"})
+# The engine's events the log does not hold (see `route`).
+UNRECORDED_EVENT_TYPES = frozenset({events.ClockAdvanced.__name__})
 
 
 def new_engine(
@@ -72,21 +70,19 @@ def add_missing_instruments(engine: MatchingEngine, instruments: Mapping[str, In
             engine.handle(AddInstrument(instruments[symbol]))
 
 
-def route(event: Mapping[str, Any]) -> str | None:
-    """The stream an engine event dict is written to; None for ``ClockAdvanced``.
+def route(event: events.Event) -> str | None:
+    """The stream an engine event's record is written to; None for ``ClockAdvanced``.
 
     The engine's clock moves only on inputs already in the log (``ClockTicked`` and the
     requests' ``requested_at``), so its ``ClockAdvanced`` events would repeat the log.
     """
-    kind = event["type"]
-    if kind == TRADE_EXECUTED:
-        return trades_stream(str(event["instrument"]))
-    order_id = event.get("order_id")
-    if order_id:
-        return order_stream(str(order_id))
-    if kind in UNRECORDED_EVENT_TYPES:
+    if isinstance(event, events.ClockAdvanced):
         return None
-    raise ValueError(f"engine event with no stream: {event!r}")
+    if isinstance(event, events.TradeExecuted):
+        return trades_stream(event.instrument)
+    if isinstance(event, events.InstrumentAdded | events.InstrumentRejected):
+        raise ValueError(f"engine event with no stream: {event!r}")
+    return order_stream(event.order_id)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,15 +108,14 @@ class InputTranslator:
     ) -> list[Any]:
         """The commands one input event stands for (possibly none); `engine_now` is the
         engine's clock (ns), so a request at the same or an earlier instant adds no tick."""
-        if event_type not in ENGINE_INPUT_EVENT_TYPES:
-            return []
-        # A record the contract cannot read is a broken log, not a business refusal: the
-        # UnreadableRecord stops the runner at it (it reports and waits for a repair).
-        record = decode_data(event_type, data)
+        record = decode_input(event_type, data)
+        return [] if record is None else self.commands_of(record, engine_now)
+
+    def commands_of(self, record: ClockTicked | Request, engine_now: int = -1) -> list[Any]:
+        """The commands of one decoded input (see `commands_for`)."""
         if isinstance(record, ClockTicked):
             now = _nanos("now", record.now)
             return [AdvanceTime(now)] if now > engine_now else []
-        assert isinstance(record, Request)
         commands: list[Any] = []
         now = _nanos("requested_at", record.requested_at)
         if now > engine_now:
@@ -180,24 +175,55 @@ class InputTranslator:
         return instrument
 
 
-def refused_input(
-    event_type: str, data: Mapping[str, Any], error: InvalidField
-) -> list[dict[str, Any]]:
+def decode_input(event_type: str, data: Mapping[str, Any]) -> ClockTicked | Request | None:
+    """The record of an input event; None for an event that is not an engine input.
+
+    A record the contract cannot read is a broken log, not a business refusal: the
+    UnreadableRecord it raises stops the runner at it (it reports and waits for a repair).
+    """
+    if event_type not in ENGINE_INPUT_EVENT_TYPES:
+        return None
+    record = decode_data(event_type, data)
+    assert isinstance(record, ClockTicked | Request)
+    return record
+
+
+Refusal = OrderRejected | CancelRejected | AmendRejected
+
+
+def refused_input(request: ClockTicked | Request, error: InvalidField) -> list[Refusal]:
     """The results of an input the engine cannot even read (e.g. its instrument has been
     removed from the configuration since it was written): a rejection for the order, so it
-    never stays PENDING, instead of an input that would stop the runner forever."""
-    common = {
-        "order_id": data.get("order_id"),
-        "instrument": data.get("instrument"),
-        "reason": error.reason,
-        "rejected_at": data.get("requested_at"),
-    }
-    if event_type == ORDER_PLACE_REQUESTED:
-        return [{"type": ORDER_REJECTED, "user_id": data.get("user_id"), **common}]
-    if event_type == ORDER_CANCEL_REQUESTED:
-        return [{"type": "CancelRejected", **common}]
-    if event_type == ORDER_AMEND_REQUESTED:
-        return [{"type": "AmendRejected", **common}]
+    never stays PENDING, instead of an input that would stop the runner forever. Each is
+    written to its order's stream."""
+    if isinstance(request, OrderPlaceRequested):
+        return [
+            OrderRejected(
+                instrument=request.instrument,
+                order_id=request.order_id,
+                user_id=request.user_id,
+                reason=error.reason,
+                rejected_at=request.requested_at,
+            )
+        ]
+    if isinstance(request, OrderCancelRequested):
+        return [
+            CancelRejected(
+                instrument=None,
+                order_id=request.order_id,
+                reason=error.reason,
+                rejected_at=request.requested_at,
+            )
+        ]
+    if isinstance(request, OrderAmendRequested):
+        return [
+            AmendRejected(
+                instrument=request.instrument,
+                order_id=request.order_id,
+                reason=error.reason,
+                rejected_at=request.requested_at,
+            )
+        ]
     # An unreadable clock tick moves no clock; an unreadable cancel-all (its instrument
     # since removed from the configuration) has no order of that instrument to cancel.
     return []
@@ -207,23 +233,29 @@ def replay_inputs(
     inputs: Iterable[tuple[str, Mapping[str, Any]]],
     instruments: Mapping[str, Instrument],
     closed_order_memory: int | None = None,
-) -> list[dict[str, Any]]:
-    """Run (event_type, data) inputs through a fresh engine; every event dict it emits.
+) -> list[tuple[str, EngineResult]]:
+    """Run (event_type, data) inputs through a fresh engine: (stream, record) of every
+    result it emits that the log holds, in order.
 
     The reference a log written by the engine runner must equal (tests, audits).
     """
     engine = new_engine(instruments, closed_order_memory)
     translator = InputTranslator(instruments)
-    emitted: list[dict[str, Any]] = []
+    results = ResultEncoder(instruments)
+    emitted: list[tuple[str, EngineResult]] = []
     for event_type, data in inputs:
+        request = decode_input(event_type, data)
+        if request is None:
+            continue
         try:
-            commands = translator.commands_for(event_type, data, engine.now)
+            commands = translator.commands_of(request, engine.now)
         except InvalidField as error:
-            emitted.extend(refused_input(event_type, data, error))
+            emitted.extend((order_stream(r.order_id), r) for r in refused_input(request, error))
             continue
         for command in commands:
             for event in engine.handle(command):
-                event_dict = event_to_dict(event, instruments)
-                if event_dict["type"] not in UNRECORDED_EVENT_TYPES:
-                    emitted.append(event_dict)
+                stream = route(event)
+                record = results.record(event)
+                if stream is not None and record is not None:
+                    emitted.append((stream, record))
     return emitted

@@ -5,7 +5,9 @@ A process application with exactly-once effect:
 - It subscribes (catch-up, then live) to the ``order-`` and ``clock`` streams, feeds each
   input to one ``MatchingEngine`` and writes everything the engine emitted for a batch of
   inputs in ONE atomic ``append_multi``, together with an ``EngineBatchProcessed`` event on
-  its progress stream ``engine-<shard>`` at the exact expected version.
+  its progress stream ``engine-<shard>`` at the exact expected version. It reads and writes
+  only the log contract's records (``server.log_contract``: results through
+  ``results.ResultEncoder``, its own records through the mapper).
 - Exactly-once: the progress event records the last input of the batch. After a crash at
   any point the runner restores its state and resumes strictly after that input; results
   of a batch are either all in the log (with its progress event) or none of them is.
@@ -45,7 +47,6 @@ from typing import Any
 import orjson
 import structlog
 
-from domain.codec import event_to_dict
 from domain.commands import AddInstrument, AdvanceTime, AmendOrder, CancelOrder, PlaceOrder
 from domain.engine import MatchingEngine
 from domain.errors import InvalidField
@@ -53,6 +54,7 @@ from domain.instruments import Instrument
 from server.engine_inputs import (
     InputTranslator,
     add_missing_instruments,
+    decode_input,
     new_engine,
     refused_input,
     route,
@@ -71,16 +73,23 @@ from server.eventstore.port import (
 from server.log_contract.layout import (
     CAUSATION_ID,
     CORRELATION_ID,
-    ENGINE_BATCH_PROCESSED,
     ENGINE_INPUT_EVENT_TYPES,
     ENGINE_INPUT_STREAM_PREFIXES,
-    ENGINE_SNAPSHOT_TAKEN,
-    ORDER_PLACE_REQUESTED,
     TRACEPARENT,
     engine_snapshot_stream,
     engine_stream,
-    parse_time,
+    order_stream,
 )
+from server.log_contract.mapper import decode, encode
+from server.log_contract.records import (
+    ClockTicked,
+    EngineBatchProcessed,
+    EngineSnapshotTaken,
+    LogRecord,
+    OrderPlaceRequested,
+    Request,
+)
+from server.log_contract.results import ResultEncoder
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures
 from server.observability.consumer_lag import DEFAULT_INTERVAL_S, NOT_LOADED, LagWatcher, Reading
@@ -162,14 +171,25 @@ async def last_event(event_store: EventStore, stream: str) -> RecordedEvent | No
 def _progress_of(event: RecordedEvent | None) -> Progress:
     if event is None:
         return NO_PROGRESS
-    data = event.data
-    last_input = data.get("last_input")
+    record = decode(event)
+    if not isinstance(record, EngineBatchProcessed):
+        raise TypeError(f"{event.type} at {event.position} in a progress stream")
     return Progress(
         version=event.version,
-        last_input=LogPosition.parse(last_input) if last_input else None,
-        snapshot_version=data.get("snapshot_version"),
-        inputs_total=int(data.get("inputs_total", 0)),
+        last_input=LogPosition.parse(record.last_input) if record.last_input else None,
+        snapshot_version=record.snapshot_version,
+        inputs_total=record.inputs_total,
     )
+
+
+def _new_event(record: LogRecord, metadata: Mapping[str, str] | None = None) -> NewEvent:
+    """The event to append for a record (through the one mapper)."""
+    event_type, data, version_metadata = encode(record)
+    return NewEvent(type=event_type, data=data, metadata={**(metadata or {}), **version_metadata})
+
+
+# One result to append: (stream, event type, JSON data, metadata of its record's version).
+Emitted = tuple[str, str, dict[str, Any], dict[str, str]]
 
 
 class EngineRunner:
@@ -217,6 +237,7 @@ class EngineRunner:
         # State of the current life (rebuilt from the log after a fence or an error).
         self.engine: MatchingEngine = new_engine(instruments, self._closed_order_memory)
         self._translator = InputTranslator(instruments)
+        self._results = ResultEncoder(instruments)
         self.progress: Progress = NO_PROGRESS
         self._inputs_since_snapshot = 0
         self.fenced_count = 0
@@ -247,16 +268,16 @@ class EngineRunner:
             events = await self._event_store.read_stream(
                 self._snapshot_stream, self.progress.snapshot_version, limit=1
             )
-            snapshot = events[0].data
+            snapshot = decode(events[0])
+            if not isinstance(snapshot, EngineSnapshotTaken):
+                raise TypeError(f"{events[0].type} in the snapshot stream {self._snapshot_stream}")
             # The configured memory wins over the snapshot's (the oldest closed ids beyond it
             # are forgotten at the next clock step), so a snapshot taken unbounded shrinks.
-            engine_state = {**snapshot["engine"], "closed_order_memory": self._closed_order_memory}
+            engine_state = {**snapshot.engine, "closed_order_memory": self._closed_order_memory}
             self.engine = MatchingEngine.restore(engine_state)
             add_missing_instruments(self.engine, self._instruments)
-            after = LogPosition.parse(snapshot["last_input"])
-            self._inputs_since_snapshot = self.progress.inputs_total - int(
-                snapshot.get("inputs_total", 0)
-            )
+            after = LogPosition.parse(snapshot.last_input)
+            self._inputs_since_snapshot = self.progress.inputs_total - snapshot.inputs_total
         log.info(
             "engine_state_loaded",
             shard=self._shard,
@@ -269,14 +290,22 @@ class EngineRunner:
 
     # -- batches -------------------------------------------------------------------------
 
-    def _handle(self, event: RecordedEvent) -> list[dict[str, Any]]:
-        emitted: list[dict[str, Any]] = []
+    def _handle(self, event: RecordedEvent) -> tuple[ClockTicked | Request | None, list[Emitted]]:
+        """The input's record and the results it makes, ready to append."""
+        emitted: list[Emitted] = []
         with span_from_metadata("engine.match", event.metadata):
+            # UnreadableRecord (a broken log, not a refusal) stops the runner here.
+            record = decode_input(event.type, event.data)
+            if record is None:
+                return None, emitted
             try:
-                commands = self._translator.commands_for(event.type, event.data, self.engine.now)
+                commands = self._translator.commands_of(record, self.engine.now)
             except InvalidField as error:
                 log.error("engine_input_unreadable", event_id=str(event.event_id), error=str(error))
-                return refused_input(event.type, event.data, error)
+                for refusal in refused_input(record, error):
+                    emitted.append((order_stream(refusal.order_id), *encode(refusal)))
+                return record, emitted
+            encode_result = self._results.encode
             for command in commands:
                 started = time.perf_counter()
                 results = self.engine.handle(command)
@@ -284,20 +313,25 @@ class EngineRunner:
                     COMMAND_NAMES.get(type(command), "other"), time.perf_counter() - started
                 )
                 for result in results:
-                    emitted.append(event_to_dict(result, self._instruments))
-        return emitted
+                    stream = route(result)
+                    if stream is not None:  # None: not held by the log (ClockAdvanced)
+                        encoded = encode_result(result)
+                        assert encoded is not None
+                        emitted.append((stream, *encoded))
+        return record, emitted
 
     def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent | None:
         """The snapshot to append, or None when the state cannot be encoded as the log's
         JSON (say a value beyond 64-bit integers): a snapshot only saves replay time, so
         the batch is written without it rather than not at all."""
-        data = {
-            "engine": self.engine.snapshot(),
-            "last_input": last_input.to_token(),
-            "inputs_total": inputs_total,
-        }
+        record = EngineSnapshotTaken(
+            engine=self.engine.snapshot(),
+            last_input=last_input.to_token(),
+            inputs_total=inputs_total,
+        )
         try:
-            orjson.dumps(data)  # what the event store's adapters encode with
+            event = _new_event(record)
+            orjson.dumps(event.data)  # what the event store's adapters encode with
         except (TypeError, ValueError) as error:
             metrics.record_engine_snapshot_failure()
             log.error(
@@ -307,7 +341,7 @@ class EngineRunner:
                 error=str(error)[:300],
             )
             return None
-        return NewEvent(type=ENGINE_SNAPSHOT_TAKEN, data=data)
+        return event
 
     async def process_batch(self, batch: list[RecordedEvent]) -> list[dict[str, Any]]:
         """Handle a batch of inputs; append their results with the progress event.
@@ -319,15 +353,16 @@ class EngineRunner:
         emitted_all: list[dict[str, Any]] = []
         last_input: LogPosition | None = None
         new_inputs = 0
-        new_input_events: list[RecordedEvent] = []
+        new_input_records: list[ClockTicked | Request] = []
         recorded = self.progress.last_input
         for input_event in batch:
-            emitted = self._handle(input_event)
+            input_record, emitted = self._handle(input_event)
             if recorded is not None and input_event.position <= recorded:
                 continue
             last_input = input_event.position
             new_inputs += 1
-            new_input_events.append(input_event)
+            if input_record is not None:
+                new_input_records.append(input_record)
             metadata = {
                 CAUSATION_ID: str(input_event.event_id),
                 CORRELATION_ID: input_event.metadata.get(CORRELATION_ID)
@@ -336,16 +371,17 @@ class EngineRunner:
             traceparent = input_event.metadata.get(TRACEPARENT)
             if traceparent:
                 metadata[TRACEPARENT] = traceparent
-            for event_dict in emitted:
-                stream = route(event_dict)
-                if stream is None:
-                    continue
+            for stream, event_type, data, version_metadata in emitted:
                 # An atomic append names each stream once: a stream's events keep the
                 # engine's order; across streams the log orders them stream by stream.
                 events_by_stream.setdefault(stream, []).append(
-                    NewEvent(type=event_dict["type"], data=event_dict, metadata=metadata)
+                    NewEvent(
+                        type=event_type,
+                        data=data,
+                        metadata={**metadata, **version_metadata} if version_metadata else metadata,
+                    )
                 )
-            emitted_all.extend(emitted)
+                emitted_all.append(data)
         appends = [StreamAppend(stream, events) for stream, events in events_by_stream.items()]
         if last_input is None:
             return emitted_all
@@ -360,15 +396,14 @@ class EngineRunner:
             expected: Expectation = NO_STREAM if snapshot_version is None else snapshot_version
             appends.append(StreamAppend(self._snapshot_stream, [snapshot], expected))
             snapshot_version = 0 if snapshot_version is None else snapshot_version + 1
-        progress_event = NewEvent(
-            type=ENGINE_BATCH_PROCESSED,
-            data={
-                "last_input": last_input.to_token(),
-                "inputs": new_inputs,
-                "inputs_total": inputs_total,
-                "snapshot_version": snapshot_version,
-                "runner_id": self.runner_id,
-            },
+        progress_event = _new_event(
+            EngineBatchProcessed(
+                last_input=last_input.to_token(),
+                inputs=new_inputs,
+                inputs_total=inputs_total,
+                snapshot_version=snapshot_version,
+                runner_id=self.runner_id,
+            )
         )
         appends.append(
             StreamAppend(self._progress_stream, [progress_event], self.progress.expected_version)
@@ -379,7 +414,7 @@ class EngineRunner:
                 results = await self._event_store.append_multi(appends)
         except WrongExpectedVersion as error:
             raise FencedOut(str(error)) from error
-        self._record_batch_metrics(new_input_events, emitted_all)
+        self._record_batch_metrics(new_input_records, emitted_all)
         for result in results[: len(events_by_stream)]:
             if result.last_position is not None and (
                 self.last_result_position is None
@@ -398,20 +433,17 @@ class EngineRunner:
         return emitted_all
 
     def _record_batch_metrics(
-        self, new_inputs: list[RecordedEvent], emitted: list[dict[str, Any]]
+        self, new_inputs: list[ClockTicked | Request], emitted: list[dict[str, Any]]
     ) -> None:
         metrics.record_engine_events("", emitted)
         metrics.observe_engine_batch(len(new_inputs))
         metrics.record_consumer_processed(CONSUMER, len(new_inputs))
         now = datetime.now(UTC)
-        for input_event in new_inputs:
-            if input_event.type == ORDER_PLACE_REQUESTED:
-                requested_at = input_event.data.get("requested_at")
-                if requested_at:
-                    metrics.observe_place_to_ack(
-                        input_event.data.get("instrument", ""),
-                        (now - parse_time(requested_at)).total_seconds(),
-                    )
+        for request in new_inputs:
+            if isinstance(request, OrderPlaceRequested):
+                metrics.observe_place_to_ack(
+                    request.instrument, (now - request.requested_at).total_seconds()
+                )
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -348,7 +348,7 @@ def _reason(event: Mapping[str, Any]) -> str:
 
 
 def record_engine_events(instrument: str, events: Iterable[Mapping[str, Any]]) -> None:
-    """Count order flow from engine event dicts (domain.codec.event_to_dict shapes).
+    """Count order flow from engine results as the log's JSON data (``{"type", ...}``).
 
     Each dict's own `"instrument"` wins over the argument, so a batch covering several
     instruments can be passed with any of them. Unknown event types are ignored.

@@ -12,11 +12,12 @@ from typing import Any
 from domain.instruments import Instrument
 from server.clock import clock_tick_event
 from server.commands import CommandHandlers, PlaceOrderInput
-from server.engine_inputs import replay_inputs, route
+from server.engine_inputs import replay_inputs
 from server.engine_runner import INPUT_FILTER, last_event
 from server.errors import Refused
 from server.eventstore.port import ANY, EventStore, LogPosition, RecordedEvent
 from server.log_contract.layout import CLOCK_STREAM, REQUEST_EVENT_TYPES, engine_stream
+from server.log_contract.mapper import encode
 
 POLL_S = 0.02
 BOUND_S = 120.0
@@ -147,8 +148,6 @@ async def results_of_replay(
     """What a fresh engine emits for the log's inputs, per stream."""
     inputs = [(event.type, event.data) for event in await input_events(store)]
     by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in replay_inputs(inputs, instruments, closed_order_memory):
-        stream = route(event)
-        assert stream is not None
-        by_stream[stream].append(event)
+    for stream, record in replay_inputs(inputs, instruments, closed_order_memory):
+        by_stream[stream].append(encode(record)[1])
     return dict(by_stream)

@@ -72,7 +72,7 @@ async def test_a_crossing_buy_fills_against_the_resting_sell(
             "expire_time": None,
             "max_slippage_bps": None,
             "stop_price": None,
-            "accepted_at": "2026-01-01T00:00:00Z",
+            "accepted_at": "2026-01-01T00:00:00.000000Z",
         },
         {
             "type": "OrderPartiallyFilled",
@@ -83,7 +83,7 @@ async def test_a_crossing_buy_fills_against_the_resting_sell(
             "quantity": "1.0000",
             "filled_quantity": "1.0000",
             "remaining_quantity": "0.5000",
-            "executed_at": "2026-01-01T00:00:01Z",
+            "executed_at": "2026-01-01T00:00:01.000000Z",
         },
     ]
     assert await types_of(store, order_stream(buyer)) == [
@@ -100,7 +100,7 @@ async def test_a_crossing_buy_fills_against_the_resting_sell(
         "quantity": "1.0000",
         "filled_quantity": "1.0000",
         "remaining_quantity": "0.0000",
-        "executed_at": "2026-01-01T00:00:01Z",
+        "executed_at": "2026-01-01T00:00:01.000000Z",
     }
     assert await results_of(store, trades_stream("BTC-USD")) == [
         {
@@ -114,7 +114,7 @@ async def test_a_crossing_buy_fills_against_the_resting_sell(
             "taker_side": "BUY",
             "maker_user_id": "alice",
             "taker_user_id": "bob",
-            "executed_at": "2026-01-01T00:00:01Z",
+            "executed_at": "2026-01-01T00:00:01.000000Z",
         }
     ]
     # Each result names the request that caused it.
