@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from domain import reasons
-from domain.book_deltas import take_book_deltas
+from domain.book_deltas import append_book_deltas
 from domain.commands import (
     AddInstrument,
     AdvanceTime,
@@ -91,7 +91,7 @@ class MatchingEngine:
         else:
             raise TypeError(f"not a command: {command!r}")
         if state.touched_books:  # never with book deltas off
-            events.extend(take_book_deltas(state.touched_books, state.now))
+            append_book_deltas(state.touched_books, events, state.now)
         return events
 
     def _add_instrument(self, command: AddInstrument) -> list[Event]:
