@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from engine_dsl import BUY, INSTRUMENT, SELL, SYMBOL, accepted, cancelled, limit, stop_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from domain.commands import (
     PlaceOrder,
 )
 from domain.engine import MatchingEngine
+from domain.errors import InvalidField
 from domain.events import (
     BookLevelsChanged,
     ClockAdvanced,
@@ -225,6 +227,22 @@ def test_the_codec_writes_decimals_like_the_instrument_and_reads_them_back() -> 
         "changed_at": "1970-01-01T00:00:05Z",
     }
     assert event_from_dict(orjson.loads(orjson.dumps(data)), {"BTC-USD": btc}) == event
+
+
+def test_the_codec_refuses_levels_that_are_not_a_list_of_objects() -> None:
+    data = {
+        "type": "BookLevelsChanged",
+        "instrument": SYMBOL,
+        "sequence": 1,
+        "levels": {"side": "BUY"},
+        "changed_at": "1970-01-01T00:00:00Z",
+    }
+    with pytest.raises(InvalidField) as refused:
+        event_from_dict(data, {SYMBOL: INSTRUMENT})
+    assert (refused.value.field, refused.value.reason) == ("levels", "MALFORMED")
+    with pytest.raises(InvalidField) as refused:
+        event_from_dict({**data, "levels": [{"side": "BUY", "price": "1.5"}]}, {SYMBOL: INSTRUMENT})
+    assert refused.value.field == "price"
 
 
 def test_the_delta_sequence_survives_a_snapshot_and_an_older_snapshot_starts_at_0() -> None:
