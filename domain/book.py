@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from domain.instruments import Instrument
 from domain.orders import Order
+
+if TYPE_CHECKING:
+    from domain.book_deltas import LevelMarks
 
 
 class Level:
@@ -37,19 +41,25 @@ class Level:
 class BookSide:
     """The levels of one side, keyed by priority key (smaller is better)."""
 
-    __slots__ = ("best", "keys", "levels", "sign")
+    __slots__ = ("best", "keys", "levels", "marks", "sign")
 
     def __init__(self, sign: int) -> None:
         self.sign = sign  # +1 for asks, -1 for bids: key = sign * price
         self.levels: dict[int, Level] = {}
         self.keys: SortedList = SortedList()
         self.best: int | None = None
+        # With book deltas on: where to mark a level before changing its total or count
+        # (every such change, here and in the engine, must call it first). None: off.
+        self.marks: LevelMarks | None = None
 
     def add_live(self, order: Order) -> None:
         """Append an order at the tail of its price level; it becomes `live`."""
         price = order.price
         assert price is not None
         key = self.sign * price
+        marks = self.marks
+        if marks is not None:
+            marks.mark(self, key)
         level = self.levels.get(key)
         if level is None:
             level = self.levels[key] = Level(price)
@@ -67,6 +77,9 @@ class BookSide:
         price = order.price
         assert price is not None
         key = self.sign * price
+        marks = self.marks
+        if marks is not None:
+            marks.mark(self, key)
         level = self.levels[key]
         order.live = False
         level.total -= order.remaining
@@ -75,6 +88,7 @@ class BookSide:
             self.drop_level(key)
 
     def drop_level(self, key: int) -> None:
+        """Forget an emptied level (its last change was marked by whoever emptied it)."""
         del self.levels[key]
         keys = self.keys
         keys.remove(key)
@@ -109,6 +123,7 @@ class OrderBook:
         "_stop_keys",
         "asks",
         "bids",
+        "delta_sequence",
         "instrument",
         "last_price",
         "min_lots",
@@ -138,6 +153,8 @@ class OrderBook:
         self._stop_arrivals = 0
         self.last_price: int | None = None
         self.trade_count = 0
+        # How many BookLevelsChanged this book has emitted (the last one's sequence).
+        self.delta_sequence = 0
 
     def add_stop(self, order: Order) -> None:
         """A stop starts waiting (the youngest of all)."""

@@ -2,7 +2,8 @@
 
 Field names are fixed by issue #2. Decimals are strings scaled like the instrument's tick
 or lot size, times RFC 3339 UTC with 'Z', enums their names. Every event dict has "type",
-"order_id" where it concerns one order and "instrument" where it has one.
+"order_id" where it concerns one order and "instrument" where it has one. A
+BookLevelsChanged's levels are a list of {"side", "price", "quantity", "order_count"}.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from domain.commands import (
     PlaceOrder,
 )
 from domain.errors import InvalidField
-from domain.events import EVENT_TYPES, Event
+from domain.events import EVENT_TYPES, BookLevelsChanged, Event, LevelChanged
 from domain.input_rules import MAX_STEPS, check_identifier, shown
 from domain.instruments import Instrument, parse_decimal, plain_text
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
@@ -388,7 +389,11 @@ _EVENT_CONVERSIONS: dict[type, _Conversions] = {
 
 def event_to_dict(event: Event, instruments: Mapping[str, Instrument]) -> dict[str, Any]:
     """The JSON dict of an event: {"type": ..., fields...}, decimals as strings."""
-    name, prices, quantities, times, texts = _EVENT_CONVERSIONS[type(event)]
+    conversions = _EVENT_CONVERSIONS.get(type(event))
+    if conversions is None:
+        assert isinstance(event, BookLevelsChanged)
+        return _book_levels_changed_to_dict(event, instruments)
+    name, prices, quantities, times, texts = conversions
     data: dict[str, Any] = {"type": name}
     data.update(msgspec.structs.asdict(event))
     if prices or quantities:
@@ -420,6 +425,31 @@ def event_to_dict(event: Event, instruments: Mapping[str, Instrument]) -> dict[s
     return data
 
 
+def _book_levels_changed_to_dict(
+    event: BookLevelsChanged, instruments: Mapping[str, Instrument]
+) -> dict[str, Any]:
+    instrument = instruments.get(event.instrument)
+    if instrument is None:
+        raise KeyError(f"unknown instrument {event.instrument!r} for BookLevelsChanged")
+    price_text = _formatter(instrument.tick_size)
+    quantity_text = _formatter(instrument.lot_size)
+    return {
+        "type": "BookLevelsChanged",
+        "instrument": event.instrument,
+        "sequence": event.sequence,
+        "levels": [
+            {
+                "side": level.side.value,
+                "price": price_text(level.price),
+                "quantity": quantity_text(level.quantity),
+                "order_count": level.order_count,
+            }
+            for level in event.levels
+        ],
+        "changed_at": format_rfc3339(event.changed_at),
+    }
+
+
 def _exact_steps(value: Any, step: Decimal, field: str) -> int:
     number = parse_decimal(value, field)
     steps, leftover = divmod(number, step)
@@ -431,6 +461,8 @@ def _exact_steps(value: Any, step: Decimal, field: str) -> int:
 def event_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> Event:
     """Rebuild an event from its JSON dict (inverse of `event_to_dict`)."""
     name = data.get("type")
+    if name == "BookLevelsChanged":
+        return _book_levels_changed_from_dict(data, instruments)
     cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
         raise InvalidField("type", "MALFORMED", f"unknown event type {name!r}")
@@ -455,3 +487,33 @@ def event_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrumen
         else:
             values.append(_exact_steps(value, instrument.lot_size, field))
     return cls(*values)
+
+
+def _book_levels_changed_from_dict(
+    data: Mapping[str, Any], instruments: Mapping[str, Instrument]
+) -> BookLevelsChanged:
+    instrument = _instrument(_text(data, "instrument"), instruments)
+    levels = _required(data, "levels")
+    if not isinstance(levels, list) or not all(isinstance(level, Mapping) for level in levels):
+        raise InvalidField("levels", "MALFORMED", "levels must be a list of objects")
+    return BookLevelsChanged(
+        instrument.symbol,
+        _count(data, "sequence"),
+        tuple(
+            LevelChanged(
+                _enum(level, "side", Side),
+                _exact_steps(_required(level, "price"), instrument.tick_size, "price"),
+                _exact_steps(_required(level, "quantity"), instrument.lot_size, "quantity"),
+                _count(level, "order_count"),
+            )
+            for level in levels
+        ),
+        parse_rfc3339(_required(data, "changed_at"), "changed_at"),
+    )
+
+
+def _count(data: Mapping[str, Any], name: str) -> int:
+    value = _optional_int(data, name)
+    if value is None:
+        raise InvalidField(name, "REQUIRED", f"{name} is required")
+    return value

@@ -12,7 +12,9 @@ Where the work is done:
 - `domain.matching`: crossing an incoming order against the book (fills, self-trade
   prevention, FOK, the slippage bound);
 - `domain.snapshot`: the state to and from JSON-able data;
-- `domain.book`: one instrument's book (levels, queues, the waiting-stop index).
+- `domain.book`: one instrument's book (levels, queues, the waiting-stop index);
+- `domain.book_deltas`: with book deltas on, each command's net level changes as
+  `BookLevelsChanged` events, after the command's other events.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from domain import reasons
+from domain.book_deltas import append_book_deltas
 from domain.commands import (
     AddInstrument,
     AdvanceTime,
@@ -47,13 +50,22 @@ class MatchingEngine:
     __slots__ = ("_state",)
 
     def __init__(
-        self, instruments: Iterable[Instrument] = (), closed_order_memory: int | None = None
+        self,
+        instruments: Iterable[Instrument] = (),
+        closed_order_memory: int | None = None,
+        book_deltas: bool = False,
     ) -> None:
         """`closed_order_memory`: how many closed order ids to remember (for
         DUPLICATE_ORDER_ID and ORDER_CLOSED); None remembers all. The oldest are forgotten
         when the clock advances, so memory and snapshots stay bounded in a long-running
-        service (which must then keep order ids unique itself)."""
+        service (which must then keep order ids unique itself).
+
+        `book_deltas`: end each command that changed resting levels with one
+        `BookLevelsChanged` per instrument it changed (see `domain.book_deltas`). Off by
+        default, so the events of the replayer and of existing logs stay as they were."""
         self._state = EngineState(closed_order_memory)
+        if book_deltas:
+            self._state.turn_on_book_deltas()
         for instrument in instruments:
             self._state.open_book(instrument)
 
@@ -61,20 +73,26 @@ class MatchingEngine:
 
     def handle(self, command: Command) -> list[Event]:
         """Apply a command; return the events it caused. Rejections are events."""
+        state = self._state
         kind = type(command)
+        events: list[Event]
         if kind is PlaceOrder:
-            return place(self._state, command)  # type: ignore[arg-type]
-        if kind is CancelOrder:
-            return cancel(self._state, command)  # type: ignore[arg-type]
-        if kind is AmendOrder:
-            return amend(self._state, command)  # type: ignore[arg-type]
-        if kind is AdvanceTime:
-            return advance_time(self._state, command)  # type: ignore[arg-type]
-        if kind is CancelAllOrders:
-            return cancel_all(self._state, command)  # type: ignore[arg-type]
-        if kind is AddInstrument:
+            events = place(state, command)  # type: ignore[arg-type]
+        elif kind is CancelOrder:
+            events = cancel(state, command)  # type: ignore[arg-type]
+        elif kind is AmendOrder:
+            events = amend(state, command)  # type: ignore[arg-type]
+        elif kind is AdvanceTime:
+            events = advance_time(state, command)  # type: ignore[arg-type]
+        elif kind is CancelAllOrders:
+            events = cancel_all(state, command)  # type: ignore[arg-type]
+        elif kind is AddInstrument:
             return self._add_instrument(command)  # type: ignore[arg-type]
-        raise TypeError(f"not a command: {command!r}")
+        else:
+            raise TypeError(f"not a command: {command!r}")
+        if state.touched_books:  # never with book deltas off
+            append_book_deltas(state.touched_books, events, state.now)
+        return events
 
     def _add_instrument(self, command: AddInstrument) -> list[Event]:
         instrument = command.instrument
@@ -100,9 +118,13 @@ class MatchingEngine:
         return snapshot_of(self._state)
 
     @classmethod
-    def restore(cls, snapshot: Mapping[str, Any]) -> MatchingEngine:
+    def restore(cls, snapshot: Mapping[str, Any], book_deltas: bool = False) -> MatchingEngine:
+        """The engine a snapshot describes; `book_deltas` as for the constructor (each
+        book's delta sequence goes on from the snapshot's)."""
         engine = cls()
         engine._state = state_from_snapshot(snapshot)
+        if book_deltas:
+            engine._state.turn_on_book_deltas()
         return engine
 
     # ------------------------------------------------------------------ queries

@@ -1,7 +1,8 @@
 """What the matching engine holds, and the bookkeeping every part of it shares.
 
 `EngineState` is one book per instrument, every open order by id, the final status of the
-order ids the engine has closed, the queue of GTD expiries and the engine clock. The
+order ids the engine has closed, the queue of GTD expiries, the engine clock and, with book
+deltas on, the books whose levels the command being handled has touched. The
 functions in `domain.order_lifecycle` and `domain.matching` change it while handling a
 command; `domain.snapshot` saves and loads it; `domain.engine.MatchingEngine` owns one.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from itertools import islice
 
 from domain.book import OrderBook
+from domain.book_deltas import LevelMarks
 from domain.events import Event, OrderCancelled
 from domain.instruments import Instrument
 from domain.orders import Order, OrderStatus
@@ -23,6 +25,7 @@ class EngineState:
 
     __slots__ = (
         "arrivals",
+        "book_deltas",
         "books_by_symbol",
         "closed_order_memory",
         "closed_status_by_id",
@@ -30,6 +33,7 @@ class EngineState:
         "instruments_by_symbol",
         "now",
         "open_orders_by_id",
+        "touched_books",
     )
 
     def __init__(self, closed_order_memory: int | None = None) -> None:
@@ -49,11 +53,27 @@ class EngineState:
         self.now = 0
         # Orders accepted so far: an order's `seq` is its arrival number.
         self.arrivals = 0
+        # Whether the books record level changes (see `domain.book_deltas`); when they do,
+        # the marks of the books the current command touched, in first-touch order. Only
+        # ever non-empty while deltas are on.
+        self.book_deltas = False
+        self.touched_books: list[LevelMarks] = []
 
     def open_book(self, instrument: Instrument) -> OrderBook:
         book = self.books_by_symbol[instrument.symbol] = OrderBook(instrument)
         self.instruments_by_symbol[instrument.symbol] = instrument
+        if self.book_deltas:
+            self._mark_levels_of(book)
         return book
+
+    def turn_on_book_deltas(self) -> None:
+        """From now on every book (and every book opened later) records level changes."""
+        self.book_deltas = True
+        for book in self.books_by_symbol.values():
+            self._mark_levels_of(book)
+
+    def _mark_levels_of(self, book: OrderBook) -> None:
+        book.bids.marks = book.asks.marks = LevelMarks(book, self.touched_books)
 
     def take_off(self, book: OrderBook, order: Order) -> None:
         """Remove an open order from wherever it waits (book level or stop list)."""

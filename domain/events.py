@@ -146,6 +146,28 @@ class AmendRejected(msgspec.Struct, frozen=True, gc=False):
     rejected_at: int
 
 
+class LevelChanged(msgspec.Struct, frozen=True, gc=False):
+    """One price level as it now is: `quantity` (lots) and `order_count` of its live
+    resting orders; both 0 when the level is gone."""
+
+    side: Side
+    price: int
+    quantity: int
+    order_count: int
+
+
+class BookLevelsChanged(msgspec.Struct, frozen=True, gc=False):
+    """The net change one command made to an instrument's resting levels (emitted only
+    when the engine's book deltas are on). `sequence` counts these events per instrument
+    from 1 with no gaps, so a consumer folding them knows when it missed one; `levels`
+    lists bids best first, then asks best first."""
+
+    instrument: str
+    sequence: int
+    levels: tuple[LevelChanged, ...]
+    changed_at: int
+
+
 class StopTriggered(msgspec.Struct, frozen=True, gc=False):
     """A waiting stop's condition held on `last_price`; it now enters the book."""
 
@@ -171,8 +193,12 @@ Event = (
     | CancelRejected
     | AmendRejected
     | StopTriggered
+    | BookLevelsChanged
 )
 
+# The events with flat fields, by name: `domain.codec` derives their JSON layout from
+# their fields, and the service's log contract has one record per entry. BookLevelsChanged
+# is apart: its levels nest, so the codec writes it by hand, and it is off by default.
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (

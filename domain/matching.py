@@ -128,6 +128,7 @@ def match(
     now = state.now
     symbol = book.symbol
     levels = opposite.levels
+    marks = opposite.marks
     append = events.append
     orders = state.open_orders_by_id
     closed = state.closed_status_by_id
@@ -146,6 +147,8 @@ def match(
         key = opposite.best
         if key is None or (limit_key is not None and key > limit_key):
             break
+        if marks is not None:
+            marks.mark(opposite, key)
         level = levels[key]
         queue = level.orders
         price = level.price

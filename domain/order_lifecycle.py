@@ -134,10 +134,14 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     if rests_now:
         assert price is not None
         own = book.bids if is_buy else book.asks
-        level = own.levels.get(-price if is_buy else price)
+        key = -price if is_buy else price
+        level = own.levels.get(key)
         if level is None:
             own.add_live(order)
         else:
+            marks = own.marks
+            if marks is not None:
+                marks.mark(own, key)
             level.orders.append(order)
             level.total += quantity
             level.count += 1
@@ -187,6 +191,9 @@ def cancel(state: EngineState, command: CancelOrder) -> list[Event]:
         book = state.books_by_symbol[order.instrument]
         side = book.bids if order.is_buy else book.asks
         key = side.sign * order.price  # type: ignore[operator]
+        marks = side.marks
+        if marks is not None:
+            marks.mark(side, key)
         level = side.levels[key]
         order.live = False
         level.total -= remaining
@@ -260,7 +267,10 @@ def amend(state: EngineState, command: AmendOrder) -> list[Event]:
         # Lowering the quantity keeps time priority (FIX cancel/replace).
         side = book.bids if order.is_buy else book.asks
         assert new_price is not None
-        level = side.levels[side.sign * new_price]
+        key = side.sign * new_price
+        if side.marks is not None:
+            side.marks.mark(side, key)
+        level = side.levels[key]
         level.total += new_remaining - order.remaining
         order.quantity = new_total
         order.remaining = new_remaining

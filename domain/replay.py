@@ -3,10 +3,15 @@
 Each input line is one command dict (see `domain.codec`); the events it caused are written
 in order, one JSON object per line. A malformed line is reported on stderr with its line
 number and the field at fault, and the replay goes on with the next line.
+
+`--book-deltas` turns on the engine's book level deltas: each command's events then end
+with a BookLevelsChanged per instrument whose resting levels it changed. Without the flag
+the output is exactly what it always was.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from typing import BinaryIO, TextIO
@@ -39,9 +44,11 @@ def _decode(line_number: int, raw: bytes, engine: MatchingEngine, errors: TextIO
         return None
 
 
-def replay(lines: Iterable[bytes], output: BinaryIO, errors: TextIO) -> int:
+def replay(
+    lines: Iterable[bytes], output: BinaryIO, errors: TextIO, book_deltas: bool = False
+) -> int:
     """Run every line through a fresh engine; return the number of malformed lines."""
-    engine = MatchingEngine()
+    engine = MatchingEngine(book_deltas=book_deltas)
     instruments = engine.instruments
     dumps = orjson.dumps
     write = output.write
@@ -61,7 +68,16 @@ def replay(lines: Iterable[bytes], output: BinaryIO, errors: TextIO) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    replay(sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+    parser = argparse.ArgumentParser(
+        prog="python -m domain.replay", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--book-deltas",
+        action="store_true",
+        help="also write a BookLevelsChanged after each command that changed a book's levels",
+    )
+    args = parser.parse_args(argv)
+    replay(sys.stdin.buffer, sys.stdout.buffer, sys.stderr, book_deltas=args.book_deltas)
     return 0
 
 

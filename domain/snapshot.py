@@ -1,6 +1,7 @@
 """The engine's state as plain JSON-able data, and back.
 
-A snapshot holds each book's instrument, trade counter and last price, its resting orders
+A snapshot holds each book's instrument, trade counter, last price and book-delta sequence
+(absent from snapshots written before there were deltas: read as 0), its resting orders
 in priority order and its waiting stops in arrival order, the clock, the arrival counter,
 and the final status of the closed order ids the engine remembers. The service stores it in
 its log (`MatchingEngine.snapshot` / `restore`), so its shape is versioned by `format`.
@@ -57,6 +58,7 @@ def snapshot_of(state: EngineState) -> dict[str, Any]:
                 else plain_text(instrument.min_quantity),
                 "trade_count": book.trade_count,
                 "last_price": book.last_price,
+                "delta_sequence": book.delta_sequence,
                 "bids": [_order_to_dict(o) for o in book.bids.orders_in_priority()],
                 "asks": [_order_to_dict(o) for o in book.asks.orders_in_priority()],
                 "stops": [_order_to_dict(o) for o in book.stops.values()],
@@ -94,6 +96,7 @@ def state_from_snapshot(snapshot: Mapping[str, Any]) -> EngineState:
         )
         book.trade_count = int(data["trade_count"])
         book.last_price = data["last_price"]
+        book.delta_sequence = int(data.get("delta_sequence", 0))
         for side_name, side in (("bids", book.bids), ("asks", book.asks)):
             for order_data in data[side_name]:
                 order = _order_from_dict(order_data)
