@@ -7,6 +7,10 @@ re-derived from orders here. Each delta becomes one `BookUpdate` with the engine
 sequence, for the Redis writer and the live book stream alike. `TradeExecuted` gives the
 last price and the recent trades.
 
+A book's position (and its updates') is that of the last book event of the log transaction
+its delta came in: one input's trades and delta are appended together, in stream-name
+order, so the delta may stand before the trades it accounts for.
+
 A delta whose sequence is not the next one is refused (`BookSequenceGap`): a view that
 skipped one would show a wrong book forever, so its builder stops loudly instead.
 """
@@ -83,6 +87,11 @@ class BooksReducer:
         self.books: dict[str, InstrumentBook] = {}
         self.recent_trades_cap = recent_trades
         self.changes = BookChanges()
+        # The open log transaction: its id, its last book event's position, and the deltas
+        # met in it, whose updates are made when it ends (they carry that position).
+        self._group: Any = None
+        self._group_position = ""
+        self._group_deltas: list[rec.BookLevelsChanged] = []
 
     def book(self, instrument: str) -> InstrumentBook:
         book = self.books.get(instrument)
@@ -91,14 +100,40 @@ class BooksReducer:
         return book
 
     def take_changes(self) -> BookChanges:
-        """Hand over everything changed since the last call."""
+        """Close the open transaction and hand over everything changed since the last call."""
+        self._end_group()
         changes, self.changes = self.changes, BookChanges()
         return changes
 
     def apply(self, event: LogEvent) -> None:
         handler = _HANDLERS.get(event.type)
-        if handler is not None:
-            handler(self, record_of(event), event.position)
+        if handler is None:
+            return
+        group = getattr(event.position, "tx", None)
+        if group is None or group != self._group:
+            self._end_group()
+            self._group = group
+        self._group_position = position_token(event.position)
+        handler(self, record_of(event), event.position)
+
+    def _end_group(self) -> None:
+        for delta in self._group_deltas:
+            self.book(delta.instrument).position = self._group_position
+            self.changes.updates.append(
+                BookUpdate(
+                    delta.instrument,
+                    delta.sequence,
+                    tuple(
+                        LevelChange(
+                            level.side.value, level.price, level.quantity, level.order_count
+                        )
+                        for level in delta.levels
+                    ),
+                    self._group_position,
+                )
+            )
+        self._group_deltas = []
+        self._group = None
 
     def _on_levels_changed(self, record: Any, position: Any) -> None:
         delta: rec.BookLevelsChanged = record
@@ -112,19 +147,8 @@ class BooksReducer:
             else:
                 side.pop(level.price, None)
         book.sequence = delta.sequence
-        book.position = position_token(position)
+        self._group_deltas.append(delta)
         self.changes.touched_instruments.add(delta.instrument)
-        self.changes.updates.append(
-            BookUpdate(
-                delta.instrument,
-                delta.sequence,
-                tuple(
-                    LevelChange(level.side.value, level.price, level.quantity, level.order_count)
-                    for level in delta.levels
-                ),
-                book.position,
-            )
-        )
 
     def _on_trade(self, record: Any, position: Any) -> None:
         executed: rec.TradeExecuted = record

@@ -36,7 +36,7 @@ import structlog
 from redis.typing import EncodableT, FieldT
 
 from projections.book_reducer import DEFAULT_RECENT_TRADES, BookChanges, BooksReducer, Level
-from projections.builder import ProjectionBuilder
+from projections.builder import ProjectionBuilder, transaction_of
 from projections.live import LiveFeeds
 from projections.redis_keys import (
     DEFAULT_PREFIX,
@@ -251,6 +251,7 @@ class RedisViewBuilder(ProjectionBuilder):
         metrics.record_redis_views_rebuild(reason)
         started = time.perf_counter()
         events_read = 0
+        carried: list[RecordedEvent] = []
         cursor = self._position
         while True:
             page = await self.event_store.read_all(cursor, _REBUILD_FILTER, REBUILD_PAGE)
@@ -258,7 +259,16 @@ class RedisViewBuilder(ProjectionBuilder):
             finished = not page or target <= page[-1].position
             if page:
                 cursor = page[-1].position
-            events = [event for event in page if event.position <= target]
+            events = carried + [event for event in page if event.position <= target]
+            carried = []
+            if not finished:
+                # The page may end inside a log transaction: keep its tail for the next one,
+                # so a transaction's book updates carry its position as they do live.
+                last = transaction_of(events[-1])
+                cut = len(events)
+                while cut > 0 and last is not None and transaction_of(events[cut - 1]) == last:
+                    cut -= 1
+                events, carried = events[:cut], events[cut:]
             if events or finished:
                 self._reduce(events)
                 await self._write(events[-1].position if not finished else target, finished)

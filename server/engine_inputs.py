@@ -31,7 +31,12 @@ from domain.engine import MatchingEngine
 from domain.errors import InvalidField
 from domain.input_rules import check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
-from server.log_contract.layout import ENGINE_INPUT_EVENT_TYPES, order_stream, trades_stream
+from server.log_contract.layout import (
+    ENGINE_INPUT_EVENT_TYPES,
+    book_stream,
+    order_stream,
+    trades_stream,
+)
 from server.log_contract.mapper import decode_data
 from server.log_contract.records import (
     AmendRejected,
@@ -55,10 +60,12 @@ def new_engine(
     instruments: Mapping[str, Instrument], closed_order_memory: int | None = None
 ) -> MatchingEngine:
     """An empty engine with every configured instrument, remembering at most
-    `closed_order_memory` closed order ids (None: all)."""
+    `closed_order_memory` closed order ids (None: all). The service's engine emits book
+    level deltas: the book views and the live book stream apply them."""
     return MatchingEngine(
         (instruments[symbol] for symbol in sorted(instruments)),
         closed_order_memory=closed_order_memory,
+        book_deltas=True,
     )
 
 
@@ -80,6 +87,8 @@ def route(event: events.Event) -> str | None:
         return None
     if isinstance(event, events.TradeExecuted):
         return trades_stream(event.instrument)
+    if isinstance(event, events.BookLevelsChanged):
+        return book_stream(event.instrument)
     if isinstance(event, events.InstrumentAdded | events.InstrumentRejected):
         raise ValueError(f"engine event with no stream: {event!r}")
     return order_stream(event.order_id)

@@ -274,7 +274,7 @@ class EngineRunner:
             # The configured memory wins over the snapshot's (the oldest closed ids beyond it
             # are forgotten at the next clock step), so a snapshot taken unbounded shrinks.
             engine_state = {**snapshot.engine, "closed_order_memory": self._closed_order_memory}
-            self.engine = MatchingEngine.restore(engine_state)
+            self.engine = MatchingEngine.restore(engine_state, book_deltas=True)
             add_missing_instruments(self.engine, self._instruments)
             after = LogPosition.parse(snapshot.last_input)
             self._inputs_since_snapshot = self.progress.inputs_total - snapshot.inputs_total

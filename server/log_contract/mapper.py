@@ -51,7 +51,7 @@ def _json_value(value: Any) -> Any:
         return plain_text(value)
     if isinstance(value, datetime):
         return format_log_time(value)
-    if isinstance(value, list) and value and isinstance(value[0], dict):
+    if isinstance(value, list | tuple) and value and isinstance(value[0], dict):
         # A record's tuple of nested records (book levels). Not every dict is walked: the
         # engine snapshot's is large and holds no decimals or times.
         return [{key: _json_value(item) for key, item in nested.items()} for nested in value]

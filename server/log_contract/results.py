@@ -41,6 +41,7 @@ RESULT_RECORD_OF: Final[dict[type[msgspec.Struct], type[records.EngineResult]]] 
     events.CancelRejected: records.CancelRejected,
     events.AmendRejected: records.AmendRejected,
     events.StopTriggered: records.StopTriggered,
+    events.BookLevelsChanged: records.BookLevelsChanged,
 }
 
 # How a field of a result is converted: by its type in the record (ticks or lots by name).
@@ -114,6 +115,34 @@ def _steps_decimal(step: Decimal) -> Callable[[int], Decimal]:
     return lambda value: value * step
 
 
+def _levels_converter(instrument: Instrument, as_json: bool) -> Callable[[Any], Any]:
+    """A ``BookLevelsChanged``'s levels: ticks and lots to the instrument's decimals."""
+    if as_json:
+        price_text, quantity_text = (
+            _steps_text(instrument.tick_size),
+            _steps_text(instrument.lot_size),
+        )
+        return lambda levels: [
+            {
+                "side": level.side.value,
+                "price": price_text(level.price),
+                "quantity": quantity_text(level.quantity),
+                "order_count": level.order_count,
+            }
+            for level in levels
+        ]
+    tick, lot = instrument.tick_size, instrument.lot_size
+    return lambda levels: tuple(
+        records.LevelChanged(
+            side=level.side,
+            price=level.price * tick,
+            quantity=level.quantity * lot,
+            order_count=level.order_count,
+        )
+        for level in levels
+    )
+
+
 # A plan per (event type, instrument): (type name, metadata, fields, record class); a field is
 # (record key, index in the event's tuple, converter or None to copy it).
 _Field = tuple[str, int, Callable[[Any], Any] | None]
@@ -174,7 +203,11 @@ class ResultEncoder:
         for field in record_cls.__struct_fields__:
             kind = _kind(field, hints[field])
             convert: Callable[[Any], Any] | None = None
-            if kind in (_PRICE, _QUANTITY):
+            if field == "levels":  # BookLevelsChanged's nested levels
+                if instrument is None:
+                    raise KeyError(f"unknown instrument {symbol!r} for {event_cls.__name__}")
+                convert = _levels_converter(instrument, as_json)
+            elif kind in (_PRICE, _QUANTITY):
                 if instrument is None:
                     raise KeyError(f"unknown instrument {symbol!r} for {event_cls.__name__}")
                 step = instrument.tick_size if kind == _PRICE else instrument.lot_size

@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.codec import command_from_dict, event_to_dict
-from domain.engine import MatchingEngine
+from domain.codec import command_from_dict
 from domain.instruments import Instrument
 from projections.views import BookSnapshot, BookUpdate, PriceLevel
+from server.engine_inputs import new_engine, route
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
 from server.log_contract import layout as streams
+from server.log_contract.results import ResultEncoder
 
 INSTRUMENTS = {
     "BTC-USD": Instrument("BTC-USD", Decimal("0.01"), Decimal("0.0001")),
@@ -67,7 +68,8 @@ class ScriptedLog:
         self._pending_results: dict[str, list[NewEvent]] = {}
         self._pending_inputs = 0
         self.instruments = dict(instruments)
-        self.engine = MatchingEngine(self.instruments[s] for s in sorted(self.instruments))
+        self.engine = new_engine(self.instruments)
+        self._encoder = ResultEncoder(self.instruments)
         self.prefix = prefix  # makes order ids unique per test on a shared log
         self.memory: list[MemoryEvent] = []
         self.last_position: LogPosition | None = None
@@ -123,19 +125,18 @@ class ScriptedLog:
         engine_command = command_from_dict(
             data, self.instruments, instrument_of_order=self.engine.instrument_of
         )
-        results = [event_to_dict(e, self.instruments) for e in self.engine.handle(engine_command)]
         metadata = {streams.CAUSATION_ID: str(request.event_id)}
         # One atomic append names each stream once: events grouped by stream (in order of
-        # first appearance), emission order kept within a stream, as the runner writes them.
+        # first appearance), emission order kept within a stream, as the runner writes them
+        # (its own routing and encoding).
         by_stream = self._pending_results
-        for result in results:
-            if result["type"] == "TradeExecuted":
-                stream = streams.trades_stream(result["instrument"])
-            elif result.get("order_id"):
-                stream = streams.order_stream(result["order_id"])
-            else:
+        for result in self.engine.handle(engine_command):
+            stream = route(result)
+            encoded = self._encoder.encode(result)
+            if stream is None or encoded is None:
                 continue  # ClockAdvanced: the log already holds the tick
-            by_stream.setdefault(stream, []).append(NewEvent(result["type"], result, metadata))
+            event_type, event_data, _ = encoded
+            by_stream.setdefault(stream, []).append(NewEvent(event_type, event_data, metadata))
         self._pending_inputs += 1
         if self._pending_inputs >= self.inputs_per_append:
             await self.flush()
