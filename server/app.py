@@ -209,7 +209,7 @@ class ExchangeApp:
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(
                 self.handlers,
-                OutcomeWaiter(projections.event_store, projections.progress),
+                OutcomeWaiter(projections.event_store, projections.progress, self.failures),
                 self.settings.query_wait_default_s,
             ),
             server,

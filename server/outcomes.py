@@ -24,8 +24,11 @@ waited for as above; the orders it cancelled are the ``OrderCancelled`` events o
 progress event's transaction (one atomic append: positions sharing its ``tx``) that the
 request caused.
 
-The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. The
-request is in the log either way: waiting never writes anything.
+The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. A wait that
+could never end is refused at once instead (``server.errors.Unavailable``): the engine
+runner stuck at or before the request, or a view builder stuck at or before the engine's
+answer (``server.stuck_consumers``). The request is in the log either way: waiting never
+writes anything.
 """
 
 from __future__ import annotations
@@ -46,7 +49,13 @@ from server.log_contract.records import (
     EngineBatchProcessed,
     OrderCancelled,
 )
+from server.observability.consumer_failures import ConsumerFailures
 from server.order_state import OrderState, fold_order
+from server.stuck_consumers import (
+    ENGINE_CONSUMER,
+    PROJECTION_CONSUMER_PREFIX,
+    refuse_if_stuck_before,
+)
 
 
 class ViewProgress(Protocol):
@@ -62,11 +71,12 @@ class OutcomeNotYet(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RequestRef:
-    """A written request: its order, its stream version and its event id."""
+    """A written request: its order, its stream version, its event id and its position."""
 
     order_id: str
     version: int
     event_id: UUID
+    position: LogPosition
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,16 +100,32 @@ class CancelAllOutcome:
 
 
 class OutcomeWaiter:
-    def __init__(self, event_store: EventStore, views: ViewProgress) -> None:
+    def __init__(
+        self,
+        event_store: EventStore,
+        views: ViewProgress,
+        failures: ConsumerFailures | None = None,
+    ) -> None:
         self._event_store = event_store
         self._views = views
+        self._failures = failures
+
+    def _refuse_if_engine_stuck_before(self, position: LogPosition) -> None:
+        refuse_if_stuck_before(self._failures, ENGINE_CONSUMER, position, "the engine is stopped")
+
+    def _refuse_if_views_stuck_before(self, position: LogPosition) -> None:
+        refuse_if_stuck_before(
+            self._failures, PROJECTION_CONSUMER_PREFIX, position, "the views are stopped"
+        )
 
     async def wait(self, request: RequestRef, timeout: float) -> EngineOutcome:
         """The engine's outcome of `request` once the views hold it; OutcomeNotYet after
-        `timeout` seconds."""
+        `timeout` seconds; Unavailable at once when a consumer it waits for is stuck."""
 
         async def outcome() -> EngineOutcome:
+            self._refuse_if_engine_stuck_before(request.position)
             answer = await self._engine_answer(request)
+            self._refuse_if_views_stuck_before(answer.position)
             await self._views.wait_for(answer.position, None)
             events = await self._event_store.read_stream(order_stream(request.order_id))
             return _outcome(request, events[: answer.version], events[answer.version :])
@@ -115,10 +141,13 @@ class OutcomeWaiter:
         self, position: LogPosition, event_id: UUID, timeout: float
     ) -> CancelAllOutcome:
         """The engine's outcome of the cancel-all request at `position` once the views hold
-        it; OutcomeNotYet after `timeout` seconds."""
+        it; OutcomeNotYet after `timeout` seconds; Unavailable at once when a consumer it
+        waits for is stuck."""
 
         async def outcome() -> CancelAllOutcome:
+            self._refuse_if_engine_stuck_before(position)
             progress = await self._progress_past(position)
+            self._refuse_if_views_stuck_before(progress)
             await self._views.wait_for(progress, None)
             return await self._cancelled_in(progress, str(event_id))
 

@@ -25,14 +25,13 @@ import structlog
 from grpc_health.v1 import health_pb2
 
 from server.observability.consumer_failures import ConsumerFailures, StuckEvent
+from server.stuck_consumers import ENGINE_CONSUMER, PROJECTION_CONSUMER_PREFIX
 
 log = structlog.get_logger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 OVERALL = ""  # the health name of the server as a whole
-ENGINE_CONSUMER = "engine"
-PROJECTION_CONSUMER_PREFIX = "projection:"
 
 
 def statuses(

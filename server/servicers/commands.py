@@ -2,7 +2,9 @@
 
 With `wait_for_outcome`, a command's answer waits (within the call's deadline, or the
 service's default wait without one) for the engine's outcome through
-``server.outcomes.OutcomeWaiter``; running out of time is DEADLINE_EXCEEDED.
+``server.outcomes.OutcomeWaiter``; running out of time is DEADLINE_EXCEEDED, and a wait that
+a stuck engine runner or view builder would never end is UNAVAILABLE at once. Either way
+the request stays written (once).
 """
 
 from __future__ import annotations
@@ -161,11 +163,13 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         self, wait: bool, outcome: CommandOutcome, context: grpc.aio.ServicerContext[Any, Any]
     ) -> EngineOutcome | None:
         """The engine's outcome when the caller asked to wait (DEADLINE_EXCEEDED when it
-        does not come in time), else None."""
+        does not come in time, UNAVAILABLE when it cannot come), else None."""
         if not wait:
             return None
         try:
             return await self._outcome(outcome, context)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
         except OutcomeNotYet as late:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
 
@@ -185,6 +189,8 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
             outcome = await self._outcome_waiter().wait_cancel_all(
                 written.position, written.event_id, self._wait_s(context)
             )
+        except Refused as refusal:
+            await abort_refused(context, refusal)
         except OutcomeNotYet as late:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
         return pb.CancelAllOrdersResponse(
