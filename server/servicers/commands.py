@@ -21,6 +21,7 @@ from clients.generated.exchange.v1 import order_command_service_pb2 as pb
 from clients.generated.exchange.v1 import order_command_service_pb2_grpc as pb_grpc
 from clients.generated.exchange.v1 import types_pb2
 from server.commands import CommandHandlers, CommandOutcome
+from server.consumers.tasks import stop_task
 from server.errors import Refused
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
@@ -279,8 +280,8 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
                 yield response
             await reader  # surface a failure of the request stream
         finally:
-            reader.cancel()
             for task in list(pending):
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            # A failure of the reader was raised by `await reader` above.
+            with contextlib.suppress(Exception):
+                await stop_task(reader)
