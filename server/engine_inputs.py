@@ -31,6 +31,8 @@ from domain.errors import InvalidField
 from domain.input_rules import check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
 from server.log_contract.layout import (
+    AMEND_REJECTED,
+    CANCEL_REJECTED,
     ENGINE_INPUT_EVENT_TYPES,
     ORDER_AMEND_REQUESTED,
     ORDER_CANCEL_REQUESTED,
@@ -195,9 +197,9 @@ def refused_input(
     if event_type == ORDER_PLACE_REQUESTED:
         return [{"type": ORDER_REJECTED, "user_id": data.get("user_id"), **common}]
     if event_type == ORDER_CANCEL_REQUESTED:
-        return [{"type": "CancelRejected", **common}]
+        return [{"type": CANCEL_REJECTED, **common}]
     if event_type == ORDER_AMEND_REQUESTED:
-        return [{"type": "AmendRejected", **common}]
+        return [{"type": AMEND_REJECTED, **common}]
     # An unreadable clock tick moves no clock; an unreadable cancel-all (its instrument
     # since removed from the configuration) has no order of that instrument to cancel.
     return []
