@@ -54,8 +54,10 @@ from server.order_state import OrderState, fold_order
 from server.stuck_consumers import (
     ENGINE_CONSUMER,
     PROJECTION_CONSUMER_PREFIX,
-    refuse_if_stuck_before,
+    unless_stuck_before,
 )
+
+_T = TypeVar("_T")
 
 
 class ViewProgress(Protocol):
@@ -110,12 +112,19 @@ class OutcomeWaiter:
         self._views = views
         self._failures = failures
 
-    def _refuse_if_engine_stuck_before(self, position: LogPosition) -> None:
-        refuse_if_stuck_before(self._failures, ENGINE_CONSUMER, position, "the engine is stopped")
+    async def _unless_engine_stuck_before(self, position: LogPosition, work: Awaitable[_T]) -> _T:
+        return await unless_stuck_before(
+            work, self._failures, ENGINE_CONSUMER, position, "the engine is stopped"
+        )
 
-    def _refuse_if_views_stuck_before(self, position: LogPosition) -> None:
-        refuse_if_stuck_before(
-            self._failures, PROJECTION_CONSUMER_PREFIX, position, "the views are stopped"
+    async def _views_reach(self, position: LogPosition) -> None:
+        """Wait until the views hold `position` (Unavailable if a builder is stuck before)."""
+        await unless_stuck_before(
+            self._views.wait_for(position, None),
+            self._failures,
+            PROJECTION_CONSUMER_PREFIX,
+            position,
+            "the views are stopped",
         )
 
     async def wait(self, request: RequestRef, timeout: float) -> EngineOutcome:
@@ -123,10 +132,10 @@ class OutcomeWaiter:
         `timeout` seconds; Unavailable at once when a consumer it waits for is stuck."""
 
         async def outcome() -> EngineOutcome:
-            self._refuse_if_engine_stuck_before(request.position)
-            answer = await self._engine_answer(request)
-            self._refuse_if_views_stuck_before(answer.position)
-            await self._views.wait_for(answer.position, None)
+            answer = await self._unless_engine_stuck_before(
+                request.position, self._engine_answer(request)
+            )
+            await self._views_reach(answer.position)
             events = await self._event_store.read_stream(order_stream(request.order_id))
             return _outcome(request, events[: answer.version], events[answer.version :])
 
@@ -145,10 +154,10 @@ class OutcomeWaiter:
         waits for is stuck."""
 
         async def outcome() -> CancelAllOutcome:
-            self._refuse_if_engine_stuck_before(position)
-            progress = await self._progress_past(position)
-            self._refuse_if_views_stuck_before(progress)
-            await self._views.wait_for(progress, None)
+            progress = await self._unless_engine_stuck_before(
+                position, self._progress_past(position)
+            )
+            await self._views_reach(progress)
             return await self._cancelled_in(progress, str(event_id))
 
         return await _in_time(
@@ -210,9 +219,6 @@ class OutcomeWaiter:
                 if event.metadata.get(CAUSATION_ID) == cause:
                     return event
         raise OutcomeNotYet(f"the log of order {request.order_id} ended")  # store closed
-
-
-_T = TypeVar("_T")
 
 
 async def _in_time(work: Awaitable[_T], timeout: float, late: str) -> _T:

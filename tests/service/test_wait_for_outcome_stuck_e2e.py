@@ -22,7 +22,7 @@ from service_helpers import BUY, limit
 from clients.generated.exchange.v1 import order_command_service_pb2 as cmd
 from clients.generated.exchange.v1 import types_pb2 as types
 from server.app import ExchangeApp
-from server.eventstore.port import NewEvent, RecordedEvent
+from server.eventstore.port import EventFilter, NewEvent, RecordedEvent
 from server.log_contract import layout as streams
 from server.observability.consumer_failures import StuckEvent
 
@@ -122,6 +122,52 @@ async def test_a_stuck_engine_runner_makes_waiting_commands_unavailable_at_once(
     assert retried.duplicate
     assert retried.order.status == types.ORDER_STATUS_OPEN
     assert await place_requests(app, retried.order.order_id) == 1
+
+
+async def test_a_wait_already_running_ends_unavailable_once_the_engine_gets_stuck(
+    exchange: Exchange, fresh_database_url: str
+) -> None:
+    app = exchange.app
+    runner = app.engine_runner
+    assert app.event_store is not None and runner is not None
+    await runner.stop()  # the engine reads nothing until it runs again
+    await app.event_store.append(streams.CLOCK_STREAM, [NewEvent(streams.CLOCK_TICKED, {})])
+    (poison,) = await app.event_store.read_stream(streams.CLOCK_STREAM)
+    request = limit("bob", BUY, "91.00", "1.0", client_order_id="bob-1", wait_for_outcome=True)
+    waiting = asyncio.ensure_future(exchange.commands.PlaceOrder(request, timeout=DEADLINE_S))
+    placed = await _until_placed(app, "bob-1")
+
+    runner.start()  # it stops at the poison record, before the request
+
+    place = await refused(waiting)
+    assert place.code() == grpc.StatusCode.UNAVAILABLE
+    assert (place.details() or "").startswith(
+        f"the engine is stopped: engine cannot apply ClockTicked at "
+        f"{poison.position.to_token()}: UnreadableRecord: "
+    )
+    await repair(fresh_database_url, poison, '{"now": "2026-01-01T00:00:00Z"}')
+    await until_reported(app, "engine", stuck=False)
+    retried = await exchange.commands.PlaceOrder(request, timeout=WAIT_S)
+    assert (retried.duplicate, retried.order.order_id) == (True, placed)
+    assert retried.order.status == types.ORDER_STATUS_OPEN
+    assert await place_requests(app, placed) == 1
+
+
+async def _until_placed(app: ExchangeApp, client_order_id: str) -> str:
+    """Wait (through a subscription, no polling) until an order with this client order id
+    is written; its order id."""
+    assert app.event_store is not None
+    subscription = app.event_store.subscribe_all(
+        None, EventFilter(event_types=(streams.ORDER_PLACE_REQUESTED,))
+    )
+    try:
+        async with asyncio.timeout(WAIT_S):
+            async for event in subscription:
+                if event.data.get("client_order_id") == client_order_id:
+                    return str(event.data["order_id"])
+    finally:
+        await subscription.aclose()  # type: ignore[attr-defined]
+    raise AssertionError("the log ended")
 
 
 async def test_a_stuck_view_builder_makes_a_waiting_place_unavailable_at_once(
