@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.metadata
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,15 @@ def event_store_backend(url: str) -> str:
     return "postgresql" if urlsplit(url).scheme.startswith("postgres") else "kurrentdb"
 
 
+def service_version() -> str:
+    """The version of the installed package (pyproject.toml's); "unknown" when the code runs
+    from a checkout that was never installed."""
+    try:
+        return importlib.metadata.version("exchange-core")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def load_runtime_settings() -> Settings:
     """Settings from the environment, with embedded servers for unset URLs."""
     from server.embedded import resolve_service_urls
@@ -136,6 +146,7 @@ class ExchangeApp:
         self.instruments = load_instruments(settings.instruments_file)
         self.event_store = await open_event_store(settings.resolved_event_store_url)
         backend = event_store_backend(settings.resolved_event_store_url)
+        metrics.set_build_info(service_version(), event_store=backend)
         self.handlers = CommandHandlers(self.event_store, self.instruments, backend=backend)
         self.pg_pool = await asyncpg.create_pool(
             settings.database_url, min_size=2, max_size=10, reset=keep_session
@@ -209,7 +220,7 @@ class ExchangeApp:
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(
                 self.handlers,
-                OutcomeWaiter(projections.event_store, projections.progress),
+                OutcomeWaiter(projections.event_store, projections.progress, self.failures),
                 self.settings.query_wait_default_s,
             ),
             server,

@@ -9,12 +9,12 @@ not move its clock forward).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
 
+from server.consumers.tasks import stop_task
 from server.eventstore.port import EventStore, ExpectedVersion, NewEvent
 from server.log_contract.layout import CLOCK_STREAM
 from server.log_contract.mapper import encode
@@ -79,8 +79,5 @@ class Clock:
             self._task = asyncio.create_task(self._run(), name="clock")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None

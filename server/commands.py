@@ -137,7 +137,9 @@ def _appended(state: OrderState, event: NewEvent, result: AppendResult) -> Comma
     return CommandOutcome(
         order=state,
         position=result.positions[0],
-        request=RequestRef(state.order_id, result.first_version, event.event_id),
+        request=RequestRef(
+            state.order_id, result.first_version, event.event_id, result.positions[0]
+        ),
     )
 
 
@@ -312,7 +314,7 @@ class CommandHandlers:
         return CommandOutcome(
             order=order,
             position=result.positions[0],
-            request=RequestRef(order_id, 0, event.event_id),
+            request=RequestRef(order_id, 0, event.event_id, result.positions[0]),
         )
 
     async def _original_order(self, order_id: str, retry: Mapping[str, Any]) -> CommandOutcome:
@@ -331,7 +333,7 @@ class CommandHandlers:
             order=state,
             position=state.placed_position,
             duplicate=True,
-            request=RequestRef(order_id, 0, events[0].event_id),
+            request=RequestRef(order_id, 0, events[0].event_id, state.placed_position),
         )
 
     # -- cancel and amend ------------------------------------------------------------------

@@ -17,6 +17,7 @@ import sys
 
 import structlog
 
+from server.consumers.tasks import stop_task
 from server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -81,11 +82,8 @@ class EngineProcess:
             self._task = asyncio.create_task(self._supervise(self._child), name="engine-process")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         child = self._child
         if child is not None and child.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -51,6 +51,7 @@ from domain.commands import AddInstrument, AdvanceTime, AmendOrder, CancelOrder,
 from domain.engine import MatchingEngine
 from domain.errors import InvalidField
 from domain.instruments import Instrument
+from server.consumers.tasks import stop_task
 from server.engine_inputs import (
     InputTranslator,
     add_missing_instruments,
@@ -574,10 +575,7 @@ class EngineRunner:
 
     async def stop(self) -> None:
         for task in (self._task, self._lag_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task)
         self._task = self._lag_task = None
 
 

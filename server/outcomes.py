@@ -24,8 +24,11 @@ waited for as above; the orders it cancelled are the ``OrderCancelled`` events o
 progress event's transaction (one atomic append: positions sharing its ``tx``) that the
 request caused.
 
-The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. The
-request is in the log either way: waiting never writes anything.
+The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. A wait that
+could never end is refused at once instead (``server.errors.Unavailable``): the engine
+runner stuck at or before the request, or a view builder stuck at or before the engine's
+answer (``server.stuck_consumers``). The request is in the log either way: waiting never
+writes anything.
 """
 
 from __future__ import annotations
@@ -46,7 +49,15 @@ from server.log_contract.records import (
     EngineBatchProcessed,
     OrderCancelled,
 )
+from server.observability.consumer_failures import ConsumerFailures
 from server.order_state import OrderState, fold_order
+from server.stuck_consumers import (
+    ENGINE_CONSUMER,
+    PROJECTION_CONSUMER_PREFIX,
+    unless_stuck_before,
+)
+
+_T = TypeVar("_T")
 
 
 class ViewProgress(Protocol):
@@ -62,11 +73,12 @@ class OutcomeNotYet(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RequestRef:
-    """A written request: its order, its stream version and its event id."""
+    """A written request: its order, its stream version, its event id and its position."""
 
     order_id: str
     version: int
     event_id: UUID
+    position: LogPosition
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +102,40 @@ class CancelAllOutcome:
 
 
 class OutcomeWaiter:
-    def __init__(self, event_store: EventStore, views: ViewProgress) -> None:
+    def __init__(
+        self,
+        event_store: EventStore,
+        views: ViewProgress,
+        failures: ConsumerFailures | None = None,
+    ) -> None:
         self._event_store = event_store
         self._views = views
+        self._failures = failures
+
+    async def _unless_engine_stuck_before(self, position: LogPosition, work: Awaitable[_T]) -> _T:
+        return await unless_stuck_before(
+            work, self._failures, ENGINE_CONSUMER, position, "the engine is stopped"
+        )
+
+    async def _views_reach(self, position: LogPosition) -> None:
+        """Wait until the views hold `position` (Unavailable if a builder is stuck before)."""
+        await unless_stuck_before(
+            self._views.wait_for(position, None),
+            self._failures,
+            PROJECTION_CONSUMER_PREFIX,
+            position,
+            "the views are stopped",
+        )
 
     async def wait(self, request: RequestRef, timeout: float) -> EngineOutcome:
         """The engine's outcome of `request` once the views hold it; OutcomeNotYet after
-        `timeout` seconds."""
+        `timeout` seconds; Unavailable at once when a consumer it waits for is stuck."""
 
         async def outcome() -> EngineOutcome:
-            answer = await self._engine_answer(request)
-            await self._views.wait_for(answer.position, None)
+            answer = await self._unless_engine_stuck_before(
+                request.position, self._engine_answer(request)
+            )
+            await self._views_reach(answer.position)
             events = await self._event_store.read_stream(order_stream(request.order_id))
             return _outcome(request, events[: answer.version], events[answer.version :])
 
@@ -115,11 +150,14 @@ class OutcomeWaiter:
         self, position: LogPosition, event_id: UUID, timeout: float
     ) -> CancelAllOutcome:
         """The engine's outcome of the cancel-all request at `position` once the views hold
-        it; OutcomeNotYet after `timeout` seconds."""
+        it; OutcomeNotYet after `timeout` seconds; Unavailable at once when a consumer it
+        waits for is stuck."""
 
         async def outcome() -> CancelAllOutcome:
-            progress = await self._progress_past(position)
-            await self._views.wait_for(progress, None)
+            progress = await self._unless_engine_stuck_before(
+                position, self._progress_past(position)
+            )
+            await self._views_reach(progress)
             return await self._cancelled_in(progress, str(event_id))
 
         return await _in_time(
@@ -181,9 +219,6 @@ class OutcomeWaiter:
                 if event.metadata.get(CAUSATION_ID) == cause:
                     return event
         raise OutcomeNotYet(f"the log of order {request.order_id} ended")  # store closed
-
-
-_T = TypeVar("_T")
 
 
 async def _in_time(work: Awaitable[_T], timeout: float, late: str) -> _T:

@@ -24,15 +24,15 @@ from typing import Any
 import structlog
 from grpc_health.v1 import health_pb2
 
+from server.consumers.tasks import stop_task
 from server.observability.consumer_failures import ConsumerFailures, StuckEvent
+from server.stuck_consumers import ENGINE_CONSUMER, PROJECTION_CONSUMER_PREFIX
 
 log = structlog.get_logger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 OVERALL = ""  # the health name of the server as a whole
-ENGINE_CONSUMER = "engine"
-PROJECTION_CONSUMER_PREFIX = "projection:"
 
 
 def statuses(
@@ -99,10 +99,8 @@ class Readiness:
             self._task = asyncio.create_task(self._follow(), name="readiness")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _follow(self) -> None:
         while True:

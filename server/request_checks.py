@@ -19,7 +19,7 @@ from domain.input_rules import (
     shown,
 )
 from domain.instruments import Instrument
-from projections.readers import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from projections.readers import page_size_of as readers_page_size
 from server.errors import InvalidArgument
 from server.eventstore.port import LogPosition
 
@@ -53,10 +53,11 @@ def known_instrument(
 
 
 def page_size_of(requested: int) -> int:
-    """The page size to use: the default for 0, at most MAX_PAGE_SIZE."""
+    """The page size to use; a negative one is refused. The readers' one rule decides the
+    rest (the default for 0, at most their maximum)."""
     if requested < 0:
         raise InvalidArgument.of("page_size", "NOT_POSITIVE", "page_size must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return readers_page_size(requested)
 
 
 def log_position_of(field: str, token: str) -> LogPosition | None:

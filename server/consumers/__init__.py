@@ -1,1 +1,4 @@
-"""What every consumer of the log shares (the engine runner and the view builders)."""
+"""What every consumer of the log (the engine runner, the projection builders) shares.
+
+Its modules import nothing but the standard library: ``projections`` imports them too.
+"""

@@ -77,6 +77,10 @@ class ConsumerFailures:
         """Call `listener(consumer, stuck_event_or_None)` on every change (None: resumed)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling `listener` (one that was added)."""
+        self._listeners.remove(listener)
+
     @property
     def stuck(self) -> Mapping[str, StuckEvent]:
         return dict(self._stuck)

@@ -32,6 +32,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 
+from server.log_contract import layout
 from server.observability.tracing import get_tracer, tracing_enabled
 
 Number = Decimal | float | int | str
@@ -356,9 +357,9 @@ def record_engine_events(instrument: str, events: Iterable[Mapping[str, Any]]) -
     for event in events:
         kind = event.get("type")
         symbol = event.get("instrument") or instrument
-        if kind == "OrderAccepted":
+        if kind == layout.ORDER_ACCEPTED:
             _child(ORDERS_ACCEPTED, symbol).inc()
-        elif kind == "TradeExecuted":
+        elif kind == layout.TRADE_EXECUTED:
             _child(TRADES, symbol).inc()
             quantity = _float(event.get("quantity", 0))
             price = event.get("price")
@@ -366,23 +367,23 @@ def record_engine_events(instrument: str, events: Iterable[Mapping[str, Any]]) -
             if price is not None:
                 _child(TRADED_NOTIONAL, symbol).inc(quantity * _float(price))
                 _child(LAST_TRADE_PRICE, symbol).set(_float(price))
-        elif kind == "OrderFilled":
+        elif kind == layout.ORDER_FILLED:
             _child(ORDERS_FILLED, symbol).inc()
-        elif kind == "OrderPartiallyFilled":
+        elif kind == layout.ORDER_PARTIALLY_FILLED:
             _child(ORDERS_PARTIALLY_FILLED, symbol).inc()
-        elif kind == "OrderRejected":
+        elif kind == layout.ORDER_REJECTED:
             _child(ORDERS_REJECTED, symbol, _reason(event)).inc()
-        elif kind == "OrderCancelled":
+        elif kind == layout.ORDER_CANCELLED:
             _child(ORDERS_CANCELLED, symbol, _reason(event)).inc()
-        elif kind == "OrderExpired":
+        elif kind == layout.ORDER_EXPIRED:
             _child(ORDERS_EXPIRED, symbol).inc()
-        elif kind == "OrderAmended":
+        elif kind == layout.ORDER_AMENDED:
             _child(ORDERS_AMENDED, symbol).inc()
-        elif kind == "CancelRejected":
+        elif kind == layout.CANCEL_REJECTED:
             _child(CANCELS_REJECTED, symbol, _reason(event)).inc()
-        elif kind == "AmendRejected":
+        elif kind == layout.AMEND_REJECTED:
             _child(AMENDS_REJECTED, symbol, _reason(event)).inc()
-        elif kind == "StopTriggered":
+        elif kind == layout.STOP_TRIGGERED:
             _child(STOPS_TRIGGERED, symbol).inc()
 
 

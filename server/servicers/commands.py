@@ -2,7 +2,9 @@
 
 With `wait_for_outcome`, a command's answer waits (within the call's deadline, or the
 service's default wait without one) for the engine's outcome through
-``server.outcomes.OutcomeWaiter``; running out of time is DEADLINE_EXCEEDED.
+``server.outcomes.OutcomeWaiter``; running out of time is DEADLINE_EXCEEDED, and a wait that
+a stuck engine runner or view builder would never end is UNAVAILABLE at once. Either way
+the request stays written (once).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from clients.generated.exchange.v1 import order_command_service_pb2 as pb
 from clients.generated.exchange.v1 import order_command_service_pb2_grpc as pb_grpc
 from clients.generated.exchange.v1 import types_pb2
 from server.commands import CommandHandlers, CommandOutcome
+from server.consumers.tasks import stop_task
 from server.errors import Refused
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
@@ -161,11 +164,13 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         self, wait: bool, outcome: CommandOutcome, context: grpc.aio.ServicerContext[Any, Any]
     ) -> EngineOutcome | None:
         """The engine's outcome when the caller asked to wait (DEADLINE_EXCEEDED when it
-        does not come in time), else None."""
+        does not come in time, UNAVAILABLE when it cannot come), else None."""
         if not wait:
             return None
         try:
             return await self._outcome(outcome, context)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
         except OutcomeNotYet as late:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
 
@@ -185,6 +190,8 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
             outcome = await self._outcome_waiter().wait_cancel_all(
                 written.position, written.event_id, self._wait_s(context)
             )
+        except Refused as refusal:
+            await abort_refused(context, refusal)
         except OutcomeNotYet as late:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
         return pb.CancelAllOrdersResponse(
@@ -273,8 +280,8 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
                 yield response
             await reader  # surface a failure of the request stream
         finally:
-            reader.cancel()
             for task in list(pending):
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            # A failure of the reader was raised by `await reader` above.
+            with contextlib.suppress(Exception):
+                await stop_task(reader)

@@ -16,11 +16,9 @@ from server.errors import (
     OrderNotFound,
     PositionBeyondLog,
     Refused,
-    Unavailable,
 )
-from server.eventstore.port import EventStore, LogPosition
+from server.eventstore.port import EventStore
 from server.observability.consumer_failures import ConsumerFailures
-from server.readiness import PROJECTION_CONSUMER_PREFIX
 from server.request_checks import (
     known_instrument,
     log_position_of,
@@ -37,6 +35,7 @@ from server.servicers.convert import (
     trade_message,
 )
 from server.servicers.status import abort_refused
+from server.stuck_consumers import PROJECTION_CONSUMER_PREFIX, refuse_if_stuck_before
 
 
 class ViewsBehind(Refused):
@@ -61,15 +60,6 @@ class ReadYourWrites:
         self._default_wait_s = default_wait_s
         self._failures = failures
 
-    def _refuse_if_stuck_before(self, position: LogPosition) -> None:
-        if self._failures is None:
-            return
-        for consumer, stuck in self._failures.stuck.items():
-            if not consumer.startswith(PROJECTION_CONSUMER_PREFIX):
-                continue
-            if stuck.position is None or stuck.position <= position:
-                raise Unavailable(f"the views are stopped: {stuck.describe()[:300]}")
-
     async def wait(self, token: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         position = log_position_of("min_position", token)
         if position is None or self._progress.reached(position):
@@ -77,7 +67,9 @@ class ReadYourWrites:
         last = await self._event_store.last_committed_position()
         if last is None or position > last:
             raise PositionBeyondLog(f"min_position {token} is beyond the log's last event")
-        self._refuse_if_stuck_before(position)
+        refuse_if_stuck_before(
+            self._failures, PROJECTION_CONSUMER_PREFIX, position, "the views are stopped"
+        )
         remaining = context.time_remaining()
         timeout = self._default_wait_s if remaining is None else max(0.0, remaining - 0.005)
         if not await self._progress.wait_for(position, timeout):

@@ -1,8 +1,7 @@
 """Fixtures for the event store contract: one `store` per adapter.
 
 The in-memory fake and PostgreSQL always run (PostgreSQL in the session database from
-tests/conftest.py; the fake needs no server, so `-k memory` runs without one, but for the
-checkpoint test, whose checkpoints live in PostgreSQL). KurrentDB runs when
+tests/conftest.py; the fake needs no server, so `-k memory` runs without one). KurrentDB runs when
 `KURRENTDB_URI` is set (e.g. `kurrentdb://127.0.0.1:2113?tls=false`), and is skipped with
 that reason otherwise. Tests use stream names unique to themselves, so they hold on a log
 that already has events in it (a KurrentDB server is never emptied between tests).
@@ -17,7 +16,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.eventstore import EventStore, open_event_store
-from server.eventstore.checkpoints import PostgresCheckpointStore
 
 ADAPTERS = ["memory", "postgresql", "kurrentdb"]
 
@@ -43,13 +41,6 @@ async def store(store_url: str) -> AsyncIterator[EventStore]:
     event_store = await open_event_store(store_url)
     yield event_store
     await event_store.close()
-
-
-@pytest.fixture
-async def checkpoints(database_url: str) -> AsyncIterator[PostgresCheckpointStore]:
-    checkpoint_store = await PostgresCheckpointStore.open(database_url, min_size=1, max_size=2)
-    yield checkpoint_store
-    await checkpoint_store.close()
 
 
 @pytest.fixture

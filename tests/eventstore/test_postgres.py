@@ -1,5 +1,5 @@
 """PostgreSQL adapter behaviour beyond the shared contract: the transaction horizon,
-migrations, checkpoints inside a caller's transaction, group commit and id conflicts."""
+migrations (from an empty database and from the baseline), group commit and id conflicts."""
 
 from __future__ import annotations
 
@@ -16,14 +16,12 @@ from server.eventstore import (
     NO_STREAM,
     EventFilter,
     EventIdConflict,
-    LogPosition,
     NewEvent,
     StreamAppend,
     WrongExpectedVersion,
     open_event_store,
 )
-from server.eventstore.checkpoints import PostgresCheckpointStore
-from server.eventstore.postgres import PostgresEventStore
+from server.eventstore.postgres import PostgresEventStore, schema
 from server.eventstore.postgres.append import FAST_APPEND_SQL, expectation_code
 from server.eventstore.postgres.schema import (
     EXPECT_ANY,
@@ -174,30 +172,63 @@ async def test_migrations_are_safe_twice_and_from_two_processes_at_once(
     await third.close()
 
 
-async def test_checkpoint_saved_in_a_rolled_back_transaction_is_not_kept(
-    pg_store: PostgresEventStore, prefix: str
-) -> None:
-    checkpoints = pg_store.checkpoints
-    name = f"{prefix}view"
-    async with pg_store.pool.acquire() as connection:
-        async with connection.transaction():
-            await checkpoints.save(connection, name, LogPosition(5, 6))
-        with pytest.raises(RuntimeError):
-            async with connection.transaction():
-                await checkpoints.save(connection, name, LogPosition(9, 9))
-                raise RuntimeError("the view update failed")
-    assert await checkpoints.load(name) == LogPosition(5, 6)
-
-
-async def test_checkpoint_store_opened_on_its_own(database_url: str, prefix: str) -> None:
-    checkpoints = await PostgresCheckpointStore.open(database_url)
+async def _tables_and_versions(database_url: str) -> tuple[set[str], list[int]]:
+    """The event store's tables in `database_url`, and the migration steps it records."""
+    connection = await asyncpg.connect(database_url)
     try:
-        await checkpoints.save(None, f"{prefix}x", LogPosition(1, 2))
-        assert await checkpoints.load(f"{prefix}x") == LogPosition(1, 2)
-        await checkpoints.delete(f"{prefix}x")
-        assert await checkpoints.load(f"{prefix}x") is None
+        tables = {
+            row["tablename"]
+            for row in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename LIKE 'es\\_%'"
+            )
+        }
+        versions = [
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM es_schema_migrations ORDER BY 1")
+        ]
     finally:
-        await checkpoints.close()
+        await connection.close()
+    return tables, versions
+
+
+async def test_an_empty_database_migrates_to_the_log_without_es_checkpoints(
+    fresh_database_url: str,
+) -> None:
+    store = await open_event_store(fresh_database_url)
+    await store.close()
+
+    assert await _tables_and_versions(fresh_database_url) == (
+        {"es_events", "es_schema_migrations"},
+        [9, 10],
+    )
+
+
+async def test_a_database_at_the_baseline_drops_es_checkpoints_and_keeps_its_log(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database migrated before step 10 existed: the baseline only, with a log.
+    with monkeypatch.context() as before_step_10:
+        before_step_10.setattr(schema, "MIGRATIONS", MIGRATIONS[:1])
+        old = await open_event_store(fresh_database_url)
+        written = await old.append("s", [NewEvent("X", {"n": 1})], NO_STREAM)
+        await old.close()
+    assert await _tables_and_versions(fresh_database_url) == (
+        {"es_events", "es_checkpoints", "es_schema_migrations"},
+        [9],
+    )
+
+    store = await open_event_store(fresh_database_url)
+    try:
+        (event,) = await store.read_stream("s")
+    finally:
+        await store.close()
+
+    assert (event.position, event.data) == (written.positions[0], {"n": 1})
+    assert await _tables_and_versions(fresh_database_url) == (
+        {"es_events", "es_schema_migrations"},
+        [9, 10],
+    )
 
 
 async def test_concurrent_single_appends_share_transactions(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 from service_harness import Exchange
 
 from clients.generated.exchange.v1 import diagnostics_service_pb2 as diagnostics
@@ -32,6 +34,13 @@ async def test_health_reports_serving(exchange: Exchange) -> None:
     for service in ("", "exchange.v1.OrderCommandService"):
         response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
         assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_build_info_names_the_version_and_the_event_store(exchange: Exchange) -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    labels = {"version": pyproject["project"]["version"], "event_store": "postgresql"}
+
+    assert REGISTRY.get_sample_value("exchange_build_info", labels) == 1.0
 
 
 async def test_reflection_lets_grpcurl_list_and_call(exchange: Exchange) -> None:

@@ -20,6 +20,7 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from server.consumers.tasks import stop_task
 from server.eventstore.port import AppendResult, EventStoreUnavailable
 from server.eventstore.postgres.append import AppendOutcome, AppendRequest, call_append
 from server.pg_pools import PgConnection
@@ -76,10 +77,7 @@ class GroupCommitWriter:
     async def close(self) -> None:
         self._closed = True
         for task in self._flushers:
-            task.cancel()
-        for task in self._flushers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self._flushers.clear()
         while self._queue:
             queued = self._queue.popleft()

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from server.consumers.tasks import stop_task
 from server.eventstore.postgres.schema import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -83,11 +84,8 @@ class NotificationListener:
             await asyncio.wait_for(self._ready.wait(), 5.0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def _on_notification(self, _connection: Any, pid: int, _channel: str, payload: object) -> None:
         # asyncpg hands over the NOTIFY payload as a str; its stubs promise only an object.
@@ -142,11 +140,8 @@ class CommitNotifier:
             self._task = asyncio.create_task(self._run(), name="eventstore-notifier")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -10,7 +10,6 @@ Layout:
 - `es_events`: the log. `tx_id` (xid8, the writer's transaction id) and `position` (an
   identity) order it; readers only read rows whose `tx_id` is below the oldest transaction
   still running, so a transaction that commits late can never be skipped.
-- `es_checkpoints`: subscribers' positions, updatable in the subscriber's own transaction.
 - A stream's version is its highest event's; the unique (stream, version) index is what
   stops two writers from taking the same one.
 - Appends: one plain statement per batch (postgres/append.py); `es_append_each(...)`
@@ -217,6 +216,9 @@ $$;
 # so it skips the baseline and takes any later step like a new database does.
 MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     (9, "baseline: es_events, es_checkpoints, es_append_each", _BASELINE),
+    # The consumers keep their positions beside their results (projection_checkpoints, the
+    # engine's progress events): nothing read or wrote this table.
+    (10, "drop es_checkpoints", "DROP TABLE IF EXISTS es_checkpoints"),
 )
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from server.eventstore.checkpoints import PostgresCheckpointStore
 from server.eventstore.port import (
     ANY,
     AppendResult,
@@ -178,7 +177,6 @@ class PostgresEventStore(EventStore):
         self._listener = NotificationListener(dsn, self._signal, self._own_backend_pids)
         self._notifier = CommitNotifier(dsn, self._own_backend_pids)
         self._writer = GroupCommitWriter(pool, self._after_commit, flushers=flushers)
-        self.checkpoints = PostgresCheckpointStore(pool)
         self._closed = False
 
     @classmethod
