@@ -154,17 +154,6 @@ class _TransactionBatches:
         return self._queue.qsize() + (self._carry is not None)
 
 
-async def run_builder(
-    builder: ProjectionBuilder,
-    event_store: EventStore,
-    progress: ProjectionProgress,
-    batch_max: int = DEFAULT_BATCH_MAX,
-    stop_at: LogPosition | None = None,
-) -> None:
-    """Run `builder` from its checkpoint until cancelled (or until it has passed `stop_at`)."""
-    await run_builders((builder,), event_store, progress, batch_max, stop_at)
-
-
 async def run_builders(
     builders: Sequence[ProjectionBuilder],
     event_store: EventStore,
@@ -241,8 +230,8 @@ async def run_builders(
                 task.result()  # one builder failed: stop them all, raise its failure
     finally:
         for task in consumers:
-            await _cancel_for_sure(task)
-        await _cancel_for_sure(reader)
+            await cancel_for_sure(task)
+        await cancel_for_sure(reader)
 
 
 class _Feed:
@@ -315,7 +304,7 @@ async def _consume(
         feed.finish()
 
 
-async def _cancel_for_sure(task: asyncio.Task[None]) -> None:
+async def cancel_for_sure(task: asyncio.Task[None]) -> None:
     """Cancel `task` and wait until it is done, cancelling again if it swallowed it.
 
     On Python 3.11 `asyncio.wait_for` can swallow a cancellation that races with its inner

@@ -52,10 +52,6 @@ class ProjectionProgress:
         self._builders[name] = BuilderProgress(position=position, loaded=loaded)
         self._wake()
 
-    def unregister(self, name: str) -> None:
-        self._builders.pop(name, None)
-        self._wake()
-
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._builders)

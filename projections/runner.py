@@ -19,7 +19,6 @@ head.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import asyncpg
@@ -30,6 +29,7 @@ from projections.book_views import BookViews
 from projections.builder import (
     DEFAULT_BATCH_MAX,
     ProjectionBuilder,
+    cancel_for_sure,
     consumer_of,
     run_builders,
 )
@@ -41,6 +41,7 @@ from projections.readers import OrderViews
 from projections.redis_keys import DEFAULT_PREFIX
 from projections.redis_views import RedisViewBuilder
 from projections.views import TradeView
+from server.consumers.tasks import stop_task
 from server.eventstore.port import EventStore, LogPosition
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures, StuckEvent
@@ -115,10 +116,7 @@ class ProjectionRunner:
         """Stop the builders (a batch in flight is rolled back) and end the live streams."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self.live.close()
 
     async def trades_after(
@@ -202,7 +200,7 @@ class ProjectionRunner:
             await self._resumed.wait()
         finally:
             for task in tasks:
-                await _cancel_for_sure(task)
+                await cancel_for_sure(task)
 
     async def _run_together(self, retry_alone: Callable[[ProjectionBuilder], None]) -> None:
         """The builders that are not stuck, on one shared subscription (each event read and
@@ -268,12 +266,3 @@ class ProjectionRunner:
                     error=f"{type(error).__name__}: {str(error)[:300]}",
                     attempts=attempts,
                 )
-
-
-async def _cancel_for_sure(task: asyncio.Task[None]) -> None:
-    """Cancel `task` and wait until it is done (see builder._cancel_for_sure)."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.2)
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        task.result()
