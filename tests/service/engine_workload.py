@@ -16,6 +16,7 @@ from server.engine_inputs import replay_inputs
 from server.engine_runner import INPUT_FILTER, last_event
 from server.errors import Refused
 from server.eventstore.port import ANY, EventStore, LogPosition, RecordedEvent
+from server.log_contract import layout as streams
 from server.log_contract.layout import CLOCK_STREAM, REQUEST_EVENT_TYPES, engine_stream
 from server.log_contract.mapper import encode
 
@@ -134,7 +135,13 @@ async def results_in_log(store: EventStore) -> dict[str, list[dict[str, Any]]]:
     """Engine results per stream, in stream order (requests, progress, snapshots left out)."""
     by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in await read_everything(store):
-        is_result = event.stream.startswith(("order-", "trades-"))
+        is_result = event.stream.startswith(
+            (
+                streams.ORDER_STREAM_PREFIX,
+                streams.TRADES_STREAM_PREFIX,
+                streams.BOOK_STREAM_PREFIX,
+            )
+        )
         if is_result and event.type not in REQUEST_EVENT_TYPES:
             by_stream[event.stream].append(event.data)
     return dict(by_stream)
