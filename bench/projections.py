@@ -28,15 +28,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import redis.asyncio as aioredis
 
-from domain.codec import command_from_dict, event_to_dict
-from domain.engine import MatchingEngine
+from domain.codec import command_from_dict
 from domain.instruments import Instrument
 from projections.rebuild import rebuild
 from projections.redis_views import drop_redis_views
 from projections.runner import ProjectionRunner
+from server.engine_inputs import logged_results, new_engine
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
 from server.log_contract import layout as streams
+from server.log_contract.results import ResultEncoder
 from server.observability.logging import configure_logging
 
 INSTRUMENT = Instrument("BTC-USD", Decimal("0.01"), Decimal("0.0001"))
@@ -85,8 +86,10 @@ class LogWriter:
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self.engine = MatchingEngine([INSTRUMENT])
         self.instruments = {INSTRUMENT.symbol: INSTRUMENT}
+        # The service's engine (book deltas on) and its way of writing results.
+        self.engine = new_engine(self.instruments)
+        self.results = ResultEncoder(self.instruments)
         self.now = T0
 
     async def write(self, commands: list[dict[str, Any]]) -> LogPosition:
@@ -102,15 +105,10 @@ class LogWriter:
             requests.setdefault(streams.order_stream(command["order_id"]), []).append(request)
             metadata = {streams.CAUSATION_ID: str(request.event_id)}
             parsed = command_from_dict(command, self.instruments)
-            for event in self.engine.handle(parsed):
-                result = event_to_dict(event, self.instruments)
-                if result["type"] == "TradeExecuted":
-                    stream = streams.trades_stream(result["instrument"])
-                elif result.get("order_id"):
-                    stream = streams.order_stream(result["order_id"])
-                else:
-                    continue
-                results.setdefault(stream, []).append(NewEvent(result["type"], result, metadata))
+            for stream, event_type, data, _ in logged_results(
+                self.engine.handle(parsed), self.results
+            ):
+                results.setdefault(stream, []).append(NewEvent(event_type, data, metadata))
         last: LogPosition | None = None
         for appends in (requests, results):
             if appends:

@@ -14,7 +14,7 @@ full replay of the log (tests, audits) turn the same inputs into the same comman
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,6 +92,22 @@ def route(event: events.Event) -> str | None:
     if isinstance(event, events.InstrumentAdded | events.InstrumentRejected):
         raise ValueError(f"engine event with no stream: {event!r}")
     return order_stream(event.order_id)
+
+
+Encoded = tuple[str, str, dict[str, Any], dict[str, str]]
+
+
+def logged_results(results: Iterable[events.Event], encoder: ResultEncoder) -> Iterator[Encoded]:
+    """(stream, event type, data, metadata) of each engine result the log holds, in the
+    engine's order: how the engine runner writes them, and so anything that writes a log
+    the way it does (the tests' scripted logs, the projections bench)."""
+    for result in results:
+        stream = route(result)
+        if stream is None:  # not held by the log (ClockAdvanced)
+            continue
+        encoded = encoder.encode(result)
+        assert encoded is not None
+        yield (stream, *encoded)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

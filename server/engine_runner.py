@@ -56,9 +56,9 @@ from server.engine_inputs import (
     InputTranslator,
     add_missing_instruments,
     decode_input,
+    logged_results,
     new_engine,
     refused_input,
-    route,
 )
 from server.eventstore.port import (
     NO_STREAM,
@@ -306,19 +306,13 @@ class EngineRunner:
                 for refusal in refused_input(record, error):
                     emitted.append((order_stream(refusal.order_id), *encode(refusal)))
                 return record, emitted
-            encode_result = self._results.encode
             for command in commands:
                 started = time.perf_counter()
                 results = self.engine.handle(command)
                 metrics.observe_engine_command(
                     COMMAND_NAMES.get(type(command), "other"), time.perf_counter() - started
                 )
-                for result in results:
-                    stream = route(result)
-                    if stream is not None:  # None: not held by the log (ClockAdvanced)
-                        encoded = encode_result(result)
-                        assert encoded is not None
-                        emitted.append((stream, *encoded))
+                emitted.extend(logged_results(results, self._results))
         return record, emitted
 
     def _snapshot_event(self, last_input: LogPosition, inputs_total: int) -> NewEvent | None:

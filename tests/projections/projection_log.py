@@ -23,7 +23,7 @@ from typing import Any
 from domain.codec import command_from_dict
 from domain.instruments import Instrument
 from projections.views import BookSnapshot, BookUpdate, PriceLevel
-from server.engine_inputs import new_engine, route
+from server.engine_inputs import logged_results, new_engine
 from server.eventstore.port import EventStore, LogPosition, NewEvent, StreamAppend
 from server.log_contract import layout as streams
 from server.log_contract.results import ResultEncoder
@@ -130,12 +130,8 @@ class ScriptedLog:
         # first appearance), emission order kept within a stream, as the runner writes them
         # (its own routing and encoding).
         by_stream = self._pending_results
-        for result in self.engine.handle(engine_command):
-            stream = route(result)
-            encoded = self._encoder.encode(result)
-            if stream is None or encoded is None:
-                continue  # ClockAdvanced: the log already holds the tick
-            event_type, event_data, _ = encoded
+        results = logged_results(self.engine.handle(engine_command), self._encoder)
+        for stream, event_type, event_data, _ in results:
             by_stream.setdefault(stream, []).append(NewEvent(event_type, event_data, metadata))
         self._pending_inputs += 1
         if self._pending_inputs >= self.inputs_per_append:
