@@ -13,6 +13,8 @@ from service_helpers import BTC, BUY, SELL, book, levels, limit, place, place_se
 from clients.generated.exchange.v1 import market_data_service_pb2 as md
 from clients.generated.exchange.v1 import order_command_service_pb2 as cmd
 from clients.generated.exchange.v1 import types_pb2 as types
+from server.log_contract.layout import book_stream
+from server.log_contract.mapper import decode
 
 BOUND_S = 30.0
 
@@ -199,3 +201,45 @@ async def test_stream_trades_refuses_a_resume_too_far_back_or_malformed(
             async with asyncio.timeout(BOUND_S):
                 await call.read()
         assert refused.value.code() == code
+
+
+async def test_the_book_stream_carries_the_engines_own_deltas(exchange: Exchange) -> None:
+    """One delta type end to end: each update of StreamOrderBook is a BookLevelsChanged the
+    engine wrote to the log, same sequence, same levels, nothing re-derived on the way."""
+    call = exchange.market_data.StreamOrderBook(md.StreamOrderBookRequest(instrument=BTC))
+    async with asyncio.timeout(BOUND_S):
+        first = await call.read()
+    assert (first.WhichOneof("kind"), first.sequence) == ("snapshot", 0)
+    await place_settled(exchange, limit("alice", SELL, "101.00", "1.0"))
+    await place_settled(exchange, limit("alice", SELL, "102.00", "0.5"))
+    await place_settled(exchange, limit("bob", BUY, "102.00", "1.2"))  # takes 101, part of 102
+    await place_settled(exchange, limit("carol", BUY, "99.00", "2.0"))
+
+    store = exchange.app.event_store
+    assert store is not None
+    deltas = [decode(event) for event in await store.read_stream(book_stream(BTC))]
+    updates = []
+    async with asyncio.timeout(BOUND_S):
+        while len(updates) < len(deltas):
+            updates.append(await call.read())
+    call.cancel()
+    assert [d.sequence for d in deltas] == [1, 2, 3, 4]  # the taker never rests: one delta
+    assert [u.sequence for u in updates] == [d.sequence for d in deltas]
+    assert [
+        [(c.side, c.price, c.quantity, c.order_count) for c in u.update.changes] for u in updates
+    ] == [
+        [
+            (
+                BUY if level.side == "BUY" else SELL,
+                str(level.price),
+                str(level.quantity),
+                level.order_count,
+            )
+            for level in delta.levels
+        ]
+        for delta in deltas
+    ]
+    assert [
+        (level.side.value, str(level.price), str(level.quantity), level.order_count)
+        for level in deltas[2].levels
+    ] == [("SELL", "101.00", "0.0000", 0), ("SELL", "102.00", "0.3000", 1)]
