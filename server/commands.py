@@ -68,10 +68,11 @@ ORDER_ID_NAMESPACE = uuid.UUID("4b1c3f0e-6f0a-4d55-9f1e-2f6f2c9a7e10")
 # A cancel/amend whose order changed between read and append re-checks this many times.
 MAX_CONFLICT_RETRIES = 20
 
-SIDES = ("BUY", "SELL")
-ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LIMIT", "STOP_MARKET")
-TIMES_IN_FORCE = ("GTC", "IOC", "FOK", "GTD")
-STP_MODES = ("CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "NONE")
+# The log's enum members by name: what the door accepts, and the record it builds.
+_SIDE_OF = {side.value: side for side in Side}
+_TYPE_OF = {order_type.value: order_type for order_type in OrderType}
+_TIME_IN_FORCE_OF = {time_in_force.value: time_in_force for time_in_force in TimeInForce}
+_STP_OF = {mode.value: mode for mode in SelfTradePrevention}
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,6 @@ class CancelAllWritten:
     event_id: uuid.UUID
 
 
-_SIDE_OF = {side.value: side for side in Side}
-_TYPE_OF = {order_type.value: order_type for order_type in OrderType}
-_TIME_IN_FORCE_OF = {time_in_force.value: time_in_force for time_in_force in TimeInForce}
-_STP_OF = {mode.value: mode for mode in SelfTradePrevention}
 # The conversion the runner refuses a decimal field with, by field name.
 _STEPS_OF: dict[str, Callable[[Instrument, str, str], int]] = {
     "quantity": Instrument.quantity_to_lots,
@@ -223,16 +220,16 @@ class CommandHandlers:
         known_instrument(self._instruments, "instrument", request.instrument, required=True)
         if request.side is None:
             raise InvalidArgument.of("side", "REQUIRED", "side must be BUY or SELL")
-        if request.side not in SIDES:
+        if request.side not in _SIDE_OF:
             raise InvalidArgument.of("side", "MALFORMED", "side must be BUY or SELL")
         if request.type is None:
             raise InvalidArgument.of("type", "REQUIRED", "type must be set")
-        if request.type not in ORDER_TYPES:
+        if request.type not in _TYPE_OF:
             raise InvalidArgument.of("type", "MALFORMED", "unknown order type")
         time_in_force = request.time_in_force or "GTC"
-        if time_in_force not in TIMES_IN_FORCE:
+        if time_in_force not in _TIME_IN_FORCE_OF:
             raise InvalidArgument.of("time_in_force", "MALFORMED", "unknown time in force")
-        if request.stp is not None and request.stp not in STP_MODES:
+        if request.stp is not None and request.stp not in _STP_OF:
             raise InvalidArgument.of("stp", "MALFORMED", "unknown self-trade prevention")
         self._check_shape(request, time_in_force)
         if request.expire_time is not None and request.expire_time <= now:
