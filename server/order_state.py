@@ -6,7 +6,8 @@ engine's results for that order), so the write side reads no view and never wait
 
 The fold is the read side's (``projections.order_reducer.OrdersReducer``), so an order is
 the same whichever path answers it: command responses, GetOrder, ListOrders and the order
-update stream give identical fields, decimals and times included.
+update stream give identical fields, decimals and times included. A place just written is
+answered from its record by the reducer's own first step (``placed_state``), not a fold.
 """
 
 from __future__ import annotations
