@@ -18,14 +18,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from domain.codec import command_from_dict
 from domain.commands import AmendOrder, PlaceOrder
 from domain.errors import InvalidField
-from domain.instruments import Instrument
+from domain.instruments import Instrument, parse_decimal
+from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from server.engine_inputs import InputTranslator
 from server.errors import (
     IdempotencyConflict,
     InvalidArgument,
@@ -39,27 +41,24 @@ from server.eventstore.port import (
     ExpectedVersion,
     LogPosition,
     NewEvent,
-    RecordedEvent,
     WrongExpectedVersion,
 )
 from server.log_contract.layout import (
     CORRELATION_ID,
-    ORDER_PLACE_REQUESTED,
     cancel_all_stream,
-    format_time,
     order_stream,
-    parse_time,
 )
-from server.log_contract.mapper import decode, decode_data, encode
+from server.log_contract.mapper import decode, encode
 from server.log_contract.records import (
     CancelAllRequested,
     LogRecord,
     OrderAmendRequested,
     OrderCancelRequested,
     OrderPlaceRequested,
+    Request,
 )
 from server.observability import metrics
-from server.order_state import OrderState, fold_order, load_order_state
+from server.order_state import OrderState, fold_order, load_order_state, placed_order
 from server.outcomes import RequestRef
 from server.request_checks import known_instrument, require_id
 
@@ -69,10 +68,11 @@ ORDER_ID_NAMESPACE = uuid.UUID("4b1c3f0e-6f0a-4d55-9f1e-2f6f2c9a7e10")
 # A cancel/amend whose order changed between read and append re-checks this many times.
 MAX_CONFLICT_RETRIES = 20
 
-SIDES = ("BUY", "SELL")
-ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LIMIT", "STOP_MARKET")
-TIMES_IN_FORCE = ("GTC", "IOC", "FOK", "GTD")
-STP_MODES = ("CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "NONE")
+# The log's enum members by name: what the door accepts, and the record it builds.
+_SIDE_OF = {side.value: side for side in Side}
+_TYPE_OF = {order_type.value: order_type for order_type in OrderType}
+_TIME_IN_FORCE_OF = {time_in_force.value: time_in_force for time_in_force in TimeInForce}
+_STP_OF = {mode.value: mode for mode in SelfTradePrevention}
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,42 @@ class CancelAllWritten:
 
     position: LogPosition
     event_id: uuid.UUID
+
+
+# The conversion the runner refuses a decimal field with, by field name.
+_STEPS_OF: dict[str, Callable[[Instrument, str, str], int]] = {
+    "quantity": Instrument.quantity_to_lots,
+    "price": Instrument.price_to_ticks,
+    "stop_price": Instrument.price_to_ticks,
+}
+
+
+def _decimal_of(field: str, text: str) -> Decimal:
+    """A decimal field's text as the record's Decimal (refused when the log cannot hold it)."""
+    try:
+        return parse_decimal(text, field)
+    except InvalidField as error:
+        raise InvalidArgument.from_field(error) from None
+
+
+def _optional_decimal_of(field: str, text: str | None) -> Decimal | None:
+    return _decimal_of(field, text) if text else None
+
+
+def _as_sent(
+    error: InvalidField, sent: Mapping[str, str | None], instrument: Instrument | None
+) -> InvalidField:
+    """The runner's refusal of a decimal, described with the text the client sent (not the
+    record's Decimal) by the same conversion: same field and reason, the door's wording."""
+    convert = _STEPS_OF.get(error.field)
+    text = sent.get(error.field)
+    if convert is None or not text or instrument is None:
+        return error
+    try:
+        convert(instrument, text, error.field)
+    except InvalidField as as_sent:
+        return as_sent
+    return error
 
 
 def _order_terms(place_request: LogRecord) -> LogRecord:
@@ -164,6 +200,7 @@ class CommandHandlers:
         self._instruments = instruments
         self._now = now
         self._backend = backend  # label of the event-store metrics
+        self._translator = InputTranslator(instruments)
 
     async def _append(
         self, stream: str, event: NewEvent, expected: ExpectedVersion | int
@@ -183,16 +220,16 @@ class CommandHandlers:
         known_instrument(self._instruments, "instrument", request.instrument, required=True)
         if request.side is None:
             raise InvalidArgument.of("side", "REQUIRED", "side must be BUY or SELL")
-        if request.side not in SIDES:
+        if request.side not in _SIDE_OF:
             raise InvalidArgument.of("side", "MALFORMED", "side must be BUY or SELL")
         if request.type is None:
             raise InvalidArgument.of("type", "REQUIRED", "type must be set")
-        if request.type not in ORDER_TYPES:
+        if request.type not in _TYPE_OF:
             raise InvalidArgument.of("type", "MALFORMED", "unknown order type")
         time_in_force = request.time_in_force or "GTC"
-        if time_in_force not in TIMES_IN_FORCE:
+        if time_in_force not in _TIME_IN_FORCE_OF:
             raise InvalidArgument.of("time_in_force", "MALFORMED", "unknown time in force")
-        if request.stp is not None and request.stp not in STP_MODES:
+        if request.stp is not None and request.stp not in _STP_OF:
             raise InvalidArgument.of("stp", "MALFORMED", "unknown self-trade prevention")
         self._check_shape(request, time_in_force)
         if request.expire_time is not None and request.expire_time <= now:
@@ -200,53 +237,64 @@ class CommandHandlers:
             raise InvalidArgument.of(
                 "expire_time", "IN_THE_PAST", "expire_time must be later than now"
             )
-        raw: dict[str, Any] = {
-            "op": "place",
-            "order_id": order_id,
-            "user_id": request.user_id,
-            "instrument": request.instrument,
-            "side": request.side,
-            "type": request.type,
-            "quantity": request.quantity,
-            "time_in_force": time_in_force,
-        }
-        if request.price:
-            raw["price"] = request.price
-        if request.stop_price:
-            raw["stop_price"] = request.stop_price
-        if request.expire_time is not None:
-            raw["expire_time"] = format_time(request.expire_time)
-        if request.post_only:
-            raw["post_only"] = True
-        if request.max_slippage_bps:
-            raw["max_slippage_bps"] = request.max_slippage_bps
-        if request.stp:
-            raw["stp"] = request.stp
+        instrument = self._instruments[request.instrument]
+        quantity = _decimal_of("quantity", request.quantity)
+        # A decimal the log cannot hold is refused after what precedes it in the runner's
+        # order (quantity, price, expire_time, max_slippage_bps, stop_price): the record
+        # leaves it and what follows it out, so the runner's checks report those first.
+        price = stop_price = unreadable = None
+        price_read = False
         try:
-            command = command_from_dict(raw, self._instruments)
-        except InvalidField as error:
-            raise InvalidArgument.from_field(error) from error
-        assert isinstance(command, PlaceOrder)
-        instrument = self._instruments[command.instrument]
-        return OrderPlaceRequested(
+            price = _optional_decimal_of("price", request.price)
+            price_read = True
+            stop_price = _optional_decimal_of("stop_price", request.stop_price)
+        except InvalidArgument as refusal:
+            unreadable = refusal
+        record = OrderPlaceRequested(
             user_id=request.user_id,
             requested_at=now,
             order_id=order_id,
-            instrument=command.instrument,
-            side=command.side,
-            type=command.order_type,
+            instrument=request.instrument,
+            side=_SIDE_OF[request.side],
+            type=_TYPE_OF[request.type],
+            quantity=quantity,
+            price=price,
+            stop_price=stop_price,
+            time_in_force=_TIME_IN_FORCE_OF[time_in_force],
+            expire_time=request.expire_time if price_read else None,
+            post_only=request.post_only,
+            max_slippage_bps=(request.max_slippage_bps or None) if price_read else None,
+            stp=_STP_OF[request.stp] if request.stp else SelfTradePrevention.CANCEL_NEWEST,
+            client_order_id=request.client_order_id or "",
+        )
+        sent = {
+            "quantity": request.quantity,
+            "price": request.price,
+            "stop_price": request.stop_price,
+        }
+        command = self._command_of(record, sent, instrument)
+        if unreadable is not None:
+            raise unreadable
+        assert isinstance(command, PlaceOrder)
+        # The log holds decimals at the instrument's scale (1.5 lots of 0.0001 is 1.5000).
+        return msgspec.structs.replace(
+            record,
             quantity=instrument.lots_to_quantity(command.quantity),
             price=None if command.price is None else instrument.ticks_to_price(command.price),
             stop_price=None
             if command.stop_price is None
             else instrument.ticks_to_price(command.stop_price),
-            time_in_force=command.time_in_force,
-            expire_time=request.expire_time,
-            post_only=command.post_only,
-            max_slippage_bps=command.max_slippage_bps,
-            stp=command.stp,
-            client_order_id=request.client_order_id or "",
         )
+
+    def _command_of(
+        self, record: Request, sent: Mapping[str, str | None], instrument: Instrument | None
+    ) -> Any:
+        """The engine's command for `record`, by the engine runner's own translation, so
+        the door refuses exactly what the runner would (InvalidArgument)."""
+        try:
+            return self._translator.command_of(record)
+        except InvalidField as error:
+            raise InvalidArgument.from_field(_as_sent(error, sent, instrument)) from error
 
     @staticmethod
     def _check_shape(request: PlaceOrderInput, time_in_force: str) -> None:
@@ -284,48 +332,44 @@ class CommandHandlers:
         self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
     ) -> tuple[str, NewEvent]:
         """Validate and build the OrderPlaceRequested event (order id, event); no I/O."""
+        record, event = self._place_request(request, metadata)
+        return record.order_id, event
+
+    def _place_request(
+        self, request: PlaceOrderInput, metadata: Mapping[str, str] | None
+    ) -> tuple[OrderPlaceRequested, NewEvent]:
         order_id = order_id_for(request.user_id, request.client_order_id)
         record = self._place_record(request, order_id, self._now())
-        return order_id, _request_event(record, order_id, metadata)
+        return record, _request_event(record, order_id, metadata)
 
     async def place_order(
         self, request: PlaceOrderInput, metadata: Mapping[str, str] | None = None
     ) -> CommandOutcome:
-        order_id, event = self.place_request_event(request, metadata)
-        stream = order_stream(order_id)
+        record, event = self._place_request(request, metadata)
+        order_id = record.order_id
         try:
-            result = await self._append(stream, event, ExpectedVersion.NO_STREAM)
+            result = await self._append(order_stream(order_id), event, ExpectedVersion.NO_STREAM)
         except WrongExpectedVersion:
             if not request.client_order_id:
                 raise  # a uuid4 collision: never in practice
-            return await self._original_order(order_id, event.data)
-        placed = RecordedEvent(
-            event_id=event.event_id,
-            stream=stream,
-            version=0,
-            position=result.positions[0],
-            type=event.type,
-            data=dict(event.data),
-            metadata=dict(event.metadata),
-            recorded_at=parse_time(event.data["requested_at"]),
-        )
-        order = fold_order(order_id, [placed])
-        assert order is not None
+            return await self._original_order(record)
+        # The answer comes from the record itself, by the read side's first step: nothing
+        # to decode or fold (the views show the same order until the engine answers).
+        position = result.positions[0]
         return CommandOutcome(
-            order=order,
-            position=result.positions[0],
-            request=RequestRef(order_id, 0, event.event_id, result.positions[0]),
+            order=placed_order(record, position),
+            position=position,
+            request=RequestRef(order_id, 0, event.event_id, position),
         )
 
-    async def _original_order(self, order_id: str, retry: Mapping[str, Any]) -> CommandOutcome:
+    async def _original_order(self, retry: OrderPlaceRequested) -> CommandOutcome:
         """The order a retry names, when the retry asks for exactly that order again."""
+        order_id = retry.order_id
         events = await self._event_store.read_stream(order_stream(order_id))
         state = fold_order(order_id, events)
-        if state is None or _order_terms(decode(events[0])) != _order_terms(
-            decode_data(ORDER_PLACE_REQUESTED, retry)
-        ):
+        if state is None or _order_terms(decode(events[0])) != _order_terms(retry):
             raise IdempotencyConflict(
-                f"client_order_id {retry.get('client_order_id')!r} already names an order "
+                f"client_order_id {retry.client_order_id!r} already names an order "
                 "with other parameters"
             )
         assert state.placed_position is not None  # a folded order knows where it was placed
@@ -408,26 +452,29 @@ class CommandHandlers:
             raise InvalidArgument.of("quantity", "REQUIRED", "an amend needs a price or quantity")
         if price and state.type not in ("LIMIT", "STOP_LIMIT"):
             raise InvalidArgument.of("price", "NOT_ALLOWED", f"{state.type} orders have no price")
-        raw: dict[str, Any] = {
-            "op": "amend",
-            "order_id": state.order_id,
-            "instrument": state.instrument,
-        }
-        if price:
-            raw["price"] = price
-        if quantity:
-            raw["quantity"] = quantity
+        instrument = self._instruments.get(state.instrument)
+        # As for a place: a decimal the log cannot hold is refused after what the runner
+        # checks before it (the instrument, then the quantity before the price).
+        quantity_number = price_number = unreadable = None
         try:
-            command = command_from_dict(raw, self._instruments)
-        except InvalidField as error:
-            raise InvalidArgument.from_field(error) from error
-        assert isinstance(command, AmendOrder)
-        instrument = self._instruments[state.instrument]
-        return OrderAmendRequested(
+            quantity_number = _decimal_of("quantity", quantity) if quantity else None
+            price_number = _decimal_of("price", price) if price else None
+        except InvalidArgument as refusal:
+            unreadable = refusal
+        record = OrderAmendRequested(
             user_id=user_id,
             requested_at=self._now(),
             order_id=state.order_id,
             instrument=state.instrument,
+            price=price_number,
+            quantity=quantity_number,
+        )
+        command = self._command_of(record, {"price": price, "quantity": quantity}, instrument)
+        if unreadable is not None:
+            raise unreadable
+        assert isinstance(command, AmendOrder) and instrument is not None
+        return msgspec.structs.replace(
+            record,
             price=None if command.price is None else instrument.ticks_to_price(command.price),
             quantity=None
             if command.quantity is None

@@ -29,7 +29,7 @@ from domain.commands import (
 )
 from domain.engine import MatchingEngine
 from domain.errors import InvalidField
-from domain.input_rules import check_identifier, check_time_ns, shown
+from domain.input_rules import MAX_STEPS, check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
 from server.log_contract.layout import (
     ENGINE_INPUT_EVENT_TYPES,
@@ -119,6 +119,15 @@ def _nanos(field: str, moment: datetime) -> int:
     return check_time_ns(field, (moment - _EPOCH) // _ONE_MICROSECOND * 1000)
 
 
+def _slippage(bps: int | None) -> int | None:
+    """A market order's slippage bound, when within what a snapshot's integers hold."""
+    if bps is not None and abs(bps) > MAX_STEPS:
+        raise InvalidField(
+            "max_slippage_bps", "TOO_LARGE", f"max_slippage_bps is beyond {MAX_STEPS}"
+        )
+    return bps
+
+
 class InputTranslator:
     """Turns input events into commands through the log's contract (stateless: time that
     does not move the engine's clock forward is dropped here, as the engine would ignore
@@ -145,10 +154,12 @@ class InputTranslator:
         now = _nanos("requested_at", record.requested_at)
         if now > engine_now:
             commands.append(AdvanceTime(now))
-        commands.append(self._command_of(record))
+        commands.append(self.command_of(record))
         return commands
 
-    def _command_of(self, request: Request) -> Any:
+    def command_of(self, request: Request) -> Any:
+        """The command of one request, without its clock tick. The command side validates
+        what it writes with this, so the door refuses exactly what the runner would."""
         if isinstance(request, OrderPlaceRequested):
             instrument = self._instrument(request.instrument)
             return PlaceOrder(
@@ -166,7 +177,7 @@ class InputTranslator:
                 expire_time=None
                 if request.expire_time is None
                 else _nanos("expire_time", request.expire_time),
-                max_slippage_bps=request.max_slippage_bps,
+                max_slippage_bps=_slippage(request.max_slippage_bps),
                 stp=request.stp,
                 stop_price=None
                 if request.stop_price is None

@@ -6,7 +6,8 @@ engine's results for that order), so the write side reads no view and never wait
 
 The fold is the read side's (``projections.order_reducer.OrdersReducer``), so an order is
 the same whichever path answers it: command responses, GetOrder, ListOrders and the order
-update stream give identical fields, decimals and times included.
+update stream give identical fields, decimals and times included. A place just written is
+answered from its record by the reducer's own first step (``placed_state``), not a fold.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.orders import CLOSED_STATUSES
-from projections.order_reducer import OrdersReducer
+from projections.order_reducer import OrdersReducer, placed_state
 from projections.views import OrderView
 from server.eventstore.port import EventStore, LogPosition, RecordedEvent
 from server.log_contract.layout import ORDER_PLACE_REQUESTED, order_stream
+from server.log_contract.records import OrderPlaceRequested
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,20 @@ class OrderState(OrderView):
         return self.status in CLOSED_STATUSES
 
 
+_VIEW_FIELDS = tuple(OrderView.__dataclass_fields__)  # OrderState has them and its own
+
+
+def _order_state(view: OrderView, version: int, placed_position: LogPosition) -> OrderState:
+    fields = {name: getattr(view, name) for name in _VIEW_FIELDS}
+    return OrderState(**fields, version=version, placed_position=placed_position)
+
+
+def placed_order(request: OrderPlaceRequested, position: LogPosition) -> OrderState:
+    """The order a place request just written at `position` describes (PENDING): the
+    read side's own first step (`placed_state`), with no stream to read or fold."""
+    return _order_state(placed_state(request).to_view(), 0, position)
+
+
 def fold_order(order_id: str, events: list[RecordedEvent]) -> OrderState | None:
     """The state an order's stream describes, or None when it holds no place request."""
     if not events or events[0].type != ORDER_PLACE_REQUESTED:
@@ -41,8 +57,7 @@ def fold_order(order_id: str, events: list[RecordedEvent]) -> OrderState | None:
     for event in events:
         reducer.apply(event)
     view = reducer.orders[order_id].to_view()
-    fields = {name: getattr(view, name) for name in OrderView.__dataclass_fields__}
-    return OrderState(**fields, version=events[-1].version, placed_position=events[0].position)
+    return _order_state(view, events[-1].version, events[0].position)
 
 
 async def load_order_state(event_store: EventStore, order_id: str) -> OrderState | None:
