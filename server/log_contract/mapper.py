@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, get_args, get_type_hints
 
 import msgspec
 
@@ -43,7 +43,8 @@ def format_log_time(moment: datetime) -> str:
     texts sort as the times do."""
     # isoformat, not strftime: ~1.5x faster (it runs for every order placed), and it pads
     # the year to four digits as RFC 3339 requires.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _json_value(value: Any) -> Any:
@@ -58,11 +59,44 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+_TEXT_FIELDS: dict[type[LogRecord], tuple[str, ...]] = {}
+
+
+def _text_fields(cls: type[LogRecord]) -> tuple[str, ...]:
+    """The fields of a record type whose values JSON holds as text (decimals, times, nested
+    records): the only ones `encode` converts, found once per type from its annotations."""
+    fields = _TEXT_FIELDS.get(cls)
+    if fields is None:
+        hints = get_type_hints(cls)
+        fields = _TEXT_FIELDS[cls] = tuple(
+            name
+            for name in cls.__struct_fields__
+            if {Decimal, datetime} & _types_in(hints[name])
+            or any(
+                isinstance(t, type) and issubclass(t, msgspec.Struct)
+                for t in _types_in(hints[name])
+            )
+        )
+    return fields
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    """The types an annotation names, through unions and tuples."""
+    found = {annotation}
+    for arg in get_args(annotation):
+        found |= _types_in(arg)
+    return found
+
+
 def encode(record: LogRecord) -> tuple[str, dict[str, Any], dict[str, str]]:
     """(event type, JSON data, metadata to add) of a record."""
-    event_type = type(record).__name__
+    cls = type(record)
+    event_type = cls.__name__
     data = msgspec.to_builtins(record, builtin_types=(Decimal, datetime))
-    data = {key: _json_value(value) for key, value in data.items()}
+    for key in _text_fields(cls):
+        value = data[key]
+        if value is not None:
+            data[key] = _json_value(value)
     version = SCHEMA_VERSIONS[event_type]
     metadata = {} if version == 1 else {SCHEMA_VERSION_KEY: str(version)}
     return event_type, data, metadata
