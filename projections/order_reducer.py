@@ -18,11 +18,12 @@ Rules:
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.orders import OrderStatus, OrderType
 from projections.log_events import (
@@ -45,6 +46,8 @@ EXPIRED = OrderStatus.EXPIRED.value
 TRIGGER_PENDING = OrderStatus.TRIGGER_PENDING.value
 
 STOP_TYPES = frozenset({OrderType.STOP_LIMIT.value, OrderType.STOP_MARKET.value})
+View = TypeVar("View", bound=OrderView)
+
 MAKER = "MAKER"
 TAKER = "TAKER"
 
@@ -89,10 +92,18 @@ class OrderState:
             return None
         return average(self.filled_notional, self.filled_quantity)
 
-    def to_view(self, fills: tuple[FillView, ...] = ()) -> OrderView:
+    def to_view(
+        self,
+        fills: tuple[FillView, ...] = (),
+        # builtins.type: the class's own `type` field shadows it here.
+        view_type: builtins.type[View] = OrderView,  # type: ignore[assignment]
+        **extra: Any,
+    ) -> View:
+        """The order as `view_type` (an `OrderView` or a subclass, whose own fields come in
+        `extra`): built once, not copied field by field."""
         created_at = self.created_at or self.updated_at
         assert created_at is not None
-        return OrderView(
+        return view_type(
             order_id=self.order_id,
             client_order_id=self.client_order_id,
             user_id=self.user_id,
@@ -112,6 +123,7 @@ class OrderState:
             created_at=created_at,
             updated_at=self.updated_at or created_at,
             fills=fills,
+            **extra,
         )
 
 

@@ -35,18 +35,10 @@ class OrderState(OrderView):
         return self.status in CLOSED_STATUSES
 
 
-_VIEW_FIELDS = tuple(OrderView.__dataclass_fields__)  # OrderState has them and its own
-
-
-def _order_state(view: OrderView, version: int, placed_position: LogPosition) -> OrderState:
-    fields = {name: getattr(view, name) for name in _VIEW_FIELDS}
-    return OrderState(**fields, version=version, placed_position=placed_position)
-
-
 def placed_order(request: OrderPlaceRequested, position: LogPosition) -> OrderState:
     """The order a place request just written at `position` describes (PENDING): the
     read side's own first step (`placed_state`), with no stream to read or fold."""
-    return _order_state(placed_state(request).to_view(), 0, position)
+    return placed_state(request).to_view(view_type=OrderState, version=0, placed_position=position)
 
 
 def fold_order(order_id: str, events: list[RecordedEvent]) -> OrderState | None:
@@ -56,8 +48,9 @@ def fold_order(order_id: str, events: list[RecordedEvent]) -> OrderState | None:
     reducer = OrdersReducer(collect_updates=False)
     for event in events:
         reducer.apply(event)
-    view = reducer.orders[order_id].to_view()
-    return _order_state(view, events[-1].version, events[0].position)
+    return reducer.orders[order_id].to_view(
+        view_type=OrderState, version=events[-1].version, placed_position=events[0].position
+    )
 
 
 async def load_order_state(event_store: EventStore, order_id: str) -> OrderState | None:
