@@ -28,7 +28,7 @@ from domain.commands import (
 from domain.errors import InvalidField
 from domain.events import EVENT_TYPES, BookLevelsChanged, Event, LevelChanged
 from domain.input_rules import MAX_STEPS, check_identifier, shown
-from domain.instruments import Instrument, parse_decimal, plain_text
+from domain.instruments import Instrument, parse_decimal, plain_text, step_formatter
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from domain.timefmt import format_rfc3339, parse_rfc3339
 
@@ -335,37 +335,13 @@ def amend_to_dict(command: AmendOrder, instrument: Instrument) -> dict[str, Any]
 # ---------------------------------------------------------------- events
 
 
-def _step_formatter(step: Decimal) -> Callable[[int], str]:
-    """int -> decimal text scaled like `step`, identical to ``plain_text(value * step)``.
-
-    Steps that are powers of ten (0.01, 0.0001, 1) are formatted with integer arithmetic:
-    the replayer writes several such numbers per event, and Decimal arithmetic would be
-    most of its work.
-    """
-    sign, digits, exponent = step.as_tuple()
-    if sign == 0 and digits == (1,) and isinstance(exponent, int) and exponent <= 0:
-        places = -exponent
-        if places == 0:
-            return str
-        scale = 10**places
-
-        def power_of_ten(value: int) -> str:
-            if value < 0:
-                return plain_text(value * step)
-            whole, fraction = divmod(value, scale)
-            return f"{whole}.{fraction:0{places}d}"
-
-        return power_of_ten
-    return lambda value: plain_text(value * step)
-
-
 _FORMATTERS: dict[Decimal, Callable[[int], str]] = {}
 
 
 def _formatter(step: Decimal) -> Callable[[int], str]:
     formatter = _FORMATTERS.get(step)
     if formatter is None:
-        formatter = _FORMATTERS[step] = _step_formatter(step)
+        formatter = _FORMATTERS[step] = step_formatter(step)
     return formatter
 
 

@@ -6,6 +6,7 @@ of lots. These conversions never round: input off the grid is refused with a rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +20,30 @@ def plain_text(number: Decimal) -> str:
     """A decimal as plain text, never in exponent form ("0.00000005", not "5E-8"): the
     only form `parse_decimal` reads back."""
     return format(number, "f")
+
+
+def step_formatter(step: Decimal) -> Callable[[int], str]:
+    """int -> decimal text scaled like `step`, identical to ``plain_text(value * step)``.
+
+    Steps that are powers of ten (0.01, 0.0001, 1) are formatted with integer arithmetic:
+    the replayer writes several such numbers per event, and Decimal arithmetic would be
+    most of its work.
+    """
+    sign, digits, exponent = step.as_tuple()
+    if sign == 0 and digits == (1,) and isinstance(exponent, int) and exponent <= 0:
+        places = -exponent
+        if places == 0:
+            return str
+        scale = 10**places
+
+        def power_of_ten(value: int) -> str:
+            if value < 0:
+                return plain_text(value * step)
+            whole, fraction = divmod(value, scale)
+            return f"{whole}.{fraction:0{places}d}"
+
+        return power_of_ten
+    return lambda value: plain_text(value * step)
 
 
 _NOT_FINITE_TEXTS = frozenset({"nan", "snan", "inf", "infinity", "-nan", "-inf", "-infinity"})

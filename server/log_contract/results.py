@@ -24,7 +24,7 @@ from typing import Any, Final, get_args, get_type_hints
 import msgspec
 
 from domain import events
-from domain.instruments import Instrument, plain_text
+from domain.instruments import Instrument, step_formatter
 from server.log_contract import records
 from server.log_contract.mapper import SCHEMA_VERSION_KEY, SCHEMA_VERSIONS, format_log_time
 
@@ -87,26 +87,6 @@ def _time_text(nanos: int) -> str:
     return cached_text
 
 
-def _steps_text(step: Decimal) -> Callable[[int], str]:
-    """ticks or lots -> the text of ``plain_text(value * step)``, with integer arithmetic
-    when the step is a power of ten (Decimal arithmetic would be most of the work)."""
-    sign, digits, exponent = step.as_tuple()
-    if sign == 0 and digits == (1,) and isinstance(exponent, int) and exponent <= 0:
-        places = -exponent
-        if places == 0:
-            return str
-        scale = 10**places
-
-        def power_of_ten(value: int) -> str:
-            if value < 0:
-                return plain_text(value * step)
-            whole, fraction = divmod(value, scale)
-            return f"{whole}.{fraction:0{places}d}"
-
-        return power_of_ten
-    return lambda value: plain_text(value * step)
-
-
 def _enum_text(member: Enum) -> str:
     return str(member.value)
 
@@ -119,8 +99,8 @@ def _levels_converter(instrument: Instrument, as_json: bool) -> Callable[[Any], 
     """A ``BookLevelsChanged``'s levels: ticks and lots to the instrument's decimals."""
     if as_json:
         price_text, quantity_text = (
-            _steps_text(instrument.tick_size),
-            _steps_text(instrument.lot_size),
+            step_formatter(instrument.tick_size),
+            step_formatter(instrument.lot_size),
         )
         return lambda levels: [
             {
@@ -211,7 +191,7 @@ class ResultEncoder:
                 if instrument is None:
                     raise KeyError(f"unknown instrument {symbol!r} for {event_cls.__name__}")
                 step = instrument.tick_size if kind == _PRICE else instrument.lot_size
-                convert = _steps_text(step) if as_json else _steps_decimal(step)
+                convert = step_formatter(step) if as_json else _steps_decimal(step)
             elif kind == _TIME:
                 convert = _time_text if as_json else moment_of
             elif kind == _ENUM and as_json:
