@@ -70,6 +70,18 @@ class OrderNotFound(Refused):
         self.order_id = order_id
 
 
+class Unauthenticated(Refused):
+    """No API key, or one that is unknown, revoked or malformed."""
+
+    status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(Refused):
+    """The key lacks the scope, or names an account other than its own."""
+
+    status = "PERMISSION_DENIED"
+
+
 class NotOrderOwner(Refused):
     status = "PERMISSION_DENIED"
 
