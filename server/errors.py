@@ -82,14 +82,6 @@ class PermissionDenied(Refused):
     status = "PERMISSION_DENIED"
 
 
-class NotOrderOwner(Refused):
-    status = "PERMISSION_DENIED"
-
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id!r} belongs to another user")
-        self.order_id = order_id
-
-
 class OrderClosed(Refused):
     status = "FAILED_PRECONDITION"
 

@@ -4,7 +4,7 @@
 covers AdminService and implies ``read`` (an admin reads every account and cancels any
 order, but never places or amends for another: ``server.identity.access``). A method
 missing from the table needs ``admin``: a new RPC is closed until someone says otherwise
-(and tests/unit/test_scopes.py fails for it).
+(and tests/unit/test_identity.py fails for it).
 """
 
 from __future__ import annotations
