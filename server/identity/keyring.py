@@ -32,6 +32,7 @@ MIN_BOOTSTRAP_KEY_CHARS = 32
 KEY_RECORDS = EventFilter(stream_prefixes=(API_KEY_STREAM_PREFIX,), event_types=API_KEY_EVENT_TYPES)
 READ_PAGE = 1000
 RETRY_S = 0.5
+RETRY_MAX_S = 5.0
 
 
 class BootstrapKeyTooShort(ValueError):
@@ -160,14 +161,24 @@ class KeyRingFollower:
             self._moved.notify_all()
 
     async def _follow(self) -> None:
+        """Follow the log; while it cannot be read, retry (backing off) with one line when
+        the outage starts and one when it ends, never one per retry."""
+        failing = False
+        retry_s = RETRY_S
         while True:
             try:
                 async for event in self._event_store.subscribe_all(self._position, KEY_RECORDS):
+                    if failing:
+                        failing, retry_s = False, RETRY_S
+                        log.info("key_ring_follow_resumed")
                     self._apply(event)
                     await self._notify()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the log unreachable for a while: resubscribe
-                log.warning("key_ring_follow_failed", error=repr(error))
-                await asyncio.sleep(RETRY_S)
+                if not failing:
+                    failing = True
+                    log.warning("key_ring_follow_failed", error=repr(error))
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, RETRY_MAX_S)

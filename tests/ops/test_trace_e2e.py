@@ -79,7 +79,7 @@ async def traced_exchange(
     )
     await app.start()
     target = f"127.0.0.1:{app.grpc_port}"
-    keys = AccountKeys(target, TEST_ADMIN_API_KEY)
+    keys = AccountKeys(target, TEST_ADMIN_API_KEY)  # opens nothing until first used
     try:
         async with grpc.aio.insecure_channel(
             target, interceptors=[*client_interceptors(), *account_keys_interceptors(keys)]

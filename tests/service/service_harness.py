@@ -83,7 +83,11 @@ async def running_exchange(
     if not settings.admin_api_key:
         settings = replace(settings, admin_api_key=TEST_ADMIN_API_KEY)
     app = ExchangeApp(settings)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop(grace_s=0.5)  # what started before the failure (e.g. the key ring)
+        raise
     target = f"127.0.0.1:{app.grpc_port}"
     keys = AccountKeys(target, settings.admin_api_key)
     channel = keyed_channel(target, keys)
