@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -42,6 +43,7 @@ import psutil
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.account_keys import AccountKeys, keyed_channel
 from clients.generated.exchange.v1 import diagnostics_service_pb2 as diagnostics
 from clients.generated.exchange.v1 import diagnostics_service_pb2_grpc as diagnostics_grpc
 from clients.generated.exchange.v1 import market_data_service_pb2 as market_data
@@ -60,6 +62,21 @@ INSTRUMENT = "BTC-USD"
 # The latency run trades another instrument: its trade feed carries only the timed trades.
 LATENCY_INSTRUMENT = "ETH-USD"
 MAX_PAIRS_IN_FLIGHT = 200
+# Every RPC needs an API key: the bench's server runs with this admin key, and the bench's
+# channels call as each order's account (clients.account_keys), keys issued up front.
+BENCH_ADMIN_API_KEY = secrets.token_urlsafe(32)
+BENCH_ACCOUNTS = (
+    *(f"bench-{n}" for n in range(50)),
+    *(f"maker-{n}" for n in range(20)),
+    *(f"taker-{n}" for n in range(20)),
+    "bench-marker",
+)
+_keys_by_target: dict[str, AccountKeys] = {}
+
+
+def _channel(target: str) -> grpc.aio.Channel:
+    """A channel to the bench's server whose calls carry their account's key."""
+    return keyed_channel(target, _keys_by_target[target])
 
 
 def _free_port() -> int:
@@ -121,12 +138,16 @@ class Server:
             "GRPC_PORT": str(self.port),
             "METRICS_PORT": "-1",
             "LOG_LEVEL": "WARNING",
+            "ADMIN_API_KEY": BENCH_ADMIN_API_KEY,
             **self.extra_env,
         }
         self._process = subprocess.Popen(
             [sys.executable, "-m", "server"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
         )
         await self._wait_serving()
+        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY)
+        _keys_by_target[self.target] = self.keys
+        await self.keys.prepare(BENCH_ACCOUNTS)
         return self
 
     def cpu_seconds(self) -> tuple[float, float, float]:
@@ -169,6 +190,8 @@ class Server:
                     await asyncio.sleep(0.2)
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self.target in _keys_by_target:
+            await _keys_by_target.pop(self.target).close()
         if self._process is not None:
             self._process.terminate()
             try:
@@ -183,12 +206,14 @@ class Server:
             await connection.close()
 
 
-def _order(sequence: int, user_count: int = 50) -> commands.PlaceOrderRequest:
+def _order(
+    sequence: int, user_count: int = 50, user: str | None = None
+) -> commands.PlaceOrderRequest:
     """Limit orders alternating sides around 100.00: about half rest, half cross."""
     side = types.SIDE_BUY if sequence % 2 == 0 else types.SIDE_SELL
     offset = (sequence * 7919) % 11 - 5  # -5..+5 ticks
     return commands.PlaceOrderRequest(
-        user_id=f"bench-{sequence % user_count}",
+        user_id=user or f"bench-{sequence % user_count}",
         instrument=INSTRUMENT,
         side=side,
         type=types.ORDER_TYPE_LIMIT,
@@ -205,7 +230,7 @@ async def _unary_rate(
     stub_of: Callable[[grpc.aio.Channel], Any],
 ) -> float:
     """Calls per second of `make_call` from `concurrency` tasks over a few channels."""
-    channels = [grpc.aio.insecure_channel(target) for _ in range(min(4, concurrency))]
+    channels = [_channel(target) for _ in range(min(4, concurrency))]
     stubs = [stub_of(channel) for channel in channels]
     counter = itertools.count()
 
@@ -256,7 +281,7 @@ async def _stream_rate(
     per_stream = count // streams
 
     async def one_stream(index: int) -> None:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with _channel(target) as channel:
             slots = asyncio.Semaphore(window)
 
             async def requests() -> AsyncIterator[Any]:
@@ -302,8 +327,11 @@ async def stream_rate(target: str, orders: int, streams: int, window: int, offse
         lambda channel, requests: commands_grpc.OrderCommandServiceStub(channel).StreamPlaceOrders(
             requests
         ),
+        # One account per stream (a stream acts for its key's account): stream i's
+        # requests are numbers i * per_stream ... (i + 1) * per_stream - 1.
         lambda number: commands.StreamPlaceOrdersRequest(
-            request_id=number, order=_order(offset + number)
+            request_id=number,
+            order=_order(offset + number, user=f"bench-{number // max(1, orders // streams)}"),
         ),
         lambda answer: answer.WhichOneof("result") == "placed",
     )
@@ -317,7 +345,7 @@ async def place_to_fill(
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with _channel(target) as channel:
         orders = commands_grpc.OrderCommandServiceStub(channel)
         feed = market_data_grpc.MarketDataServiceStub(channel).StreamTrades(
             market_data.StreamTradesRequest(instrument=LATENCY_INSTRUMENT)
@@ -394,7 +422,7 @@ async def drain(target: str, views: bool = True) -> None:
     off (a front-only run) there is nothing to wait for."""
     if not views:
         return
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with _channel(target) as channel:
         orders = commands_grpc.OrderCommandServiceStub(channel)
         queries = query_grpc.OrderQueryServiceStub(channel)
         marker = await orders.PlaceOrder(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -35,6 +36,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from clients.account_keys import account_channel
 from clients.generated.exchange.v1 import (
     order_command_service_pb2 as commands,
 )
@@ -100,6 +102,11 @@ def _with_redis_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+# Every RPC needs an API key: the server runs with this admin key, and the orders go
+# through a channel calling as each order's account (clients.account_keys).
+ADMIN_API_KEY = secrets.token_urlsafe(32)
+
+
 def _order(index: int) -> commands.PlaceOrderRequest:
     # Alternate sells and buys at one price so every pair trades (engine + views work too).
     side = types.SIDE_SELL if index % 2 == 0 else types.SIDE_BUY
@@ -136,9 +143,9 @@ async def _wait_serving(port: int, process: subprocess.Popen[bytes]) -> None:
 async def _place_all(port: int, orders: int, concurrency: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     next_index = 0
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with account_channel(f"127.0.0.1:{port}", ADMIN_API_KEY) as channel:
         stub = order_command_service_pb2_grpc.OrderCommandServiceStub(channel)
-        for index in range(200):  # warm-up
+        for index in range(200):  # warm-up (issues the two accounts' keys too)
             await stub.PlaceOrder(_order(index), timeout=30)
 
         async def worker() -> None:
@@ -174,6 +181,7 @@ async def run_once(
         "GRPC_PORT": str(grpc_port),
         "METRICS_PORT": "-1",
         "LOG_LEVEL": "WARNING",
+        "ADMIN_API_KEY": ADMIN_API_KEY,
     }
     env.pop("EVENT_STORE_URL", None)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

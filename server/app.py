@@ -24,6 +24,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clients.generated.exchange.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     diagnostics_service_pb2,
     diagnostics_service_pb2_grpc,
     market_data_service_pb2,
@@ -41,6 +43,8 @@ from server.engine_process import EngineProcess
 from server.engine_runner import EngineRunner
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
+from server.identity.admin import ApiKeyAdmin
+from server.identity.keyring import KeyRing, KeyRingFollower
 from server.instrument_config import load_instruments
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures
@@ -50,6 +54,8 @@ from server.observability.tracing import configure_tracing
 from server.outcomes import OutcomeWaiter
 from server.pg_pools import keep_session
 from server.readiness import Readiness
+from server.servicers.admin import AdminServicer
+from server.servicers.auth import AuthInterceptor
 from server.servicers.commands import OrderCommandServicer
 from server.servicers.diagnostics import DiagnosticsServicer
 from server.servicers.market_data import MarketDataServicer
@@ -65,6 +71,8 @@ SERVICE_NAMES = (
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
 )
+# Answers from the key ring only (no view, no engine): not in SERVICE_NAMES' readiness.
+ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 # What each side's health depends on (server/readiness.py): the views, and the engine.
 READ_SIDE_SERVICES = SERVICE_NAMES[1:3]
 COMMAND_SIDE_SERVICES = SERVICE_NAMES[:1]
@@ -139,12 +147,20 @@ class ExchangeApp:
     readiness: Readiness | None = None
     grpc_port: int = 0
     metrics_port: int | None = None
+    key_ring: KeyRing | None = None
+    key_ring_follower: KeyRingFollower | None = None
 
     async def start(self) -> None:
         """Open the adapters, bind the gRPC port (failing fast), then start every worker."""
         settings = self.settings
+        # First: a bootstrap key too short refuses the start before anything is opened.
+        self.key_ring = KeyRing(settings.admin_api_key)
         self.instruments = load_instruments(settings.instruments_file)
         self.event_store = await open_event_store(settings.resolved_event_store_url)
+        # Every key in the log is known before the first call is served.
+        self.key_ring_follower = KeyRingFollower(self.event_store, self.key_ring)
+        await self.key_ring_follower.load()
+        self.key_ring_follower.start()
         backend = event_store_backend(settings.resolved_event_store_url)
         metrics.set_build_info(service_version(), event_store=backend)
         self.handlers = CommandHandlers(self.event_store, self.instruments, backend=backend)
@@ -213,9 +229,15 @@ class ExchangeApp:
 
     def _build_grpc_server(self) -> grpc.aio.Server:
         assert self.handlers is not None and self.projections is not None
+        assert self.key_ring is not None and self.event_store is not None
         projections = self.projections
-        # Innermost, so the metrics count a dependency outage as the UNAVAILABLE it becomes.
-        interceptors = [*server_interceptors(), OutageInterceptor()]
+        # Innermost, so the metrics count a dependency outage as the UNAVAILABLE it becomes;
+        # the key check inside the metrics, so they count refused calls by status too.
+        interceptors = [
+            *server_interceptors(),
+            AuthInterceptor(self.key_ring, self.settings.public_market_data),
+            OutageInterceptor(),
+        ]
         server = grpc.aio.server(interceptors=interceptors, options=GRPC_OPTIONS)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(
@@ -246,10 +268,14 @@ class ExchangeApp:
         diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(
             DiagnosticsServicer(), server
         )
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(ApiKeyAdmin(self.event_store, self.key_ring)), server
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (*SERVICE_NAMES, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
         return server
 
@@ -270,6 +296,8 @@ class ExchangeApp:
             await _bounded("grpc", self.grpc_server.stop(grace_s), grace_s + STOP_BOUND_S)
         if self.clock is not None:
             await _bounded("clock", self.clock.stop())
+        if self.key_ring_follower is not None:
+            await _bounded("key_ring", self.key_ring_follower.stop())
         if self.engine_runner is not None:
             await _bounded("engine_runner", self.engine_runner.stop())
         if self.engine_child is not None:

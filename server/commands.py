@@ -31,7 +31,6 @@ from server.engine_inputs import InputTranslator
 from server.errors import (
     IdempotencyConflict,
     InvalidArgument,
-    NotOrderOwner,
     OrderClosed,
     OrderNotFound,
 )
@@ -382,21 +381,22 @@ class CommandHandlers:
 
     # -- cancel and amend ------------------------------------------------------------------
 
-    async def _checked_open_order(self, user_id: str, order_id: str) -> OrderState:
-        require_id("user_id", user_id)
+    async def _checked_open_order(self, user_id: str | None, order_id: str) -> OrderState:
+        """The open order `order_id` of `user_id` (None: of any user, an admin's cancel).
+        Another user's order is NOT_FOUND, so order ids cannot be probed."""
+        if user_id is not None:
+            require_id("user_id", user_id)
         require_id("order_id", order_id)
         state = await load_order_state(self._event_store, order_id)
-        if state is None:
+        if state is None or (user_id is not None and state.user_id != user_id):
             raise OrderNotFound(order_id)
-        if state.user_id != user_id:
-            raise NotOrderOwner(order_id)
         if state.is_closed:
             raise OrderClosed(order_id, state.status)
         return state
 
     async def _append_checked(
         self,
-        user_id: str,
+        user_id: str | None,
         order_id: str,
         build: Callable[[OrderState], NewEvent],
     ) -> CommandOutcome:
@@ -416,11 +416,14 @@ class CommandHandlers:
         return _appended(state, event, result)
 
     async def cancel_order(
-        self, user_id: str, order_id: str, metadata: Mapping[str, str] | None = None
+        self, user_id: str | None, order_id: str, metadata: Mapping[str, str] | None = None
     ) -> CommandOutcome:
+        """Cancel `user_id`'s order; None cancels whoever's it is (an admin's cancel, written
+        under the owner's user id)."""
+
         def build(state: OrderState) -> NewEvent:
             record = OrderCancelRequested(
-                user_id=user_id, requested_at=self._now(), order_id=order_id
+                user_id=state.user_id, requested_at=self._now(), order_id=order_id
             )
             return _request_event(record, order_id, metadata)
 

@@ -70,12 +70,16 @@ class OrderNotFound(Refused):
         self.order_id = order_id
 
 
-class NotOrderOwner(Refused):
-    status = "PERMISSION_DENIED"
+class Unauthenticated(Refused):
+    """No API key, or one that is unknown, revoked or malformed."""
 
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id!r} belongs to another user")
-        self.order_id = order_id
+    status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(Refused):
+    """The key lacks the scope, or names an account other than its own."""
+
+    status = "PERMISSION_DENIED"
 
 
 class OrderClosed(Refused):

@@ -22,6 +22,8 @@
 | `QUERY_WAIT_DEFAULT_S` | `5` | longest wait for `min_position` when a call has no deadline |
 | `CONSUMER_RETRY_MAX_S` | `5` | longest back-off between retries of a consumer stuck at an event |
 | `CONSUMER_LAG_CHECK_S` | `1` | how often consumers' lag is measured against the log's head |
+| `ADMIN_API_KEY` | unset | the built-in admin key (at least 32 characters; never in the log) |
+| `PUBLIC_MARKET_DATA` | `0` | `1`: trades, books and instruments can be read without a key |
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class Settings:
     # to this; and its lag against the log's head is measured this often.
     consumer_retry_max_s: float = 5.0
     consumer_lag_check_s: float = 1.0
+    # The venue's first admin key (server/identity/keyring.py); "" for none.
+    admin_api_key: str = ""
+    public_market_data: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +109,8 @@ class Settings:
             consumer_lag_check_s=float(
                 env.get("CONSUMER_LAG_CHECK_S", default.consumer_lag_check_s)
             ),
+            admin_api_key=env.get("ADMIN_API_KEY", ""),
+            public_market_data=_flag(env.get("PUBLIC_MARKET_DATA", "0")),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

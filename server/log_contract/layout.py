@@ -18,6 +18,8 @@ so the layout lives in one place:
   it fences off a second runner and records the last input consumed (exactly-once).
 - ``engine-snapshot-<shard>``: ``EngineSnapshotTaken``, the engine state after some batch, so
   a restart loads the snapshot and replays only the tail.
+- ``api-key-<key_id>``: ``ApiKeyIssued`` (expected version NO_STREAM, so a key id is taken
+  once) then at most one ``ApiKeyRevoked``; every server folds them into its key ring.
 
 Data of the ``*Requested`` events is the replayer's command dict (``domain.codec`` shapes:
 ``op``, decimals as strings, times RFC 3339 UTC with ``Z``) plus ``user_id``,
@@ -41,6 +43,7 @@ CLOCK_STREAM: Final = "clock"
 ENGINE_STREAM_PREFIX: Final = "engine-"
 ENGINE_SNAPSHOT_STREAM_PREFIX: Final = "engine-snapshot-"
 CANCEL_ALL_STREAM_PREFIX: Final = "cancel-all-"  # a user's CancelAllRequested events
+API_KEY_STREAM_PREFIX: Final = "api-key-"
 
 # Event types: each is its record class's name (server.log_contract.records), never
 # written out by hand elsewhere.
@@ -63,6 +66,9 @@ CANCEL_REJECTED: Final = records.CancelRejected.__name__
 AMEND_REJECTED: Final = records.AmendRejected.__name__
 STOP_TRIGGERED: Final = records.StopTriggered.__name__
 BOOK_LEVELS_CHANGED: Final = records.BookLevelsChanged.__name__
+API_KEY_ISSUED: Final = records.ApiKeyIssued.__name__
+API_KEY_REVOKED: Final = records.ApiKeyRevoked.__name__
+API_KEY_EVENT_TYPES: Final = (API_KEY_ISSUED, API_KEY_REVOKED)
 
 # What the engine runner consumes: requests on order streams, users' cancel-all requests
 # and clock ticks.
@@ -100,6 +106,10 @@ def order_id_of_stream(stream: str) -> str | None:
     if stream.startswith(ORDER_STREAM_PREFIX):
         return stream[len(ORDER_STREAM_PREFIX) :]
     return None
+
+
+def api_key_stream(key_id: str) -> str:
+    return API_KEY_STREAM_PREFIX + key_id
 
 
 def trades_stream(instrument: str) -> str:

@@ -11,7 +11,9 @@ Three families:
   what the engine runner consumes;
 - the engine's results (``OrderAccepted``, ``TradeExecuted``, ...): the domain's events
   with decimals and times instead of ticks, lots and nanoseconds;
-- the engine runner's own records (``EngineBatchProcessed``, ``EngineSnapshotTaken``).
+- the engine runner's own records (``EngineBatchProcessed``, ``EngineSnapshotTaken``);
+- the identities' records (``ApiKeyIssued``, ``ApiKeyRevoked``): the key set the servers
+  fold (``server.identity.keyring``); neither the engine nor the projections read them.
 
 A change to a record's fields is a new version: bump ``SCHEMA_VERSIONS`` in
 ``server.log_contract.mapper`` and add an upcaster there, so an old record still decodes.
@@ -240,6 +242,27 @@ class EngineSnapshotTaken(LogRecord, frozen=True, kw_only=True):
     inputs_total: int = 0
 
 
+# ------------------------------------------------------------------ identities
+
+
+class ApiKeyIssued(LogRecord, frozen=True, kw_only=True):
+    """An API key for `user_id` with `scopes` (``read``, ``trade``, ``admin``). Only the
+    SHA-256 of its secret is kept: the key's text is shown once, to whoever issued it."""
+
+    key_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    secret_sha256: str
+    issued_at: datetime
+    issued_by: str  # key id of the admin key that issued it
+
+
+class ApiKeyRevoked(LogRecord, frozen=True, kw_only=True):
+    key_id: str
+    revoked_at: datetime
+    revoked_by: str  # key id of the admin key that revoked it
+
+
 REQUEST_RECORDS: tuple[type[Request], ...] = (
     OrderPlaceRequested,
     OrderCancelRequested,
@@ -261,10 +284,12 @@ RESULT_RECORDS: tuple[type[EngineResult], ...] = (
     BookLevelsChanged,
 )
 RUNNER_RECORDS: tuple[type[LogRecord], ...] = (EngineBatchProcessed, EngineSnapshotTaken)
+IDENTITY_RECORDS: tuple[type[LogRecord], ...] = (ApiKeyIssued, ApiKeyRevoked)
 ALL_RECORDS: tuple[type[LogRecord], ...] = (
     *REQUEST_RECORDS,
     ClockTicked,
     *RESULT_RECORDS,
     *RUNNER_RECORDS,
+    *IDENTITY_RECORDS,
 )
 RECORD_TYPES: dict[str, type[LogRecord]] = {cls.__name__: cls for cls in ALL_RECORDS}

@@ -20,9 +20,10 @@ import structlog
 from clients.generated.exchange.v1 import order_command_service_pb2 as pb
 from clients.generated.exchange.v1 import order_command_service_pb2_grpc as pb_grpc
 from clients.generated.exchange.v1 import types_pb2
-from server.commands import CommandHandlers, CommandOutcome
+from server.commands import CancelAllWritten, CommandHandlers, CommandOutcome
 from server.consumers.tasks import stop_task
 from server.errors import Refused
+from server.identity.access import acting_account, order_owner_filter
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
 from server.outcomes import EngineOutcome, OutcomeNotYet, OutcomeWaiter
@@ -123,6 +124,8 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     ) -> pb.PlaceOrderResponse:
         with metrics.track_command_in_flight("place"):
             try:
+                # The account comes from the key (PERMISSION_DENIED for another's).
+                request.user_id = acting_account(request.user_id)
                 outcome = await self._handlers.place_order(
                     place_input(request), inject_trace_context()
                 )
@@ -149,11 +152,14 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CancelOrderResponse:
-        outcome = await _counted(
-            "cancel",
-            self._handlers.cancel_order(request.user_id, request.order_id, inject_trace_context()),
-            context,
-        )
+        async def cancel() -> CommandOutcome:
+            # An admin key cancels any order; another key its own (others' are NOT_FOUND).
+            owner = order_owner_filter(request.user_id)
+            return await self._handlers.cancel_order(
+                owner, request.order_id, inject_trace_context()
+            )
+
+        outcome = await _counted("cancel", cancel(), context)
         answer = await self._waited(request.wait_for_outcome, outcome, context)
         order, position, rejection_reason = _command_answer(outcome, answer)
         return pb.CancelOrderResponse(
@@ -177,13 +183,12 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def CancelAllOrders(
         self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CancelAllOrdersResponse:
-        written = await _counted(
-            "cancel_all",
-            self._handlers.cancel_all_orders(
-                request.user_id, request.instrument or None, inject_trace_context()
-            ),
-            context,
-        )
+        async def cancel_all() -> CancelAllWritten:
+            return await self._handlers.cancel_all_orders(
+                acting_account(request.user_id), request.instrument or None, inject_trace_context()
+            )
+
+        written = await _counted("cancel_all", cancel_all(), context)
         if not request.wait_for_outcome:
             return pb.CancelAllOrdersResponse(position=written.position.to_token())
         try:
@@ -202,17 +207,16 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def AmendOrder(
         self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AmendOrderResponse:
-        outcome = await _counted(
-            "amend",
-            self._handlers.amend_order(
-                request.user_id,
+        async def amend() -> CommandOutcome:
+            return await self._handlers.amend_order(
+                acting_account(request.user_id),
                 request.order_id,
                 request.price or None,
                 request.quantity or None,
                 inject_trace_context(),
-            ),
-            context,
-        )
+            )
+
+        outcome = await _counted("amend", amend(), context)
         answer = await self._waited(request.wait_for_outcome, outcome, context)
         order, position, rejection_reason = _command_answer(outcome, answer)
         return pb.AmendOrderResponse(

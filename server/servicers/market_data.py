@@ -18,7 +18,8 @@ from projections.live import SubscriberLagged
 from projections.views import BookSnapshot
 from server.errors import Refused
 from server.eventstore.port import LogPosition
-from server.request_checks import known_instrument, log_position_of, require_id
+from server.identity.access import readable_account
+from server.request_checks import known_instrument, log_position_of, optional_id, require_id
 from server.servicers.convert import (
     decimal_text,
     order_message,
@@ -160,11 +161,17 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
             pb.StreamOrderUpdatesRequest, pb.StreamOrderUpdatesResponse
         ],
     ) -> AsyncIterator[pb.StreamOrderUpdatesResponse]:
-        await self._check(context, lambda: require_id("user_id", request.user_id))
+        user_id = ""
+
+        def check_user() -> None:
+            nonlocal user_id
+            optional_id("user_id", request.user_id)
+            # The key's own account (an admin's: any it names).
+            user_id = require_id("user_id", readable_account(request.user_id))
+
+        await self._check(context, check_user)
         await self._check_instrument(request.instrument, context, required=False)
-        subscription = self._feeds.subscribe_order_updates(
-            request.user_id, request.instrument or None
-        )
+        subscription = self._feeds.subscribe_order_updates(user_id, request.instrument or None)
         async with subscription:
             try:
                 async for update in subscription:

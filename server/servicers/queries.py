@@ -12,12 +12,12 @@ from clients.generated.exchange.v1 import order_query_service_pb2_grpc as pb_grp
 from domain.instruments import Instrument
 from server.errors import (
     InvalidArgument,
-    NotOrderOwner,
     OrderNotFound,
     PositionBeyondLog,
     Refused,
 )
 from server.eventstore.port import EventStore
+from server.identity.access import order_owner_filter, readable_account
 from server.observability.consumer_failures import ConsumerFailures
 from server.request_checks import (
     known_instrument,
@@ -97,12 +97,12 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         try:
             require_id("order_id", request.order_id)
             optional_id("user_id", request.user_id)
+            owner = order_owner_filter(request.user_id)
             await self._read_your_writes.wait(request.min_position, context)
             order = await self._orders.get_order(request.order_id)
-            if order is None:
+            # Another account's order is NOT_FOUND: order ids cannot be probed.
+            if order is None or (owner is not None and order.user_id != owner):
                 raise OrderNotFound(request.order_id)
-            if request.user_id and order.user_id != request.user_id:
-                raise NotOrderOwner(request.order_id)
         except Refused as refusal:
             await abort_refused(context, refusal)
         return pb.GetOrderResponse(order=order_message(order))
@@ -113,14 +113,15 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
         try:
-            require_id("user_id", request.user_id)
+            optional_id("user_id", request.user_id)
+            user_id = require_id("user_id", readable_account(request.user_id))
             known_instrument(self._instruments, "instrument", request.instrument, required=False)
             status = status_name(request.status)
             page_size = page_size_of(request.page_size)
             await self._read_your_writes.wait(request.min_position, context)
             try:
                 orders, next_token = await self._orders.list_orders(
-                    request.user_id,
+                    user_id,
                     instrument=request.instrument or None,
                     status=status,
                     page_size=page_size,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 import pytest
+from api_keys import TEST_ADMIN_API_KEY, AccountKeys, keyed_channel
 from prometheus_client import REGISTRY
 from servers import OwnPostgres, OwnRedis
 
@@ -158,6 +159,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         consumer_retry_max_s=1.0,
         log_json=True,
         log_level="WARNING",
+        admin_api_key=TEST_ADMIN_API_KEY,
     )
 
 
@@ -217,7 +219,10 @@ async def test_postgres_restart_and_redis_data_loss_under_load(
 ) -> None:
     app = ExchangeApp(settings(own_postgres.url, own_redis.url))
     await app.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
+    keys = AccountKeys(f"127.0.0.1:{app.grpc_port}", TEST_ADMIN_API_KEY)
+    channel = keyed_channel(f"127.0.0.1:{app.grpc_port}", keys)
+    # Every account's key before the load (none can be issued while PostgreSQL is down).
+    await keys.prepare([*(f"fault-user-{n}" for n in range(CLIENTS)), "probe"])
     commands = command_grpc.OrderCommandServiceStub(channel)
     queries = query_grpc.OrderQueryServiceStub(channel)
     load = Load(commands, queries)
@@ -317,6 +322,7 @@ async def test_postgres_restart_and_redis_data_loss_under_load(
         assert rebuilds("lost") == lost_before + 1
     finally:
         await channel.close()
+        await keys.close()
         await app.stop(grace_s=0.5)
 
     # No call ended with anything but its allowed codes (never UNKNOWN or INTERNAL), and

@@ -31,6 +31,7 @@ import grpc.aio
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from api_keys import TEST_ADMIN_API_KEY, account_channel
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ops_queries import PROMETHEUS_DIR, ROOT, RULE_FILES, used_by_ops
@@ -146,6 +147,7 @@ async def service(
         "CLOCK_TICK_MS": "200",
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "1",
+        "ADMIN_API_KEY": TEST_ADMIN_API_KEY,
     }
     env.pop("EVENT_STORE_URL", None)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -332,7 +334,7 @@ def series_without_data(prometheus: Prometheus, names: set[str]) -> list[str]:
 async def test_every_metric_in_the_dashboard_and_rules_has_data(
     service: Service, prometheus: Prometheus
 ) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+    async with account_channel(f"127.0.0.1:{service.grpc_port}") as channel:
         await trade(channel)
 
     used = used_by_ops()

@@ -19,6 +19,12 @@ import grpc
 import grpc.aio
 import pytest
 import redis.asyncio as aioredis
+from api_keys import (
+    TEST_ADMIN_API_KEY,
+    USUAL_ACCOUNTS,
+    AccountKeys,
+    account_keys_interceptors,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -68,15 +74,21 @@ async def traced_exchange(
             redis_url=app_redis_url,
             clock_tick_ms=0,
             log_level="WARNING",
+            admin_api_key=TEST_ADMIN_API_KEY,
         )
     )
     await app.start()
+    target = f"127.0.0.1:{app.grpc_port}"
+    keys = AccountKeys(target, TEST_ADMIN_API_KEY)  # opens nothing until first used
     try:
         async with grpc.aio.insecure_channel(
-            f"127.0.0.1:{app.grpc_port}", interceptors=client_interceptors()
+            target, interceptors=[*client_interceptors(), *account_keys_interceptors(keys)]
         ) as channel:
+            await keys.prepare(USUAL_ACCOUNTS)
+            span_exporter.clear()  # the keys' issuing is not the tests' traces
             yield channel
     finally:
+        await keys.close()
         await app.stop(grace_s=0.5)
 
 

@@ -375,17 +375,15 @@ def field_values(field: FieldDescriptor) -> FieldValues:
 
 # Fields a call cannot do without (an enum's 0 is "not set").
 REQUIRED_FIELDS: Mapping[str, frozenset[str]] = {
-    "PlaceOrderRequest": frozenset({"user_id", "instrument", "side", "type", "quantity"}),
-    "CancelOrderRequest": frozenset({"user_id", "order_id"}),
-    "AmendOrderRequest": frozenset({"user_id", "order_id"}),
-    "CancelAllOrdersRequest": frozenset({"user_id"}),
+    # user_id may be empty everywhere (issue 13): the account is the key's.
+    "PlaceOrderRequest": frozenset({"instrument", "side", "type", "quantity"}),
+    "CancelOrderRequest": frozenset({"order_id"}),
+    "AmendOrderRequest": frozenset({"order_id"}),
     "GetOrderRequest": frozenset({"order_id"}),
-    "ListOrdersRequest": frozenset({"user_id"}),
     "GetOrderBookRequest": frozenset({"instrument"}),
     "ListTradesRequest": frozenset({"instrument"}),
     "StreamTradesRequest": frozenset({"instrument"}),
     "StreamOrderBookRequest": frozenset({"instrument"}),
-    "StreamOrderUpdatesRequest": frozenset({"user_id"}),
 }
 
 
@@ -568,6 +566,8 @@ def poisoned_fields(message: Descriptor, spec: Mapping[str, Any], now: datetime)
 
 def _refused(message: Descriptor, field: FieldDescriptor, value: Any, now: datetime) -> bool:
     name = field.name
+    if isinstance(value, list):  # a repeated field (AdminService's scopes): any bad item
+        return any(_refused(message, field, item, now) for item in value)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return value not in {known.number for known in field.enum_type.values}
     if isinstance(value, Stamp):
@@ -618,8 +618,8 @@ def _place_value_refused(spec: Mapping[str, Any], field: str, value: Any) -> boo
         return not stamp_in_range(value, datetime.now(UTC))
     if field == "client_order_id":
         return bool(value) and not valid_id(value)
-    if field == "user_id":
-        return not valid_id(value)
+    if field == "user_id":  # empty: the key's account
+        return bool(value) and not valid_id(value)
     if field not in DECIMAL_FIELDS:
         return None
     tick, lot = INSTRUMENTS[spec["instrument"]]

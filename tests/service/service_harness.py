@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import grpc
+from api_keys import TEST_ADMIN_API_KEY, USUAL_ACCOUNTS, AccountKeys, keyed_channel
 
 from clients.generated.exchange.v1 import (
     diagnostics_service_pb2_grpc,
@@ -50,6 +51,8 @@ class Exchange:
     queries: order_query_service_pb2_grpc.OrderQueryServiceStub
     market_data: market_data_service_pb2_grpc.MarketDataServiceStub
     diagnostics: diagnostics_service_pb2_grpc.DiagnosticsServiceStub
+    # The keys the channel attaches (tests/api_keys.py); None only for a hand-made Exchange.
+    keys: AccountKeys | None = None
 
     @property
     def target(self) -> str:
@@ -74,12 +77,22 @@ class Exchange:
 async def running_exchange(
     settings: Settings, kind: type[Exchange] = Exchange
 ) -> AsyncIterator[Exchange]:
-    """An ExchangeApp started with `settings`, and stubs on a channel to it; both closed
-    (and the app stopped) on the way out."""
+    """An ExchangeApp started with `settings` (and the test admin key, unless they name
+    one), and stubs on a channel that calls as each request's account; both closed (and
+    the app stopped) on the way out."""
+    if not settings.admin_api_key:
+        settings = replace(settings, admin_api_key=TEST_ADMIN_API_KEY)
     app = ExchangeApp(settings)
-    await app.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}")
     try:
+        await app.start()
+    except BaseException:
+        await app.stop(grace_s=0.5)  # what started before the failure (e.g. the key ring)
+        raise
+    target = f"127.0.0.1:{app.grpc_port}"
+    keys = AccountKeys(target, settings.admin_api_key)
+    channel = keyed_channel(target, keys)
+    try:
+        await keys.prepare(USUAL_ACCOUNTS)
         yield kind(
             app=app,
             channel=channel,
@@ -87,9 +100,11 @@ async def running_exchange(
             queries=order_query_service_pb2_grpc.OrderQueryServiceStub(channel),
             market_data=market_data_service_pb2_grpc.MarketDataServiceStub(channel),
             diagnostics=diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+            keys=keys,
         )
     finally:
         await channel.close()
+        await keys.close()
         await app.stop(grace_s=0.5)
 
 
@@ -124,6 +139,7 @@ def service_settings(database_url: str, redis_url: str, **overrides: object) -> 
         "snapshot_every": 25,
         "log_json": True,
         "log_level": "WARNING",
+        "admin_api_key": TEST_ADMIN_API_KEY,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -72,7 +72,8 @@ async def test_cancels_the_users_orders_on_one_instrument_then_on_all(exchange: 
 @pytest.mark.parametrize(
     ("user_id", "instrument", "violation"),
     [
-        ("", "", ("user_id", "REQUIRED")),
+        # An empty user_id is the key's account now (issue 13); a malformed one is refused.
+        ("a b", "", ("user_id", "MALFORMED")),
         ("alice", "DOGE-USD", ("instrument", "UNKNOWN_INSTRUMENT")),
     ],
 )

@@ -40,7 +40,8 @@ async def _log_head(exchange: Exchange) -> object:
             limit("alice", BUY, "100.00", "1", instrument="DOGE-USD"),
             ("instrument", "UNKNOWN_INSTRUMENT"),
         ),
-        (limit("", BUY, "100.00", "1"), ("user_id", "REQUIRED")),
+        # An empty user_id is the key's account now (issue 13); a malformed one is refused.
+        (limit("a\x00b", BUY, "100.00", "1"), ("user_id", "MALFORMED")),
         (limit("alice", types.SIDE_UNSPECIFIED, "100.00", "1"), ("side", "REQUIRED")),
         (limit("alice", BUY, "", "1"), ("price", "REQUIRED")),
         (limit("alice", BUY, "100.00", ""), ("quantity", "REQUIRED")),
@@ -83,9 +84,11 @@ async def test_cancel_of_unknown_order_is_not_found(exchange: Exchange) -> None:
     assert await _log_head(exchange) == head
 
 
-async def test_cancel_and_amend_of_another_users_order_are_permission_denied(
+async def test_cancel_amend_and_get_of_another_users_order_are_not_found(
     exchange: Exchange,
 ) -> None:
+    """Issue 13: another account's order is NOT_FOUND (was PERMISSION_DENIED), so order ids
+    cannot be probed; mallory calls with her own key (the harness's)."""
     order_id = await place_settled(exchange, limit("alice", BUY, "99.00", "1.0"))
     head = await _log_head(exchange)
     with pytest.raises(grpc.aio.AioRpcError) as cancel:
@@ -98,9 +101,9 @@ async def test_cancel_and_amend_of_another_users_order_are_permission_denied(
         )
     with pytest.raises(grpc.aio.AioRpcError) as get:
         await exchange.queries.GetOrder(query.GetOrderRequest(order_id=order_id, user_id="mallory"))
-    assert cancel.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert amend.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert get.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert cancel.value.code() == grpc.StatusCode.NOT_FOUND
+    assert amend.value.code() == grpc.StatusCode.NOT_FOUND
+    assert get.value.code() == grpc.StatusCode.NOT_FOUND
     assert await _log_head(exchange) == head
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from api_keys import TEST_ADMIN_API_KEY, account_channel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from service_harness import Exchange
@@ -55,6 +56,8 @@ async def test_reflection_lets_grpcurl_list_and_call(exchange: Exchange) -> None
     answer = json.loads(
         await _grpcurl(
             "-plaintext",
+            "-H",
+            f"authorization: Bearer {TEST_ADMIN_API_KEY}",
             "-d",
             "{}",
             exchange.target,
@@ -90,7 +93,6 @@ async def test_stream_ping_answers_every_request_with_its_id(exchange: Exchange)
 async def test_engine_in_a_child_process_matches_and_stops_with_the_app(
     fresh_database_url: str, service_redis_url: str
 ) -> None:
-    import grpc
     from service_harness import service_settings
     from service_helpers import BUY, SELL, limit
 
@@ -103,7 +105,7 @@ async def test_engine_in_a_child_process_matches_and_stops_with_the_app(
     await app.start()
     try:
         assert app.engine_runner is None and app.engine_child is not None
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        async with account_channel(f"127.0.0.1:{app.grpc_port}") as channel:
             place = commands.OrderCommandServiceStub(channel).PlaceOrder
             get = queries.OrderQueryServiceStub(channel).GetOrder
             await place(limit("alice", SELL, "100.00", "1.0"))
@@ -143,7 +145,7 @@ async def test_queries_answer_when_the_views_are_built_by_another_process(
     )
     await app.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        async with account_channel(f"127.0.0.1:{app.grpc_port}") as channel:
             stub = queries.OrderQueryServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.GetOrder(query.GetOrderRequest(order_id="no-such-order"))

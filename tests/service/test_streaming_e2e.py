@@ -101,10 +101,11 @@ async def test_stream_order_updates_follow_one_users_orders(exchange: Exchange) 
 
 
 async def test_stream_place_orders_answers_each_request(exchange: Exchange) -> None:
+    # One account per stream: the stream's key is alice's (issue 13).
     requests = [
         cmd.StreamPlaceOrdersRequest(request_id=1, order=limit("alice", BUY, "99.00", "1.0")),
         cmd.StreamPlaceOrdersRequest(request_id=2, order=limit("alice", BUY, "99.001", "1.0")),
-        cmd.StreamPlaceOrdersRequest(request_id=3, order=limit("bob", BUY, "98.00", "2.0")),
+        cmd.StreamPlaceOrdersRequest(request_id=3, order=limit("alice", BUY, "98.00", "2.0")),
     ]
 
     async def send() -> object:

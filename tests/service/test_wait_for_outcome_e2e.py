@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import grpc
 import pytest
+from api_keys import bearer
 from service_harness import Exchange
 from service_helpers import BUY, SELL, get_order, limit
 
@@ -172,9 +173,13 @@ async def test_a_deadline_before_the_engines_answer_leaves_the_order_placed_once
 async def test_stream_place_orders_takes_the_flag_per_request(exchange: Exchange) -> None:
     await place_waiting(exchange, limit("alice", SELL, "100.00", "1.0"))
     waiting = limit("bob", BUY, "100.00", "1.0", wait_for_outcome=True)
-    not_waiting = limit("carol", BUY, "80.00", "1.0")
+    not_waiting = limit("bob", BUY, "80.00", "1.0")
 
-    call = exchange.commands.StreamPlaceOrders(timeout=WAIT)
+    # Written after the call starts, so the call names its account's key itself.
+    assert exchange.keys is not None
+    call = exchange.commands.StreamPlaceOrders(
+        timeout=WAIT, metadata=bearer(await exchange.keys.key_for("bob"))
+    )
     await call.write(cmd.StreamPlaceOrdersRequest(request_id=1, order=waiting))
     await call.write(cmd.StreamPlaceOrdersRequest(request_id=2, order=not_waiting))
     await call.done_writing()

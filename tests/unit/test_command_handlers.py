@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from server.commands import CommandHandlers, PlaceOrderInput
-from server.errors import IdempotencyConflict, NotOrderOwner, OrderClosed, OrderNotFound
+from server.errors import IdempotencyConflict, OrderClosed, OrderNotFound
 from server.eventstore import EventStore, LogPosition
 from server.log_contract.layout import order_stream
 
@@ -126,7 +126,8 @@ async def test_cancelling_another_users_order_is_refused_and_appends_nothing(
     placed = await stream_of(store, order_id)
     head = await store.head_position()
 
-    with pytest.raises(NotOrderOwner):
+    # Another user's order is NOT_FOUND (issue 13: order ids cannot be probed).
+    with pytest.raises(OrderNotFound):
         await handlers.cancel_order("bob", order_id)
     assert await store.head_position() == head
 

@@ -28,7 +28,9 @@ class GetOrderRequest(_message.Message):
     MIN_POSITION_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     user_id: _builtins.str
-    """When set, the order must belong to this user (PERMISSION_DENIED otherwise)."""
+    """Empty: the API key's account. Another account's order is NOT_FOUND (an admin key
+    reads any; with `user_id` set, the order must belong to it).
+    """
     min_position: _builtins.str
     def __init__(
         self,
@@ -76,7 +78,9 @@ class ListOrdersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MIN_POSITION_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """Required."""
+    """Empty: the API key's account; another account is PERMISSION_DENIED (an admin key may
+    name any).
+    """
     instrument: _builtins.str
     """Optional filter by instrument symbol."""
     status: _types_pb2.OrderStatus.ValueType

@@ -1,0 +1,77 @@
+"""AdminService: issue, revoke and list API keys (admin scope, checked at the door)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from clients.generated.exchange.v1 import admin_service_pb2 as pb
+from clients.generated.exchange.v1 import admin_service_pb2_grpc as pb_grpc
+from server.errors import InvalidArgument, Refused
+from server.identity.access import caller
+from server.identity.admin import ApiKeyAdmin
+from server.identity.keyring import KeyEntry
+from server.identity.scopes import Scope
+from server.servicers.convert import timestamp_of
+from server.servicers.status import abort_refused
+
+SCOPE_OF_VALUE = {
+    pb.SCOPE_READ: Scope.READ,
+    pb.SCOPE_TRADE: Scope.TRADE,
+    pb.SCOPE_ADMIN: Scope.ADMIN,
+}
+VALUE_OF_SCOPE = {scope: value for value, scope in SCOPE_OF_VALUE.items()}
+
+
+def scopes_of(values: Any) -> list[Scope]:
+    unknown = [value for value in values if value not in SCOPE_OF_VALUE]
+    if unknown:
+        raise InvalidArgument.of("scopes", "UNKNOWN_SCOPE", f"unknown scope value {unknown[0]}")
+    return [SCOPE_OF_VALUE[value] for value in values]
+
+
+def key_info(entry: KeyEntry) -> pb.ApiKeyInfo:
+    info = pb.ApiKeyInfo(
+        key_id=entry.key_id,
+        user_id=entry.user_id,
+        scopes=sorted(VALUE_OF_SCOPE[scope] for scope in entry.scopes),
+        created_at=timestamp_of(entry.issued_at),
+        revoked=entry.revoked,
+    )
+    last_used = timestamp_of(entry.last_used_at)
+    if last_used is not None:
+        info.last_used_at.CopyFrom(last_used)
+    return info
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    def __init__(self, keys: ApiKeyAdmin) -> None:
+        self._keys = keys
+
+    async def IssueApiKey(
+        self, request: pb.IssueApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.IssueApiKeyResponse:
+        try:
+            key = await self._keys.issue(caller(), request.user_id, scopes_of(request.scopes))
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.IssueApiKeyResponse(key_id=key.key_id, api_key=key.text)
+
+    async def RevokeApiKey(
+        self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RevokeApiKeyResponse:
+        try:
+            await self._keys.revoke(caller(), request.key_id)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.RevokeApiKeyResponse()
+
+    async def ListApiKeys(
+        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListApiKeysResponse:
+        try:
+            entries = self._keys.list(request.user_id)
+        except Refused as refusal:
+            await abort_refused(context, refusal)
+        return pb.ListApiKeysResponse(keys=[key_info(entry) for entry in entries])

@@ -1,0 +1,44 @@
+"""API keys for the tests that start an exchange: the harness's admin key, the accounts
+whose keys are issued up front, and the keyed channels of `clients.account_keys`.
+
+Every RPC needs a key now (issue 13). So that a test written before keys still says what
+it means, the harness's channel calls as the account each request names (see
+`clients.account_keys`). Tests of authentication itself use bare channels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import grpc.aio
+
+from clients import account_keys
+from clients.account_keys import (
+    AccountKeys,
+    account_keys_interceptors,
+    bearer,
+    keyed_channel,
+)
+
+__all__ = [
+    "TEST_ADMIN_API_KEY",
+    "USUAL_ACCOUNTS",
+    "AccountKeys",
+    "account_channel",
+    "account_keys_interceptors",
+    "bearer",
+    "keyed_channel",
+]
+
+# At least 32 characters, as ADMIN_API_KEY must be.
+TEST_ADMIN_API_KEY = "test-admin-api-key-0123456789abcdef0123456789"
+# Accounts most tests use: their keys are issued when the exchange starts, so a test that
+# checks the log did not move around a call does not see a key being issued in between.
+USUAL_ACCOUNTS = ("alice", "bob", "carol", "mallory", "maker", "taker", "kim", "bidder")
+
+
+def account_channel(
+    target: str, admin_key: str = TEST_ADMIN_API_KEY
+) -> contextlib.AbstractAsyncContextManager[grpc.aio.Channel]:
+    """A keyed channel to an exchange started with `admin_key`, closed on the way out."""
+    return account_keys.account_channel(target, admin_key)
