@@ -121,6 +121,10 @@ class Server:
             "GRPC_PORT": str(self.port),
             "METRICS_PORT": "-1",
             "LOG_LEVEL": "WARNING",
+            # Load from one host (one limits key): far above a trader's defaults.
+            "RATE_LIMIT_PER_S": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            "MAX_STREAMS_PER_KEY": "10000",
             **self.extra_env,
         }
         self._process = subprocess.Popen(
