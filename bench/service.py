@@ -139,6 +139,10 @@ class Server:
             "METRICS_PORT": "-1",
             "LOG_LEVEL": "WARNING",
             "ADMIN_API_KEY": BENCH_ADMIN_API_KEY,
+            # Load from one host (one limits key): far above a trader's defaults.
+            "RATE_LIMIT_PER_S": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            "MAX_STREAMS_PER_KEY": "10000",
             **self.extra_env,
         }
         self._process = subprocess.Popen(

@@ -182,6 +182,10 @@ async def run_once(
         "METRICS_PORT": "-1",
         "LOG_LEVEL": "WARNING",
         "ADMIN_API_KEY": ADMIN_API_KEY,
+        # Load from one host (one limits key): far above a trader's defaults.
+        "RATE_LIMIT_PER_S": "1000000",
+        "RATE_LIMIT_BURST": "1000000",
+        "MAX_STREAMS_PER_KEY": "10000",
     }
     env.pop("EVENT_STORE_URL", None)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

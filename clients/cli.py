@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -33,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clients import render
-from clients.client import DEFAULT_TARGET, ExchangeClient
+from clients.client import DEFAULT_TARGET, ExchangeClient, TlsFiles
 from clients.conversions import parse_decimal
 from clients.enums import (
     OrderStatus,
@@ -52,6 +53,20 @@ from clients.render import printable
 from clients.watch import DEFAULT_RETRIES, watch
 
 TARGET_ENVIRONMENT_VARIABLE = "EXCHANGE_TARGET"
+# --tls-ca, --tls-cert, --tls-key: option -> (destination, environment variable).
+TLS_OPTIONS = {
+    "--tls-ca": (
+        "tls_ca",
+        "EXCHANGE_TLS_CA_FILE",
+        "CA certificate (PEM) that signed the service's",
+    ),
+    "--tls-cert": (
+        "tls_cert",
+        "EXCHANGE_TLS_CERT_FILE",
+        "this client's certificate (PEM), for mTLS",
+    ),
+    "--tls-key": ("tls_key", "EXCHANGE_TLS_KEY_FILE", "this client's private key (PEM), for mTLS"),
+}
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -144,6 +159,26 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> No
         action="store_true",
         default=False if top else argparse.SUPPRESS,
         help="print JSON lines, not tables",
+    )
+    for option, (destination, variable, meaning) in TLS_OPTIONS.items():
+        parser.add_argument(
+            option,
+            dest=destination,
+            default=(os.environ.get(variable) or None) if top else argparse.SUPPRESS,
+            help=f"{meaning} (default: ${variable}); any of the three turns TLS on",
+        )
+
+
+def tls_files_of(arguments: argparse.Namespace) -> TlsFiles | None:
+    """TLS when any of --tls-ca, --tls-cert, --tls-key is given (or set in the environment);
+    plaintext otherwise."""
+    ca, cert, key = arguments.tls_ca, arguments.tls_cert, arguments.tls_key
+    if ca is None and cert is None and key is None:
+        return None
+    return TlsFiles(
+        ca_file=None if ca is None else Path(ca),
+        cert_file=None if cert is None else Path(cert),
+        key_file=None if key is None else Path(key),
     )
 
 
@@ -379,7 +414,9 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
     if command == "load":
         await _run_load(arguments, output)
         return
-    async with ExchangeClient.connect(arguments.target, timeout=arguments.timeout) as exchange:
+    async with ExchangeClient.connect(
+        arguments.target, timeout=arguments.timeout, tls=tls_files_of(arguments)
+    ) as exchange:
         if command in SHOWS_AMOUNTS:
             output.precision = DisplayPrecision(await exchange.list_instruments())
         if command == "ping":

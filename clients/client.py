@@ -20,7 +20,9 @@ import asyncio
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -77,6 +79,26 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 Converted = TypeVar("Converted")
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS connection: `ca_file` verifies the service's certificate (the
+    system's roots when None); `cert_file` + `key_file` are this client's certificate, for
+    a service that requires one (mutual TLS)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs its key, and the key its certificate")
+        return grpc.ssl_channel_credentials(
+            root_certificates=None if self.ca_file is None else self.ca_file.read_bytes(),
+            private_key=None if self.key_file is None else self.key_file.read_bytes(),
+            certificate_chain=None if self.cert_file is None else self.cert_file.read_bytes(),
+        )
+
+
 class ExchangeClient:
     """All exchange.v1 RPCs over one grpc.aio channel. Safe to share between tasks."""
 
@@ -97,8 +119,10 @@ class ExchangeClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
         traced: bool = False,
+        tls: TlsFiles | None = None,
     ) -> ExchangeClient:
-        """A client on a new plaintext channel to `target` ("host:port").
+        """A client on a new channel to `target` ("host:port"): plaintext, or TLS with
+        `tls` (see TlsFiles).
 
         `traced=True` propagates the caller's OpenTelemetry trace to the service (its
         PlaceOrder span, and through the log the engine's and the views' spans, join the
@@ -109,7 +133,11 @@ class ExchangeClient:
             from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
             interceptors = aio_client_interceptors()
-        return cls(grpc.aio.insecure_channel(target, interceptors=interceptors), timeout=timeout)
+        if tls is None:
+            channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+        else:
+            channel = grpc.aio.secure_channel(target, tls.credentials(), interceptors=interceptors)
+        return cls(channel, timeout=timeout)
 
     async def close(self) -> None:
         await self._channel.close()

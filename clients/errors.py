@@ -78,6 +78,11 @@ class AbortedError(ExchangeError):
     """A stream subscriber fell behind and was disconnected; resubscribe."""
 
 
+class ResourceExhaustedError(ExchangeError):
+    """A limit of the service: the rate limit (retry after the RetryInfo delay), the cap
+    on open streams, or a stream subscriber that fell behind its bounded buffer."""
+
+
 _ERROR_CLASSES: dict[grpc.StatusCode, type[ExchangeError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
@@ -86,6 +91,7 @@ _ERROR_CLASSES: dict[grpc.StatusCode, type[ExchangeError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.ABORTED: AbortedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
 }
 
 _STATUS_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}

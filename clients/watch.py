@@ -4,7 +4,8 @@ When a stream breaks, the watcher subscribes again and says so on stderr:
 
 - `ABORTED` (the service dropped this subscriber for falling behind) or a gap in the book's
   sequence numbers: at once.
-- `UNAVAILABLE`, or the service ending the stream (it does so when it shuts down): after
+- `UNAVAILABLE`, `RESOURCE_EXHAUSTED` (dropped for falling behind, or too many open
+  streams), or the service ending the stream (it does so when it shuts down): after
   `RECONNECT_FIRST_DELAY_SECONDS`, doubling up to `RECONNECT_MAX_DELAY_SECONDS`.
 
 Each break counts as an attempt; a subscription that shows something new resets the count.
@@ -31,7 +32,13 @@ from rich.live import Live
 from clients import render
 from clients.book_mirror import BookSequenceGap, OrderBookMirror
 from clients.client import ExchangeClient
-from clients.errors import AbortedError, ExchangeError, UnavailableError, make_error
+from clients.errors import (
+    AbortedError,
+    ExchangeError,
+    ResourceExhaustedError,
+    UnavailableError,
+    make_error,
+)
 from clients.models import BookSnapshot, BookUpdate
 from clients.output import Output
 
@@ -240,7 +247,9 @@ async def watch(exchange: ExchangeClient, arguments: Any, output: Output) -> Non
                 problem, at_once = dropped, True
             except BookSequenceGap as gap:
                 problem, at_once = make_error(grpc.StatusCode.DATA_LOSS, str(gap)), True
-            except UnavailableError as unavailable:
+            except (UnavailableError, ResourceExhaustedError) as unavailable:
+                # RESOURCE_EXHAUSTED: dropped as a slow subscriber, or this key holds too
+                # many streams; after a pause, so a full stream cap is not hammered.
                 problem, at_once = unavailable, False
             finally:
                 await stream.aclose()

@@ -46,6 +46,9 @@ from server.eventstore.port import EventStore
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyRing, KeyRingFollower
 from server.instrument_config import load_instruments
+from server.limits.interceptor import LimitInterceptor
+from server.limits.stream_slots import StreamSlots
+from server.limits.token_bucket import RateLimiter
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
@@ -62,6 +65,7 @@ from server.servicers.market_data import MarketDataServicer
 from server.servicers.outages import OutageInterceptor
 from server.servicers.queries import OrderQueryServicer, ReadYourWrites
 from server.settings import Settings
+from server.transport_security import server_credentials
 
 log = structlog.get_logger(__name__)
 
@@ -182,8 +186,12 @@ class ExchangeApp:
             await self.engine_child.start()
         server = self._build_grpc_server()
         address = f"{settings.grpc_host}:{settings.grpc_port}"
+        credentials = server_credentials(settings)
         try:
-            self.grpc_port = server.add_insecure_port(address)
+            if credentials is None:
+                self.grpc_port = server.add_insecure_port(address)
+            else:
+                self.grpc_port = server.add_secure_port(address, credentials)
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on {address} (GRPC_PORT): {error}") from error
         if settings.engine_enabled and not settings.engine_process:
@@ -219,7 +227,9 @@ class ExchangeApp:
         await self.readiness.publish()
         self.readiness.start()
         if settings.metrics_port >= 0:
-            self.metrics_port = metrics.start_metrics_server(settings.metrics_port)
+            self.metrics_port = metrics.start_metrics_server(
+                settings.metrics_port, addr=settings.metrics_host
+            )
         log.info(
             "exchange_started",
             grpc_port=self.grpc_port,
@@ -230,20 +240,27 @@ class ExchangeApp:
     def _build_grpc_server(self) -> grpc.aio.Server:
         assert self.handlers is not None and self.projections is not None
         assert self.key_ring is not None and self.event_store is not None
-        projections = self.projections
-        # Innermost, so the metrics count a dependency outage as the UNAVAILABLE it becomes;
-        # the key check inside the metrics, so they count refused calls by status too.
+        projections, settings = self.projections, self.settings
+        # One budget per key for the whole server: the interceptor's and StreamPlaceOrders'.
+        rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        limits = LimitInterceptor(rate_limiter, StreamSlots(settings.max_streams_per_key))
+        # The key check first (the limits count per key); the outage mapping innermost, so
+        # the metrics count a dependency outage as the UNAVAILABLE it becomes; the metrics
+        # outermost, so they count refused calls by status too.
         interceptors = [
             *server_interceptors(),
-            AuthInterceptor(self.key_ring, self.settings.public_market_data),
+            AuthInterceptor(self.key_ring, settings.public_market_data),
+            limits,
             OutageInterceptor(),
         ]
-        server = grpc.aio.server(interceptors=interceptors, options=GRPC_OPTIONS)
+        options = (*GRPC_OPTIONS, ("grpc.max_receive_message_length", settings.max_message_bytes))
+        server = grpc.aio.server(interceptors=interceptors, options=options)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(
                 self.handlers,
                 OutcomeWaiter(projections.event_store, projections.progress, self.failures),
                 self.settings.query_wait_default_s,
+                rate_limiter=rate_limiter,
             ),
             server,
         )
@@ -256,6 +273,7 @@ class ExchangeApp:
                     projections.event_store,
                     self.settings.query_wait_default_s,
                     self.failures,
+                    max_wait_s=self.settings.max_read_wait_s,
                 ),
                 self.instruments,
             ),

@@ -606,7 +606,7 @@ async def _main() -> None:
         loop.add_signal_handler(signum, stop.set)
     if settings.metrics_port >= 0:
         try:
-            metrics.start_metrics_server(settings.metrics_port)
+            metrics.start_metrics_server(settings.metrics_port, addr=settings.metrics_host)
         except OSError as error:  # matching matters more than its metrics: go on without
             log.error(
                 "engine_metrics_port_unavailable", port=settings.metrics_port, error=str(error)

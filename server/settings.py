@@ -2,9 +2,19 @@
 
 | Variable | Default | Meaning |
 |---|---|---|
-| `GRPC_HOST` | `0.0.0.0` | address the gRPC server binds |
+| `LISTEN_HOST` | `127.0.0.1` | address every listener binds (`0.0.0.0`: every interface) |
+| `GRPC_HOST` | `LISTEN_HOST` | address the gRPC server binds |
 | `GRPC_PORT` | `50051` | gRPC port (0 picks a free port) |
+| `GRPC_TLS_CERT_FILE` | unset | PEM certificate chain: with `GRPC_TLS_KEY_FILE`, gRPC speaks TLS |
+| `GRPC_TLS_KEY_FILE` | unset | PEM private key of that certificate |
+| `GRPC_TLS_CLIENT_CA_FILE` | unset | PEM CA bundle: clients must show a cert it signed (mTLS) |
+| `METRICS_HOST` | `LISTEN_HOST` | address the `/metrics` endpoint binds |
 | `METRICS_PORT` | `9464` | Prometheus `/metrics` HTTP port (0 picks a free port, -1 disables) |
+| `RATE_LIMIT_PER_S` | `100` | commands per second per key (token bucket refill) |
+| `RATE_LIMIT_BURST` | `200` | commands a key may send at once (token bucket size) |
+| `MAX_STREAMS_PER_KEY` | `20` | open streaming calls per key |
+| `MAX_MESSAGE_BYTES` | `65536` | largest request message gRPC accepts |
+| `MAX_READ_WAIT_S` | `30` | longest wait for `min_position`, whatever the deadline |
 | `DATABASE_URL` | embedded PostgreSQL | event store and PostgreSQL views |
 | `REDIS_URL` | embedded Redis | Redis views |
 | `EVENT_STORE_URL` | `DATABASE_URL` | event store, when it is not the PostgreSQL database |
@@ -34,10 +44,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_INSTRUMENTS_FILE = Path(__file__).resolve().parent / "instruments.json"
+LOOPBACK = "127.0.0.1"
 
 
 def _flag(value: str) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return None if value is None or not value.strip() else Path(value.strip())
 
 
 def _optional_flag(value: str | None) -> bool | None:
@@ -46,9 +61,21 @@ def _optional_flag(value: str | None) -> bool | None:
 
 @dataclass(frozen=True)
 class Settings:
-    grpc_host: str = "0.0.0.0"
+    # Loopback unless opened wider (LISTEN_HOST, or GRPC_HOST / METRICS_HOST).
+    grpc_host: str = LOOPBACK
     grpc_port: int = 50051
+    metrics_host: str = LOOPBACK
     metrics_port: int = 9464
+    # TLS when both are set; mutual TLS (client certificates required) with the CA too.
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    grpc_tls_client_ca_file: Path | None = None
+    # Abuse control per key (server/limits): commands, open streams, message size.
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 200
+    max_streams_per_key: int = 20
+    max_message_bytes: int = 64 * 1024
+    max_read_wait_s: float = 30.0
     database_url: str = ""
     redis_url: str = ""
     event_store_url: str = ""
@@ -79,10 +106,20 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         default = cls()
+        listen_host = env.get("LISTEN_HOST", "").strip() or LOOPBACK
         return cls(
-            grpc_host=env.get("GRPC_HOST", default.grpc_host),
+            grpc_host=env.get("GRPC_HOST", "").strip() or listen_host,
             grpc_port=int(env.get("GRPC_PORT", default.grpc_port)),
+            metrics_host=env.get("METRICS_HOST", "").strip() or listen_host,
             metrics_port=int(env.get("METRICS_PORT", default.metrics_port)),
+            grpc_tls_cert_file=_optional_path(env.get("GRPC_TLS_CERT_FILE")),
+            grpc_tls_key_file=_optional_path(env.get("GRPC_TLS_KEY_FILE")),
+            grpc_tls_client_ca_file=_optional_path(env.get("GRPC_TLS_CLIENT_CA_FILE")),
+            rate_limit_per_s=float(env.get("RATE_LIMIT_PER_S", default.rate_limit_per_s)),
+            rate_limit_burst=int(env.get("RATE_LIMIT_BURST", default.rate_limit_burst)),
+            max_streams_per_key=int(env.get("MAX_STREAMS_PER_KEY", default.max_streams_per_key)),
+            max_message_bytes=int(env.get("MAX_MESSAGE_BYTES", default.max_message_bytes)),
+            max_read_wait_s=float(env.get("MAX_READ_WAIT_S", default.max_read_wait_s)),
             database_url=env.get("DATABASE_URL", "").strip(),
             redis_url=env.get("REDIS_URL", "").strip(),
             event_store_url=env.get("EVENT_STORE_URL", "").strip(),

@@ -7,8 +7,8 @@ is on, so tracing off adds nothing per call) and `MetricsInterceptor`, which cou
 service, method and status code (`exchange_grpc_requests_total`), times them
 (`exchange_grpc_request_duration_seconds`), tracks calls in flight and counts messages sent
 on server streams. A call the caller ended is counted as what it is (DEADLINE_EXCEEDED when
-its deadline passed, CANCELLED otherwise), an abort by its code (e.g. ABORTED for a live
-subscriber dropped for lagging), and only an exception escaping a handler as UNKNOWN.
+its deadline passed, CANCELLED otherwise), an abort by its code (e.g. RESOURCE_EXHAUSTED for a
+live subscriber dropped for lagging), and only an exception escaping a handler as UNKNOWN.
 
 Client: `client_interceptors()` for `grpc.aio.insecure_channel(..., interceptors=...)` and
 `intercept_sync_channel(channel)` for sync channels propagate the trace context (both are

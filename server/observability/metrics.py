@@ -10,7 +10,8 @@ Callers should prefer the helper functions below to touching the metric objects,
 label names stay in one place:
 
 - order flow: `record_order_placed`, `record_engine_events` (counts engine event dicts);
-- commands: `record_command`, `track_command_in_flight`;
+- commands: `record_command`, `track_command_in_flight`; limits: `record_rate_limited`,
+  `set_open_streams`;
 - latency: `observe_engine_command`, `observe_place_to_ack`, `observe_place_to_fill_visible`,
   `time_append`;
 - lag: `observe_lag`, `record_consumer_processed`; queues: `set_queue_length`,
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from typing import Any
 
@@ -111,6 +112,20 @@ COMMANDS_IN_FLIGHT = Gauge(
     "exchange_commands_in_flight",
     "Commands received and not yet answered by the command service.",
     ["command"],
+)
+
+# --- limits (server/limits) ------------------------------------------------------------
+# `key` is the limits' key: the caller's address today, the API key's id with identities.
+
+RATE_LIMITED = Counter(
+    "exchange_rate_limited",
+    "Commands refused with RESOURCE_EXHAUSTED by the per-key rate limit, by key.",
+    ["key"],
+)
+OPEN_STREAMS = Gauge(
+    "exchange_open_streams",
+    "Streaming calls open now, by key (a key with none has no series).",
+    ["key"],
 )
 
 # --- order flow per instrument ---------------------------------------------------------
@@ -319,6 +334,20 @@ def _child(metric: Any, *values: str) -> Any:
 def set_build_info(version: str, **extra: str) -> None:
     """Publish the service version (and e.g. the event-store backend) as exchange_build_info."""
     BUILD_INFO.info({"version": version, **extra})
+
+
+def record_rate_limited(key: str) -> None:
+    RATE_LIMITED.labels(key).inc()
+
+
+def set_open_streams(key: str, count: int) -> None:
+    """The open streams of `key`; at 0 its series goes, so the label set stays bounded by
+    the keys streaming now."""
+    if count > 0:
+        OPEN_STREAMS.labels(key).set(count)
+        return
+    with suppress(KeyError):
+        OPEN_STREAMS.remove(key)
 
 
 def record_order_placed(instrument: str) -> None:
@@ -545,7 +574,7 @@ def observe_last_price(instrument: str, price: Number) -> None:
     _child(LAST_TRADE_PRICE, instrument).set(_float(price))
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> int:
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> int:
     """Serve `/metrics` on `addr:port` from a daemon thread; returns the bound port (so
     `port=0` picks a free one). The server lives as long as the process."""
     server, _thread = start_http_server(port, addr=addr)

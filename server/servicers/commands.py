@@ -24,6 +24,9 @@ from server.commands import CancelAllWritten, CommandHandlers, CommandOutcome
 from server.consumers.tasks import stop_task
 from server.errors import Refused
 from server.identity.access import acting_account, order_owner_filter
+from server.limits.answers import rate_limited_error
+from server.limits.interceptor import charge_command
+from server.limits.token_bucket import RateLimiter
 from server.observability import metrics
 from server.observability.tracing import inject_trace_context
 from server.outcomes import EngineOutcome, OutcomeNotYet, OutcomeWaiter
@@ -93,8 +96,12 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         handlers: CommandHandlers,
         outcomes: OutcomeWaiter | None = None,
         default_wait_s: float = 5.0,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._handlers = handlers
+        # StreamPlaceOrders spends one token per order (the unary commands are charged by
+        # server.limits.interceptor before they get here).
+        self._rate_limiter = rate_limiter
         self._outcomes = outcomes
         self._default_wait_s = default_wait_s
 
@@ -228,6 +235,12 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     ) -> pb.StreamPlaceOrdersResponse:
         """Every request gets an answer: a refusal, or INTERNAL for a fault of ours (logged
         once here; a unary call's fault is answered by gRPC itself)."""
+        if self._rate_limiter is not None:
+            retry_after_s = charge_command(self._rate_limiter, context)
+            if retry_after_s > 0:
+                return pb.StreamPlaceOrdersResponse(
+                    request_id=request.request_id, error=rate_limited_error(retry_after_s)
+                )
         try:
             placed = await self._place(request.order, context)
         except Refused as refusal:

@@ -1,7 +1,8 @@
 """MarketDataService: server-streaming feeds served from the projections' live fan-out.
 
 Each call owns one bounded subscription; a subscriber that falls behind is dropped by the
-feed and its call ends with ABORTED ("resubscribe"), never stalling the others.
+feed and its call ends with RESOURCE_EXHAUSTED ("resubscribe"), never stalling the others
+or growing the service's memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from server.servicers.status import abort_refused
 MAX_RESUMED_TRADES = 1000
 # How long a resume waits for the trades view to hold what the live feed published.
 RESUME_WAIT_S = 5.0
+# The end of a subscriber's stream when it fell behind its bounded buffer.
+LAGGED = grpc.StatusCode.RESOURCE_EXHAUSTED
 TradesAfter = Callable[[str, LogPosition, int, float], Awaitable[list[Any] | None]]
 
 
@@ -92,7 +95,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                         trade=trade_message(trade), position=trade.position
                     )
             except SubscriberLagged as lagged:
-                await context.abort(grpc.StatusCode.ABORTED, str(lagged))
+                await context.abort(LAGGED, str(lagged))
 
     async def _missed_trades(
         self,
@@ -152,7 +155,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                             position=item.position,
                         )
             except SubscriberLagged as lagged:
-                await context.abort(grpc.StatusCode.ABORTED, str(lagged))
+                await context.abort(LAGGED, str(lagged))
 
     async def StreamOrderUpdates(
         self,
@@ -184,4 +187,4 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                         response.trade.CopyFrom(trade_message(update.trade))
                     yield response
             except SubscriberLagged as lagged:
-                await context.abort(grpc.StatusCode.ABORTED, str(lagged))
+                await context.abort(LAGGED, str(lagged))

@@ -43,7 +43,9 @@ class ViewsBehind(Refused):
 
 
 class ReadYourWrites:
-    """Waits until the views have committed a position token (bounded by the deadline).
+    """Waits until the views have committed a position token (bounded by the deadline, and
+    by `max_wait_s` (MAX_READ_WAIT_S) whatever the deadline, so a far deadline cannot hold a
+    call and its resources for long).
     No wait that could never end is started: a token beyond the log's last committed event
     is OUT_OF_RANGE, and one at or past the event a view builder is stuck at is UNAVAILABLE
     (until the event is repaired), both at once."""
@@ -54,8 +56,10 @@ class ReadYourWrites:
         event_store: EventStore,
         default_wait_s: float,
         failures: ConsumerFailures | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         self._progress = progress
+        self._max_wait_s = max_wait_s
         self._event_store = event_store
         self._default_wait_s = default_wait_s
         self._failures = failures
@@ -72,6 +76,8 @@ class ReadYourWrites:
         )
         remaining = context.time_remaining()
         timeout = self._default_wait_s if remaining is None else max(0.0, remaining - 0.005)
+        if self._max_wait_s is not None:
+            timeout = min(timeout, self._max_wait_s)
         if not await self._progress.wait_for(position, timeout):
             raise ViewsBehind(f"views have not reached {token} yet")
 

@@ -32,6 +32,7 @@ from clients.errors import (
     ExchangeError,
     FieldViolation,
     InvalidArgumentError,
+    ResourceExhaustedError,
     error_from_command_error,
     make_error,
     status_code_from_number,
@@ -215,8 +216,14 @@ def test_in_stream_command_error_decodes_to_typed_exception() -> None:
 
 
 def test_unmapped_codes_give_the_base_error() -> None:
-    error = make_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+    error = make_error(grpc.StatusCode.DATA_LOSS, "slow down")
     assert type(error) is ExchangeError
+    assert str(error) == "DATA_LOSS: slow down"
+
+
+def test_the_limits_code_has_its_own_error() -> None:
+    error = make_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+    assert type(error) is ResourceExhaustedError
     assert str(error) == "RESOURCE_EXHAUSTED: slow down"
 
 

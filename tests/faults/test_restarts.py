@@ -160,6 +160,10 @@ def settings(database_url: str, redis_url: str) -> Settings:
         log_json=True,
         log_level="WARNING",
         admin_api_key=TEST_ADMIN_API_KEY,
+        # Load from one host (one limits key): far above a trader's defaults.
+        rate_limit_per_s=1_000_000.0,
+        rate_limit_burst=1_000_000,
+        max_streams_per_key=10_000,
     )
 
 

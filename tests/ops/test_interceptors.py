@@ -217,8 +217,10 @@ async def test_a_subscriber_dropped_for_lagging_is_counted_aborted() -> None:
             for sequence in range(1, 5):
                 change = LevelChange(BUY, Decimal(100 + sequence), Decimal(1), 1)
                 live.publish_book_update(BookUpdate("BTC-USD", sequence, (change,), ""))
-            assert await call.code() == grpc.StatusCode.ABORTED
+            assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "resubscribe" in await call.details()
     finally:
         await grpc_server.stop(grace=5)
-    assert _increase(before, _requests_by_code("StreamOrderBook", MARKET_DATA)) == {"ABORTED": 1}
+    assert _increase(before, _requests_by_code("StreamOrderBook", MARKET_DATA)) == {
+        "RESOURCE_EXHAUSTED": 1
+    }

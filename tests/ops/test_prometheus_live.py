@@ -148,6 +148,10 @@ async def service(
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "1",
         "ADMIN_API_KEY": TEST_ADMIN_API_KEY,
+        # Load from one host (one limits key): far above a trader's defaults.
+        "RATE_LIMIT_PER_S": "1000000",
+        "RATE_LIMIT_BURST": "1000000",
+        "MAX_STREAMS_PER_KEY": "10000",
     }
     env.pop("EVENT_STORE_URL", None)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

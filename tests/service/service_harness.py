@@ -140,6 +140,11 @@ def service_settings(database_url: str, redis_url: str, **overrides: object) -> 
         "log_json": True,
         "log_level": "WARNING",
         "admin_api_key": TEST_ADMIN_API_KEY,
+        # Every test client shares one limits key (127.0.0.1): the load tests need more
+        # than a trader's defaults. Tests of the limits set their own.
+        "rate_limit_per_s": 1_000_000.0,
+        "rate_limit_burst": 1_000_000,
+        "max_streams_per_key": 10_000,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
