@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from api_keys import bearer
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from prometheus_client import REGISTRY
@@ -162,20 +163,27 @@ async def test_the_stream_entry_answers_each_order_over_the_limit_and_goes_on(
 async def test_the_stream_cap_refuses_one_more_and_a_closed_stream_frees_its_slot(
     limited: Exchange,
 ) -> None:
+    # Every stream here is alice's: the cap is per key.
+    assert limited.keys is not None
+    as_alice = bearer(await limited.keys.key_for("alice"))
     open_before = _metric_total("exchange_open_streams")
     books = []
     for _ in range(2):
-        book = limited.market_data.StreamOrderBook(md.StreamOrderBookRequest(instrument=BTC))
+        book = limited.market_data.StreamOrderBook(
+            md.StreamOrderBookRequest(instrument=BTC), metadata=as_alice
+        )
         assert (await book.read()).HasField("snapshot")  # its slot is held
         books.append(book)
     requests: asyncio.Queue[cmd.StreamPlaceOrdersRequest | None] = asyncio.Queue()
-    entry = limited.commands.StreamPlaceOrders(_requests(requests), timeout=60)
+    entry = limited.commands.StreamPlaceOrders(_requests(requests), metadata=as_alice, timeout=60)
     order = limit("alice", BUY, "100", "1")
     await requests.put(cmd.StreamPlaceOrdersRequest(request_id=1, order=order))
     assert (await entry.read()).HasField("placed")
     assert _metric_total("exchange_open_streams") == open_before + 3
 
-    one_more = limited.market_data.StreamTrades(md.StreamTradesRequest(instrument=BTC))
+    one_more = limited.market_data.StreamTrades(
+        md.StreamTradesRequest(instrument=BTC), metadata=as_alice
+    )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await one_more.read()
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -186,7 +194,9 @@ async def test_the_stream_cap_refuses_one_more_and_a_closed_stream_frees_its_slo
     await requests.put(None)
     assert await entry.code() == grpc.StatusCode.OK
     assert _metric_total("exchange_open_streams") == open_before + 2
-    book = limited.market_data.StreamOrderBook(md.StreamOrderBookRequest(instrument=BTC))
+    book = limited.market_data.StreamOrderBook(
+        md.StreamOrderBookRequest(instrument=BTC), metadata=as_alice
+    )
     assert (await book.read()).HasField("snapshot")
     for held in (*books, book):
         held.cancel()
