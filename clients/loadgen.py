@@ -224,9 +224,9 @@ async def _stream_client(
     async with client.order_entry() as entry:
         while (index := await schedule.next_index()) is not None:
             await in_flight.acquire()
+            order = dataclasses.replace(orders[index], user_id=user_id)
             sent_at = time.perf_counter()
             try:
-                order = dataclasses.replace(orders[index], user_id=user_id)
                 answer = await entry.submit(order, wait=wait)
             except ExchangeError as error:
                 in_flight.release()
@@ -236,20 +236,26 @@ async def _stream_client(
 
 
 async def _issue_trade_keys(admin: ExchangeClient, users: list[str]) -> list[IssuedApiKey]:
-    """A trade key per simulated user, issued with the admin key; a refusal says why the
-    generator needs an admin key."""
-    try:
-        return list(
-            await asyncio.gather(*(admin.issue_api_key(user, (Scope.TRADE,)) for user in users))
-        )
-    except ExchangeError as error:
-        if error.code not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-            raise
+    """A trade key per simulated user, issued with the admin key. If one cannot be issued,
+    those that were are revoked, and a refused admin key is told why it is needed."""
+    answers = await asyncio.gather(
+        *(admin.issue_api_key(user, (Scope.TRADE,)) for user in users), return_exceptions=True
+    )
+    issued = [answer for answer in answers if isinstance(answer, IssuedApiKey)]
+    failure = next((answer for answer in answers if isinstance(answer, BaseException)), None)
+    if failure is None:
+        return issued
+    await _revoke(admin, issued)
+    if isinstance(failure, ExchangeError) and failure.code in (
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    ):
         raise make_error(
-            error.code,
-            f"{error.message}; the load generator issues a trade key per simulated user "
+            failure.code,
+            f"{failure.message}; the load generator issues a trade key per simulated user "
             "and needs an admin key for it (--admin-api-key, $ADMIN_API_KEY or --api-key)",
         ) from None
+    raise failure
 
 
 async def _revoke(admin: ExchangeClient, keys: list[IssuedApiKey]) -> None:
