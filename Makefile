@@ -35,8 +35,10 @@ tools:
 
 setup: $(STAMP) tools
 
+# Without ADMIN_API_KEY the first start makes an admin key in .data/admin-api-key and
+# later starts reuse it (server/bootstrap_key.py); ADMIN_API_KEY_FILE= turns that off.
 run: $(STAMP)
-	$(PY) -m server
+	ADMIN_API_KEY_FILE="$${ADMIN_API_KEY_FILE-.data/admin-api-key}" $(PY) -m server
 
 test: check pytest
 

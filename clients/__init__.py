@@ -5,5 +5,8 @@
   `clients.models` (values), `clients.enums`, `clients.errors` (typed exceptions with the
   rich status details) and `clients.conversions` (exact wire conversions).
 - `clients.book_mirror.OrderBookMirror`: a local book from the StreamOrderBook feed.
-- `clients.cli` (`exchange`) and `clients.loadgen` (`exchange load`).
+- `clients.cli` (`exchange`), `clients.cli_keys` (`exchange keys ...`) and
+  `clients.loadgen` (`exchange load`).
+- `clients.account_keys`: per-account keys attached by channel interceptors, for tools
+  that act for many accounts (bench/, the tests' harness).
 """

@@ -10,11 +10,17 @@
     exchange watch book BTC-USD      exchange watch orders --user alice --retries 0
     exchange instruments             exchange ping
     exchange load --orders 10000 --concurrency 8 --rate 2000 [--mode stream] [--wait]
+    exchange keys issue --user alice --scope trade [--scope read] [--key-only]
+    exchange keys list [--user alice]   exchange keys revoke KEY_ID
 
+Every call shows an API key: `--api-key` (default: $EXCHANGE_API_KEY). `--user` may be
+left out: the key's account. `keys` needs an admin key; `load` issues a trade key per
+simulated user with `--admin-api-key` (default: $ADMIN_API_KEY, else the API key).
 `--target host:port` (default: $EXCHANGE_TARGET, else localhost:50051); `--json` prints one
-JSON object per line instead of tables; both, and `--timeout`, go before or after the
-command. Exit status: 0 on success, 1 when the service refuses or fails a call (the status
-and field violations go to stderr), 2 on bad arguments.
+JSON object per line instead of tables; both, and `--timeout` and `--api-key`, go before
+or after the command. Exit status: 0 on success, 1 when the service refuses or fails a
+call (the status and field violations go to stderr, with a hint for a refused key), 2 on
+bad arguments.
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clients import render
+from clients.cli_keys import run_keys_command
 from clients.client import DEFAULT_TARGET, ExchangeClient, TlsFiles
 from clients.conversions import parse_decimal
 from clients.enums import (
     OrderStatus,
     OrderType,
+    Scope,
     SelfTradePrevention,
     Side,
     TimeInForce,
@@ -67,6 +75,8 @@ TLS_OPTIONS = {
     ),
     "--tls-key": ("tls_key", "EXCHANGE_TLS_KEY_FILE", "this client's private key (PEM), for mTLS"),
 }
+API_KEY_ENVIRONMENT_VARIABLE = "EXCHANGE_API_KEY"
+ADMIN_API_KEY_ENVIRONMENT_VARIABLE = "ADMIN_API_KEY"
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -139,14 +149,21 @@ def positive_float(text: str) -> float:
 
 
 def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """--target, --timeout and --json: before the command (`top`) and after it as well.
-    After it they default to SUPPRESS, so a subcommand only sets what it was given."""
+    """--target, --api-key, --timeout and --json: before the command (`top`) and after it
+    as well. After it they default to SUPPRESS, so a subcommand only sets what it was
+    given."""
     target_default = os.environ.get(TARGET_ENVIRONMENT_VARIABLE, DEFAULT_TARGET)
     parser.add_argument(
         "--target",
         default=target_default if top else argparse.SUPPRESS,
         help=f"host:port of the service (default: ${TARGET_ENVIRONMENT_VARIABLE}, "
         f"else {DEFAULT_TARGET})",
+    )
+    # The help never shows the key itself, only where it comes from.
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENVIRONMENT_VARIABLE, "") if top else argparse.SUPPRESS,
+        help=f"API key sent with every call (default: ${API_KEY_ENVIRONMENT_VARIABLE})",
     )
     parser.add_argument(
         "--timeout",
@@ -199,6 +216,15 @@ def _add_watch_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+# The service takes the account from the key: --user may be left out (an admin key names
+# the account it reads).
+ACCOUNT_OPTION: dict[str, Any] = {
+    "dest": "user_id",
+    "default": "",
+    "help": "the account (default: the API key's)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exchange",
@@ -215,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("ping", summary="call the no-op Ping RPC")
 
     place = command("place", summary="place an order")
-    place.add_argument("--user", required=True, dest="user_id")
+    place.add_argument("--user", **ACCOUNT_OPTION)
     place.add_argument("--instrument", required=True)
     place.add_argument("--side", required=True, type=_enum_argument(Side), help="buy or sell")
     place.add_argument(
@@ -254,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cancel = command("cancel", summary="cancel an order and show it once cancelled")
-    cancel.add_argument("--user", required=True, dest="user_id")
+    cancel.add_argument("--user", **ACCOUNT_OPTION)
     cancel.add_argument("order_id")
     cancel.add_argument(
         "--no-wait",
@@ -265,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel_all = command(
         "cancel-all", summary="cancel every open order of a user (one instrument, or all)"
     )
-    cancel_all.add_argument("--user", required=True, dest="user_id")
+    cancel_all.add_argument("--user", **ACCOUNT_OPTION)
     cancel_all.add_argument("--instrument", default="", help="only this instrument's orders")
     cancel_all.add_argument(
         "--no-wait",
@@ -274,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     amend = command("amend", summary="amend an order (cancel/replace)")
-    amend.add_argument("--user", required=True, dest="user_id")
+    amend.add_argument("--user", **ACCOUNT_OPTION)
     amend.add_argument("order_id")
     amend.add_argument("--price", type=decimal_argument, help="new limit price")
     amend.add_argument(
@@ -292,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--min-position", default="", help="wait until views reach this position")
 
     orders = command("orders", summary="list a user's orders, most recent first")
-    orders.add_argument("--user", required=True, dest="user_id")
+    orders.add_argument("--user", **ACCOUNT_OPTION)
     orders.add_argument("--instrument", default="")
     orders.add_argument(
         "--status", type=_enum_argument(OrderStatus), default=OrderStatus.UNSPECIFIED
@@ -330,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch_book.add_argument("instrument")
     watch_book.add_argument("--depth", type=non_negative_int, default=0)
     watch_orders = stream("orders", summary="changes of a user's orders")
-    watch_orders.add_argument("--user", required=True, dest="user_id")
+    watch_orders.add_argument("--user", **ACCOUNT_OPTION)
     watch_orders.add_argument("--instrument", default="")
 
     load = command(
@@ -360,6 +386,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="each order is answered once the engine has handled it (latency to the outcome)",
     )
     load.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    load.add_argument(
+        "--admin-api-key",
+        default=os.environ.get(ADMIN_API_KEY_ENVIRONMENT_VARIABLE, ""),
+        help="admin key that issues one trade key per simulated user (default: "
+        f"${ADMIN_API_KEY_ENVIRONMENT_VARIABLE}, else --api-key)",
+    )
+
+    keys = command("keys", summary="issue, list and revoke API keys (needs an admin key)")
+    key_actions = keys.add_subparsers(dest="key_action", required=True, metavar="ACTION")
+
+    def key_action(name: str, summary: str) -> argparse.ArgumentParser:
+        return key_actions.add_parser(name, help=summary, parents=[connection])
+
+    issue = key_action("issue", summary="a new key for an account; prints it once")
+    issue.add_argument("--user", required=True, dest="user_id", help="the key's account")
+    issue.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        required=True,
+        type=_enum_argument(Scope),
+        help="read, trade or admin; repeat for several",
+    )
+    issue.add_argument(
+        "--key-only", action="store_true", help="print only the key (for KEY=$(exchange ...))"
+    )
+    revoke = key_action("revoke", summary="revoke a key on every server")
+    revoke.add_argument("key_id")
+    listing = key_action("list", summary="the keys of an account (all when no --user)")
+    listing.add_argument("--user", default="", dest="user_id", help="only this account's keys")
     return parser
 
 
@@ -398,6 +454,7 @@ def load_plan_from_arguments(arguments: argparse.Namespace) -> LoadPlan:
         mid_price=Decimal(arguments.mid_price),
         seed=arguments.seed,
         wait=arguments.wait,
+        admin_api_key=arguments.admin_api_key or arguments.api_key,
     )
 
 
@@ -415,7 +472,10 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
         await _run_load(arguments, output)
         return
     async with ExchangeClient.connect(
-        arguments.target, timeout=arguments.timeout, tls=tls_files_of(arguments)
+        arguments.target,
+        timeout=arguments.timeout,
+        tls=tls_files_of(arguments),
+        api_key=arguments.api_key,
     ) as exchange:
         if command in SHOWS_AMOUNTS:
             output.precision = DisplayPrecision(await exchange.list_instruments())
@@ -457,6 +517,8 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
             output.show(instruments, render.instruments_table)
         elif command == "watch":
             await watch(exchange, arguments, output)
+        elif command == "keys":
+            await run_keys_command(exchange, arguments, output)
         else:  # pragma: no cover - argparse only accepts the commands above
             raise AssertionError(command)
 
@@ -623,20 +685,21 @@ async def run(argv: Sequence[str] | None = None) -> int:
     try:
         await _run_command(arguments, output)
     except ExchangeError as error:
+        hint = render.access_hint(error, key_given=bool(arguments.api_key))
         if arguments.json:
-            print(
-                render.json_line(
-                    {
-                        "error": error.code.name,
-                        "message": error.message,
-                        "reason": error.reason,
-                        "field_violations": list(error.field_violations),
-                    }
-                ),
-                file=sys.stderr,
-            )
+            shown: dict[str, Any] = {
+                "error": error.code.name,
+                "message": error.message,
+                "reason": error.reason,
+                "field_violations": list(error.field_violations),
+            }
+            if hint:
+                shown["hint"] = hint
+            print(render.json_line(shown), file=sys.stderr)
         else:
             print(f"error: {render.error_text(error)}", file=sys.stderr)
+            if hint:
+                print(f"hint: {hint}", file=sys.stderr)
         return 1
     except ValueError as error:
         print(f"error: {printable(str(error))}", file=sys.stderr)

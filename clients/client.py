@@ -1,6 +1,6 @@
 """Typed asyncio client of the exchange's gRPC API (grpc.aio).
 
-    async with ExchangeClient.connect("localhost:50051") as exchange:
+    async with ExchangeClient.connect("localhost:50051", api_key=key) as exchange:
         placed = await exchange.place_order(
             NewOrder(user_id="u1", instrument="BTC-USD", side=Side.BUY,
                      price=Decimal("45000.00"), quantity=Decimal("1.5"))
@@ -12,13 +12,17 @@ Every RPC of exchange.v1 has a method here taking and returning the typed values
 an `clients.errors.ExchangeError` subclass carrying the status code and the decoded rich
 details. Server streams are async iterators; leaving the `async for` cancels the call.
 `order_entry()` opens the bidirectional StreamPlaceOrders stream for high-rate entry.
+
+Every call (unary and streams) carries the client's API key as gRPC metadata
+`authorization: Bearer <key>`; a request's `user_id` may be left empty (the key's account).
+With an admin key, `issue_api_key`, `revoke_api_key` and `list_api_keys` call AdminService.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +34,7 @@ import grpc
 import grpc.aio
 
 from clients.conversions import (
+    api_key_from_wire,
     book_message_from_wire,
     cancel_all_result_from_wire,
     command_result_from_wire,
@@ -43,9 +48,11 @@ from clients.conversions import (
     trade_event_from_wire,
     trade_from_wire,
 )
-from clients.enums import OrderStatus, to_wire
+from clients.enums import OrderStatus, Scope, to_wire
 from clients.errors import ExchangeError, error_from_command_error, error_from_rpc, make_error
 from clients.generated.exchange.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     diagnostics_service_pb2,
     diagnostics_service_pb2_grpc,
     market_data_service_pb2,
@@ -56,11 +63,13 @@ from clients.generated.exchange.v1 import (
     order_query_service_pb2_grpc,
 )
 from clients.models import (
+    ApiKey,
     BookSnapshot,
     BookUpdate,
     CancelAllResult,
     CommandResult,
     Instrument,
+    IssuedApiKey,
     NewOrder,
     Order,
     OrderBook,
@@ -77,6 +86,13 @@ DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 Converted = TypeVar("Converted")
+# grpc's metadata: (key, value) pairs.
+Metadata = tuple[tuple[str, str], ...]
+
+
+def bearer_metadata(api_key: str) -> Metadata | None:
+    """The metadata that shows `api_key` to the service; None without a key."""
+    return (("authorization", f"Bearer {api_key}"),) if api_key else None
 
 
 @dataclass(frozen=True)
@@ -103,14 +119,21 @@ class ExchangeClient:
     """All exchange.v1 RPCs over one grpc.aio channel. Safe to share between tasks."""
 
     def __init__(
-        self, channel: grpc.aio.Channel, *, timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        api_key: str = "",
     ) -> None:
+        """A client on `channel`; several clients (e.g. one per API key) may share one."""
         self._channel = channel
         self._timeout = timeout
+        self._metadata = bearer_metadata(api_key)
         self._commands = order_command_service_pb2_grpc.OrderCommandServiceStub(channel)
         self._queries = order_query_service_pb2_grpc.OrderQueryServiceStub(channel)
         self._market_data = market_data_service_pb2_grpc.MarketDataServiceStub(channel)
         self._diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
 
     @classmethod
     def connect(
@@ -120,9 +143,11 @@ class ExchangeClient:
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
         traced: bool = False,
         tls: TlsFiles | None = None,
+        api_key: str = "",
     ) -> ExchangeClient:
         """A client on a new channel to `target` ("host:port"): plaintext, or TLS with
-        `tls` (see TlsFiles).
+        `tls` (see TlsFiles), calling with `api_key` (without one, only health, reflection
+        and, where the service makes it public, market data answer).
 
         `traced=True` propagates the caller's OpenTelemetry trace to the service (its
         PlaceOrder span, and through the log the engine's and the views' spans, join the
@@ -137,7 +162,7 @@ class ExchangeClient:
             channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         else:
             channel = grpc.aio.secure_channel(target, tls.credentials(), interceptors=interceptors)
-        return cls(channel, timeout=timeout)
+        return cls(channel, timeout=timeout, api_key=api_key)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -245,7 +270,7 @@ class ExchangeClient:
     @asynccontextmanager
     async def order_entry(self) -> AsyncIterator[OrderEntryStream]:
         """Open a StreamPlaceOrders stream; closed (half-close, then drained) on exit."""
-        entry = OrderEntryStream(self._commands.StreamPlaceOrders())
+        entry = OrderEntryStream(self._commands.StreamPlaceOrders(metadata=self._metadata))
         try:
             yield entry
         finally:
@@ -356,14 +381,16 @@ class ExchangeClient:
         request = market_data_service_pb2.StreamTradesRequest(
             instrument=instrument, after_position=after_position
         )
-        return _server_stream(self._market_data.StreamTrades(request), trade_event_from_wire)
+        call = self._market_data.StreamTrades(request, metadata=self._metadata)
+        return _server_stream(call, trade_event_from_wire)
 
     def stream_order_book(
         self, instrument: str, *, depth: int = 0
     ) -> AsyncGenerator[BookSnapshot | BookUpdate, None]:
         """A BookSnapshot, then BookUpdates with contiguous sequence numbers."""
         request = market_data_service_pb2.StreamOrderBookRequest(instrument=instrument, depth=depth)
-        return _server_stream(self._market_data.StreamOrderBook(request), book_message_from_wire)
+        call = self._market_data.StreamOrderBook(request, metadata=self._metadata)
+        return _server_stream(call, book_message_from_wire)
 
     def stream_order_updates(
         self, user_id: str, *, instrument: str = ""
@@ -372,7 +399,44 @@ class ExchangeClient:
         request = market_data_service_pb2.StreamOrderUpdatesRequest(
             user_id=user_id, instrument=instrument
         )
-        return _server_stream(self._market_data.StreamOrderUpdates(request), order_update_from_wire)
+        call = self._market_data.StreamOrderUpdates(request, metadata=self._metadata)
+        return _server_stream(call, order_update_from_wire)
+
+    # --- API keys (AdminService: an admin key) -------------------------------------------
+
+    async def issue_api_key(
+        self, user_id: str, scopes: Iterable[Scope], *, timeout: float | None = None
+    ) -> IssuedApiKey:
+        """A new key of `user_id` (the account exists from its first key on) with `scopes`;
+        the answer is the only place the whole key is ever shown."""
+        request = admin_service_pb2.IssueApiKeyRequest(
+            user_id=user_id,
+            scopes=[to_wire(scope) for scope in scopes],  # type: ignore[misc]
+        )
+        return await self._unary(
+            self._admin.IssueApiKey,
+            request,
+            timeout,
+            lambda reply: IssuedApiKey(key_id=reply.key_id, api_key=reply.api_key),
+        )
+
+    async def revoke_api_key(self, key_id: str, *, timeout: float | None = None) -> None:
+        """Revoke a key on every server (within a second). NotFoundError for an unknown
+        key, FailedPreconditionError for one already revoked."""
+        request = admin_service_pb2.RevokeApiKeyRequest(key_id=key_id)
+        await self._unary(self._admin.RevokeApiKey, request, timeout, _ignore)
+
+    async def list_api_keys(
+        self, user_id: str = "", *, timeout: float | None = None
+    ) -> list[ApiKey]:
+        """The keys of `user_id` (every account's when empty), without their secrets."""
+        request = admin_service_pb2.ListApiKeysRequest(user_id=user_id)
+        return await self._unary(
+            self._admin.ListApiKeys,
+            request,
+            timeout,
+            lambda reply: [api_key_from_wire(key) for key in reply.keys],
+        )
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -384,7 +448,11 @@ class ExchangeClient:
         convert: Callable[[Any], Converted],
     ) -> Converted:
         try:
-            reply = await method(request, timeout=self._timeout if timeout is None else timeout)
+            reply = await method(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
         except grpc.aio.AioRpcError as error:
             raise error_from_rpc(error) from None
         return convert(reply)

@@ -13,14 +13,16 @@ from decimal import Decimal, InvalidOperation
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clients.enums import OrderStatus, OrderType, Side, TimeInForce, from_wire, to_wire
+from clients.enums import OrderStatus, OrderType, Scope, Side, TimeInForce, from_wire, to_wire
 from clients.generated.exchange.v1 import (
+    admin_service_pb2,
     market_data_service_pb2,
     order_command_service_pb2,
     order_query_service_pb2,
     types_pb2,
 )
 from clients.models import (
+    ApiKey,
     BookSnapshot,
     BookUpdate,
     CancelAllResult,
@@ -245,4 +247,19 @@ def order_update_from_wire(
         event_type=message.event_type,
         trade=trade_from_wire(message.trade) if message.HasField("trade") else None,
         position=message.position,
+    )
+
+
+def api_key_from_wire(message: admin_service_pb2.ApiKeyInfo) -> ApiKey:
+    return ApiKey(
+        key_id=message.key_id,
+        user_id=message.user_id,
+        scopes=tuple(from_wire(Scope, scope) for scope in message.scopes),
+        created_at=(
+            datetime_from_wire(message.created_at) if message.HasField("created_at") else None
+        ),
+        last_used_at=(
+            datetime_from_wire(message.last_used_at) if message.HasField("last_used_at") else None
+        ),
+        revoked=message.revoked,
     )

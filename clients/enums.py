@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from google.protobuf.descriptor import EnumDescriptor
 
-from clients.generated.exchange.v1 import types_pb2
+from clients.generated.exchange.v1 import admin_service_pb2, types_pb2
 
 
 class Side(StrEnum):
@@ -69,6 +69,17 @@ class SelfTradePrevention(StrEnum):
     NONE = "NONE"
 
 
+class Scope(StrEnum):
+    """What an API key may do: READ (its account's data and market data), TRADE (orders
+    of its account; implies READ), ADMIN (AdminService, every account's data; implies
+    READ)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    READ = "READ"
+    TRADE = "TRADE"
+    ADMIN = "ADMIN"
+
+
 _WIRE_ENUMS: dict[type[StrEnum], tuple[EnumDescriptor, str]] = {
     Side: (types_pb2.DESCRIPTOR.enum_types_by_name["Side"], "SIDE_"),
     OrderType: (types_pb2.DESCRIPTOR.enum_types_by_name["OrderType"], "ORDER_TYPE_"),
@@ -78,6 +89,7 @@ _WIRE_ENUMS: dict[type[StrEnum], tuple[EnumDescriptor, str]] = {
         types_pb2.DESCRIPTOR.enum_types_by_name["SelfTradePrevention"],
         "SELF_TRADE_PREVENTION_",
     ),
+    Scope: (admin_service_pb2.DESCRIPTOR.enum_types_by_name["Scope"], "SCOPE_"),
 }
 
 EnumT = TypeVar("EnumT", bound=StrEnum)

@@ -58,8 +58,12 @@ class NotFoundError(ExchangeError):
     """Unknown order (or instrument)."""
 
 
+class UnauthenticatedError(ExchangeError):
+    """No API key, or an unknown, revoked or malformed one."""
+
+
 class PermissionDeniedError(ExchangeError):
-    """Another user's order."""
+    """The API key lacks the method's scope, or the request names another account."""
 
 
 class FailedPreconditionError(ExchangeError):
@@ -86,6 +90,7 @@ class ResourceExhaustedError(ExchangeError):
 _ERROR_CLASSES: dict[grpc.StatusCode, type[ExchangeError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,

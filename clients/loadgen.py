@@ -10,25 +10,36 @@ Latency is measured per order from the moment it is sent to its answer: the comm
 durable acceptance (the answer comes after the append), not the fill; with `wait`, each
 order asks the service to answer once the engine has handled it and the views hold the
 result (`wait_for_outcome`), so latency is to the engine's decision.
+
+Every call needs an API key, and an order is placed only by its account's key. With the
+plan's admin key the generator issues one trade key per simulated user before it starts
+measuring (and revokes them afterwards). A unary client sends each order with its user's
+key; a stream acts for one account, so stream client c places its orders as user
+c mod users. `ping` mode calls with the admin key itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
+
+import grpc
+import grpc.aio
 
 from clients.client import ExchangeClient
-from clients.enums import OrderType, Side, TimeInForce
-from clients.errors import ExchangeError
-from clients.models import NewOrder, PlaceResult
+from clients.enums import OrderType, Scope, Side, TimeInForce
+from clients.errors import ExchangeError, make_error
+from clients.models import IssuedApiKey, NewOrder, PlaceResult
 
 LoadMode = Literal["unary", "stream", "ping"]
 
@@ -48,6 +59,8 @@ class LoadPlan:
     max_lots: int = 10
     seed: int = 1
     wait: bool = False  # answer once the engine has handled each order (wait_for_outcome)
+    # Issues the simulated users' trade keys (ping mode: calls with it).
+    admin_api_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,10 @@ def percentile(sorted_values: list[float], percent: float) -> float:
     return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
 
 
+def simulated_user(number: int) -> str:
+    return f"load-user-{number}"
+
+
 def generate_orders(plan: LoadPlan, tick_size: Decimal, lot_size: Decimal) -> list[NewOrder]:
     """The plan's orders: deterministic for a seed, on the tick and lot grids."""
     chooser = random.Random(plan.seed)
@@ -104,7 +121,7 @@ def generate_orders(plan: LoadPlan, tick_size: Decimal, lot_size: Decimal) -> li
         quantity = (chooser.randint(1, plan.max_lots) * lot_size).quantize(lot_size)
         orders.append(
             NewOrder(
-                user_id=f"load-user-{index % plan.users}",
+                user_id=simulated_user(index % plan.users),
                 instrument=plan.instrument,
                 side=side,
                 type=OrderType.LIMIT,
@@ -160,16 +177,17 @@ class _Schedule:
 
 
 async def _unary_client(
-    client: ExchangeClient,
+    clients_by_user: dict[str, ExchangeClient],
     orders: list[NewOrder],
     schedule: _Schedule,
     tally: _Tally,
     wait: bool,
 ) -> None:
     while (index := await schedule.next_index()) is not None:
+        order = orders[index]
         sent_at = time.perf_counter()
         try:
-            await client.place_order(orders[index], wait=wait)
+            await clients_by_user[order.user_id].place_order(order, wait=wait)
         except ExchangeError as error:
             tally.record(sent_at, error)
         else:
@@ -189,12 +207,14 @@ async def _ping_client(client: ExchangeClient, schedule: _Schedule, tally: _Tall
 
 async def _stream_client(
     client: ExchangeClient,
+    user_id: str,
     orders: list[NewOrder],
     schedule: _Schedule,
     tally: _Tally,
     window: int,
     wait: bool,
 ) -> None:
+    """One stream placing every order it is dealt as `user_id` (its key's account)."""
     in_flight = asyncio.Semaphore(window)
 
     def answered(sent_at: float, answer: asyncio.Future[PlaceResult]) -> None:
@@ -204,9 +224,10 @@ async def _stream_client(
     async with client.order_entry() as entry:
         while (index := await schedule.next_index()) is not None:
             await in_flight.acquire()
+            order = dataclasses.replace(orders[index], user_id=user_id)
             sent_at = time.perf_counter()
             try:
-                answer = await entry.submit(orders[index], wait=wait)
+                answer = await entry.submit(order, wait=wait)
             except ExchangeError as error:
                 in_flight.release()
                 tally.record(sent_at, error)
@@ -214,14 +235,82 @@ async def _stream_client(
             answer.add_done_callback(functools.partial(answered, sent_at))
 
 
+async def _issue_trade_keys(admin: ExchangeClient, users: list[str]) -> list[IssuedApiKey]:
+    """A trade key per simulated user, issued with the admin key. If one cannot be issued,
+    those that were are revoked, and a refused admin key is told why it is needed."""
+    answers = await asyncio.gather(
+        *(admin.issue_api_key(user, (Scope.TRADE,)) for user in users), return_exceptions=True
+    )
+    issued = [answer for answer in answers if isinstance(answer, IssuedApiKey)]
+    failure = next((answer for answer in answers if isinstance(answer, BaseException)), None)
+    if failure is None:
+        return issued
+    await _revoke(admin, issued)
+    if isinstance(failure, ExchangeError) and failure.code in (
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    ):
+        raise make_error(
+            failure.code,
+            f"{failure.message}; the load generator issues a trade key per simulated user "
+            "and needs an admin key for it (--admin-api-key, $ADMIN_API_KEY or --api-key)",
+        ) from None
+    raise failure
+
+
+async def _revoke(admin: ExchangeClient, keys: list[IssuedApiKey]) -> None:
+    """Revoke the run's keys; a failure here does not undo a measured run."""
+    for key in keys:
+        with contextlib.suppress(ExchangeError):
+            await admin.revoke_api_key(key.key_id)
+
+
+def _workers(
+    plan: LoadPlan,
+    channels: list[grpc.aio.Channel],
+    keys_by_user: dict[str, str],
+    orders: list[NewOrder],
+    schedule: _Schedule,
+    tally: _Tally,
+) -> list[Coroutine[Any, Any, None]]:
+    """One task per channel: Pings with the admin key, or orders with their users' keys."""
+    if plan.mode == "ping":
+        return [
+            _ping_client(ExchangeClient(channel, api_key=plan.admin_api_key), schedule, tally)
+            for channel in channels
+        ]
+    if plan.mode == "unary":
+        return [
+            _unary_client(
+                {user: ExchangeClient(channel, api_key=key) for user, key in keys_by_user.items()},
+                orders,
+                schedule,
+                tally,
+                plan.wait,
+            )
+            for channel in channels
+        ]
+    users = list(keys_by_user)
+    workers = []
+    for number, channel in enumerate(channels):
+        user = users[number % len(users)]
+        client = ExchangeClient(channel, api_key=keys_by_user[user])
+        workers.append(
+            _stream_client(client, user, orders, schedule, tally, plan.window, plan.wait)
+        )
+    return workers
+
+
 async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: None) -> LoadReport:
     """Run the plan against `plan.target` and measure it. `on_answer` is called per answer
     (the CLI advances its progress bar with it)."""
     if plan.orders < 1 or plan.concurrency < 1 or plan.window < 1:
         raise ValueError("orders, concurrency and window must be at least 1")
-    clients = [ExchangeClient.connect(plan.target) for _ in range(plan.concurrency)]
+    admin = ExchangeClient.connect(plan.target, api_key=plan.admin_api_key)
+    channels = [grpc.aio.insecure_channel(plan.target) for _ in range(plan.concurrency)]
+    issued: list[IssuedApiKey] = []
     try:
-        instruments = {item.symbol: item for item in await clients[0].list_instruments()}
+        instruments = {item.symbol: item for item in await admin.list_instruments()}
         if plan.instrument not in instruments:
             raise ValueError(
                 f"unknown instrument {plan.instrument!r}; the service has "
@@ -229,24 +318,20 @@ async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: No
             )
         instrument = instruments[plan.instrument]
         orders = generate_orders(plan, instrument.tick_size, instrument.lot_size)
+        keys_by_user: dict[str, str] = {}
+        if plan.mode != "ping":  # keys before the clock starts: issuing is not measured
+            users = [simulated_user(number) for number in range(min(plan.users, plan.orders))]
+            issued = await _issue_trade_keys(admin, users)
+            keys_by_user = {user: key.api_key for user, key in zip(users, issued, strict=True)}
         tally = _Tally(on_answer)
         schedule = _Schedule(plan.orders, plan.rate)
         started = time.perf_counter()
-        if plan.mode == "unary":
-            workers = [
-                _unary_client(client, orders, schedule, tally, plan.wait) for client in clients
-            ]
-        elif plan.mode == "ping":
-            workers = [_ping_client(client, schedule, tally) for client in clients]
-        else:
-            workers = [
-                _stream_client(client, orders, schedule, tally, plan.window, plan.wait)
-                for client in clients
-            ]
-        await asyncio.gather(*workers)
+        await asyncio.gather(*_workers(plan, channels, keys_by_user, orders, schedule, tally))
         elapsed = time.perf_counter() - started
     finally:
-        await asyncio.gather(*(client.close() for client in clients))
+        await asyncio.gather(*(channel.close() for channel in channels))
+        await _revoke(admin, issued)
+        await admin.close()
     return LoadReport(
         orders=plan.orders,
         accepted=tally.accepted,

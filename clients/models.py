@@ -6,11 +6,11 @@ to and from the wire messages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from clients.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from clients.enums import OrderStatus, OrderType, Scope, SelfTradePrevention, Side, TimeInForce
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +187,25 @@ class OrderUpdate:
     event_type: str
     trade: Trade | None
     position: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedApiKey:
+    """Answer of IssueApiKey: the key's id and the whole key, the only time it is shown
+    (the service keeps a hash). Not in repr, so a logged value does not leak it."""
+
+    key_id: str
+    api_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One key as ListApiKeys shows it: never its secret. `last_used_at` is when the
+    answering server last accepted it (None if never)."""
+
+    key_id: str
+    user_id: str
+    scopes: tuple[Scope, ...]
+    created_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool

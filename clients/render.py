@@ -20,11 +20,13 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import grpc
 from rich.table import Table
 from rich.text import Text
 
 from clients.errors import ExchangeError
 from clients.models import (
+    ApiKey,
     BookSnapshot,
     BookUpdate,
     Instrument,
@@ -90,6 +92,28 @@ def error_text(error: ExchangeError) -> str:
         reason = f" [{printable(violation.reason)}]" if violation.reason else ""
         text += f"\n  {printable(violation.field)}: {printable(violation.description)}{reason}"
     return text
+
+
+def access_hint(error: ExchangeError, *, key_given: bool) -> str:
+    """What to do about a refused key ("" for other errors): the status alone does not say
+    whether the key was missing, unknown or short of a scope."""
+    if error.code == grpc.StatusCode.UNAUTHENTICATED:
+        if not key_given:
+            return (
+                "no API key given: pass --api-key or set EXCHANGE_API_KEY (`make run` "
+                "writes the admin key to .data/admin-api-key; an admin issues keys with "
+                "`exchange keys issue`)"
+            )
+        return (
+            "the service does not accept this API key: it is unknown, revoked or mistyped "
+            "(an admin can issue a new one with `exchange keys issue`)"
+        )
+    if error.code == grpc.StatusCode.PERMISSION_DENIED:
+        return (
+            "this API key may not do that: it lacks the scope (see `exchange keys list`), "
+            "or --user names an account other than the key's (leave --user out)"
+        )
+    return ""
 
 
 def _text(value: Any) -> str:
@@ -239,6 +263,35 @@ def instruments_table(instruments: list[Instrument]) -> Table:
             _cell(instrument.tick_size),
             _cell(instrument.lot_size),
             _cell(instrument.min_quantity),
+        )
+    return table
+
+
+def issued_api_key_table(issued: dict[str, Any]) -> Table:
+    """An issued key, field per row (the one time its whole text is shown)."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("key_id", _cell(issued["key_id"]))
+    table.add_row("user_id", _cell(issued["user_id"]))
+    table.add_row("scopes", _cell(",".join(scope.value for scope in issued["scopes"])))
+    table.add_row("api_key", _cell(issued["api_key"]))
+    return table
+
+
+API_KEY_COLUMNS = ("key_id", "user_id", "scopes", "created_at", "last_used_at", "revoked")
+
+
+def api_keys_table(keys: list[ApiKey]) -> Table:
+    table = Table(*API_KEY_COLUMNS)
+    for key in keys:
+        table.add_row(
+            _cell(key.key_id),
+            _cell(key.user_id),
+            _cell(",".join(scope.value for scope in key.scopes)),
+            _cell(key.created_at),
+            _cell(key.last_used_at),
+            _cell("yes" if key.revoked else "no"),
         )
     return table
 

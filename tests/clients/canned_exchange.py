@@ -24,6 +24,10 @@ Magic inputs of the CLI tests:
   before a third; "closing..." books end after an update, and every later subscription
   is refused with UNAVAILABLE (a service shutting down); the "hostile" trade stream sends
   a trade whose ids hold terminal escapes.
+
+AdminService issues any key it is asked for (`key-<n>`, whole key `exk_key-<n>_secret-<n>`)
+to any caller, and the order entry records the `authorization` each user's orders came
+with (`commands.authorization_by_user`), so the load generator's keys can be checked.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from clients.generated.exchange.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     diagnostics_service_pb2,
     diagnostics_service_pb2_grpc,
     market_data_service_pb2,
@@ -192,6 +198,13 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
         self.cancel_all_requests: list[order_command_service_pb2.CancelAllOrdersRequest] = []
         self.orders_by_client_id: dict[tuple[str, str], types_pb2.Order] = {}
         self.engine_answers = True  # False: a command that waits runs out of time
+        # The authorization metadata each user's orders came with.
+        self.authorization_by_user: defaultdict[str, set[str]] = defaultdict(set)
+
+    def _note_authorization(self, user_id: str, context) -> None:  # type: ignore[no-untyped-def]
+        for key, value in context.invocation_metadata():
+            if key == "authorization":
+                self.authorization_by_user[user_id].add(value)
 
     async def _unanswered(self, request: object, context) -> None:  # type: ignore[no-untyped-def]
         if getattr(request, "wait_for_outcome", False) and not self.engine_answers:
@@ -242,6 +255,7 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
         if violations:
             await context.abort_with_status(_bad_request_status(violations))
         await self._unanswered(request, context)
+        self._note_authorization(request.user_id, context)
         return self._place(request)
 
     async def CancelAllOrders(self, request, context):  # type: ignore[no-untyped-def]
@@ -321,6 +335,7 @@ class CannedCommands(order_command_service_pb2_grpc.OrderCommandServiceServicer)
         # request_id rather than by arrival order.
         held: order_command_service_pb2.StreamPlaceOrdersResponse | None = None
         async for request in request_iterator:
+            self._note_authorization(request.order.user_id, context)
             violations = _violations_of(request.order)
             if violations:
                 answer = order_command_service_pb2.StreamPlaceOrdersResponse(
@@ -553,6 +568,42 @@ class CannedDiagnostics(diagnostics_service_pb2_grpc.DiagnosticsServiceServicer)
         return diagnostics_service_pb2.PingResponse()
 
 
+class CannedAdmin(admin_service_pb2_grpc.AdminServiceServicer):
+    """Issues numbered keys to anyone; remembers what it issued and revoked."""
+
+    def __init__(self) -> None:
+        self.issued: dict[str, admin_service_pb2.IssueApiKeyRequest] = {}
+        self.api_keys: dict[str, str] = {}
+        self.revoked: list[str] = []
+
+    async def IssueApiKey(self, request, context):  # type: ignore[no-untyped-def]
+        key_id = f"key-{len(self.issued) + 1}"
+        self.issued[key_id] = request
+        self.api_keys[key_id] = f"exk_{key_id}_secret-{len(self.issued)}"
+        return admin_service_pb2.IssueApiKeyResponse(key_id=key_id, api_key=self.api_keys[key_id])
+
+    async def RevokeApiKey(self, request, context):  # type: ignore[no-untyped-def]
+        if request.key_id not in self.issued:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no key {request.key_id}")
+        self.revoked.append(request.key_id)
+        return admin_service_pb2.RevokeApiKeyResponse()
+
+    async def ListApiKeys(self, request, context):  # type: ignore[no-untyped-def]
+        return admin_service_pb2.ListApiKeysResponse(
+            keys=[
+                admin_service_pb2.ApiKeyInfo(
+                    key_id=key_id,
+                    user_id=issued.user_id,
+                    scopes=issued.scopes,
+                    created_at=Timestamp(seconds=1767323045),
+                    revoked=key_id in self.revoked,
+                )
+                for key_id, issued in self.issued.items()
+                if issued.user_id == request.user_id or not request.user_id
+            ]
+        )
+
+
 class CannedExchange:
     """The running canned server: its address and the servicers (to inspect requests)."""
 
@@ -563,8 +614,10 @@ class CannedExchange:
         queries: CannedQueries,
         market_data: CannedMarketData,
         diagnostics: CannedDiagnostics,
+        admin: CannedAdmin,
     ) -> None:
         self.target = target
+        self.admin = admin
         self.diagnostics = diagnostics
         self.commands = commands
         self.queries = queries
@@ -581,6 +634,10 @@ async def start_canned_exchange() -> tuple[grpc.aio.Server, CannedExchange]:
     market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(market_data, server)
     diagnostics = CannedDiagnostics()
     diagnostics_service_pb2_grpc.add_DiagnosticsServiceServicer_to_server(diagnostics, server)
+    admin = CannedAdmin()
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    return server, CannedExchange(f"127.0.0.1:{port}", commands, queries, market_data, diagnostics)
+    return server, CannedExchange(
+        f"127.0.0.1:{port}", commands, queries, market_data, diagnostics, admin
+    )
