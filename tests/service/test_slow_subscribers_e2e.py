@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from api_keys import TEST_ADMIN_API_KEY, bearer
 from service_harness import Exchange
 from service_helpers import BUY, SELL, limit
 
@@ -59,22 +60,26 @@ def rss_bytes() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
-async def _crossing_pairs(count: int, tag: str) -> AsyncIterator[cmd.StreamPlaceOrdersRequest]:
-    """`count` trades: a resting sell by alice, then bob's buy taking it."""
+async def _orders(
+    user: str, side: int, count: int, tag: str
+) -> AsyncIterator[cmd.StreamPlaceOrdersRequest]:
+    """`count` orders of one user at 100 (a stream acts for one account)."""
     for number in range(count):
-        sell = limit("alice", SELL, "100", "1", client_order_id=f"{tag}-s{number}")
-        buy = limit("bob", BUY, "100", "1", client_order_id=f"{tag}-b{number}")
-        yield cmd.StreamPlaceOrdersRequest(request_id=2 * number, order=sell)
-        yield cmd.StreamPlaceOrdersRequest(request_id=2 * number + 1, order=buy)
+        order = limit(user, side, "100", "1", client_order_id=f"{tag}-{user}-{number}")
+        yield cmd.StreamPlaceOrdersRequest(request_id=number, order=order)
 
 
 async def _trade(exchange: Exchange, count: int, tag: str) -> str:
-    """Place `count` crossing pairs; the position of the last order written."""
-    call = exchange.commands.StreamPlaceOrders(_crossing_pairs(count, tag), timeout=FLOW_BOUND_S)
+    """`count` trades: alice's resting sells, then bob's buys taking them; the position of
+    the last order written."""
     positions = []
-    async for answer in call:
-        assert answer.HasField("placed"), answer.error
-        positions.append(answer.placed.position)
+    for user, side in (("alice", SELL), ("bob", BUY)):
+        call = exchange.commands.StreamPlaceOrders(
+            _orders(user, side, count, tag), timeout=FLOW_BOUND_S
+        )
+        async for answer in call:
+            assert answer.HasField("placed"), answer.error
+            positions.append(answer.placed.position)
     return max(positions, key=LogPosition.parse)
 
 
@@ -110,7 +115,10 @@ async def test_stalled_subscribers_keep_memory_and_others_unaffected(exchange: E
 
     stalled_channel = grpc.aio.insecure_channel(exchange.target, options=STALLED_CHANNEL_OPTIONS)
     stalled_stub = market_data_service_pb2_grpc.MarketDataServiceStub(stalled_channel)
-    stalled = [stalled_stub.StreamTrades(after) for _ in range(STALLED_SUBSCRIBERS)]
+    as_admin = bearer(TEST_ADMIN_API_KEY)
+    stalled = [
+        stalled_stub.StreamTrades(after, metadata=as_admin) for _ in range(STALLED_SUBSCRIBERS)
+    ]
     reader = exchange.market_data.StreamTrades(after)
     rss_before = rss_bytes()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from api_keys import TEST_ADMIN_API_KEY
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -148,7 +149,9 @@ async def mtls_target(
 
 
 async def _ping(target: str, tls: TlsFiles | None) -> None:
-    async with ExchangeClient.connect(target, timeout=CONNECT_BOUND_S, tls=tls) as exchange:
+    async with ExchangeClient.connect(
+        target, timeout=CONNECT_BOUND_S, tls=tls, api_key=TEST_ADMIN_API_KEY
+    ) as exchange:
         await exchange.ping()
 
 
@@ -157,7 +160,10 @@ async def test_a_client_trusting_the_ca_calls_through_tls(
 ) -> None:
     await _ping(tls_target, TlsFiles(ca_file=certificates.ca))
     async with ExchangeClient.connect(
-        tls_target, timeout=CONNECT_BOUND_S, tls=TlsFiles(ca_file=certificates.ca)
+        tls_target,
+        timeout=CONNECT_BOUND_S,
+        tls=TlsFiles(ca_file=certificates.ca),
+        api_key=TEST_ADMIN_API_KEY,
     ) as exchange:
         assert {instrument.symbol for instrument in await exchange.list_instruments()} >= {
             "BTC-USD"
@@ -217,6 +223,7 @@ async def test_the_cli_calls_through_mutual_tls_with_options_or_environment(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("EXCHANGE_API_KEY", TEST_ADMIN_API_KEY)
     options = [
         "--tls-ca",
         str(certificates.ca),
