@@ -117,6 +117,12 @@ COMMANDS_IN_FLIGHT = Gauge(
 # --- limits (server/limits) ------------------------------------------------------------
 # `key` is the limits' key: the caller's address today, the API key's id with identities.
 
+AUTHENTICATIONS = Counter(
+    "exchange_authentications",
+    "Key checks of incoming calls, by result: ok, public (a call that needs no key),"
+    " unauthenticated, permission_denied.",
+    ["result"],
+)
 RATE_LIMITED = Counter(
     "exchange_rate_limited",
     "Commands refused with RESOURCE_EXHAUSTED by the per-key rate limit, by key.",
@@ -334,6 +340,10 @@ def _child(metric: Any, *values: str) -> Any:
 def set_build_info(version: str, **extra: str) -> None:
     """Publish the service version (and e.g. the event-store backend) as exchange_build_info."""
     BUILD_INFO.info({"version": version, **extra})
+
+
+def record_authentication(result: str) -> None:
+    AUTHENTICATIONS.labels(result).inc()
 
 
 def record_rate_limited(key: str) -> None:

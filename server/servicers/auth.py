@@ -18,6 +18,7 @@ from server.errors import PermissionDenied, Refused, Unauthenticated
 from server.identity.context import Principal, set_principal
 from server.identity.keyring import KeyRing
 from server.identity.scopes import may_call, needs_no_key, required_scope
+from server.observability import metrics
 from server.observability.handler_wrapping import Behavior, HandlerWrappingInterceptor
 from server.servicers.status import abort_refused
 
@@ -49,11 +50,18 @@ class AuthInterceptor(HandlerWrappingInterceptor):
     def _principal(self, method: str, context: Any) -> Principal | None:
         """The caller, when the method needs one and the key may call it; else Refused."""
         if needs_no_key(method, self._public_market_data):
+            metrics.record_authentication("public")
             return None
-        principal = self._ring.authenticate(presented_key(context.invocation_metadata()))
+        try:
+            principal = self._ring.authenticate(presented_key(context.invocation_metadata()))
+        except Refused:
+            metrics.record_authentication("unauthenticated")
+            raise
         if not may_call(principal.scopes, method):
+            metrics.record_authentication("permission_denied")
             scope = required_scope(method)
             raise PermissionDenied(f"this API key lacks the {scope.value!r} scope")
+        metrics.record_authentication("ok")
         return principal
 
     def wrap_unary(self, method: str, behavior: Behavior) -> Behavior:

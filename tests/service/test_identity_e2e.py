@@ -22,6 +22,7 @@ from api_keys import TEST_ADMIN_API_KEY, bearer
 from google.protobuf import message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from service_harness import Exchange, running_exchange, service_settings
 from service_helpers import BTC, BUY, SELL, limit
 
@@ -122,6 +123,7 @@ async def test_every_rpc_refuses_a_missing_key_and_a_key_without_its_scope(
     reader = await _issue(bare, "reader", admin.SCOPE_READ)
     trader = await _issue(bare, "trader", admin.SCOPE_TRADE)
     head = await _head(exchange)
+    counted_before = {result: _authentications(result) for result in _AUTH_RESULTS}
     refused: dict[str, tuple[grpc.StatusCode, ...]] = {}
     for path, method in METHODS:
         answers = [await _call(bare, path, method, None)]
@@ -142,6 +144,22 @@ async def test_every_rpc_refuses_a_missing_key_and_a_key_without_its_scope(
     }
     assert refused == expected
     assert await _head(exchange) == head
+    # Each refusal is counted by its result in exchange_authentications_total.
+    counted = {
+        result: _authentications(result) - counted_before[result] for result in _AUTH_RESULTS
+    }
+    assert counted == {
+        "unauthenticated": len(METHODS),
+        "permission_denied": sum(len(answers) - 1 for answers in expected.values()),
+    }
+
+
+_AUTH_RESULTS = ("unauthenticated", "permission_denied")
+
+
+def _authentications(result: str) -> float:
+    value = REGISTRY.get_sample_value("exchange_authentications_total", {"result": result})
+    return value or 0.0
 
 
 async def test_health_and_reflection_need_no_key(
