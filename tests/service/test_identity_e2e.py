@@ -394,3 +394,77 @@ async def test_any_garbage_authorization_is_unauthenticated(exchange: Exchange, 
                 timeout=BOUND_S,
             )
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+# Values another account's key may put in the fields that name an account or an order.
+_PROBE_TEXT = st.one_of(
+    st.sampled_from(["alice", "ALICE", "alice ", " alice", "alice\x00", "*", "%", "", "admin"]),
+    st.text(min_size=0, max_size=12),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(user_id=_PROBE_TEXT, order_suffix=_PROBE_TEXT, use_the_real_id=st.booleans())
+async def test_no_request_field_gives_one_account_anothers_data(
+    exchange: Exchange, user_id: str, order_suffix: str, use_the_real_id: bool
+) -> None:
+    """Bob's key, whatever the request says, never reads, changes or sees alice's order:
+    every answer is a refusal or bob's own data, and alice's order stays as it was."""
+    assert exchange.keys is not None
+    as_bob = bearer(await exchange.keys.key_for("bob"))
+    alices = await _alices_open_order(exchange)
+    order_id = alices if use_the_real_id else alices + order_suffix
+    channel = exchange.channel
+    commands = cmd_grpc.OrderCommandServiceStub(channel)
+    queries = query_grpc.OrderQueryServiceStub(channel)
+    calls = (
+        queries.GetOrder(
+            query.GetOrderRequest(order_id=order_id, user_id=user_id), metadata=as_bob
+        ),
+        commands.CancelOrder(
+            cmd.CancelOrderRequest(order_id=order_id, user_id=user_id), metadata=as_bob
+        ),
+        commands.AmendOrder(
+            cmd.AmendOrderRequest(order_id=order_id, user_id=user_id, quantity="2"),
+            metadata=as_bob,
+        ),
+        queries.ListOrders(query.ListOrdersRequest(user_id=user_id), metadata=as_bob),
+        commands.CancelAllOrders(cmd.CancelAllOrdersRequest(user_id=user_id), metadata=as_bob),
+    )
+    for call in calls:
+        try:
+            answer = await call
+        except grpc.aio.AioRpcError as error:
+            assert error.code() in (
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.PERMISSION_DENIED,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ), error
+            continue
+        assert alices not in str(answer), answer  # an OK answer is bob's own, never alice's
+    got = await exchange.queries.GetOrder(query.GetOrderRequest(order_id=alices), timeout=BOUND_S)
+    assert (got.order.user_id, got.order.status, got.order.quantity) == (
+        "alice",
+        types.ORDER_STATUS_OPEN,
+        "1.0000",
+    )
+
+
+async def _alices_open_order(exchange: Exchange) -> str:
+    """Alice's resting order (placed once per exchange)."""
+    listed = await exchange.queries.ListOrders(
+        query.ListOrdersRequest(user_id="alice"), timeout=BOUND_S
+    )
+    for order in listed.orders:
+        if order.status == types.ORDER_STATUS_OPEN:
+            return str(order.order_id)
+    placed = await exchange.commands.PlaceOrder(
+        limit("alice", SELL, "100.00", "1.0"), timeout=BOUND_S
+    )
+    await exchange.settle(placed.position)
+    return str(placed.order.order_id)
