@@ -359,9 +359,15 @@ async def test_public_market_data_needs_no_key_but_accounts_still_do(
         running_exchange(public) as exchange,
         grpc.aio.insecure_channel(exchange.target) as bare,
     ):
+        # An order first, through the keyed channel: once it is in the views, the books
+        # are built (just after start they may still be, and answer UNAVAILABLE).
+        placed = await exchange.commands.PlaceOrder(
+            limit("alice", SELL, "100.00", "1.0"), timeout=BOUND_S
+        )
+        await exchange.settle(placed.position)
         queries = query_grpc.OrderQueryServiceStub(bare)
         book = await queries.GetOrderBook(query.GetOrderBookRequest(instrument=BTC))
-        assert book.instrument == BTC
+        assert (book.instrument, [level.price for level in book.asks]) == (BTC, ["100.00"])
         with pytest.raises(grpc.aio.AioRpcError) as private:
             await queries.ListOrders(query.ListOrdersRequest(user_id="alice"))
         assert private.value.code() == grpc.StatusCode.UNAUTHENTICATED
