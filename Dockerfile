@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    LISTEN_HOST=0.0.0.0
 
 WORKDIR /app
 
@@ -27,7 +28,9 @@ COPY proto ./proto
 RUN useradd --create-home --uid 10001 exchange
 USER exchange
 
-# gRPC (GRPC_PORT) and Prometheus metrics (METRICS_PORT); see server/settings.py.
+# gRPC (GRPC_PORT) and Prometheus metrics (METRICS_PORT); see server/settings.py. A
+# container listens on every interface (LISTEN_HOST above): outside one, the default is
+# 127.0.0.1.
 EXPOSE 50051 9464
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
