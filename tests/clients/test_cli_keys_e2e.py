@@ -17,12 +17,12 @@ import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aioredis
 from api_keys import TEST_ADMIN_API_KEY
 from cli_runs import REPOSITORY, exchange_cli, exchange_json
+from redis_urls import redis_url_with_db
 
 from server.app import ExchangeApp
 from server.settings import Settings
@@ -31,14 +31,10 @@ from server.settings import Settings
 CLI_E2E_REDIS_DB = 12
 
 
-def _redis_db(url: str, db: int) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
-
-
 @pytest.fixture
 async def target(fresh_database_url: str, redis_url: str) -> AsyncIterator[str]:
     """A running exchange whose admin key is TEST_ADMIN_API_KEY; its host:port."""
-    views_url = _redis_db(redis_url, CLI_E2E_REDIS_DB)
+    views_url = redis_url_with_db(redis_url, CLI_E2E_REDIS_DB)
     client = aioredis.from_url(views_url)
     await client.flushdb()
     await client.aclose()
@@ -213,7 +209,7 @@ async def test_make_run_makes_an_admin_key_on_first_start_and_reuses_it(
     fresh_database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "data" / "admin-api-key"  # its directory does not exist yet
-    views_url = _redis_db(redis_url, CLI_E2E_REDIS_DB)
+    views_url = redis_url_with_db(redis_url, CLI_E2E_REDIS_DB)
     log_file = tmp_path / "service.log"
     async with make_run_service(fresh_database_url, views_url, key_file, log_file) as (
         target,

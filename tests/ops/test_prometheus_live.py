@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import grpc
 import grpc.aio
@@ -35,6 +34,7 @@ from api_keys import TEST_ADMIN_API_KEY, account_channel
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ops_queries import PROMETHEUS_DIR, ROOT, RULE_FILES, used_by_ops
+from redis_urls import redis_url_with_db
 
 from clients.generated.exchange.v1 import market_data_service_pb2 as market_data
 from clients.generated.exchange.v1 import (
@@ -57,15 +57,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def redis_url_with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = dict(parse_qsl(parts.query))
-        query["db"] = str(db)
-        return urlunsplit(parts._replace(query=urlencode(query)))
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 # Counters that stay at zero on a healthy exchange: they must exist, not count.

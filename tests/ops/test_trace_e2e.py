@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import grpc
 import grpc.aio
@@ -28,6 +27,7 @@ from api_keys import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from redis_urls import redis_url_with_db
 
 from clients.generated.exchange.v1 import order_command_service_pb2 as commands
 from clients.generated.exchange.v1 import (
@@ -45,15 +45,6 @@ from server.settings import Settings
 # Prometheus test 12.
 TRACE_TEST_REDIS_DB = 13
 PLACE_METHOD = "/exchange.v1.OrderCommandService/PlaceOrder"
-
-
-def redis_url_with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = dict(parse_qsl(parts.query))
-        query["db"] = str(db)
-        return urlunsplit(parts._replace(query=urlencode(query)))
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
 from api_keys import TEST_ADMIN_API_KEY, USUAL_ACCOUNTS, AccountKeys, keyed_channel
+from redis_urls import redis_url_with_db as redis_url_with_db  # re-exported to the tests
 
 from clients.generated.exchange.v1 import (
     diagnostics_service_pb2_grpc,
@@ -26,15 +27,6 @@ from server.settings import Settings
 # Redis database the service tests own (FLUSHDB'd before each test).
 SERVICE_TEST_REDIS_DB = 11
 SETTLE_BOUND_S = 60.0
-
-
-def redis_url_with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = dict(parse_qsl(parts.query))
-        query["db"] = str(db)
-        return urlunsplit(parts._replace(query=urlencode(query)))
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def with_database(url: str, database: str) -> str:
