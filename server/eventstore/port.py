@@ -243,9 +243,16 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def subscribe_all(
-        self, after: LogPosition | None = None, filter: EventFilter | None = None
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        min_wait_s: float = 0.0,
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event after `after` (history, then live), in global order, exactly once."""
+        """Every event after `after` (history, then live), in global order, exactly once.
+
+        `min_wait_s`: once caught up, look for new events at most that often (a follower
+        that may lag a little, like the key ring, then costs no read per commit). An
+        adapter whose live reads cost nothing per commit may ignore it."""
 
     @abc.abstractmethod
     def subscribe_stream(self, stream: str, from_version: int = 0) -> AsyncIterator[RecordedEvent]:

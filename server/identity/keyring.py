@@ -33,6 +33,10 @@ KEY_RECORDS = EventFilter(stream_prefixes=(API_KEY_STREAM_PREFIX,), event_types=
 READ_PAGE = 1000
 RETRY_S = 0.5
 RETRY_MAX_S = 5.0
+# How often the follower looks for new key records once caught up. A revocation must reach
+# every server within a second (docs/api.md); reading on every commit instead cost the
+# order path one query per group commit (~0.1 ms of service CPU per order in the bench).
+FOLLOW_EVERY_S = 0.1
 
 
 class BootstrapKeyTooShort(ValueError):
@@ -167,7 +171,9 @@ class KeyRingFollower:
         retry_s = RETRY_S
         while True:
             try:
-                async for event in self._event_store.subscribe_all(self._position, KEY_RECORDS):
+                async for event in self._event_store.subscribe_all(
+                    self._position, KEY_RECORDS, min_wait_s=FOLLOW_EVERY_S
+                ):
                     if failing:
                         failing, retry_s = False, RETRY_S
                         log.info("key_ring_follow_resumed")

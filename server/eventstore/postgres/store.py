@@ -339,12 +339,17 @@ class PostgresEventStore(EventStore):
     # --- subscribing -----------------------------------------------------------------
 
     async def subscribe_all(
-        self, after: LogPosition | None = None, filter: EventFilter | None = None
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        min_wait_s: float = 0.0,
     ) -> AsyncIterator[RecordedEvent]:
         await self._listener.start()
         batch = self._subscription_batch
         cursor = after
         pacer = _WakePacer(self._poll_interval)
+        clock = asyncio.get_running_loop().time
+        read_at = clock()
         # While catching up, the next page is fetched while this one is being consumed.
         prefetched: asyncio.Task[tuple[list[RecordedEvent], int]] | None = None
         try:
@@ -354,6 +359,7 @@ class PostgresEventStore(EventStore):
                     events, horizon = await prefetched
                     prefetched = None
                 else:
+                    read_at = clock()
                     events, horizon = await self._read_all_below_horizon(cursor, filter, batch)
                 if events:
                     cursor = events[-1].position
@@ -373,6 +379,10 @@ class PostgresEventStore(EventStore):
                 # soon, as that transaction may not be a writer of ours that will NOTIFY.
                 hidden_commits = self._signal.latest_committed_tx >= horizon
                 await self._wait(generation, pacer.next_wait(hidden_commits))
+                # A commit seen while waiting is read on the next round either way: the
+                # generation was taken before this round's read.
+                if (wait_more_s := read_at + min_wait_s - clock()) > 0:
+                    await asyncio.sleep(wait_more_s)
         finally:
             if prefetched is not None:
                 prefetched.cancel()
