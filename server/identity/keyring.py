@@ -2,8 +2,8 @@
 
 ``KeyRing`` answers "who is this key?" in memory; ``KeyRingFollower`` fills it from the
 whole log before the server serves, then follows the log in the background, so a key
-revoked on another server is refused here as soon as the revocation is visible (LISTEN /
-NOTIFY makes that near-instant). Last-used times are kept per server, in memory only.
+revoked on another server is refused here within ~0.1 s of the revocation becoming visible
+(``FOLLOW_EVERY_S``). Last-used times are kept per server, in memory only.
 """
 
 from __future__ import annotations
