@@ -298,7 +298,10 @@ class KurrentDBEventStore(EventStore):
     # --- subscribing -----------------------------------------------------------------
 
     async def subscribe_all(
-        self, after: LogPosition | None = None, filter: EventFilter | None = None
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        min_wait_s: float = 0.0,  # server push (or memory): no read per commit to spare
     ) -> AsyncIterator[RecordedEvent]:
         subscription = await self._client.subscribe_to_all(
             commit_position=after.tx if after else None, **_server_filter(filter)

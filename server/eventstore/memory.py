@@ -335,7 +335,10 @@ class InMemoryEventStore(EventStore):
     # --- subscribing -----------------------------------------------------------------
 
     async def subscribe_all(
-        self, after: LogPosition | None = None, filter: EventFilter | None = None
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        min_wait_s: float = 0.0,  # server push (or memory): no read per commit to spare
     ) -> AsyncIterator[RecordedEvent]:
         self._check_open()
         index = self._index_after(after)

@@ -206,6 +206,10 @@ class UnsupportedOperation(EventStoreError):
     """The server behind an adapter cannot do this (e.g. multi-stream append before 25.1)."""
 
 
+# Events read per page by the default count_all.
+_COUNT_PAGE = 1000
+
+
 class EventStore(abc.ABC):
     """The log: append with optimistic concurrency, read, and subscribe (catch-up then live)."""
 
@@ -243,9 +247,16 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def subscribe_all(
-        self, after: LogPosition | None = None, filter: EventFilter | None = None
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        min_wait_s: float = 0.0,
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event after `after` (history, then live), in global order, exactly once."""
+        """Every event after `after` (history, then live), in global order, exactly once.
+
+        `min_wait_s`: once caught up, look for new events at most that often (a follower
+        that may lag a little, like the key ring, then costs no read per commit). An
+        adapter whose live reads cost nothing per commit may ignore it."""
 
     @abc.abstractmethod
     def subscribe_stream(self, stream: str, from_version: int = 0) -> AsyncIterator[RecordedEvent]:
@@ -270,6 +281,31 @@ class EventStore(abc.ABC):
         """
         head = await self.head_position()
         return head is not None and position < head
+
+    async def count_all(
+        self,
+        after: LogPosition | None,
+        upto: LogPosition,
+        filter: EventFilter | None = None,
+        cap: int | None = None,
+    ) -> int:
+        """How many events after `after` up to `upto` (inclusive) `filter` selects, at most
+        `cap` (None: all); `upto` is a position readers see (e.g. the head). This default
+        reads them; an adapter that can count without reading does so."""
+        counted = 0
+        while cap is None or counted < cap:
+            page = await self.read_all(after, filter, limit=_COUNT_PAGE)
+            if not page:
+                break
+            for event in page:
+                if upto < event.position:
+                    break
+                counted += 1
+            else:
+                after = page[-1].position
+                continue
+            break
+        return counted if cap is None else min(counted, cap)
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -2,8 +2,8 @@
 
 ``KeyRing`` answers "who is this key?" in memory; ``KeyRingFollower`` fills it from the
 whole log before the server serves, then follows the log in the background, so a key
-revoked on another server is refused here as soon as the revocation is visible (LISTEN /
-NOTIFY makes that near-instant). Last-used times are kept per server, in memory only.
+revoked on another server is refused here within ~0.1 s of the revocation becoming visible
+(``FOLLOW_EVERY_S``). Last-used times are kept per server, in memory only.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ KEY_RECORDS = EventFilter(stream_prefixes=(API_KEY_STREAM_PREFIX,), event_types=
 READ_PAGE = 1000
 RETRY_S = 0.5
 RETRY_MAX_S = 5.0
+# How often the follower looks for new key records once caught up. A revocation must reach
+# every server within a second (docs/api.md); reading on every commit instead cost the
+# order path one query per group commit (~0.1 ms of service CPU per order in the bench).
+FOLLOW_EVERY_S = 0.1
 
 
 class BootstrapKeyTooShort(ValueError):
@@ -53,6 +57,15 @@ class KeyEntry:
         return Principal(self.key_id, self.user_id, self.scopes)
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A key text whose secret matched once: its entry (read for `revoked` on each call,
+    so a revocation applies at once) and its principal, built once."""
+
+    entry: KeyEntry
+    principal: Principal
+
+
 class KeyRing:
     def __init__(self, bootstrap_key: str = "") -> None:
         if bootstrap_key and len(bootstrap_key) < MIN_BOOTSTRAP_KEY_CHARS:
@@ -63,6 +76,10 @@ class KeyRing:
         self._bootstrap_key = bootstrap_key
         self._bootstrap = Principal(BOOTSTRAP_KEY_ID, BOOTSTRAP_USER_ID, frozenset({Scope.ADMIN}))
         self._entries: dict[str, KeyEntry] = {}
+        # Key texts already checked against their stored hash, so a call costs one lookup
+        # instead of a parse, a SHA-256 and a compare (~5 us). Only texts that matched an
+        # issued key enter, so it holds at most one text per key.
+        self._verified: dict[str, _Verified] = {}
 
     def apply(self, record: ApiKeyIssued | ApiKeyRevoked) -> None:
         """Fold one record; idempotent (a key applied locally comes back from the log)."""
@@ -82,6 +99,9 @@ class KeyRing:
 
     def authenticate(self, key_text: str) -> Principal:
         """The principal of a presented key; Unauthenticated for anything else."""
+        verified = self._verified.get(key_text)
+        if verified is not None:
+            return self._used(verified.entry, verified.principal)
         if self._bootstrap_key and text_matches(key_text, self._bootstrap_key):
             return self._bootstrap
         try:
@@ -91,10 +111,16 @@ class KeyRing:
         entry = self._entries.get(key_id)
         if entry is None or not secret_matches(secret, entry.secret_sha256):
             raise Unauthenticated("unknown API key")
+        principal = entry.principal()
+        self._verified[key_text] = _Verified(entry, principal)
+        return self._used(entry, principal)
+
+    @staticmethod
+    def _used(entry: KeyEntry, principal: Principal) -> Principal:
         if entry.revoked:
             raise Unauthenticated("revoked API key")
         entry.last_used_at = datetime.now(UTC)
-        return entry.principal()
+        return principal
 
     def get(self, key_id: str) -> KeyEntry | None:
         return self._entries.get(key_id)
@@ -167,7 +193,9 @@ class KeyRingFollower:
         retry_s = RETRY_S
         while True:
             try:
-                async for event in self._event_store.subscribe_all(self._position, KEY_RECORDS):
+                async for event in self._event_store.subscribe_all(
+                    self._position, KEY_RECORDS, min_wait_s=FOLLOW_EVERY_S
+                ):
                     if failing:
                         failing, retry_s = False, RETRY_S
                         log.info("key_ring_follow_resumed")

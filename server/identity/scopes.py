@@ -10,6 +10,7 @@ missing from the table needs ``admin``: a new RPC is closed until someone says o
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Final
 
 
@@ -82,6 +83,8 @@ def required_scope(method: str) -> Scope:
     return REQUIRED_SCOPE.get(method, Scope.ADMIN)
 
 
+# Asked on every call: a few scope sets times the methods, so the answers are kept.
+@functools.cache
 def may_call(scopes: frozenset[Scope], method: str) -> bool:
     """Whether a key holding `scopes` may call `method`."""
     held = granted(scopes)

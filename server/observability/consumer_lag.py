@@ -29,7 +29,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_INTERVAL_S = 1.0
 DEFAULT_COUNT_CAP = 100_000
-_PAGE = 1000
 
 
 class NotLoaded:
@@ -137,14 +136,4 @@ class LagWatcher:
         cap: int | None,
     ) -> int:
         """Events after `after` up to `upto` (inclusive), at most `cap` (None: all)."""
-        counted = 0
-        while cap is None or counted < cap:
-            page = await self._event_store.read_all(after, event_filter, limit=_PAGE)
-            if not page:
-                break
-            for event in page:
-                if upto < event.position:
-                    return counted
-                counted += 1
-            after = page[-1].position
-        return counted if cap is None else min(counted, cap)
+        return await self._event_store.count_all(after, upto, event_filter, cap)

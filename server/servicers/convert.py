@@ -66,12 +66,19 @@ def status_name(value: types_pb2.OrderStatus.ValueType) -> str | None:
     return _known("status", _STATUS_NAMES, value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp_of(moment: datetime | None) -> Timestamp | None:
     if moment is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
+    # Timestamp.FromDatetime's seconds and nanos, by timedelta arithmetic rather than
+    # utctimetuple() and calendar.timegm: every order answered converts two or three.
+    since_epoch = moment.astimezone(UTC) - _EPOCH
+    return Timestamp(
+        seconds=since_epoch.days * 86_400 + since_epoch.seconds,
+        nanos=since_epoch.microseconds * 1000,
+    )
 
 
 def datetime_of(field: str, stamp: Timestamp) -> datetime:

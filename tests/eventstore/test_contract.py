@@ -350,6 +350,31 @@ async def test_read_all_catches_up_from_the_middle(store: EventStore, prefix: st
     assert [e.version for e in page] == [0, 1, 2, 3]
 
 
+async def test_count_all_counts_what_read_all_would_read(store: EventStore, prefix: str) -> None:
+    start = await store.head_position()
+    await store.append(f"{prefix}order-1", events(2, "Placed") + events(1, "Filled"), ANY)
+    middle = await store.append(f"{prefix}trades-X", events(1, "Traded"), ANY)
+    last = await store.append(f"{prefix}order-2", events(3, "Placed"), ANY)
+    await store.append(f"{prefix}order-3", events(2, "Placed"), ANY)
+    await visible(store, last.positions[-1])
+    upto = last.positions[-1]
+
+    mine = EventFilter(stream_prefixes=(prefix,))
+    orders = EventFilter(stream_prefixes=(f"{prefix}order-",))
+    placed = EventFilter(stream_prefixes=(f"{prefix}order-",), event_types=("Placed",))
+    assert await store.count_all(start, upto, mine) == 7
+    assert await store.count_all(start, upto, orders) == 6
+    assert await store.count_all(start, upto, placed) == 5
+    assert await store.count_all(middle.positions[0], upto, mine) == 3
+    assert await store.count_all(start, upto, mine, cap=4) == 4
+    assert await store.count_all(upto, upto, mine) == 0
+    everything = await store.count_all(start, upto)
+    assert everything >= 7
+    assert everything == len(
+        [e for e in await read_everything(store, start, EventFilter()) if e.position <= upto]
+    )
+
+
 # --- subscriptions ----------------------------------------------------------------------
 
 

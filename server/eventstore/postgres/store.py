@@ -108,6 +108,24 @@ SELECT h.horizon, e.*
 """
 
 
+def _count_all_sql(filter: EventFilter | None) -> str:
+    """How many events after ($1, $2) up to ($3, $4) inclusive, at most $5 (NULL: all);
+    the filter's prefixes and types are $6 and $7 when it has them."""
+    conditions = [
+        "(tx_id, position) > ($1::xid8, $2::bigint)",
+        "(tx_id, position) <= ($3::xid8, $4::bigint)",
+    ]
+    if filter is not None and filter.stream_prefixes:
+        conditions.append("stream LIKE ANY ($6::text[])")
+    if filter is not None and filter.event_types:
+        number = 7 if filter.stream_prefixes else 6
+        conditions.append(f"type = ANY (${number}::text[])")
+    return f"""
+SELECT count(*) FROM (
+  SELECT 1 FROM es_events WHERE {" AND ".join(conditions)} LIMIT $5::bigint) AS counted
+"""
+
+
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
@@ -317,6 +335,34 @@ class PostgresEventStore(EventStore):
             return [], horizon
         return _recorded_after_horizon(rows), horizon
 
+    async def count_all(
+        self,
+        after: LogPosition | None,
+        upto: LogPosition,
+        filter: EventFilter | None = None,
+        cap: int | None = None,
+    ) -> int:
+        # Counted in the database: reading the rows to count them decoded every event the
+        # lag watcher measured, once a second for each consumer (most of the service's
+        # JSON decoding in the bench). Rows up to a visible position are all committed, so
+        # no horizon is needed.
+        self._check_open()
+        arguments: list[Any] = [
+            after.tx if after else 0,
+            after.seq if after else 0,
+            upto.tx,
+            upto.seq,
+            cap,
+        ]
+        if filter is not None and filter.stream_prefixes:
+            arguments.append([_like_prefix(p) for p in filter.stream_prefixes])
+        if filter is not None and filter.event_types:
+            arguments.append(list(filter.event_types))
+        counted: int = await run_to_completion(
+            self._pool.fetchval(_count_all_sql(filter), *arguments)
+        )
+        return counted
+
     async def transaction_may_continue(self, position: LogPosition) -> bool:
         # A transaction's rows become visible together: once one is read, all are there.
         # One probe of the primary key, where the head would look at the horizon.
@@ -339,12 +385,17 @@ class PostgresEventStore(EventStore):
     # --- subscribing -----------------------------------------------------------------
 
     async def subscribe_all(
-        self, after: LogPosition | None = None, filter: EventFilter | None = None
+        self,
+        after: LogPosition | None = None,
+        filter: EventFilter | None = None,
+        min_wait_s: float = 0.0,
     ) -> AsyncIterator[RecordedEvent]:
         await self._listener.start()
         batch = self._subscription_batch
         cursor = after
         pacer = _WakePacer(self._poll_interval)
+        clock = asyncio.get_running_loop().time
+        read_at = clock()
         # While catching up, the next page is fetched while this one is being consumed.
         prefetched: asyncio.Task[tuple[list[RecordedEvent], int]] | None = None
         try:
@@ -354,6 +405,7 @@ class PostgresEventStore(EventStore):
                     events, horizon = await prefetched
                     prefetched = None
                 else:
+                    read_at = clock()
                     events, horizon = await self._read_all_below_horizon(cursor, filter, batch)
                 if events:
                     cursor = events[-1].position
@@ -373,6 +425,10 @@ class PostgresEventStore(EventStore):
                 # soon, as that transaction may not be a writer of ours that will NOTIFY.
                 hidden_commits = self._signal.latest_committed_tx >= horizon
                 await self._wait(generation, pacer.next_wait(hidden_commits))
+                # A commit seen while waiting is read on the next round either way: the
+                # generation was taken before this round's read.
+                if (wait_more_s := read_at + min_wait_s - clock()) > 0:
+                    await asyncio.sleep(wait_more_s)
         finally:
             if prefetched is not None:
                 prefetched.cancel()
