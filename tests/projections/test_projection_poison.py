@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
@@ -27,6 +26,7 @@ import pytest
 import redis.asyncio as aioredis
 from projection_log import ScriptedLog
 from prometheus_client import REGISTRY
+from redis_urls import redis_url_with_db
 from test_projection_views import dump_views, place
 
 from projections.builder import EventNotApplied, consumer_of
@@ -273,7 +273,11 @@ async def test_rebuild_stops_at_the_poison_event_and_says_where(
         "-m",
         "server.rebuild",
         cwd=REPO,
-        env={**os.environ, "DATABASE_URL": fresh_database_url, "REDIS_URL": _db(redis_url, 13)},
+        env={
+            **os.environ,
+            "DATABASE_URL": fresh_database_url,
+            "REDIS_URL": redis_url_with_db(redis_url, 13),
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -290,13 +294,3 @@ async def test_rebuild_stops_at_the_poison_event_and_says_where(
         report.splitlines()[5],
     ]
     assert report.splitlines()[5].startswith("  reason    CharacterNotInRepertoireError: ")
-
-
-def _db(redis_url: str, db: int) -> str:
-    """`redis_url` on database `db` (a TCP URL's path, a unix socket URL's `db` query)."""
-    parts = urlsplit(redis_url)
-    if parts.scheme == "unix":
-        query = dict(parse_qsl(parts.query))
-        query["db"] = str(db)
-        return urlunsplit(parts._replace(query=urlencode(query)))
-    return urlunsplit(parts._replace(path=f"/{db}"))

@@ -8,8 +8,6 @@ mean: none, a read-only key, a trade key, or the admin key.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import pkgutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,10 +21,10 @@ from google.protobuf import message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from rpc_methods import exchange_methods
 from service_harness import Exchange, running_exchange, service_settings
 from service_helpers import BTC, BUY, SELL, limit
 
-from clients.generated import exchange as exchange_package
 from clients.generated.exchange.v1 import admin_service_pb2 as admin
 from clients.generated.exchange.v1 import admin_service_pb2_grpc as admin_grpc
 from clients.generated.exchange.v1 import market_data_service_pb2 as md
@@ -45,21 +43,8 @@ BOUND_S = 30.0
 REVOCATION_BOUND_S = 1.0
 
 
-def _all_methods() -> list[tuple[str, Any]]:
-    """(full method path, method descriptor) of every RPC of every exchange service."""
-    package = importlib.import_module(f"{exchange_package.__name__}.v1")
-    found = []
-    for module_info in pkgutil.iter_modules(package.__path__):
-        if not module_info.name.endswith("_pb2"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{module_info.name}")
-        for service in module.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                found.append((f"/{service.full_name}/{method.name}", method))
-    return found
-
-
-METHODS = _all_methods()
+# (full method path, method descriptor) of every RPC of every exchange service.
+METHODS = [(f"/{service}/{method.name}", method) for service, method in exchange_methods()]
 
 
 async def _call(

@@ -9,22 +9,19 @@ field: in the status (google.rpc.BadRequest), or in StreamPlaceOrders' answer.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from rpc_methods import exchange_methods
 from service_harness import Exchange
 from service_helpers import BUY, field_violations, limit, place
 
-from clients.generated import exchange as exchange_package
 from domain.input_rules import MAX_ID_LENGTH
 
-EXCHANGE_V1 = importlib.import_module(f"{exchange_package.__name__}.v1")
 # A valid value for each string field, by name; a field not named here is left empty.
 VALID_TEXT = {
     "user_id": "alice",
@@ -39,16 +36,6 @@ VALID_ENUMS = {"side": "SIDE_BUY", "type": "ORDER_TYPE_LIMIT", "time_in_force": 
 # refused for its length, not its shape.
 DIGIT_FIELDS = frozenset({"price", "quantity", "stop_price", "min_position", "after_position"})
 LONG = MAX_ID_LENGTH + 1
-
-
-def _methods() -> Iterator[tuple[str, MethodDescriptor]]:
-    for module in pkgutil.iter_modules(EXCHANGE_V1.__path__):
-        if not module.name.endswith("_pb2"):
-            continue
-        generated = importlib.import_module(f"{EXCHANGE_V1.__name__}.{module.name}")
-        for service in generated.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                yield service.full_name, method
 
 
 def _string_paths(descriptor: Descriptor, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -92,7 +79,7 @@ def _with_long(message: Any, path: tuple[str, ...]) -> Any:
 
 CASES = [
     pytest.param(service, method, path, id=f"{method.name}.{'.'.join(path)}")
-    for service, method in _methods()
+    for service, method in exchange_methods()
     for path in _string_paths(method.input_type)
 ]
 
