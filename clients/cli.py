@@ -455,6 +455,7 @@ def load_plan_from_arguments(arguments: argparse.Namespace) -> LoadPlan:
         seed=arguments.seed,
         wait=arguments.wait,
         admin_api_key=arguments.admin_api_key or arguments.api_key,
+        tls=tls_files_of(arguments),
     )
 
 

@@ -109,10 +109,21 @@ class TlsFiles:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("a client certificate needs its key, and the key its certificate")
         return grpc.ssl_channel_credentials(
-            root_certificates=None if self.ca_file is None else self.ca_file.read_bytes(),
-            private_key=None if self.key_file is None else self.key_file.read_bytes(),
-            certificate_chain=None if self.cert_file is None else self.cert_file.read_bytes(),
+            root_certificates=_pem(self.ca_file),
+            private_key=_pem(self.key_file),
+            certificate_chain=_pem(self.cert_file),
         )
+
+
+def _pem(path: Path | None) -> bytes | None:
+    """A PEM file's bytes; ValueError naming the file when it cannot be read (a caller's
+    mistake to report in one line, not a crash)."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read TLS file {path}: {error.strerror or error}") from None
 
 
 class ExchangeClient:

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import grpc
 import grpc.aio
 
-from clients.client import ExchangeClient
+from clients.client import ExchangeClient, TlsFiles
 from clients.enums import OrderType, Scope, Side, TimeInForce
 from clients.errors import ExchangeError, make_error
 from clients.models import IssuedApiKey, NewOrder, PlaceResult
@@ -61,6 +61,7 @@ class LoadPlan:
     wait: bool = False  # answer once the engine has handled each order (wait_for_outcome)
     # Issues the simulated users' trade keys (ping mode: calls with it).
     admin_api_key: str = field(default="", repr=False)
+    tls: TlsFiles | None = None  # TLS (and mutual TLS) as for the CLI; None: plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +307,13 @@ async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: No
     (the CLI advances its progress bar with it)."""
     if plan.orders < 1 or plan.concurrency < 1 or plan.window < 1:
         raise ValueError("orders, concurrency and window must be at least 1")
-    admin = ExchangeClient.connect(plan.target, api_key=plan.admin_api_key)
-    channels = [grpc.aio.insecure_channel(plan.target) for _ in range(plan.concurrency)]
+    admin = ExchangeClient.connect(plan.target, api_key=plan.admin_api_key, tls=plan.tls)
+    channels = [
+        grpc.aio.insecure_channel(plan.target)
+        if plan.tls is None
+        else grpc.aio.secure_channel(plan.target, plan.tls.credentials())
+        for _ in range(plan.concurrency)
+    ]
     issued: list[IssuedApiKey] = []
     try:
         instruments = {item.symbol: item for item in await admin.list_instruments()}

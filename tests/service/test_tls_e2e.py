@@ -267,3 +267,26 @@ def test_tls_settings_without_both_files_are_refused(certificates: Certificates)
         ),
         grpc.ServerCredentials,
     )
+
+
+async def test_the_cli_reports_an_unreadable_tls_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    assert await run(["--target", "127.0.0.1:1", "--tls-ca", str(missing), "ping"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: cannot read TLS file {missing}: No such file or directory"
+    ]
+
+
+async def test_the_load_generator_runs_through_mutual_tls(
+    mtls_target: str, certificates: Certificates, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = ["--tls-ca", str(certificates.ca), "--tls-cert", str(certificates.client_cert)]
+    options += ["--tls-key", str(certificates.client_key), "--api-key", TEST_ADMIN_API_KEY]
+    argv = ["--target", mtls_target, *options, "--json", "load", "--orders", "20"]
+    assert await run([*argv, "--users", "2", "--concurrency", "2", "--no-progress"]) == 0
+    # The service runs in this process: its log lines share stdout with the report.
+    [line] = [out for out in capsys.readouterr().out.splitlines() if out.startswith("{")]
+    report = json.loads(line)
+    assert (report["accepted"], report["refused"], report["errors_by_code"]) == (20, 0, {})
