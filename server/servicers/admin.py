@@ -8,13 +8,12 @@ import grpc
 
 from clients.generated.exchange.v1 import admin_service_pb2 as pb
 from clients.generated.exchange.v1 import admin_service_pb2_grpc as pb_grpc
-from server.errors import InvalidArgument, Refused
+from server.errors import InvalidArgument
 from server.identity.access import caller
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyEntry
 from server.identity.scopes import Scope
 from server.servicers.convert import timestamp_of
-from server.servicers.status import abort_refused
 
 SCOPE_OF_VALUE = {
     pb.SCOPE_READ: Scope.READ,
@@ -52,26 +51,17 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def IssueApiKey(
         self, request: pb.IssueApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.IssueApiKeyResponse:
-        try:
-            key = await self._keys.issue(caller(), request.user_id, scopes_of(request.scopes))
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+        key = await self._keys.issue(caller(), request.user_id, scopes_of(request.scopes))
         return pb.IssueApiKeyResponse(key_id=key.key_id, api_key=key.text)
 
     async def RevokeApiKey(
         self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RevokeApiKeyResponse:
-        try:
-            await self._keys.revoke(caller(), request.key_id)
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+        await self._keys.revoke(caller(), request.key_id)
         return pb.RevokeApiKeyResponse()
 
     async def ListApiKeys(
         self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListApiKeysResponse:
-        try:
-            entries = self._keys.list(request.user_id)
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+        entries = self._keys.list(request.user_id)
         return pb.ListApiKeysResponse(keys=[key_info(entry) for entry in entries])

@@ -32,7 +32,7 @@ from server.observability.tracing import inject_trace_context
 from server.outcomes import EngineOutcome, OutcomeNotYet, OutcomeWaiter
 from server.servicers.convert import order_message, place_input
 from server.servicers.outages import outage_error
-from server.servicers.status import abort_refused, command_error, internal_error
+from server.servicers.status import command_error, internal_error
 
 log = structlog.get_logger(__name__)
 
@@ -78,14 +78,13 @@ _Result = TypeVar("_Result")
 async def _counted(
     command: str, call: Awaitable[_Result], context: grpc.aio.ServicerContext[Any, Any]
 ) -> _Result:
-    """Await a command handler's call, counted in flight and by result; a refusal ends
-    the RPC with its status (rich details for INVALID_ARGUMENT)."""
+    """Await a command handler's call, counted in flight and by result."""
     with metrics.track_command_in_flight(command):
         try:
             result = await call
         except Refused as refusal:
             metrics.record_command(command, refusal.status)
-            await abort_refused(context, refusal)
+            raise  # the call ends with its status (servicers.outages)
     metrics.record_command(command, "appended")
     return result
 
@@ -149,12 +148,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PlaceOrderResponse:
-        try:
-            return await self._place(request, context)
-        except Refused as refusal:
-            await abort_refused(context, refusal)
-        except OutcomeNotYet as late:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
+        return await self._place(request, context)
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -180,12 +174,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         does not come in time, UNAVAILABLE when it cannot come), else None."""
         if not wait:
             return None
-        try:
-            return await self._outcome(outcome, context)
-        except Refused as refusal:
-            await abort_refused(context, refusal)
-        except OutcomeNotYet as late:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
+        return await self._outcome(outcome, context)
 
     async def CancelAllOrders(
         self, request: pb.CancelAllOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -198,14 +187,9 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         written = await _counted("cancel_all", cancel_all(), context)
         if not request.wait_for_outcome:
             return pb.CancelAllOrdersResponse(position=written.position.to_token())
-        try:
-            outcome = await self._outcome_waiter().wait_cancel_all(
-                written.position, written.event_id, self._wait_s(context)
-            )
-        except Refused as refusal:
-            await abort_refused(context, refusal)
-        except OutcomeNotYet as late:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(late))
+        outcome = await self._outcome_waiter().wait_cancel_all(
+            written.position, written.event_id, self._wait_s(context)
+        )
         return pb.CancelAllOrdersResponse(
             position=outcome.position.to_token(),
             cancelled_orders=[order_message(order) for order in outcome.cancelled],

@@ -1,4 +1,8 @@
-"""Dependency outages end a call with UNAVAILABLE, in one place for every RPC.
+"""How a handler's exception ends its call, in one place for every RPC.
+
+A refusal (`server.errors.Refused`) ends it with its own status, an outcome that did not
+come in time (`OutcomeNotYet`) with DEADLINE_EXCEEDED: handlers just raise them.
+Dependency outages end a call with UNAVAILABLE.
 
 When PostgreSQL restarts, Redis is down, the event store is closed, or the book views are
 being rebuilt, a call cannot be answered now but can be retried: the client gets
@@ -25,8 +29,11 @@ import structlog
 from google.rpc import code_pb2
 
 from clients.generated.exchange.v1 import types_pb2
+from server.errors import Refused
 from server.observability.handler_wrapping import Behavior, HandlerWrappingInterceptor
 from server.outage_errors import unavailable_reason
+from server.outcomes import OutcomeNotYet
+from server.servicers.status import abort_refused
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +82,13 @@ def outage_error(error: BaseException) -> types_pb2.CommandError | None:
 async def _refuse_outage(
     error: Exception, method: str, refusals: _RefusalLog, context: Any
 ) -> None:
-    """End the call with UNAVAILABLE when `error` is a dependency outage; else re-raise."""
+    """End the call with the status `error` stands for: a refusal's own (rich details for
+    INVALID_ARGUMENT), DEADLINE_EXCEEDED for an outcome that did not come in time,
+    UNAVAILABLE for a dependency outage; any other error is re-raised."""
+    if isinstance(error, Refused):
+        await abort_refused(context, error)
+    if isinstance(error, OutcomeNotYet):
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
     reason = unavailable_reason(error)
     if reason is None:
         raise error

@@ -34,7 +34,6 @@ from server.servicers.convert import (
     status_name,
     trade_message,
 )
-from server.servicers.status import abort_refused
 from server.stuck_consumers import PROJECTION_CONSUMER_PREFIX, refuse_if_stuck_before
 
 
@@ -100,17 +99,14 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         request: pb.GetOrderRequest,
         context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
-        try:
-            require_id("order_id", request.order_id)
-            optional_id("user_id", request.user_id)
-            owner = order_owner_filter(request.user_id)
-            await self._read_your_writes.wait(request.min_position, context)
-            order = await self._orders.get_order(request.order_id)
-            # Another account's order is NOT_FOUND: order ids cannot be probed.
-            if order is None or (owner is not None and order.user_id != owner):
-                raise OrderNotFound(request.order_id)
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+        require_id("order_id", request.order_id)
+        optional_id("user_id", request.user_id)
+        owner = order_owner_filter(request.user_id)
+        await self._read_your_writes.wait(request.min_position, context)
+        order = await self._orders.get_order(request.order_id)
+        # Another account's order is NOT_FOUND: order ids cannot be probed.
+        if order is None or (owner is not None and order.user_id != owner):
+            raise OrderNotFound(request.order_id)
         return pb.GetOrderResponse(order=order_message(order))
 
     async def ListOrders(
@@ -118,25 +114,22 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         request: pb.ListOrdersRequest,
         context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
+        optional_id("user_id", request.user_id)
+        user_id = require_id("user_id", readable_account(request.user_id))
+        known_instrument(self._instruments, "instrument", request.instrument, required=False)
+        status = status_name(request.status)
+        page_size = page_size_of(request.page_size)
+        await self._read_your_writes.wait(request.min_position, context)
         try:
-            optional_id("user_id", request.user_id)
-            user_id = require_id("user_id", readable_account(request.user_id))
-            known_instrument(self._instruments, "instrument", request.instrument, required=False)
-            status = status_name(request.status)
-            page_size = page_size_of(request.page_size)
-            await self._read_your_writes.wait(request.min_position, context)
-            try:
-                orders, next_token = await self._orders.list_orders(
-                    user_id,
-                    instrument=request.instrument or None,
-                    status=status,
-                    page_size=page_size,
-                    page_token=request.page_token or None,
-                )
-            except ValueError as error:
-                raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+            orders, next_token = await self._orders.list_orders(
+                user_id,
+                instrument=request.instrument or None,
+                status=status,
+                page_size=page_size,
+                page_token=request.page_token or None,
+            )
+        except ValueError as error:
+            raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
         return pb.ListOrdersResponse(
             orders=[order_message(order) for order in orders], next_page_token=next_token or ""
         )
@@ -146,12 +139,9 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         request: pb.GetOrderBookRequest,
         context: grpc.aio.ServicerContext[pb.GetOrderBookRequest, pb.GetOrderBookResponse],
     ) -> pb.GetOrderBookResponse:
-        try:
-            known_instrument(self._instruments, "instrument", request.instrument, required=True)
-            await self._read_your_writes.wait(request.min_position, context)
-            book = await self._books.get_book(request.instrument, request.depth or None)
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+        known_instrument(self._instruments, "instrument", request.instrument, required=True)
+        await self._read_your_writes.wait(request.min_position, context)
+        book = await self._books.get_book(request.instrument, request.depth or None)
         return pb.GetOrderBookResponse(
             instrument=request.instrument,
             bids=[price_level_message(level) for level in book.bids],
@@ -165,18 +155,15 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         request: pb.ListTradesRequest,
         context: grpc.aio.ServicerContext[pb.ListTradesRequest, pb.ListTradesResponse],
     ) -> pb.ListTradesResponse:
+        known_instrument(self._instruments, "instrument", request.instrument, required=True)
+        page_size = page_size_of(request.page_size)
+        await self._read_your_writes.wait(request.min_position, context)
         try:
-            known_instrument(self._instruments, "instrument", request.instrument, required=True)
-            page_size = page_size_of(request.page_size)
-            await self._read_your_writes.wait(request.min_position, context)
-            try:
-                trades, next_token = await self._orders.list_trades(
-                    request.instrument, page_size=page_size, page_token=request.page_token or None
-                )
-            except ValueError as error:
-                raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
-        except Refused as refusal:
-            await abort_refused(context, refusal)
+            trades, next_token = await self._orders.list_trades(
+                request.instrument, page_size=page_size, page_token=request.page_token or None
+            )
+        except ValueError as error:
+            raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
         return pb.ListTradesResponse(
             trades=[trade_message(trade) for trade in trades], next_page_token=next_token or ""
         )
