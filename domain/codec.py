@@ -4,6 +4,8 @@ Field names are fixed by issue #2. Decimals are strings scaled like the instrume
 or lot size, times RFC 3339 UTC with 'Z', enums their names. Every event dict has "type",
 "order_id" where it concerns one order and "instrument" where it has one. A
 BookLevelsChanged's levels are a list of {"side", "price", "quantity", "order_count"}.
+Amounts of money are strings with the asset's precision (the asset named by the event's
+"asset", "base_asset" or "quote_asset" field).
 """
 
 from __future__ import annotations
@@ -16,19 +18,33 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from domain.assets import amount_to_units, check_asset, check_precision, precision_of
+from domain.assets import unit_of as _unit
+from domain.assets import units_formatter as _units_formatter
 from domain.commands import (
+    AddAsset,
     AddInstrument,
     AdvanceTime,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
     Command,
+    Deposit,
+    EnableAccounts,
     PlaceOrder,
+    SetInstrumentStatus,
+    Withdraw,
 )
 from domain.errors import InvalidField
-from domain.events import EVENT_TYPES, BookLevelsChanged, Event, LevelChanged
+from domain.events import EVENT_TYPES, BookLevelsChanged, Event, InstrumentAdded, LevelChanged
 from domain.input_rules import MAX_STEPS, check_identifier, shown
-from domain.instruments import Instrument, parse_decimal, plain_text, step_formatter
+from domain.instruments import (
+    Instrument,
+    InstrumentStatus,
+    parse_decimal,
+    plain_text,
+    step_formatter,
+)
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from domain.timefmt import format_rfc3339, parse_rfc3339
 
@@ -57,25 +73,45 @@ _TIME_FIELDS = frozenset(
         "expired_at",
         "amended_at",
         "triggered_at",
+        "changed_at",
+        "enabled_at",
+        "deposited_at",
+        "withdrawn_at",
+        "held_at",
+        "released_at",
+        "settled_at",
     }
 )
+# Amounts of money, by the field naming their asset.
+_AMOUNT_ASSET_FIELD: dict[str, str] = {
+    "amount": "asset",
+    "base_amount": "base_asset",
+    "seller_held_used": "base_asset",
+    "quote_amount": "quote_asset",
+    "buyer_fee": "quote_asset",
+    "seller_fee": "quote_asset",
+    "buyer_held_used": "quote_asset",
+}
+# InstrumentAdded's fields that exist only for an instrument that names its assets.
+_INSTRUMENT_ASSET_FIELDS = ("base", "quote", "maker_fee_bps", "taker_fee_bps")
 _ENUM_FIELDS: dict[str, type[StrEnum]] = {
     "side": Side,
     "taker_side": Side,
     "order_type": OrderType,
     "time_in_force": TimeInForce,
     "stp": SelfTradePrevention,
+    "status": InstrumentStatus,
 }
 _DECIMAL_FIELDS = frozenset({"tick_size", "lot_size", "min_quantity"})
 # Name -> member, looked up directly (calling an Enum class to convert is slow).
 _ENUM_MEMBERS: dict[type[StrEnum], dict[str, StrEnum]] = {
     enum: {member.value: member for member in enum}
-    for enum in (Side, OrderType, TimeInForce, SelfTradePrevention)
+    for enum in (Side, OrderType, TimeInForce, SelfTradePrevention, InstrumentStatus)
 }
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
 
-_PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _DECIMAL = range(6)
+_PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _DECIMAL, _AMOUNT = range(7)
 
 
 def _kind(name: str) -> int:
@@ -89,6 +125,8 @@ def _kind(name: str) -> int:
         return _ENUM
     if name in _DECIMAL_FIELDS:
         return _DECIMAL
+    if name in _AMOUNT_ASSET_FIELD:
+        return _AMOUNT
     return _PLAIN
 
 
@@ -166,8 +204,12 @@ def command_from_dict(
     data: Mapping[str, Any],
     instruments: Mapping[str, Instrument],
     instrument_of_order: InstrumentOf | None = None,
+    assets: Mapping[str, int] | None = None,
 ) -> Command:
     """Build a command from its JSON dict. Unknown extra fields are ignored.
+
+    A transfer's amount is read with its asset's precision from `assets` (an asset not
+    there has the default precision, as the engine gives it).
 
     An amend's decimals need its instrument: taken from an "instrument" field, else from
     `instrument_of_order(order_id)`, else the only instrument there is. When none applies,
@@ -191,20 +233,68 @@ def command_from_dict(
     if op == "time":
         return AdvanceTime(parse_rfc3339(_required(data, "now"), "now"))
     if op == "instrument":
-        min_quantity = data.get("min_quantity")
-        return AddInstrument(
-            Instrument(
-                _text(data, "symbol"),
-                parse_decimal(_required(data, "tick_size"), "tick_size"),
-                parse_decimal(_required(data, "lot_size"), "lot_size"),
-                None if min_quantity is None else parse_decimal(min_quantity, "min_quantity"),
+        return AddInstrument(instrument_from_dict(data))
+    if op == "deposit" or op == "withdraw":
+        return _transfer_from_dict(op, data, assets or {})
+    if op == "instrument_status":
+        return SetInstrumentStatus(_text(data, "symbol"), _enum(data, "status", InstrumentStatus))
+    if op == "accounts":
+        enabled = data.get("enabled")
+        if enabled is not True:
+            raise InvalidField(
+                "enabled", "MALFORMED", "accounts can only be turned on: enabled must be true"
             )
+        return EnableAccounts()
+    if op == "asset":
+        return AddAsset(
+            check_asset("asset", _required(data, "asset")),
+            check_precision("precision", _required(data, "precision")),
         )
     raise InvalidField(
         "op",
         "MALFORMED",
-        f"op {op!r} is not one of place, cancel, amend, cancel_all, time, instrument",
+        f"op {op!r} is not one of {', '.join(OPS)}",
     )
+
+
+OPS = (
+    "place",
+    "cancel",
+    "amend",
+    "cancel_all",
+    "time",
+    "instrument",
+    "accounts",
+    "asset",
+    "deposit",
+    "withdraw",
+    "instrument_status",
+)
+
+
+def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
+    """An instrument from its JSON dict: symbol, tick_size, lot_size, optional
+    min_quantity, base, quote, maker_fee_bps and taker_fee_bps."""
+    min_quantity = data.get("min_quantity")
+    base = data.get("base")
+    quote = data.get("quote")
+    return Instrument(
+        _text(data, "symbol"),
+        parse_decimal(_required(data, "tick_size"), "tick_size"),
+        parse_decimal(_required(data, "lot_size"), "lot_size"),
+        None if min_quantity is None else parse_decimal(min_quantity, "min_quantity"),
+        None if base is None else check_asset("base", base),
+        None if quote is None else check_asset("quote", quote),
+        _optional_int(data, "maker_fee_bps") or 0,
+        _optional_int(data, "taker_fee_bps") or 0,
+    )
+
+
+def _transfer_from_dict(op: str, data: Mapping[str, Any], assets: Mapping[str, int]) -> Command:
+    asset = check_asset("asset", _required(data, "asset"))
+    amount = amount_to_units(_required(data, "amount"), precision_of(assets, asset))
+    kind = Deposit if op == "deposit" else Withdraw
+    return kind(_text(data, "transfer_id"), _text(data, "user_id"), asset, amount)
 
 
 def _place_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> PlaceOrder:
@@ -263,7 +353,11 @@ def _amend_from_dict(
     )
 
 
-def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> dict[str, Any]:
+def command_to_dict(
+    command: Command,
+    instruments: Mapping[str, Instrument],
+    assets: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The JSON dict of a command (inverse of `command_from_dict`)."""
     if isinstance(command, PlaceOrder):
         instrument = instruments[command.instrument]
@@ -314,7 +408,28 @@ def command_to_dict(command: Command, instruments: Mapping[str, Instrument]) -> 
         }
         if instrument.min_quantity is not None:
             data["min_quantity"] = plain_text(instrument.min_quantity)
+        if instrument.base is not None:
+            for field in _INSTRUMENT_ASSET_FIELDS:
+                data[field] = getattr(instrument, field)
         return data
+    if isinstance(command, Deposit | Withdraw):
+        return {
+            "op": "deposit" if isinstance(command, Deposit) else "withdraw",
+            "transfer_id": command.transfer_id,
+            "user_id": command.user_id,
+            "asset": command.asset,
+            "amount": _units_formatter(precision_of(assets or {}, command.asset))(command.amount),
+        }
+    if isinstance(command, SetInstrumentStatus):
+        return {
+            "op": "instrument_status",
+            "symbol": command.instrument,
+            "status": command.status.value,
+        }
+    if isinstance(command, EnableAccounts):
+        return {"op": "accounts", "enabled": True}
+    if isinstance(command, AddAsset):
+        return {"op": "asset", "asset": command.asset, "precision": command.precision}
     raise TypeError(f"not a command: {command!r}")
 
 
@@ -349,8 +464,16 @@ def _fields_of_kind(cls: type, *kinds: int) -> tuple[str, ...]:
     return tuple(field for field, kind in _EVENT_LAYOUT[cls][1] if kind in kinds)
 
 
-# Per event class: its name, then the fields to convert: prices, quantities, times, texts.
-_Conversions = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+# Per event class: its name, then the fields to convert: prices, quantities, times, texts,
+# and amounts with the field naming their asset.
+_Conversions = tuple[
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[str, str], ...],
+]
 _EVENT_CONVERSIONS: dict[type, _Conversions] = {
     cls: (
         name,
@@ -358,20 +481,33 @@ _EVENT_CONVERSIONS: dict[type, _Conversions] = {
         _fields_of_kind(cls, _QUANTITY),
         _fields_of_kind(cls, _TIME),
         _fields_of_kind(cls, _ENUM, _DECIMAL),
+        tuple((field, _AMOUNT_ASSET_FIELD[field]) for field in _fields_of_kind(cls, _AMOUNT)),
     )
     for name, cls in EVENT_TYPES.items()
 }
 
 
-def event_to_dict(event: Event, instruments: Mapping[str, Instrument]) -> dict[str, Any]:
-    """The JSON dict of an event: {"type": ..., fields...}, decimals as strings."""
+def event_to_dict(
+    event: Event,
+    instruments: Mapping[str, Instrument],
+    assets: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The JSON dict of an event: {"type": ..., fields...}, decimals as strings (amounts
+    with their asset's precision from `assets`)."""
     conversions = _EVENT_CONVERSIONS.get(type(event))
     if conversions is None:
         assert isinstance(event, BookLevelsChanged)
         return _book_levels_changed_to_dict(event, instruments)
-    name, prices, quantities, times, texts = conversions
+    name, prices, quantities, times, texts, amounts = conversions
     data: dict[str, Any] = {"type": name}
     data.update(msgspec.structs.asdict(event))
+    if amounts:
+        known = assets or {}
+        for field, asset_field in amounts:
+            data[field] = _units_formatter(precision_of(known, data[asset_field]))(data[field])
+    elif type(event) is InstrumentAdded and data["base"] is None:
+        for field in _INSTRUMENT_ASSET_FIELDS:
+            del data[field]
     if prices or quantities:
         symbol = data["instrument"]
         instrument = instruments.get(symbol)
@@ -434,7 +570,11 @@ def _exact_steps(value: Any, step: Decimal, field: str) -> int:
     return int(steps)
 
 
-def event_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> Event:
+def event_from_dict(
+    data: Mapping[str, Any],
+    instruments: Mapping[str, Instrument],
+    assets: Mapping[str, int] | None = None,
+) -> Event:
     """Rebuild an event from its JSON dict (inverse of `event_to_dict`)."""
     name = data.get("type")
     if name == "BookLevelsChanged":
@@ -448,6 +588,8 @@ def event_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrumen
     values: list[Any] = []
     for field, kind in layout:
         value = data.get(field)
+        if value is None and field in _INSTRUMENT_ASSET_FIELDS[2:]:
+            value = 0  # the fees of an instrument written without its assets
         if value is None or kind == _PLAIN:
             values.append(value)
         elif kind == _TIME:
@@ -456,6 +598,10 @@ def event_from_dict(data: Mapping[str, Any], instruments: Mapping[str, Instrumen
             values.append(_enum(data, field, _ENUM_FIELDS[field]))
         elif kind == _DECIMAL:
             values.append(parse_decimal(value, field))
+        elif kind == _AMOUNT:
+            asset = data.get(_AMOUNT_ASSET_FIELD[field])
+            precision = precision_of(assets or {}, asset if isinstance(asset, str) else "")
+            values.append(_exact_steps(value, _unit(precision), field))
         elif instrument is None:
             raise InvalidField("instrument", "UNKNOWN_INSTRUMENT", f"unknown instrument {symbol!r}")
         elif kind == _PRICE:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.instruments import Instrument
+from domain.instruments import Instrument, InstrumentStatus
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
@@ -70,4 +70,61 @@ class AddInstrument:
     instrument: Instrument
 
 
-Command = PlaceOrder | CancelOrder | AmendOrder | CancelAllOrders | AdvanceTime | AddInstrument
+@dataclass(frozen=True, slots=True)
+class AddAsset:
+    """Make an asset known with its precision (decimal places of its smallest unit)."""
+
+    asset: str
+    precision: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnableAccounts:
+    """Turn balances on: from now on orders hold funds and trades settle them. Only
+    before the first order (an engine with open orders holds nothing for them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """Credit `amount` units of `asset` to `user_id`'s available balance, once per
+    `transfer_id` (a repeat is refused as a duplicate, so retries are harmless)."""
+
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Debit `amount` units of `asset` from `user_id`'s available balance (refused with
+    INSUFFICIENT_FUNDS when that is less), once per `transfer_id`."""
+
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetInstrumentStatus:
+    """A venue control: TRADING, CANCEL_ONLY (new orders and amends refused) or HALTED
+    (cancels refused too)."""
+
+    instrument: str
+    status: InstrumentStatus
+
+
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | AmendOrder
+    | CancelAllOrders
+    | AdvanceTime
+    | AddInstrument
+    | AddAsset
+    | EnableAccounts
+    | Deposit
+    | Withdraw
+    | SetInstrumentStatus
+)

@@ -22,23 +22,35 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from domain import reasons
 from domain.book_deltas import append_book_deltas
 from domain.commands import (
+    AddAsset,
     AddInstrument,
     AdvanceTime,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
     Command,
+    Deposit,
+    EnableAccounts,
     PlaceOrder,
+    SetInstrumentStatus,
+    Withdraw,
 )
 from domain.engine_state import EngineState
-from domain.events import Event, InstrumentAdded, InstrumentRejected
-from domain.instruments import Instrument
+from domain.events import Event
+from domain.instruments import Instrument, InstrumentStatus
 from domain.order_lifecycle import advance_time, amend, cancel, cancel_all, place
 from domain.orders import Order, OrderStatus, OrderType
 from domain.snapshot import snapshot_of, state_from_snapshot
+from domain.venue_commands import (
+    add_asset,
+    add_instrument,
+    deposit,
+    enable_accounts,
+    set_instrument_status,
+    withdraw,
+)
 
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
@@ -87,29 +99,22 @@ class MatchingEngine:
         elif kind is CancelAllOrders:
             events = cancel_all(state, command)  # type: ignore[arg-type]
         elif kind is AddInstrument:
-            return self._add_instrument(command)  # type: ignore[arg-type]
+            return add_instrument(state, command)  # type: ignore[arg-type]
+        elif kind is Deposit:
+            return deposit(state, command)  # type: ignore[arg-type]
+        elif kind is Withdraw:
+            return withdraw(state, command)  # type: ignore[arg-type]
+        elif kind is SetInstrumentStatus:
+            return set_instrument_status(state, command)  # type: ignore[arg-type]
+        elif kind is AddAsset:
+            return add_asset(state, command)  # type: ignore[arg-type]
+        elif kind is EnableAccounts:
+            return enable_accounts(state, command)  # type: ignore[arg-type]
         else:
             raise TypeError(f"not a command: {command!r}")
         if state.touched_books:  # never with book deltas off
             append_book_deltas(state.touched_books, events, state.now)
         return events
-
-    def _add_instrument(self, command: AddInstrument) -> list[Event]:
-        instrument = command.instrument
-        existing = self._state.books_by_symbol.get(instrument.symbol)
-        if existing is not None:
-            if existing.instrument == instrument:
-                return []
-            return [InstrumentRejected(instrument.symbol, reasons.INSTRUMENT_EXISTS)]
-        self._state.open_book(instrument)
-        return [
-            InstrumentAdded(
-                instrument.symbol,
-                instrument.tick_size,
-                instrument.lot_size,
-                instrument.min_quantity,
-            )
-        ]
 
     # ------------------------------------------------------------------ snapshots
 
@@ -167,6 +172,32 @@ class MatchingEngine:
             if order.filled == 0:
                 return OrderStatus.TRIGGERED
         return OrderStatus.PARTIALLY_FILLED if order.filled else OrderStatus.OPEN
+
+    @property
+    def accounts_enabled(self) -> bool:
+        return self._state.accounts is not None
+
+    @property
+    def assets(self) -> Mapping[str, int]:
+        """Every known asset's precision (a live view: do not modify)."""
+        return self._state.asset_precisions
+
+    def balance(self, user_id: str, asset: str) -> tuple[int, int]:
+        """(available, held) of an account in an asset, in units; (0, 0) when it has none
+        or accounts are off."""
+        accounts = self._state.accounts
+        balance = None if accounts is None else accounts.balances.get((user_id, asset))
+        return (0, 0) if balance is None else (balance.available, balance.held)
+
+    def balances(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Every (account, asset) -> (available, held), in units."""
+        accounts = self._state.accounts
+        if accounts is None:
+            return {}
+        return {key: (b.available, b.held) for key, b in accounts.balances.items()}
+
+    def instrument_status(self, instrument: str) -> InstrumentStatus:
+        return self._state.not_trading.get(instrument, InstrumentStatus.TRADING)
 
     def last_price(self, instrument: str) -> int | None:
         """The price of the instrument's last trade, in ticks; None before the first."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from itertools import islice
 
+from domain.accounts import Accounts
 from domain.book import OrderBook
 from domain.book_deltas import LevelMarks
 from domain.events import Event, OrderCancelled
-from domain.instruments import Instrument
+from domain.instruments import Instrument, InstrumentStatus
 from domain.orders import Order, OrderStatus
 
 _CANCELLED = OrderStatus.CANCELLED
@@ -24,13 +25,16 @@ class EngineState:
     """The engine's whole state; change it only while handling a command."""
 
     __slots__ = (
+        "accounts",
         "arrivals",
+        "asset_precisions",
         "book_deltas",
         "books_by_symbol",
         "closed_order_memory",
         "closed_status_by_id",
         "expiry_queue",
         "instruments_by_symbol",
+        "not_trading",
         "now",
         "open_orders_by_id",
         "touched_books",
@@ -58,6 +62,14 @@ class EngineState:
         # ever non-empty while deltas are on.
         self.book_deltas = False
         self.touched_books: list[LevelMarks] = []
+        # Balances, holds and settlement (`domain.accounts`); None while accounts are off,
+        # and then the engine matches as if money did not exist.
+        self.accounts: Accounts | None = None
+        # Every asset the engine knows, with its precision (`domain.assets`).
+        self.asset_precisions: dict[str, int] = {}
+        # Venue controls: the status of every instrument that is not TRADING (so the hot
+        # path tests an empty dict).
+        self.not_trading: dict[str, InstrumentStatus] = {}
 
     def open_book(self, instrument: Instrument) -> OrderBook:
         book = self.books_by_symbol[instrument.symbol] = OrderBook(instrument)
@@ -93,6 +105,14 @@ class EngineState:
         events.append(
             OrderCancelled(order_id, book.symbol, reason, order.remaining, order.filled, self.now)
         )
+        if self.accounts is not None:
+            self.release_hold(book, order, events)
+
+    def release_hold(self, book: OrderBook, order: Order, events: list[Event]) -> None:
+        """With accounts on: release all an order that closes holds."""
+        accounts = self.accounts
+        if accounts is not None:
+            accounts.release_all(accounts.money_by_symbol[book.symbol], order, events, self.now)
 
     def forget_oldest_closed(self) -> None:
         """Keep at most `closed_order_memory` closed order ids, dropping the longest closed."""

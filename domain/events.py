@@ -12,14 +12,23 @@ from decimal import Decimal
 
 import msgspec
 
+from domain.instruments import InstrumentStatus
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
 class InstrumentAdded(msgspec.Struct, frozen=True, gc=False):
+    """A book opened. `base`/`quote` and the fees are set when the instrument names its
+    assets (always with accounts on); the codec leaves them out when `base` is None, so
+    streams without accounts read as they always did."""
+
     instrument: str
     tick_size: Decimal
     lot_size: Decimal
     min_quantity: Decimal | None
+    base: str | None = None
+    quote: str | None = None
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
 
 
 class InstrumentRejected(msgspec.Struct, frozen=True, gc=False):
@@ -178,6 +187,124 @@ class StopTriggered(msgspec.Struct, frozen=True, gc=False):
     triggered_at: int
 
 
+class InstrumentStatusChanged(msgspec.Struct, frozen=True, gc=False):
+    """A venue control took effect: TRADING, CANCEL_ONLY or HALTED."""
+
+    instrument: str
+    status: InstrumentStatus
+    changed_at: int
+
+
+class AssetAdded(msgspec.Struct, frozen=True, gc=False):
+    """An asset became known, with the decimal places of its smallest unit; its amounts
+    in later events are integers of that unit inside the engine."""
+
+    asset: str
+    precision: int
+
+
+class AssetRejected(msgspec.Struct, frozen=True, gc=False):
+    """An asset could not be added (ASSET_EXISTS: known with another precision)."""
+
+    asset: str
+    reason: str
+
+
+class AccountsEnabled(msgspec.Struct, frozen=True, gc=False):
+    """Balances are on: orders hold funds, trades settle, transfers are accepted."""
+
+    enabled_at: int
+
+
+class AccountsRejected(msgspec.Struct, frozen=True, gc=False):
+    """Balances could not be turned on (reason ORDERS_EXIST: orders were accepted
+    before, and nothing was held for them)."""
+
+    reason: str
+    rejected_at: int
+
+
+class FundsDeposited(msgspec.Struct, frozen=True, gc=False):
+    """`amount` credited to the user's available balance."""
+
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: int
+    deposited_at: int
+
+
+class FundsWithdrawn(msgspec.Struct, frozen=True, gc=False):
+    """`amount` debited from the user's available balance."""
+
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: int
+    withdrawn_at: int
+
+
+class TransferRejected(msgspec.Struct, frozen=True, gc=False):
+    """A deposit or withdrawal refused (INSUFFICIENT_FUNDS, DUPLICATE_TRANSFER_ID,
+    ACCOUNTS_DISABLED); nothing moved."""
+
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: int
+    reason: str
+    rejected_at: int
+
+
+class FundsHeld(msgspec.Struct, frozen=True, gc=False):
+    """`amount` moved from available to held for an order (on acceptance, or an amend
+    that raised what the order can cost)."""
+
+    order_id: str
+    user_id: str
+    asset: str
+    amount: int
+    held_at: int
+
+
+class FundsReleased(msgspec.Struct, frozen=True, gc=False):
+    """`amount` moved from held back to available: the order needs less (amend, cancel,
+    expiry, the remainder of an IOC)."""
+
+    order_id: str
+    user_id: str
+    asset: str
+    amount: int
+    released_at: int
+
+
+class TradeSettled(msgspec.Struct, frozen=True, gc=False):
+    """A trade's money, moved in the same step as the trade (amounts in units).
+
+    The buyer pays `quote_amount` + `buyer_fee` in quote and receives `base_amount`; the
+    seller delivers `base_amount` and receives `quote_amount` - `seller_fee`; the fee
+    account receives both fees. `buyer_held_used` / `seller_held_used` are what left each
+    side's held balance (0 for an order that held nothing: a market order pays from
+    available); what was held beyond the payment returns to available. So per side:
+    held -= held_used, available += held_used - paid (+ what it receives)."""
+
+    trade_id: str
+    instrument: str
+    base_asset: str
+    quote_asset: str
+    buyer_user_id: str
+    seller_user_id: str
+    buyer_order_id: str
+    seller_order_id: str
+    base_amount: int
+    quote_amount: int
+    buyer_fee: int
+    seller_fee: int
+    buyer_held_used: int
+    seller_held_used: int
+    settled_at: int
+
+
 Event = (
     InstrumentAdded
     | InstrumentRejected
@@ -194,6 +321,17 @@ Event = (
     | AmendRejected
     | StopTriggered
     | BookLevelsChanged
+    | InstrumentStatusChanged
+    | AssetAdded
+    | AssetRejected
+    | AccountsEnabled
+    | AccountsRejected
+    | FundsDeposited
+    | FundsWithdrawn
+    | TransferRejected
+    | FundsHeld
+    | FundsReleased
+    | TradeSettled
 )
 
 # The events with flat fields, by name: `domain.codec` derives their JSON layout from
@@ -216,5 +354,16 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CancelRejected,
         AmendRejected,
         StopTriggered,
+        InstrumentStatusChanged,
+        AssetAdded,
+        AssetRejected,
+        AccountsEnabled,
+        AccountsRejected,
+        FundsDeposited,
+        FundsWithdrawn,
+        TransferRejected,
+        FundsHeld,
+        FundsReleased,
+        TradeSettled,
     )
 }

@@ -7,8 +7,9 @@ of lots. These conversions never round: input off the grid is refused with a rea
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 
 from domain.errors import InvalidField
 from domain.input_rules import check_decimal_text, check_steps, shown
@@ -88,14 +89,31 @@ def _to_steps(value: object, step: Decimal, field_name: str, grid_reason: str, w
     return check_steps(field_name, int(steps))
 
 
+class InstrumentStatus(StrEnum):
+    """What a venue lets happen on an instrument: everything; only cancels; nothing."""
+
+    TRADING = "TRADING"
+    CANCEL_ONLY = "CANCEL_ONLY"
+    HALTED = "HALTED"
+
+
+MAX_FEE_BPS = 1_000  # 10%: a larger fee is a configuration mistake, not a business model
+
+
 @dataclass(frozen=True)
 class Instrument:
-    """A tradable instrument: its symbol, price step, quantity step and minimum quantity."""
+    """A tradable instrument: its symbol, price step, quantity step and minimum quantity;
+    with accounts on, the assets it trades (`base` bought with `quote`) and its maker and
+    taker fees in basis points of the traded notional."""
 
     symbol: str
     tick_size: Decimal
     lot_size: Decimal
     min_quantity: Decimal | None = None
+    base: str | None = None
+    quote: str | None = None
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
     # The minimum quantity in lots (0 when there is none); derived, kept for the hot path.
     min_lots: int = field(init=False, repr=False, compare=False, default=0)
 
@@ -121,6 +139,30 @@ class Instrument:
                     self.min_quantity, self.lot_size, "min_quantity", "OFF_LOT_GRID", "lot size"
                 ),
             )
+
+        for name in ("maker_fee_bps", "taker_fee_bps"):
+            bps = getattr(self, name)
+            if isinstance(bps, bool) or not isinstance(bps, int) or not 0 <= bps <= MAX_FEE_BPS:
+                raise InvalidField(name, "OUT_OF_RANGE", f"{name} must be 0..{MAX_FEE_BPS}")
+        if (self.base is None) != (self.quote is None):
+            raise InvalidField("base", "REQUIRED", "an instrument names both base and quote")
+        if self.base is not None and self.base == self.quote:
+            raise InvalidField("quote", "SAME_AS_BASE", "quote must differ from base")
+
+    def with_assets(self) -> Instrument:
+        """The instrument with its base and quote named: as given, or read off a symbol
+        like BTC-USD. An instrument that names neither and whose symbol is not BASE-QUOTE
+        raises InvalidField (accounts need to know what it trades)."""
+        if self.base is not None:
+            return self
+        base, dash, quote = self.symbol.partition("-")
+        if not dash or not base or not quote or "-" in quote:
+            raise InvalidField(
+                "base",
+                "REQUIRED",
+                f"instrument {self.symbol} needs base and quote assets (or a BASE-QUOTE symbol)",
+            )
+        return replace(self, base=base, quote=quote)
 
     def price_to_ticks(self, value: DecimalInput, field_name: str = "price") -> int:
         """Price text/Decimal -> ticks; raises InvalidField when off grid or not positive."""

@@ -14,6 +14,7 @@ locals and builds events positionally.
 from __future__ import annotations
 
 from domain import reasons
+from domain.accounts import Accounts, fee_of
 from domain.book import BookSide, OrderBook
 from domain.engine_state import EngineState
 from domain.events import (
@@ -67,12 +68,12 @@ def execute(state: EngineState, book: OrderBook, order: Order, events: list[Even
         price = order.price
         assert price is not None
         limit_key = price if is_buy else -price
-    self_trade = False
+    stopped_for: str | None = None
     if best is not None and (limit_key is None or best <= limit_key):
-        if time_in_force is _FOK and not fillable(opposite, order, limit_key):
+        if time_in_force is _FOK and not fillable(state, book, opposite, order, limit_key):
             state.close_cancelled(book, order, reasons.FOK_NOT_FILLABLE, events)
             return
-        self_trade = match(state, book, opposite, order, limit_key, events)
+        stopped_for = match(state, book, opposite, order, limit_key, events)
         if not order.remaining:
             state.open_orders_by_id.pop(order.order_id, None)
             state.closed_status_by_id[order.order_id] = _FILLED
@@ -80,8 +81,8 @@ def execute(state: EngineState, book: OrderBook, order: Order, events: list[Even
     if time_in_force is _FOK:
         # Nothing crossed at all; had anything crossed, the pre-check decided above.
         reason = reasons.FOK_NOT_FILLABLE
-    elif self_trade:
-        reason = reasons.SELF_TRADE
+    elif stopped_for is not None:
+        reason = stopped_for
     elif is_market:
         reason = reasons.SLIPPAGE if opposite.best is not None else reasons.NO_LIQUIDITY
     elif time_in_force is _IOC:
@@ -93,8 +94,14 @@ def execute(state: EngineState, book: OrderBook, order: Order, events: list[Even
     state.close_cancelled(book, order, reason, events)
 
 
-def fillable(opposite: BookSide, taker: Order, limit_key: int | None) -> bool:
-    """FOK pre-check: could the whole remainder fill now, given the STP mode?"""
+def fillable(
+    state: EngineState, book: OrderBook, opposite: BookSide, taker: Order, limit_key: int | None
+) -> bool:
+    """FOK pre-check: could the whole remainder fill now, given the STP mode (and, for a
+    market order with accounts on, the taker's available funds)?"""
+    accounts = state.accounts
+    if accounts is not None and taker.price is None:
+        return _fillable_within_funds(accounts, book, opposite, taker, limit_key)
     needed = taker.remaining
     stp = taker.terms.stp
     user_id = taker.user_id
@@ -115,6 +122,38 @@ def fillable(opposite: BookSide, taker: Order, limit_key: int | None) -> bool:
     return False
 
 
+def _fillable_within_funds(
+    accounts: Accounts, book: OrderBook, opposite: BookSide, taker: Order, limit_key: int | None
+) -> bool:
+    """FOK pre-check of a market order that pays as it fills: walk the makers it would
+    meet, fill by fill (each fee rounds on its own), and see whether the taker can pay
+    them all."""
+    money = accounts.money_by_symbol[book.symbol]
+    balance = accounts.balances.get((taker.user_id, money.hold_asset(taker.is_buy)))
+    budget = 0 if balance is None else balance.available
+    needed = taker.remaining
+    stp = taker.terms.stp
+    user_id = taker.user_id
+    for level in opposite.iter_levels(limit_key):
+        for maker in level.live_orders():
+            if stp is not _STP_NONE and maker.user_id == user_id:
+                if stp is _CANCEL_OLDEST:
+                    continue
+                return False
+            lots = needed if needed < maker.remaining else maker.remaining
+            if taker.is_buy:
+                notional = level.price * lots * money.quote_per_tick_lot
+                budget -= notional + fee_of(notional, money.taker_bps)
+            else:
+                budget -= lots * money.base_per_lot
+            if budget < 0:
+                return False
+            needed -= lots
+            if needed <= 0:
+                return True
+    return False
+
+
 def match(
     state: EngineState,
     book: OrderBook,
@@ -122,9 +161,11 @@ def match(
     taker: Order,
     limit_key: int | None,
     events: list[Event],
-) -> bool:
+) -> str | None:
     """Price-time matching against `opposite` up to `limit_key` (None: no limit).
-    Returns True when a self-trade stopped the incoming order."""
+    Returns the reason matching stopped before the taker ran out of quantity or of
+    prices it accepts (SELF_TRADE, or INSUFFICIENT_FUNDS for a market order that cannot
+    pay its next lot), else None."""
     now = state.now
     symbol = book.symbol
     levels = opposite.levels
@@ -142,7 +183,12 @@ def match(
     filled = taker.filled
     trade_count = start_count = book.trade_count
     last_price = 0
-    stopped = False
+    stopped: str | None = None
+    # With accounts on, every trade settles; a taker that holds nothing (a market order)
+    # pays each fill from available, so each fill is first cut to what it can pay.
+    accounts = state.accounts
+    money = None if accounts is None else accounts.money_by_symbol[symbol]
+    pays_as_it_fills = accounts is not None and taker.price is None
     while remaining:
         key = opposite.best
         if key is None or (limit_key is not None and key > limit_key):
@@ -176,12 +222,20 @@ def match(
                             now,
                         )
                     )
+                    if accounts is not None:
+                        state.release_hold(book, maker, events)
                     if stp is _CANCEL_OLDEST:
                         continue
-                stopped = True
+                stopped = reasons.SELF_TRADE
                 break
             maker_remaining = maker.remaining
             quantity = remaining if remaining < maker_remaining else maker_remaining
+            if pays_as_it_fills:
+                assert accounts is not None and money is not None
+                quantity = accounts.affordable_lots(money, taker, price, quantity)
+                if not quantity:
+                    stopped = reasons.INSUFFICIENT_FUNDS
+                    break
             trade_count += 1
             trade_id = f"{symbol}-{trade_count}"
             last_price = price
@@ -237,6 +291,9 @@ def match(
                 )
             else:
                 append(OrderFilled(taker_id, symbol, trade_id, price, quantity, filled, 0, now))
+            if money is not None:
+                assert accounts is not None
+                accounts.settle(money, trade_id, symbol, maker, taker, price, quantity, events, now)
         if not level.count:
             opposite.drop_level(key)
         if stopped:

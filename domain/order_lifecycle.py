@@ -31,6 +31,7 @@ from domain.events import (
     OrderRejected,
     StopTriggered,
 )
+from domain.instruments import InstrumentStatus
 from domain.matching import execute
 from domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from domain.validation import amend_rejection, place_rejection
@@ -44,6 +45,7 @@ _GTD = TimeInForce.GTD
 _CANCELLED = OrderStatus.CANCELLED
 _REJECTED = OrderStatus.REJECTED
 _EXPIRED = OrderStatus.EXPIRED
+_HALTED = InstrumentStatus.HALTED
 
 
 def place(state: EngineState, command: PlaceOrder) -> list[Event]:
@@ -76,6 +78,7 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
         or time_in_force is _GTD
         or order_id in orders
         or order_id in state.closed_status_by_id
+        or (state.not_trading and symbol in state.not_trading)
     ):
         reason = (
             reasons.UNKNOWN_INSTRUMENT if book is None else place_rejection(state, command, book)
@@ -85,8 +88,16 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
             if reason != reasons.DUPLICATE_ORDER_ID:
                 state.closed_status_by_id[order_id] = _REJECTED
             return [OrderRejected(order_id, user_id, symbol, reason, now)]
-    state.arrivals = seq = state.arrivals + 1
     is_buy = side is _BUY
+    accounts = state.accounts
+    if accounts is not None and price is not None:
+        money = accounts.money_by_symbol[symbol]
+        need = quantity * (money.buy_hold_per_lot(price) if is_buy else money.base_per_lot)
+        balance = accounts.balances.get((user_id, money.quote if is_buy else money.base))
+        if balance is None or balance.available < need:
+            state.closed_status_by_id[order_id] = _REJECTED
+            return [OrderRejected(order_id, user_id, symbol, reasons.INSUFFICIENT_FUNDS, now)]
+    state.arrivals = seq = state.arrivals + 1
     # A GTC/GTD limit order that does not cross rests at once: decided before the order
     # is built, so it is born `live` and appended below without any further call.
     # (`OrderBook.would_take`, inlined.)
@@ -131,6 +142,8 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     )
     if expire_time is not None:
         heapq.heappush(state.expiry_queue, (expire_time, seq, order_id))
+    if accounts is not None:
+        accounts.hold(accounts.money_by_symbol[symbol], order, events, now)
     if rests_now:
         assert price is not None
         own = book.bids if is_buy else book.asks
@@ -185,6 +198,9 @@ def cancel(state: EngineState, command: CancelOrder) -> list[Event]:
             reasons.ORDER_CLOSED if order_id in state.closed_status_by_id else reasons.UNKNOWN_ORDER
         )
         return [CancelRejected(order_id, None, reason, state.now)]
+    if state.not_trading and state.not_trading.get(order.instrument) is _HALTED:
+        state.open_orders_by_id[order_id] = order
+        return [CancelRejected(order_id, order.instrument, reasons.INSTRUMENT_HALTED, state.now)]
     remaining = order.remaining
     if order.live:
         # Inlined BookSide.remove: cancels are a fifth of the traffic.
@@ -203,7 +219,7 @@ def cancel(state: EngineState, command: CancelOrder) -> list[Event]:
     else:
         state.books_by_symbol[order.instrument].remove_stop(order_id)
     state.closed_status_by_id[order_id] = _CANCELLED
-    return [
+    events: list[Event] = [
         OrderCancelled(
             order_id,
             order.instrument,
@@ -213,10 +229,14 @@ def cancel(state: EngineState, command: CancelOrder) -> list[Event]:
             state.now,
         )
     ]
+    if state.accounts is not None:
+        state.release_hold(state.books_by_symbol[order.instrument], order, events)
+    return events
 
 
 def cancel_all(state: EngineState, command: CancelAllOrders) -> list[Event]:
-    """Cancel the user's open orders and waiting stops, oldest first. This scans every
+    """Cancel the user's open orders and waiting stops, oldest first (but none on a halted
+    instrument, where cancels are refused). This scans every
     open order (O(open orders)), a cost paid by this rare command only, where a
     per-user index would be kept up on every place and fill."""
     user_id = command.user_id
@@ -225,7 +245,9 @@ def cancel_all(state: EngineState, command: CancelAllOrders) -> list[Event]:
         (
             order
             for order in state.open_orders_by_id.values()
-            if order.user_id == user_id and (instrument is None or order.instrument == instrument)
+            if order.user_id == user_id
+            and (instrument is None or order.instrument == instrument)
+            and state.not_trading.get(order.instrument) is not _HALTED
         ),
         key=_arrival,
     )
@@ -249,20 +271,30 @@ def amend(state: EngineState, command: AmendOrder) -> list[Event]:
         )
         return [AmendRejected(order_id, None, reason, now)]
     book = state.books_by_symbol[order.instrument]
-    rejection = amend_rejection(command, order, book)
+    rejection = amend_rejection(state, command, order, book)
     if rejection is not None:
         return [AmendRejected(order_id, book.symbol, rejection, now)]
     new_total = order.quantity if command.quantity is None else command.quantity
     new_price = order.price if command.price is None else command.price
     new_remaining = new_total - order.filled
+    accounts = state.accounts
+    if accounts is not None:
+        # What the amended order will hold, checked before anything changes.
+        money = accounts.money_by_symbol[book.symbol]
+        held_before = money.hold_of(order)
+        if not accounts.can_hold_more(money, order, new_price, new_remaining, held_before):
+            return [AmendRejected(order_id, book.symbol, reasons.INSUFFICIENT_FUNDS, now)]
     if not order.live:
         # A waiting stop: no queue position to keep or lose; update it in place.
         order.quantity = new_total
         order.remaining = new_remaining
         order.price = new_price
-        return [
+        events: list[Event] = [
             OrderAmended(order_id, book.symbol, new_price, new_total, new_remaining, False, now)
         ]
+        if accounts is not None:
+            accounts.adjust(money, order, held_before, events, now)
+        return events
     if new_price == order.price and new_total <= order.quantity:
         # Lowering the quantity keeps time priority (FIX cancel/replace).
         side = book.bids if order.is_buy else book.asks
@@ -274,9 +306,12 @@ def amend(state: EngineState, command: AmendOrder) -> list[Event]:
         level.total += new_remaining - order.remaining
         order.quantity = new_total
         order.remaining = new_remaining
-        return [
+        events = [
             OrderAmended(order_id, book.symbol, new_price, new_total, new_remaining, False, now)
         ]
+        if accounts is not None:
+            accounts.adjust(money, order, held_before, events, now)
+        return events
     # Raising the quantity or changing the price loses priority: off the book, then in
     # again as an incoming order that may match at once.
     (book.bids if order.is_buy else book.asks).remove(order)
@@ -285,9 +320,9 @@ def amend(state: EngineState, command: AmendOrder) -> list[Event]:
     replacement.quantity = new_total
     replacement.remaining = new_remaining
     state.open_orders_by_id[order_id] = replacement
-    events: list[Event] = [
-        OrderAmended(order_id, book.symbol, new_price, new_total, new_remaining, True, now)
-    ]
+    events = [OrderAmended(order_id, book.symbol, new_price, new_total, new_remaining, True, now)]
+    if accounts is not None:
+        accounts.adjust(money, replacement, held_before, events, now)
     last_before = book.last_price
     execute(state, book, replacement, events)
     if book.stops and book.last_price != last_before:
@@ -315,6 +350,8 @@ def advance_time(state: EngineState, command: AdvanceTime) -> list[Event]:
         state.take_off(book, order)
         state.closed_status_by_id[order_id] = _EXPIRED
         events.append(OrderExpired(order_id, book.symbol, order.remaining, order.filled, now))
+        if state.accounts is not None:
+            state.release_hold(book, order, events)
     return events
 
 

@@ -24,6 +24,8 @@ POST_ONLY_WOULD_TAKE: Final = "POST_ONLY_WOULD_TAKE"
 SLIPPAGE_NOT_ALLOWED: Final = "SLIPPAGE_NOT_ALLOWED"
 INVALID_SLIPPAGE: Final = "INVALID_SLIPPAGE"
 STOP_WOULD_TRIGGER_IMMEDIATELY: Final = "STOP_WOULD_TRIGGER_IMMEDIATELY"
+INSTRUMENT_HALTED: Final = "INSTRUMENT_HALTED"  # also CancelRejected and AmendRejected
+INSUFFICIENT_FUNDS: Final = "INSUFFICIENT_FUNDS"  # also OrderCancelled, AmendRejected
 
 # OrderCancelled
 USER_REQUESTED: Final = "USER_REQUESTED"
@@ -44,3 +46,17 @@ QUANTITY_AT_OR_BELOW_FILLED: Final = "QUANTITY_AT_OR_BELOW_FILLED"
 
 # InstrumentRejected
 INSTRUMENT_EXISTS: Final = "INSTRUMENT_EXISTS"
+# (and UNKNOWN_INSTRUMENT, for SetInstrumentStatus of an instrument with no book)
+ASSETS_REQUIRED: Final = "ASSETS_REQUIRED"  # accounts on, and no base/quote to be found
+ASSET_PRECISION_TOO_FINE: Final = "ASSET_PRECISION_TOO_FINE"  # tick x lot below a unit
+
+# TransferRejected (and INSUFFICIENT_FUNDS)
+DUPLICATE_TRANSFER_ID: Final = "DUPLICATE_TRANSFER_ID"
+ACCOUNTS_DISABLED: Final = "ACCOUNTS_DISABLED"
+
+# AccountsRejected (and ASSETS_REQUIRED, ASSET_PRECISION_TOO_FINE for a book it cannot
+# fund)
+ORDERS_EXIST: Final = "ORDERS_EXIST"
+
+# AssetRejected: the asset is known with another precision
+ASSET_EXISTS: Final = "ASSET_EXISTS"

@@ -7,6 +7,13 @@ number and the field at fault, and the replay goes on with the next line.
 `--book-deltas` turns on the engine's book level deltas: each command's events then end
 with a BookLevelsChanged per instrument whose resting levels it changed. Without the flag
 the output is exactly what it always was.
+
+Balances are off until a line turns them on ({"op":"accounts","enabled":true}, before the
+first order); then {"op":"deposit"|"withdraw","user_id","asset","amount","transfer_id"}
+move funds, orders hold and settle them, and {"op":"instrument_status","symbol","status"}
+sets TRADING, CANCEL_ONLY or HALTED. Instruments take optional "base", "quote",
+"maker_fee_bps" and "taker_fee_bps"; {"op":"asset","asset","precision"} sets an asset's
+precision (8 when not set). A stream without these lines replays exactly as before.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ def _decode(line_number: int, raw: bytes, engine: MatchingEngine, errors: TextIO
         errors.write(f"line {line_number}: field (line): MALFORMED: not a JSON object\n")
         return None
     try:
-        return command_from_dict(data, engine.instruments, engine.instrument_of)
+        return command_from_dict(data, engine.instruments, engine.instrument_of, engine.assets)
     except InvalidField as error:
         if error.field == "order_id" and error.reason == "UNKNOWN_ORDER":
             # An amend of an order that is not open: the engine answers with AmendRejected
@@ -50,6 +57,7 @@ def replay(
     """Run every line through a fresh engine; return the number of malformed lines."""
     engine = MatchingEngine(book_deltas=book_deltas)
     instruments = engine.instruments
+    assets = engine.assets
     dumps = orjson.dumps
     write = output.write
     malformed = 0
@@ -61,7 +69,7 @@ def replay(
             malformed += 1
             continue
         for event in engine.handle(command):
-            write(dumps(event_to_dict(event, instruments)))
+            write(dumps(event_to_dict(event, instruments, assets)))
             write(b"\n")
     output.flush()
     return malformed

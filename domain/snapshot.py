@@ -1,9 +1,11 @@
 """The engine's state as plain JSON-able data, and back.
 
-A snapshot holds each book's instrument, trade counter, last price and book-delta sequence
-(absent from snapshots written before there were deltas: read as 0), its resting orders
-in priority order and its waiting stops in arrival order, the clock, the arrival counter,
-and the final status of the closed order ids the engine remembers. The service stores it in
+A snapshot holds each book's instrument (with its assets, fees and trading status), trade
+counter, last price and book-delta sequence (absent from snapshots written before there
+were deltas: read as 0), its resting orders in priority order and its waiting stops in
+arrival order; the clock, the arrival counter, the final status of the closed order ids the
+engine remembers; the assets and, with accounts on, every balance and the transfer ids seen
+(what an order holds is not stored: it follows from the order). The service stores it in
 its log (`MatchingEngine.snapshot` / `restore`), so its shape is versioned by `format`.
 """
 
@@ -14,12 +16,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from domain.accounts import Accounts, Balance, InstrumentMoney
 from domain.engine_state import EngineState
 from domain.events import OrderAccepted
-from domain.instruments import Instrument, plain_text
+from domain.instruments import Instrument, InstrumentStatus, plain_text
 from domain.orders import Order, OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 
-SNAPSHOT_FORMAT = 1
+# 2: instruments' assets and fees, statuses, assets, balances and transfer ids (format 1,
+# from before accounts, is still read: it has none of them).
+SNAPSHOT_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 _ORDER_FIELDS = (
     "order_id",
@@ -56,6 +62,11 @@ def snapshot_of(state: EngineState) -> dict[str, Any]:
                 "min_quantity": None
                 if instrument.min_quantity is None
                 else plain_text(instrument.min_quantity),
+                "base": instrument.base,
+                "quote": instrument.quote,
+                "maker_fee_bps": instrument.maker_fee_bps,
+                "taker_fee_bps": instrument.taker_fee_bps,
+                "status": state.not_trading.get(instrument.symbol, InstrumentStatus.TRADING).value,
                 "trade_count": book.trade_count,
                 "last_price": book.last_price,
                 "delta_sequence": book.delta_sequence,
@@ -64,11 +75,23 @@ def snapshot_of(state: EngineState) -> dict[str, Any]:
                 "stops": [_order_to_dict(o) for o in book.stops.values()],
             }
         )
+    accounts = state.accounts
     return {
         "format": SNAPSHOT_FORMAT,
         "now": state.now,
         "seq": state.arrivals,
         "books": books,
+        "assets": dict(state.asset_precisions),
+        "accounts": None
+        if accounts is None
+        else {
+            # Sorted, so that equal states give equal snapshots.
+            "balances": sorted(
+                [user_id, asset, balance.available, balance.held]
+                for (user_id, asset), balance in accounts.balances.items()
+            ),
+            "transfer_ids": sorted(accounts.transfer_ids),
+        },
         "closed_order_memory": state.closed_order_memory,
         "closed": {
             order_id: status.value for order_id, status in state.closed_status_by_id.items()
@@ -78,22 +101,39 @@ def snapshot_of(state: EngineState) -> dict[str, Any]:
 
 def state_from_snapshot(snapshot: Mapping[str, Any]) -> EngineState:
     """The state a snapshot describes; ValueError for a format this code does not read."""
-    if snapshot.get("format") != SNAPSHOT_FORMAT:
+    if snapshot.get("format") not in _READABLE_FORMATS:
         raise ValueError(f"unsupported snapshot format {snapshot.get('format')!r}")
     state = EngineState(snapshot.get("closed_order_memory"))
     state.now = int(snapshot["now"])
     state.arrivals = int(snapshot["seq"])
+    state.asset_precisions.update(snapshot.get("assets") or {})
+    accounts_data = snapshot.get("accounts")
+    if accounts_data is not None:
+        accounts = state.accounts = Accounts(state.asset_precisions)
+        for user_id, asset, available, held in accounts_data["balances"]:
+            accounts.balances[(user_id, asset)] = Balance(available, held)
+        accounts.transfer_ids.update(accounts_data["transfer_ids"])
     open_orders = state.open_orders_by_id
     for data in snapshot["books"]:
         min_quantity = data["min_quantity"]
-        book = state.open_book(
-            Instrument(
-                data["symbol"],
-                Decimal(data["tick_size"]),
-                Decimal(data["lot_size"]),
-                None if min_quantity is None else Decimal(min_quantity),
-            )
+        instrument = Instrument(
+            data["symbol"],
+            Decimal(data["tick_size"]),
+            Decimal(data["lot_size"]),
+            None if min_quantity is None else Decimal(min_quantity),
+            data.get("base"),
+            data.get("quote"),
+            data.get("maker_fee_bps", 0),
+            data.get("taker_fee_bps", 0),
         )
+        book = state.open_book(instrument)
+        status = InstrumentStatus(data.get("status", "TRADING"))
+        if status is not InstrumentStatus.TRADING:
+            state.not_trading[instrument.symbol] = status
+        if state.accounts is not None:
+            state.accounts.money_by_symbol[instrument.symbol] = InstrumentMoney(
+                instrument, state.asset_precisions
+            )
         book.trade_count = int(data["trade_count"])
         book.last_price = data["last_price"]
         book.delta_sequence = int(data.get("delta_sequence", 0))

@@ -29,6 +29,8 @@ def place_rejection(state: EngineState, command: PlaceOrder, book: OrderBook) ->
     order_id = command.order_id
     if order_id in state.open_orders_by_id or order_id in state.closed_status_by_id:
         return reasons.DUPLICATE_ORDER_ID
+    if state.not_trading and book.symbol in state.not_trading:
+        return reasons.INSTRUMENT_HALTED
     quantity = command.quantity
     if quantity <= 0:
         return reasons.INVALID_QUANTITY
@@ -86,8 +88,13 @@ def place_rejection(state: EngineState, command: PlaceOrder, book: OrderBook) ->
     return None
 
 
-def amend_rejection(command: AmendOrder, order: Order, book: OrderBook) -> str | None:
-    """The reason this amend of the open `order` is refused, or None."""
+def amend_rejection(
+    state: EngineState, command: AmendOrder, order: Order, book: OrderBook
+) -> str | None:
+    """The reason this amend of the open `order` is refused, or None (funds are checked
+    by the caller, once the amend is known to be valid)."""
+    if state.not_trading and book.symbol in state.not_trading:
+        return reasons.INSTRUMENT_HALTED
     if command.quantity is None and command.price is None:
         return reasons.NOTHING_TO_AMEND
     if command.price is not None:
