@@ -33,9 +33,12 @@ from domain.input_rules import MAX_STEPS, check_identifier, check_time_ns, shown
 from domain.instruments import Instrument
 from server.log_contract.layout import (
     ENGINE_INPUT_EVENT_TYPES,
+    VENUE_STREAM,
     book_stream,
+    instrument_stream,
     order_stream,
     trades_stream,
+    transfer_stream,
 )
 from server.log_contract.mapper import decode_data
 from server.log_contract.records import (
@@ -85,11 +88,20 @@ def route(event: events.Event) -> str | None:
     """
     if isinstance(event, events.ClockAdvanced):
         return None
-    if isinstance(event, events.TradeExecuted):
+    if isinstance(event, events.TradeExecuted | events.TradeSettled):
         return trades_stream(event.instrument)
     if isinstance(event, events.BookLevelsChanged):
         return book_stream(event.instrument)
-    if isinstance(event, events.InstrumentAdded | events.InstrumentRejected):
+    if isinstance(event, events.FundsDeposited | events.FundsWithdrawn | events.TransferRejected):
+        return transfer_stream(event.transfer_id)
+    if isinstance(event, events.InstrumentStatusChanged | events.InstrumentRejected):
+        return instrument_stream(event.instrument)
+    if isinstance(
+        event,
+        events.AssetAdded | events.AssetRejected | events.AccountsEnabled | events.AccountsRejected,
+    ):
+        return VENUE_STREAM
+    if isinstance(event, events.InstrumentAdded):
         raise ValueError(f"engine event with no stream: {event!r}")
     return order_stream(event.order_id)
 

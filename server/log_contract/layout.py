@@ -18,6 +18,14 @@ so the layout lives in one place:
   it fences off a second runner and records the last input consumed (exactly-once).
 - ``engine-snapshot-<shard>``: ``EngineSnapshotTaken``, the engine state after some batch, so
   a restart loads the snapshot and replays only the tail.
+- ``transfer-<transfer_id>``: a deposit's or withdrawal's request (expected version
+  NO_STREAM, so a transfer id is taken once) and the engine's ``FundsDeposited``,
+  ``FundsWithdrawn`` or ``TransferRejected``.
+- ``instrument-<instrument>``: venue controls (``InstrumentStatusChanged``, or
+  ``InstrumentRejected``) and their requests.
+- ``venue``: ``AssetAdded``, ``AccountsEnabled`` and their refusals.
+- The money of orders goes with them: ``FundsHeld`` and ``FundsReleased`` on the order's
+  stream, ``TradeSettled`` on ``trades-<instrument>`` right after its trade.
 - ``api-key-<key_id>``: ``ApiKeyIssued`` (expected version NO_STREAM, so a key id is taken
   once) then at most one ``ApiKeyRevoked``; every server folds them into its key ring.
 
@@ -44,6 +52,9 @@ ENGINE_STREAM_PREFIX: Final = "engine-"
 ENGINE_SNAPSHOT_STREAM_PREFIX: Final = "engine-snapshot-"
 CANCEL_ALL_STREAM_PREFIX: Final = "cancel-all-"  # a user's CancelAllRequested events
 API_KEY_STREAM_PREFIX: Final = "api-key-"
+TRANSFER_STREAM_PREFIX: Final = "transfer-"
+INSTRUMENT_STREAM_PREFIX: Final = "instrument-"
+VENUE_STREAM: Final = "venue"
 
 # Event types: each is its record class's name (server.log_contract.records), never
 # written out by hand elsewhere.
@@ -106,6 +117,14 @@ def order_id_of_stream(stream: str) -> str | None:
     if stream.startswith(ORDER_STREAM_PREFIX):
         return stream[len(ORDER_STREAM_PREFIX) :]
     return None
+
+
+def transfer_stream(transfer_id: str) -> str:
+    return TRANSFER_STREAM_PREFIX + transfer_id
+
+
+def instrument_stream(instrument: str) -> str:
+    return INSTRUMENT_STREAM_PREFIX + instrument
 
 
 def api_key_stream(key_id: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from domain.instruments import InstrumentStatus
 from domain.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
@@ -223,6 +224,104 @@ class BookLevelsChanged(EngineResult, frozen=True, kw_only=True):
 # ------------------------------------------------------------------ the engine runner's own
 
 
+# ------------------------------------------------------------------ money and venue controls
+# Amounts are in the asset's unit, written with its precision ("12.50000000").
+
+
+class FundsDeposited(EngineResult, frozen=True, kw_only=True):
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: Decimal
+    deposited_at: datetime
+
+
+class FundsWithdrawn(EngineResult, frozen=True, kw_only=True):
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: Decimal
+    withdrawn_at: datetime
+
+
+class TransferRejected(EngineResult, frozen=True, kw_only=True):
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: Decimal
+    reason: str
+    rejected_at: datetime
+
+
+class FundsHeld(EngineResult, frozen=True, kw_only=True):
+    order_id: str
+    user_id: str
+    asset: str
+    amount: Decimal
+    held_at: datetime
+
+
+class FundsReleased(EngineResult, frozen=True, kw_only=True):
+    order_id: str
+    user_id: str
+    asset: str
+    amount: Decimal
+    released_at: datetime
+
+
+class TradeSettled(EngineResult, frozen=True, kw_only=True):
+    """A trade's money (see ``domain.events.TradeSettled``): per side, held -= held_used
+    and available += held_used - paid + received; both fees go to the fee account."""
+
+    trade_id: str
+    instrument: str
+    base_asset: str
+    quote_asset: str
+    buyer_user_id: str
+    seller_user_id: str
+    buyer_order_id: str
+    seller_order_id: str
+    base_amount: Decimal
+    quote_amount: Decimal
+    buyer_fee: Decimal
+    seller_fee: Decimal
+    buyer_held_used: Decimal
+    seller_held_used: Decimal
+    settled_at: datetime
+
+
+class InstrumentStatusChanged(EngineResult, frozen=True, kw_only=True):
+    instrument: str
+    status: InstrumentStatus
+    changed_at: datetime
+
+
+class InstrumentRejected(EngineResult, frozen=True, kw_only=True):
+    """A venue command about an instrument refused (UNKNOWN_INSTRUMENT, ...)."""
+
+    instrument: str
+    reason: str
+
+
+class AssetAdded(EngineResult, frozen=True, kw_only=True):
+    asset: str
+    precision: int
+
+
+class AssetRejected(EngineResult, frozen=True, kw_only=True):
+    asset: str
+    reason: str
+
+
+class AccountsEnabled(EngineResult, frozen=True, kw_only=True):
+    enabled_at: datetime
+
+
+class AccountsRejected(EngineResult, frozen=True, kw_only=True):
+    reason: str
+    rejected_at: datetime
+
+
 class EngineBatchProcessed(LogRecord, frozen=True, kw_only=True):
     """The runner's progress, appended atomically with a batch's results (fencing,
     exactly-once): the last input it consumed and the latest snapshot's version."""
@@ -282,6 +381,18 @@ RESULT_RECORDS: tuple[type[EngineResult], ...] = (
     AmendRejected,
     StopTriggered,
     BookLevelsChanged,
+    FundsDeposited,
+    FundsWithdrawn,
+    TransferRejected,
+    FundsHeld,
+    FundsReleased,
+    TradeSettled,
+    InstrumentStatusChanged,
+    InstrumentRejected,
+    AssetAdded,
+    AssetRejected,
+    AccountsEnabled,
+    AccountsRejected,
 )
 RUNNER_RECORDS: tuple[type[LogRecord], ...] = (EngineBatchProcessed, EngineSnapshotTaken)
 IDENTITY_RECORDS: tuple[type[LogRecord], ...] = (ApiKeyIssued, ApiKeyRevoked)

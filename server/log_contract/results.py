@@ -24,6 +24,7 @@ from typing import Any, Final, get_args, get_type_hints
 import msgspec
 
 from domain import events
+from domain.assets import precision_of, unit_of
 from domain.instruments import Instrument, step_formatter
 from server.log_contract import records
 from server.log_contract.mapper import SCHEMA_VERSION_KEY, SCHEMA_VERSIONS, format_log_time
@@ -42,11 +43,33 @@ RESULT_RECORD_OF: Final[dict[type[msgspec.Struct], type[records.EngineResult]]] 
     events.AmendRejected: records.AmendRejected,
     events.StopTriggered: records.StopTriggered,
     events.BookLevelsChanged: records.BookLevelsChanged,
+    events.FundsDeposited: records.FundsDeposited,
+    events.FundsWithdrawn: records.FundsWithdrawn,
+    events.TransferRejected: records.TransferRejected,
+    events.FundsHeld: records.FundsHeld,
+    events.FundsReleased: records.FundsReleased,
+    events.TradeSettled: records.TradeSettled,
+    events.InstrumentStatusChanged: records.InstrumentStatusChanged,
+    events.InstrumentRejected: records.InstrumentRejected,
+    events.AssetAdded: records.AssetAdded,
+    events.AssetRejected: records.AssetRejected,
+    events.AccountsEnabled: records.AccountsEnabled,
+    events.AccountsRejected: records.AccountsRejected,
 }
 
 # How a field of a result is converted: by its type in the record (ticks or lots by name).
-_PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM = range(5)
+_PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _AMOUNT = range(6)
 _PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
+# Amounts of money, by the field of the event naming their asset.
+_AMOUNT_ASSET_FIELD: Final = {
+    "amount": "asset",
+    "base_amount": "base_asset",
+    "seller_held_used": "base_asset",
+    "quote_amount": "quote_asset",
+    "buyer_fee": "quote_asset",
+    "seller_fee": "quote_asset",
+    "buyer_held_used": "quote_asset",
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NS_PER_US = 1000
 
@@ -56,6 +79,8 @@ Encoded = tuple[str, dict[str, Any], dict[str, str]]
 def _kind(field: str, annotation: Any) -> int:
     kinds = set(get_args(annotation)) or {annotation}
     if Decimal in kinds:
+        if field in _AMOUNT_ASSET_FIELD:
+            return _AMOUNT
         return _PRICE if field in _PRICE_FIELDS else _QUANTITY
     if datetime in kinds:
         return _TIME
@@ -131,10 +156,15 @@ _Plans = dict[tuple[type[msgspec.Struct], str | None], _Plan]
 
 
 class ResultEncoder:
-    """Converts the engine's events for one set of instruments (converters built once)."""
+    """Converts the engine's events for one set of instruments and assets (converters
+    built once; `assets` maps each asset to its precision, an asset missing there has the
+    default one, as in the engine: pass the engine's own `assets`)."""
 
-    def __init__(self, instruments: Mapping[str, Instrument]) -> None:
+    def __init__(
+        self, instruments: Mapping[str, Instrument], assets: Mapping[str, int] | None = None
+    ) -> None:
         self._instruments = instruments
+        self._assets: Mapping[str, int] = {} if assets is None else assets
         self._json_plans: _Plans = {}
         self._record_plans: _Plans = {}
 
@@ -168,13 +198,21 @@ class ResultEncoder:
         )
 
     def _plan_of(self, event: events.Event, plans: _Plans, as_json: bool) -> _Plan | None:
-        key = (type(event), getattr(event, "instrument", None))
+        # A plan per instrument, or per asset for the money events that have none (a
+        # TradeSettled's assets are its instrument's, so its instrument keys it).
+        key = (type(event), getattr(event, "instrument", None) or getattr(event, "asset", None))
         plan = plans.get(key)
         if plan is None and key[0] in RESULT_RECORD_OF:
-            plan = plans[key] = self._plan(key[0], key[1], as_json)
+            plan = plans[key] = self._plan(key[0], key[1], as_json, event)
         return plan
 
-    def _plan(self, event_cls: type[msgspec.Struct], symbol: str | None, as_json: bool) -> _Plan:
+    def _plan(
+        self,
+        event_cls: type[msgspec.Struct],
+        symbol: str | None,
+        as_json: bool,
+        example: events.Event,
+    ) -> _Plan:
         record_cls = RESULT_RECORD_OF[event_cls]
         instrument = None if symbol is None else self._instruments.get(symbol)
         hints = get_type_hints(record_cls)
@@ -192,6 +230,10 @@ class ResultEncoder:
                     raise KeyError(f"unknown instrument {symbol!r} for {event_cls.__name__}")
                 step = instrument.tick_size if kind == _PRICE else instrument.lot_size
                 convert = step_formatter(step) if as_json else _steps_decimal(step)
+            elif kind == _AMOUNT:
+                asset = getattr(example, _AMOUNT_ASSET_FIELD[field])
+                unit = unit_of(precision_of(self._assets, asset))
+                convert = step_formatter(unit) if as_json else _steps_decimal(unit)
             elif kind == _TIME:
                 convert = _time_text if as_json else moment_of
             elif kind == _ENUM and as_json:

@@ -83,12 +83,38 @@ SESSION: list[dict[str, Any]] = [
 ]
 
 
-def _session_events() -> list[Event]:
-    engine = MatchingEngine([BTC, ODD], book_deltas=True)
+# The same engine with accounts on: every money and venue record.
+ACCOUNTS_SESSION: list[dict[str, Any]] = [
+    {"op": "time", "now": "2026-01-01T00:00:00Z"},
+    {"op": "accounts", "enabled": True},
+    {"op": "asset", "asset": "USD", "precision": 8},
+    {"op": "asset", "asset": "USD", "precision": 2},  # another precision: rejected
+    {"op": "deposit", "transfer_id": "t1", "user_id": "taker", "asset": "USD", "amount": "500"},
+    {"op": "deposit", "transfer_id": "t2", "user_id": "maker", "asset": "BTC", "amount": "3"},
+    {"op": "deposit", "transfer_id": "t2", "user_id": "maker", "asset": "BTC", "amount": "3"},
+    _place("s1", "maker", "SELL", "100.00", "2"),
+    _place("b1", "taker", "BUY", "100.00", "0.75"),
+    {"op": "cancel", "order_id": "s1"},
+    {"op": "withdraw", "transfer_id": "w1", "user_id": "taker", "asset": "BTC", "amount": "0.5"},
+    {"op": "instrument_status", "symbol": "BTC-USD", "status": "HALTED"},
+    {"op": "instrument_status", "symbol": "NOPE-USD", "status": "HALTED"},
+    {"op": "accounts", "enabled": True},  # already on: nothing
+]
+
+
+def _run(session: list[dict[str, Any]], engine: MatchingEngine) -> list[Event]:
     emitted: list[Event] = []
-    for line in SESSION:
-        command = command_from_dict(line, engine.instruments, engine.instrument_of)
+    for line in session:
+        command = command_from_dict(line, engine.instruments, engine.instrument_of, engine.assets)
         emitted.extend(engine.handle(command))
+    return emitted
+
+
+def _session_events() -> list[Event]:
+    emitted = _run(SESSION, MatchingEngine([BTC, ODD], book_deltas=True))
+    emitted += _run(ACCOUNTS_SESSION, MatchingEngine([BTC, ODD], book_deltas=True))
+    # Accounts refused once orders exist.
+    emitted += _run([SESSION[1], {"op": "accounts", "enabled": True}], MatchingEngine([BTC]))
     return emitted
 
 
