@@ -24,6 +24,7 @@ from domain.events import (
     CancelRejected,
     ClockAdvanced,
     Event,
+    FundsHeld,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -89,12 +90,20 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
                 state.closed_status_by_id[order_id] = _REJECTED
             return [OrderRejected(order_id, user_id, symbol, reason, now)]
     is_buy = side is _BUY
+    # With accounts on, a limit or stop-limit order holds all it can cost (see
+    # `domain.accounts`), taken here inline; a market order holds nothing.
+    funds = None
     accounts = state.accounts
     if accounts is not None and price is not None:
         money = accounts.money_by_symbol[symbol]
-        need = quantity * (money.buy_hold_per_lot(price) if is_buy else money.base_per_lot)
-        balance = accounts.balances.get((user_id, money.quote if is_buy else money.base))
-        if balance is None or balance.available < need:
+        if is_buy:
+            need = quantity * money.buy_hold_per_lot(price)
+            asset = money.quote
+        else:
+            need = quantity * money.base_per_lot
+            asset = money.base
+        funds = accounts.balances.get((user_id, asset))
+        if funds is None or funds.available < need:
             state.closed_status_by_id[order_id] = _REJECTED
             return [OrderRejected(order_id, user_id, symbol, reasons.INSUFFICIENT_FUNDS, now)]
     state.arrivals = seq = state.arrivals + 1
@@ -139,11 +148,14 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
         seq,
         False,
         rests_now,
+        funds,
     )
     if expire_time is not None:
         heapq.heappush(state.expiry_queue, (expire_time, seq, order_id))
-    if accounts is not None:
-        accounts.hold(accounts.money_by_symbol[symbol], order, events, now)
+    if funds is not None:
+        funds.available -= need
+        funds.held += need
+        events.append(FundsHeld(order_id, user_id, asset, need, now))
     if rests_now:
         assert price is not None
         own = book.bids if is_buy else book.asks
@@ -282,7 +294,7 @@ def amend(state: EngineState, command: AmendOrder) -> list[Event]:
         # What the amended order will hold, checked before anything changes.
         money = accounts.money_by_symbol[book.symbol]
         held_before = money.hold_of(order)
-        if not accounts.can_hold_more(money, order, new_price, new_remaining, held_before):
+        if not accounts.can_hold_more(money, order, new_price, new_remaining):
             return [AmendRejected(order_id, book.symbol, reasons.INSUFFICIENT_FUNDS, now)]
     if not order.live:
         # A waiting stop: no queue position to keep or lose; update it in place.
@@ -374,4 +386,5 @@ def _requeued_copy(order: Order) -> Order:
         order.seq,
         order.triggered,
         False,
+        order.funds,
     )

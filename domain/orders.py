@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
+    from domain.accounts import Balance
     from domain.events import OrderAccepted
 
 
@@ -67,7 +68,7 @@ class Order(msgspec.Struct, gc=False):
     the current ones (an amend changes them; `terms` keeps the original). `live` is True
     while the order sits in a price level's queue; a cancelled order is only flagged and
     its queue drops it lazily (O(1) cancel). An order that loses priority on amend is
-    replaced by a fresh copy at the queue's tail.
+    replaced by a fresh copy at the queue's tail (with its `funds`).
     """
 
     terms: OrderAccepted
@@ -81,6 +82,10 @@ class Order(msgspec.Struct, gc=False):
     seq: int
     triggered: bool = False
     live: bool = False
+    # With accounts on, the balance an order's hold sits in (quote for a buy, base for a
+    # sell); None for an order that holds nothing. Kept so that fills and releases touch it
+    # without a lookup.
+    funds: Balance | None = None
 
     @property
     def filled(self) -> int:
