@@ -107,6 +107,12 @@ def fee_of(notional: int, bps: int) -> int:
     return -(-notional * bps // BPS)
 
 
+def _cost(lots: int, per_lot: int, bps: int) -> int:
+    """What a market buy of `lots` at `per_lot` notional each pays, fee included."""
+    notional = lots * per_lot
+    return notional + -(-notional * bps // BPS)
+
+
 class Accounts:
     """Every balance, the assets and their precision, the transfer ids seen (deposits and
     withdrawals are idempotent by id) and each instrument's money terms."""
@@ -197,19 +203,15 @@ class Accounts:
         available = 0 if balance is None else balance.available
         per_lot = price * money.quote_per_tick_lot
         bps = money.taker_bps
-
-        def cost(q: int) -> int:
-            notional = q * per_lot
-            return notional + fee_of(notional, bps)
-
-        if cost(lots) <= available:
+        notional = lots * per_lot
+        if notional + -(-notional * bps // BPS) <= available:
             return lots
-        # Largest q with cost(q) <= available: start from the estimate without rounding,
-        # which is at most one lot off, and step.
+        # The largest q whose notional + fee fits: start from the estimate without the
+        # fee's rounding, which is at most one lot off, and step.
         q = min(lots, available * BPS // (per_lot * (BPS + bps))) if per_lot else lots
-        while q < lots and cost(q + 1) <= available:
+        while q < lots and _cost(q + 1, per_lot, bps) <= available:
             q += 1
-        while q and cost(q) > available:
+        while q and _cost(q, per_lot, bps) > available:
             q -= 1
         return q
 

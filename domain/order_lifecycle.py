@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 
 from domain import reasons
+from domain.assets import BPS
 from domain.book import OrderBook
 from domain.commands import AdvanceTime, AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
 from domain.engine_state import EngineState
@@ -47,6 +48,7 @@ _CANCELLED = OrderStatus.CANCELLED
 _REJECTED = OrderStatus.REJECTED
 _EXPIRED = OrderStatus.EXPIRED
 _HALTED = InstrumentStatus.HALTED
+_BPS = BPS
 
 
 def place(state: EngineState, command: PlaceOrder) -> list[Event]:
@@ -97,7 +99,8 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     if accounts is not None and price is not None:
         money = accounts.money_by_symbol[symbol]
         if is_buy:
-            need = quantity * money.buy_hold_per_lot(price)
+            notional = price * money.quote_per_tick_lot  # `buy_hold_per_lot`, inlined
+            need = quantity * (notional + -(-notional * money.max_bps // _BPS))
             asset = money.quote
         else:
             need = quantity * money.base_per_lot

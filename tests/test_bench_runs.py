@@ -13,6 +13,7 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 TINY_RUNS = {
+    "accounts": (["--ops", "3000", "--repeat", "1"], ("balances off", "balances on", "target")),
     "engine": (["--ops", "3000", "--no-calibrate"], ("ops per CPU-second", "stops waiting", "p99")),
     "eventstore": (
         ["--scale", "0.005"],
