@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["engine", "eventstore", "projections", "restart", "service", "tracing"]
+MODULES = ["side_by_side", "engine", "eventstore", "projections", "restart", "service", "tracing"]
 
 
 def main() -> None:
