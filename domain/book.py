@@ -35,7 +35,9 @@ class Level:
         self.count = 0
 
     def live_orders(self) -> Iterator[Order]:
-        return (order for order in self.orders if order.live)
+        for order in self.orders:
+            if order.live:
+                yield order
 
 
 class BookSide:

@@ -13,7 +13,7 @@ command) invisible. With deltas off the sides hold no marks and nothing is recor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from domain.events import BookLevelsChanged, Event, LevelChanged
 from domain.orders import Side
@@ -21,8 +21,8 @@ from domain.orders import Side
 if TYPE_CHECKING:
     from domain.book import BookSide, OrderBook
 
-_BUY = Side.BUY
-_SELL = Side.SELL
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 
 
 class LevelMarks:

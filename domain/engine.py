@@ -20,7 +20,7 @@ Where the work is done:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from domain import reasons
 from domain.book_deltas import append_book_deltas
@@ -40,8 +40,8 @@ from domain.order_lifecycle import advance_time, amend, cancel, cancel_all, plac
 from domain.orders import Order, OrderStatus, OrderType
 from domain.snapshot import snapshot_of, state_from_snapshot
 
-_LIMIT = OrderType.LIMIT
-_MARKET = OrderType.MARKET
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
 
 
 class MatchingEngine:

@@ -10,6 +10,7 @@ command; `domain.snapshot` saves and loads it; `domain.engine.MatchingEngine` ow
 from __future__ import annotations
 
 from itertools import islice
+from typing import Final
 
 from domain.book import OrderBook
 from domain.book_deltas import LevelMarks
@@ -17,7 +18,7 @@ from domain.events import Event, OrderCancelled
 from domain.instruments import Instrument
 from domain.orders import Order, OrderStatus
 
-_CANCELLED = OrderStatus.CANCELLED
+_CANCELLED: Final = OrderStatus.CANCELLED
 
 
 class EngineState:

@@ -13,6 +13,8 @@ locals and builds events positionally.
 
 from __future__ import annotations
 
+from typing import Final
+
 from domain import reasons
 from domain.book import BookSide, OrderBook
 from domain.engine_state import EngineState
@@ -25,16 +27,16 @@ from domain.events import (
 )
 from domain.orders import Order, OrderStatus, OrderType, SelfTradePrevention, TimeInForce
 
-_MARKET = OrderType.MARKET
-_STOP_MARKET = OrderType.STOP_MARKET
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_STP_NONE = SelfTradePrevention.NONE
-_CANCEL_OLDEST = SelfTradePrevention.CANCEL_OLDEST
-_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
-_FILLED = OrderStatus.FILLED
-_CANCELLED = OrderStatus.CANCELLED
-_BPS = 10_000
+_MARKET: Final = OrderType.MARKET
+_STOP_MARKET: Final = OrderType.STOP_MARKET
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_STP_NONE: Final = SelfTradePrevention.NONE
+_CANCEL_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
+_CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
+_FILLED: Final = OrderStatus.FILLED
+_CANCELLED: Final = OrderStatus.CANCELLED
+_BPS: Final = 10_000
 
 
 def slippage_limit_key(is_buy: bool, best_price: int, max_slippage_bps: int) -> int:

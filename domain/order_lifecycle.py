@@ -14,6 +14,7 @@ without a call.
 from __future__ import annotations
 
 import heapq
+from typing import Final
 
 from domain import reasons
 from domain.book import OrderBook
@@ -35,15 +36,15 @@ from domain.matching import execute
 from domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from domain.validation import amend_rejection, place_rejection
 
-_BUY = Side.BUY
-_LIMIT = OrderType.LIMIT
-_STOP_LIMIT = OrderType.STOP_LIMIT
-_STOP_MARKET = OrderType.STOP_MARKET
-_GTC = TimeInForce.GTC
-_GTD = TimeInForce.GTD
-_CANCELLED = OrderStatus.CANCELLED
-_REJECTED = OrderStatus.REJECTED
-_EXPIRED = OrderStatus.EXPIRED
+_BUY: Final = Side.BUY
+_LIMIT: Final = OrderType.LIMIT
+_STOP_LIMIT: Final = OrderType.STOP_LIMIT
+_STOP_MARKET: Final = OrderType.STOP_MARKET
+_GTC: Final = TimeInForce.GTC
+_GTD: Final = TimeInForce.GTD
+_CANCELLED: Final = OrderStatus.CANCELLED
+_REJECTED: Final = OrderStatus.REJECTED
+_EXPIRED: Final = OrderStatus.EXPIRED
 
 
 def place(state: EngineState, command: PlaceOrder) -> list[Event]:
