@@ -23,9 +23,6 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-os.environ["EXCHANGE_PURE_PYTHON"] = "1"  # the build itself never loads a compiled engine
-
-# Imported after the line above, on purpose.
 from domain.compiled import (
     BUILD_DIR,
     MANIFEST_NAME,

@@ -36,7 +36,6 @@ def _formatter(step: Decimal) -> Callable[[int], str]:
 
 def replay(lines: BinaryIO, output: BinaryIO) -> None:
     book = ReferenceBook()
-    fills = book.fills
     dumps, write = orjson.dumps, output.write
     tick = lot = Decimal(1)
     price_text = quantity_text = _formatter(tick)
@@ -66,12 +65,11 @@ def replay(lines: BinaryIO, output: BinaryIO) -> None:
             "quantity": quantity_text(quantity),
         }
         write(dumps(accepted) + b"\n")
-        done = len(fills)
         if data["type"] == "MARKET":
-            book.market(order_id, is_buy, quantity, data["max_slippage_bps"])
+            fills = book.market(order_id, is_buy, quantity, data["max_slippage_bps"])
         else:
-            book.limit(order_id, is_buy, _steps(price, tick), quantity)
-        for maker_id, taker_id, ticks, lots in fills[done:]:
+            fills = book.limit(order_id, is_buy, _steps(price, tick), quantity)
+        for maker_id, taker_id, ticks, lots in fills:
             trade = {
                 "type": "trade",
                 "maker_order_id": maker_id,

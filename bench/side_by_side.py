@@ -20,6 +20,7 @@ import gc
 import hashlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from bench.reference_book import ReferenceBook
+from bench.reference_book import Fill, ReferenceBook
 from bench.workload import CANCEL, LIMIT, MARKET, Operation, build_operations
 
 TARGET_RATIO = 1.0
@@ -44,20 +45,26 @@ def _settle_garbage_collector() -> None:
     gc.freeze()
 
 
-def time_reference(operations: list[Operation]) -> tuple[float, ReferenceBook]:
+def time_reference(
+    operations: list[Operation], collect: bool = False
+) -> tuple[float, ReferenceBook, list[Fill]]:
+    """CPU seconds of the stream through a fresh reference book; with `collect`, every
+    fill too (then the time is not the figure: that pass is the check's)."""
     book = ReferenceBook()
     limit, market, cancel = book.limit, book.market, book.cancel
+    fills: list[Fill] = []
+    keep = fills.extend if collect else len
     _settle_garbage_collector()
     started = time.process_time()
     for operation in operations:
         kind = operation[0]
         if kind == LIMIT:
-            limit(operation[1], operation[3], operation[4], operation[5])
+            keep(limit(operation[1], operation[3], operation[4], operation[5]))
         elif kind == MARKET:
-            market(operation[1], operation[3], operation[4], operation[5])
+            keep(market(operation[1], operation[3], operation[4], operation[5]))
         else:
             cancel(operation[1])
-    return time.process_time() - started, book
+    return time.process_time() - started, book, fills
 
 
 def _engine() -> Any:
@@ -132,8 +139,8 @@ def _outcome(fills: list[tuple[str, str, int, int]], levels: BookLevels) -> dict
 def outcome_of(name: str, operations: list[Operation]) -> dict[str, Any]:
     """Fills, volume and final book of one contender, for the agreement check."""
     if name == "reference":
-        _, book = time_reference(operations)
-        return _outcome(book.fills, book.levels())
+        _, book, fills = time_reference(operations, collect=True)
+        return _outcome(fills, book.levels())
     from domain.events import TradeExecuted
 
     _, engine, events = time_engine(operations, collect=True)
@@ -151,13 +158,15 @@ def engine_build() -> str:
     return active_build()
 
 
-def child(name: str, count: int, seed: int, check: bool) -> None:
+def child(name: str, count: int, seed: int, check: bool, timed: int | None = None) -> None:
+    """Time one contender on the stream (`timed`: only its first so many operations)."""
     operations = build_operations(count, seed)
+    stream = operations if timed is None else operations[:timed]
     if name == "reference":
-        elapsed = time_reference(operations)[0]
+        elapsed = time_reference(stream)[0]
         build = "pure"
     else:
-        elapsed = time_engine(operations)[0]
+        elapsed = time_engine(stream)[0]
         build = engine_build()
     report: dict[str, Any] = {"cpu": elapsed, "build": build}
     if check:
@@ -176,6 +185,49 @@ def _run_child(name: str, count: int, seed: int, check: bool, pure: bool) -> dic
         raise SystemExit(f"side_by_side child {name} failed:\n{completed.stderr[-3000:]}")
     result: dict[str, Any] = orjson.loads(completed.stdout.splitlines()[-1])
     return result
+
+
+def _instructions(name: str, count: int, seed: int, timed: int, pure: bool) -> int:
+    """Instructions callgrind counts for a whole child process timing `timed` operations."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if pure:
+        env["EXCHANGE_PURE_PYTHON"] = "1"
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
+    argv += ["-m", "bench.side_by_side", "--child", name, "--ops", str(count)]
+    argv += ["--seed", str(seed), "--timed", str(timed)]
+    completed = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    for line in completed.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1].strip())
+    raise SystemExit(f"no instruction count from callgrind:\n{completed.stderr[-2000:]}")
+
+
+def compare_instructions(count: int, seed: int, both_builds: bool) -> None:
+    """Instructions per operation of each contender's timed loop: a process timing the
+    whole stream minus one timing none of it (same imports, same stream built)."""
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind is not installed, not counted")
+        return
+    contenders = [("reference", False), ("engine", False)] + (
+        [("engine", True)] if both_builds else []
+    )
+    per_op: dict[tuple[str, bool], float] = {}
+    for name, pure in contenders:
+        loop = _instructions(name, count, seed, count, pure) - _instructions(
+            name, count, seed, 0, pure
+        )
+        per_op[(name, pure)] = loop / count
+    reference = per_op[("reference", False)]
+    figures = [f"reference {reference:,.0f}"]
+    for name, pure in contenders[1:]:
+        label = "engine pure" if pure else f"engine {engine_build_of(pure)}"
+        value = per_op[(name, pure)]
+        figures.append(f"{label} {value:,.0f} ({reference / value:.2f}x the reference's speed)")
+    print(f"instructions per op (callgrind, {count:,} ops): " + ", ".join(figures))
+
+
+def engine_build_of(pure: bool) -> str:
+    return "pure" if pure else engine_build()
 
 
 def _verdict(ratio: float, target: float) -> str:
@@ -280,9 +332,18 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--child", choices=["reference", "engine"], help=argparse.SUPPRESS)
     parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--timed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="OPS",
+        help="also count instructions per operation under callgrind on OPS operations "
+        "(repeatable where CPU time on a shared host is not; slow: try 20000)",
+    )
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.ops, args.seed, args.check)
+        child(args.child, args.ops, args.seed, args.check, args.timed)
         return
     operations = build_operations(args.ops, args.seed)
     kinds = [sum(1 for op in operations if op[0] == kind) for kind in (LIMIT, MARKET, CANCEL)]
@@ -331,6 +392,8 @@ def main(argv: list[str]) -> None:
         f"check: fills {expected['fills']:,}, volume {expected['volume']:,} lots, final book "
         f"{expected['levels']:,} levels (digest {expected['digest']}): every contender agrees"
     )
+    if args.instructions:
+        compare_instructions(args.instructions, args.seed, len(contenders) > 2)
     if args.replay:
         compare_replayers(
             operations, args.repeat, [False] + ([True] if len(contenders) > 2 else [])

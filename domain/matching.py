@@ -149,9 +149,9 @@ def match(
         key = opposite.best
         if key is None or (limit_key is not None and key > limit_key):
             break
-        if marks is not None:
-            marks.mark(opposite, key)
         level = levels[key]
+        if marks is not None:
+            marks.mark(level)
         queue = level.orders
         price = level.price
         while remaining and level.count:

@@ -142,7 +142,7 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
         else:
             marks = own.marks
             if marks is not None:
-                marks.mark(own, key)
+                marks.mark(level)
             level.orders.append(order)
             level.total += quantity
             level.count += 1
@@ -192,10 +192,10 @@ def cancel(state: EngineState, command: CancelOrder) -> list[Event]:
         book = state.books_by_symbol[order.instrument]
         side = book.bids if order.is_buy else book.asks
         key = side.sign * order.price  # type: ignore[operator]
+        level = side.levels[key]
         marks = side.marks
         if marks is not None:
-            marks.mark(side, key)
-        level = side.levels[key]
+            marks.mark(level)
         order.live = False
         level.total -= remaining
         level.count -= 1
@@ -269,9 +269,9 @@ def amend(state: EngineState, command: AmendOrder) -> list[Event]:
         side = book.bids if order.is_buy else book.asks
         assert new_price is not None
         key = side.sign * new_price
-        if side.marks is not None:
-            side.marks.mark(side, key)
         level = side.levels[key]
+        if side.marks is not None:
+            side.marks.mark(level)
         level.total += new_remaining - order.remaining
         order.quantity = new_total
         order.remaining = new_remaining
