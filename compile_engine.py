@@ -21,15 +21,20 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+import warnings
 from pathlib import Path
 
-from domain.compiled import (
-    BUILD_DIR,
-    MANIFEST_NAME,
-    missing_modules,
-    source_hash,
-    stale_modules,
-)
+with warnings.catch_warnings():
+    # Importing the package checks the build this script is about to replace: not news.
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from domain.compiled import (
+        BUILD_DIR,
+        MANIFEST_NAME,
+        missing_modules,
+        source_hash,
+        stale_modules,
+    )
+
 
 ROOT = Path(__file__).resolve().parent
 

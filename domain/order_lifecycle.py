@@ -16,6 +16,8 @@ from __future__ import annotations
 import heapq
 from typing import Final
 
+from msgspec.structs import astuple
+
 from domain import reasons
 from domain.book import OrderBook
 from domain.commands import AdvanceTime, AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
@@ -33,7 +35,7 @@ from domain.events import (
     StopTriggered,
 )
 from domain.matching import execute
-from domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from domain.orders import Order, OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 from domain.validation import amend_rejection, place_rejection
 
 _BUY: Final = Side.BUY
@@ -46,22 +48,64 @@ _CANCELLED: Final = OrderStatus.CANCELLED
 _REJECTED: Final = OrderStatus.REJECTED
 _EXPIRED: Final = OrderStatus.EXPIRED
 
+# `place` unpacks a PlaceOrder by position: one C call where the compiled build would
+# otherwise look up each field generically (about a tenth of its instructions per order).
+# A PlaceOrder whose fields change must change `place` too, so this fails at import.
+_PLACE_ORDER_FIELDS: Final = (
+    "order_id",
+    "user_id",
+    "instrument",
+    "side",
+    "order_type",
+    "quantity",
+    "price",
+    "time_in_force",
+    "post_only",
+    "expire_time",
+    "max_slippage_bps",
+    "stp",
+    "stop_price",
+)
+if PlaceOrder.__struct_fields__ != _PLACE_ORDER_FIELDS:
+    raise ImportError(
+        f"PlaceOrder's fields changed: update place() for {PlaceOrder.__struct_fields__}"
+    )
+
 
 def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     """Accept or reject a new order; match it, rest it or let it wait as a stop."""
-    # Hot path: every field read once into a local, the common case (a plain GTC/IOC
-    # limit order) validated inline, and a non-crossing GTC order rested inline.
+    # Hot path: every field read at once into a local (see _PLACE_ORDER_FIELDS), the
+    # common case (a plain GTC/IOC limit order) validated inline, and a non-crossing GTC
+    # order rested inline.
     now = state.now
-    order_id = command.order_id
-    user_id = command.user_id
-    symbol = command.instrument
-    side = command.side
-    order_type = command.order_type
-    quantity = command.quantity
-    price = command.price
-    time_in_force = command.time_in_force
-    post_only = command.post_only
-    expire_time = command.expire_time
+    order_id: str
+    user_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: int
+    price: int | None
+    time_in_force: TimeInForce
+    post_only: bool
+    expire_time: int | None
+    max_slippage_bps: int | None
+    stp: SelfTradePrevention
+    stop_price: int | None
+    (
+        order_id,
+        user_id,
+        symbol,
+        side,
+        order_type,
+        quantity,
+        price,
+        time_in_force,
+        post_only,
+        expire_time,
+        max_slippage_bps,
+        stp,
+        stop_price,
+    ) = astuple(command)
     orders = state.open_orders_by_id
     book = state.books_by_symbol.get(symbol)
     if (
@@ -69,8 +113,8 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
         or order_type is not _LIMIT
         or post_only
         or expire_time is not None
-        or command.stop_price is not None
-        or command.max_slippage_bps is not None
+        or stop_price is not None
+        or max_slippage_bps is not None
         or price is None
         or price <= 0
         or quantity < book.min_lots
@@ -110,10 +154,10 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
         quantity,
         time_in_force,
         post_only,
-        command.stp,
+        stp,
         expire_time,
-        command.max_slippage_bps,
-        command.stop_price,
+        max_slippage_bps,
+        stop_price,
         now,
     )
     events: list[Event] = [accepted]
