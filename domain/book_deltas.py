@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
+# Classes called on the hot path, as Final names: the compiled build then reads each from
+# a C static instead of looking it up in the module's globals at every call.
+_BookLevelsChanged: Final = BookLevelsChanged
+_LevelChanged: Final = LevelChanged
 
 
 class LevelMarks:
@@ -64,9 +68,9 @@ def _change(book: OrderBook, key: int, total: int, count: int) -> LevelChanged |
         level = book.bids.levels.get(key)
         side, price = _BUY, -key
     if level is None:
-        return LevelChanged(side, price, 0, 0) if count else None
+        return _LevelChanged(side, price, 0, 0) if count else None
     if level.total != total or level.count != count:
-        return LevelChanged(side, price, level.total, level.count)
+        return _LevelChanged(side, price, level.total, level.count)
     return None
 
 
@@ -99,5 +103,5 @@ def append_book_deltas(touched_books: list[LevelMarks], events: list[Event], now
         levels.clear()
         if changed:
             book.delta_sequence = sequence = book.delta_sequence + 1
-            events.append(BookLevelsChanged(book.symbol, sequence, tuple(changed), now))
+            events.append(_BookLevelsChanged(book.symbol, sequence, tuple(changed), now))
     touched_books.clear()

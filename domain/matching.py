@@ -37,6 +37,12 @@ _CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
 _FILLED: Final = OrderStatus.FILLED
 _CANCELLED: Final = OrderStatus.CANCELLED
 _BPS: Final = 10_000
+# Classes called on the hot path, as Final names: the compiled build then reads each from
+# a C static instead of looking it up in the module's globals at every call.
+_OrderCancelled: Final = OrderCancelled
+_TradeExecuted: Final = TradeExecuted
+_OrderPartiallyFilled: Final = OrderPartiallyFilled
+_OrderFilled: Final = OrderFilled
 
 
 def slippage_limit_key(is_buy: bool, best_price: int, max_slippage_bps: int) -> int:
@@ -169,7 +175,7 @@ def match(
                     del orders[maker_id]
                     closed[maker_id] = _CANCELLED
                     append(
-                        OrderCancelled(
+                        _OrderCancelled(
                             maker_id,
                             symbol,
                             reasons.SELF_TRADE,
@@ -195,7 +201,7 @@ def match(
             level.total -= quantity
             maker_id = maker.order_id
             append(
-                TradeExecuted(
+                _TradeExecuted(
                     trade_id,
                     symbol,
                     price,
@@ -210,7 +216,7 @@ def match(
             )
             if maker_remaining:
                 append(
-                    OrderPartiallyFilled(
+                    _OrderPartiallyFilled(
                         maker_id,
                         symbol,
                         trade_id,
@@ -229,16 +235,16 @@ def match(
                 del orders[maker_id]
                 closed[maker_id] = _FILLED
                 append(
-                    OrderFilled(maker_id, symbol, trade_id, price, quantity, maker_filled, 0, now)
+                    _OrderFilled(maker_id, symbol, trade_id, price, quantity, maker_filled, 0, now)
                 )
             if remaining:
                 append(
-                    OrderPartiallyFilled(
+                    _OrderPartiallyFilled(
                         taker_id, symbol, trade_id, price, quantity, filled, remaining, now
                     )
                 )
             else:
-                append(OrderFilled(taker_id, symbol, trade_id, price, quantity, filled, 0, now))
+                append(_OrderFilled(taker_id, symbol, trade_id, price, quantity, filled, 0, now))
         if not level.count:
             opposite.drop_level(key)
         if stopped:
