@@ -81,26 +81,32 @@ def append_book_deltas(touched_books: list[LevelMarks], events: list[Event], now
     for marks in touched_books:
         book = marks.book
         levels = marks.levels
-        changed: list[LevelChanged] = []
         if len(levels) == 1:
+            # One level object at its price this command, so it is the price's level now
+            # unless it emptied (an empty level always leaves the book: (0, 0) then).
             level = levels[0]
             level.marked = False
-            change = _change(book, level.key, level.total_before, level.count_before)
+            levels.clear()
+            if level.total != level.total_before or level.count != level.count_before:
+                only = _LevelChanged(
+                    _SELL if level.key > 0 else _BUY, level.price, level.total, level.count
+                )
+                book.delta_sequence = sequence = book.delta_sequence + 1
+                events.append(_BookLevelsChanged(book.symbol, sequence, (only,), now))
+            continue
+        # Sorted keys are bids then asks, each best first: the order of a delta's levels.
+        before: dict[int, tuple[int, int]] = {}
+        for level in levels:
+            level.marked = False
+            if level.key not in before:
+                before[level.key] = (level.total_before, level.count_before)
+        levels.clear()
+        changed: list[LevelChanged] = []
+        for key in sorted(before):
+            total, count = before[key]
+            change = _change(book, key, total, count)
             if change is not None:
                 changed.append(change)
-        else:
-            # Sorted keys are bids then asks, each best first: the order of a delta's levels.
-            before: dict[int, tuple[int, int]] = {}
-            for level in levels:
-                level.marked = False
-                if level.key not in before:
-                    before[level.key] = (level.total_before, level.count_before)
-            for key in sorted(before):
-                total, count = before[key]
-                change = _change(book, key, total, count)
-                if change is not None:
-                    changed.append(change)
-        levels.clear()
         if changed:
             book.delta_sequence = sequence = book.delta_sequence + 1
             events.append(_BookLevelsChanged(book.symbol, sequence, tuple(changed), now))
