@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import msgspec
-
 from domain import reasons
 from domain.assets import BPS, DEFAULT_PRECISION, FEE_ACCOUNT
 from domain.errors import InvalidField
@@ -35,11 +33,19 @@ from domain.instruments import Instrument
 from domain.orders import Order
 
 
-class Balance(msgspec.Struct, gc=False):
-    """One account's balance of one asset, in units."""
+class Balance:
+    """One account's balance of one asset, in units. A plain class with `__slots__` (a
+    native class in the compiled build, like `Order`): every hold, release and fill
+    changes one."""
 
-    available: int = 0
-    held: int = 0
+    __slots__ = ("available", "held")
+
+    def __init__(self, available: int = 0, held: int = 0) -> None:
+        self.available = available
+        self.held = held
+
+    def __repr__(self) -> str:
+        return f"Balance(available={self.available}, held={self.held})"
 
 
 class InstrumentMoney:
