@@ -238,7 +238,12 @@ class HttpApi:
                 self.list_orders,
                 params=(
                     Param("asset", "query", "only this instrument's orders"),
-                    Param("status", "query", "only orders in this status"),
+                    Param(
+                        "status",
+                        "query",
+                        "only orders in this status",
+                        choices=tuple(status.value for status in OrderStatus),
+                    ),
                     *_PAGE,
                     _USER,
                     _MIN_POSITION,

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from server.http.bodies import ErrorBody
-from server.http.operations import Operation
+from server.http.operations import Operation, Param
 
 _SCHEMAS = "#/components/schemas/{name}"
 _REASONS = {
@@ -26,13 +26,16 @@ _REASONS = {
 }
 
 
-def _parameter(param: Any) -> dict[str, Any]:
+def _parameter(param: Param) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": param.kind}
+    if param.choices:
+        schema["enum"] = list(param.choices)
     return {
         "name": param.name,
         "in": param.where,
         "required": param.required or param.where == "path",
         "description": param.description,
-        "schema": {"type": param.kind},
+        "schema": schema,
     }
 
 

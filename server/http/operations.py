@@ -21,6 +21,7 @@ class Param:
     description: str
     kind: Literal["string", "integer", "boolean"] = "string"
     required: bool = False
+    choices: tuple[str, ...] = ()  # the values it may take, when it is an enumeration
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -28,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from server.http.api import HttpApi
 from server.http.door import Door
+from server.http.errors import error_response
 from server.http.openapi import openapi_document
 
 log = structlog.get_logger(__name__)
@@ -64,7 +66,18 @@ def build_application(api: HttpApi, door: Door, version: str) -> Starlette:
         Mount("/static", StaticFiles(directory=static), name="static"),
         *door.routes(operations),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
+
+
+# What Starlette answers itself (no such path, a method the path does not take) as the
+# API's JSON error body.
+_CODE_OF_STATUS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def _http_exception(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = _CODE_OF_STATUS.get(error.status_code, "INVALID_ARGUMENT")
+    return error_response(code, str(error.detail), error.status_code, headers=error.headers)
 
 
 class _QuietServer(uvicorn.Server):
