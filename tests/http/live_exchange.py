@@ -9,6 +9,7 @@ so the exchange runs in another process rather than on the test's event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -37,12 +38,19 @@ HTTP_TEST_REDIS_DB = 15
 STARTUP_BOUND_S = 60.0
 
 
-async def _admin_sql(admin_url: str, statement: str) -> None:
+async def _execute(admin_url: str, statement: str) -> None:
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+def _admin_sql(admin_url: str, statement: str) -> None:
+    """Run one statement from synchronous code, even beside a running loop (Playwright's
+    sync API keeps one on this thread): on a thread of its own."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _execute(admin_url, statement)).result()
 
 
 def free_port() -> int:
@@ -93,7 +101,7 @@ def _wait_serving(process: subprocess.Popen[bytes], target: str, log: Path) -> N
 def running_server(service_urls: Any, log_dir: Path) -> Iterator[LiveExchange]:
     name = f"exchange_http_{uuid.uuid4().hex[:12]}"
     admin_url = service_urls.database_url
-    asyncio.run(_admin_sql(admin_url, f'CREATE DATABASE "{name}"'))
+    _admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     database_url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
     redis_url = redis_url_with_db(service_urls.redis_url, HTTP_TEST_REDIS_DB)
     redis.Redis.from_url(redis_url).flushdb()
@@ -136,4 +144,4 @@ def running_server(service_urls: Any, log_dir: Path) -> Iterator[LiveExchange]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        asyncio.run(_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
