@@ -9,7 +9,7 @@ come in time raises ``server.outcomes.OutcomeNotYet``. Only the transports know 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -90,13 +90,15 @@ class OrderCommands:
 
     async def place(
         self,
-        request: PlaceOrderInput,
+        read_request: Callable[[], PlaceOrderInput],
         wait_s: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> CommandAnswer:
-        """Place `request` for the caller's account (PERMISSION_DENIED for another's)."""
+        """Place the request `read_request` reads off the wire (its refusals count as the
+        command's) for the caller's account (PERMISSION_DENIED for another's)."""
         with metrics.track_command_in_flight("place"):
             try:
+                request = read_request()
                 request = replace(request, user_id=acting_account(request.user_id))
                 written = await self._handlers.place_order(request, metadata)
             except Refused as refusal:

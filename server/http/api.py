@@ -89,7 +89,7 @@ class HttpApi:
     async def place_order(self, request: Request) -> Response:
         body = await json_body(request, bodies.PlaceOrderBody)
         answer = await self._commands.place(
-            PlaceOrderInput(
+            lambda: PlaceOrderInput(
                 user_id=body.user_id,
                 instrument=body.asset,
                 side=body.type.value,

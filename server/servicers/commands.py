@@ -72,7 +72,7 @@ class OrderCommandServicer(pb_grpc.OrderCommandServiceServicer):
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PlaceOrderResponse:
         answer = await self._commands.place(
-            place_input(request),
+            lambda: place_input(request),
             self._wait_s(request.wait_for_outcome, context),
             inject_trace_context(),
         )

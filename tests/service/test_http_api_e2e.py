@@ -319,3 +319,70 @@ async def test_a_stream_is_refused_before_it_starts(
         f"/streams/trades/{BTC}", params={"afterPosition": "yesterday"}, headers=auth(key)
     )
     assert (bad_resume.status_code, bad_resume.json()["error"]["field"]) == (400, "afterPosition")
+
+
+async def test_a_retry_with_the_same_client_order_id_is_the_same_order(
+    exchange: Exchange, http: httpx.AsyncClient
+) -> None:
+    key = await http_key(exchange, "alice")
+    body = {**SEED_ORDER, "clientOrderId": "seed-1"}
+    first = await http.post("/orders", json=body, headers=auth(key))
+    retry = await http.post("/orders", json=body, headers=auth(key))
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.json()["orderId"] == first.json()["orderId"]
+    assert (retry.json()["duplicate"], retry.json()["clientOrderId"]) == (True, "seed-1")
+    other = await http.post("/orders", json={**body, "price": "44000.00"}, headers=auth(key))
+    assert (other.status_code, other.json()["error"]["code"]) == (409, "ALREADY_EXISTS")
+
+
+async def test_cancel_all_is_the_kill_switch(exchange: Exchange, http: httpx.AsyncClient) -> None:
+    key = await http_key(exchange, "carol")
+    for price in ("10.00", "11.00"):
+        body = {
+            "asset": BTC,
+            "type": "BUY",
+            "price": price,
+            "quantity": "1",
+            "waitForOutcome": True,
+        }
+        assert (await http.post("/orders", json=body, headers=auth(key))).status_code == 201
+    cancelled = await http.delete("/orders", params={"waitForOutcome": "true"}, headers=auth(key))
+    assert cancelled.status_code == 200, cancelled.text
+    assert sorted(o["price"] for o in cancelled.json()["cancelledOrders"]) == ["10.00", "11.00"]
+    assert {o["status"] for o in cancelled.json()["cancelledOrders"]} == {"CANCELLED"}
+
+
+async def test_public_market_data_needs_no_key_but_orders_do(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    settings = service_settings(fresh_database_url, service_redis_url, public_market_data=True)
+    async with (
+        running_exchange(settings) as exchange,
+        httpx.AsyncClient(base_url=exchange.http_url, timeout=BOUND_S) as http,
+    ):
+        for path in ("/instruments", f"/books/{BTC}", f"/trades/{BTC}"):
+            assert (await http.get(path)).status_code == 200, path
+        assert (await http.get("/orders")).status_code == 401
+        async with http.stream("GET", f"/streams/book/{BTC}") as stream:
+            assert stream.status_code == 200
+            snapshot = await anext(events(stream))
+            assert snapshot.event == "snapshot"
+
+
+async def test_a_key_holds_at_most_its_streams(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    settings = service_settings(fresh_database_url, service_redis_url, max_streams_per_key=1)
+    async with (
+        running_exchange(settings) as exchange,
+        httpx.AsyncClient(base_url=exchange.http_url, timeout=BOUND_S) as http,
+    ):
+        key = await http_key(exchange, "kim")
+        async with http.stream("GET", f"/streams/book/{BTC}", headers=auth(key)) as first:
+            assert first.status_code == 200
+            await anext(events(first))
+            second = await http.get(f"/streams/trades/{BTC}", headers=auth(key))
+            assert (second.status_code, second.json()["error"]["code"]) == (
+                429,
+                "RESOURCE_EXHAUSTED",
+            )

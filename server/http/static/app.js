@@ -285,7 +285,7 @@ async function placeOrder(event) {
 
 function problem(status, text) {
   if (status === 401 || status === 403) {
-    notice("Enter an API key with the read (or trade) scope: `exchange keys issue --user NAME --scope trade`.");
+    notice("Enter an API key with the read (or trade) scope, e.g. from: exchange keys issue --user NAME --scope trade");
     connection("no key", false);
   } else {
     connection("reconnecting", false);
