@@ -16,6 +16,7 @@ from server.errors import InvalidArgument, OrderNotFound, PositionBeyondLog, Ref
 from server.eventstore.port import EventStore
 from server.identity.access import order_owner_filter, readable_account
 from server.observability.consumer_failures import ConsumerFailures
+from server.order_state import load_order_state
 from server.request_checks import (
     known_instrument,
     log_position_of,
@@ -51,7 +52,7 @@ class ReadYourWrites:
     ) -> None:
         self._progress = progress
         self._max_wait_s = max_wait_s
-        self._event_store = event_store
+        self.event_store = event_store
         self._default_wait_s = default_wait_s
         self._failures = failures
 
@@ -63,7 +64,7 @@ class ReadYourWrites:
         position = log_position_of(field, token)
         if position is None or self._progress.reached(position):
             return
-        last = await self._event_store.last_committed_position()
+        last = await self.event_store.last_committed_position()
         if last is None or position > last:
             raise PositionBeyondLog(f"{field} {token} is beyond the log's last event")
         refuse_if_stuck_before(
@@ -107,8 +108,26 @@ class OrderReads:
         owner = order_owner_filter(requested_user_id)
         await self.read_your_writes.wait(min_position, remaining_s)
         order: OrderView | None = await self._orders.get_order(order_id)
+        if order is None:
+            order = await self._placed_but_not_in_the_views(order_id, owner, remaining_s)
         if order is None or (owner is not None and order.user_id != owner):
             raise OrderNotFound(order_id)
+        return order
+
+    async def _placed_but_not_in_the_views(
+        self, order_id: str, owner: str | None, remaining_s: float | None
+    ) -> OrderView | None:
+        """An order id just answered by a place is never NOT_FOUND: when the views do not
+        hold it yet but the log does, wait for the views to reach where it was placed (as
+        with its `position` for min_position), then read them again. None: no such order
+        (or another account's: the same answer)."""
+        state = await load_order_state(self.read_your_writes.event_store, order_id)
+        if state is None or state.placed_position is None:
+            return None
+        if owner is not None and state.user_id != owner:
+            return None
+        await self.read_your_writes.wait(state.placed_position.to_token(), remaining_s)
+        order: OrderView | None = await self._orders.get_order(order_id)
         return order
 
     async def orders(

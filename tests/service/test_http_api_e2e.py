@@ -386,3 +386,24 @@ async def test_a_key_holds_at_most_its_streams(
                 429,
                 "RESOURCE_EXHAUSTED",
             )
+
+
+async def test_an_order_just_placed_is_never_not_found(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    """A GET right after the POST, without minPosition, waits for the views to hold the
+    order rather than answer 404: here the view builders are stopped, so it ends in 504
+    (the views did not get there), while an unknown order, or another account's, is 404."""
+    settings = service_settings(fresh_database_url, service_redis_url, query_wait_default_s=0.2)
+    async with (
+        running_exchange(settings) as exchange,
+        httpx.AsyncClient(base_url=exchange.http_url, timeout=BOUND_S) as http,
+    ):
+        alice, bob = await http_key(exchange, "alice"), await http_key(exchange, "bob")
+        await exchange.app.projections.stop()  # the views stay where they are
+        placed = await http.post("/orders", json=SEED_ORDER, headers=auth(alice))
+        order_id = placed.json()["orderId"]
+        waited = await http.get(f"/orders/{order_id}", headers=auth(alice))
+        assert (waited.status_code, waited.json()["error"]["code"]) == (504, "DEADLINE_EXCEEDED")
+        assert (await http.get(f"/orders/{order_id}", headers=auth(bob))).status_code == 404
+        assert (await http.get("/orders/never-placed", headers=auth(alice))).status_code == 404
