@@ -1,9 +1,12 @@
 """The door of every HTTP operation: the key (`Authorization: Bearer <key>`, the scope
 table of the RPC the operation stands for), the rate limit for commands, and refusals and
 failures turned into answers (``server.http.errors``). The same rules as gRPC's door, from
-the same code: ``server.identity.callers`` and ``server.limits.keying``."""
+the same code: ``server.identity.callers`` and ``server.limits.keying``. Each answer is
+counted by operation and status (``exchange_http_requests_total``)."""
 
 from __future__ import annotations
+
+import time
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +21,7 @@ from server.identity.keyring import KeyRing
 from server.limits.keying import charge
 from server.limits.refusals import rate_limited_message
 from server.limits.token_bucket import RateLimiter
+from server.observability import metrics
 
 
 class Door:
@@ -44,11 +48,16 @@ class Door:
 
     def guarded(self, operation: Operation) -> Handler:
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 self._let_in(operation, request)
-                return await operation.handler(request)
+                response = await operation.handler(request)
             except Exception as error:
-                return failure_response(error, request.url.path, operation.field_names)
+                response = failure_response(error, request.url.path, operation.field_names)
+            metrics.record_http_request(
+                operation.operation_id, response.status_code, time.perf_counter() - started
+            )
+            return response
 
         return endpoint
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from http_client import READ, auth, events, http_key, issue_key
+from prometheus_client import REGISTRY
 from service_harness import Exchange, running_exchange, service_settings
 from service_helpers import BTC, BUY, SELL, limit
 
@@ -40,10 +41,17 @@ async def http(exchange: Exchange) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def _http_count(operation: str, status: str) -> float:
+    labels = {"operation": operation, "status": status}
+    return REGISTRY.get_sample_value("exchange_http_requests_total", labels) or 0.0
+
+
 async def test_the_seeds_post_and_get(exchange: Exchange, http: httpx.AsyncClient) -> None:
     key = await http_key(exchange, "alice")
+    placed_before = _http_count("placeOrder", "201")
     placed = await http.post("/orders", json=SEED_ORDER, headers=auth(key))
     assert placed.status_code == 201, placed.text
+    assert _http_count("placeOrder", "201") == placed_before + 1
     order = placed.json()
     assert set(order) >= SEED_FIELDS
     assert (order["userId"], order["asset"], order["type"], order["status"]) == (
