@@ -5,6 +5,7 @@ and the live feeds as server-sent events."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -415,3 +416,16 @@ async def test_an_order_just_placed_is_never_not_found(
         assert (waited.status_code, waited.json()["error"]["code"]) == (504, "DEADLINE_EXCEEDED")
         assert (await http.get(f"/orders/{order_id}", headers=auth(bob))).status_code == 404
         assert (await http.get("/orders/never-placed", headers=auth(alice))).status_code == 404
+
+
+async def test_a_taken_http_port_fails_the_start_naming_it(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = service_settings(fresh_database_url, service_redis_url, http_port=port)
+        with pytest.raises(RuntimeError, match=rf"cannot listen on 127.0.0.1:{port} \(HTTP_PORT\)"):
+            async with running_exchange(settings):
+                pass
