@@ -104,7 +104,8 @@ def running_server(service_urls: Any, log_dir: Path) -> Iterator[LiveExchange]:
     _admin_sql(admin_url, f'CREATE DATABASE "{name}"')
     database_url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
     redis_url = redis_url_with_db(service_urls.redis_url, HTTP_TEST_REDIS_DB)
-    redis.Redis.from_url(redis_url).flushdb()
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
     grpc_port, http_port = free_port(), free_port()
     log = log_dir / "service.log"
     env = {
