@@ -41,10 +41,10 @@ COPY --from=compile /app/build/compiled ./build/compiled
 RUN useradd --create-home --uid 10001 exchange
 USER exchange
 
-# gRPC (GRPC_PORT) and Prometheus metrics (METRICS_PORT); see server/settings.py. A
-# container listens on every interface (LISTEN_HOST above): outside one, the default is
-# 127.0.0.1.
-EXPOSE 50051 9464
+# gRPC (GRPC_PORT), HTTP and the web page (HTTP_PORT) and Prometheus metrics
+# (METRICS_PORT); see server/settings.py. A container listens on every interface
+# (LISTEN_HOST above): outside one, the default is 127.0.0.1.
+EXPOSE 50051 8080 9464
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import grpc, os, sys; from grpc_health.v1 import health_pb2, health_pb2_grpc; \

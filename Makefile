@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # tests/ops runs promtool and a real Prometheus server: Debian's `prometheus` package
-# ships both. Installed here when missing (as root, or through sudo).
+# ships both. tests/http drives the web page in Debian's headless `chromium` (Playwright's
+# own browser download cannot run here). Installed here when missing (as root, or sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
@@ -32,6 +33,11 @@ tools:
 		echo "installing Debian's prometheus package (promtool, prometheus) for tests/ops"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+		command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium for tests/http"; exit 1; }; \
+		echo "installing Debian's chromium package for tests/http"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 setup: $(STAMP) tools
 
