@@ -37,15 +37,16 @@ from clients.generated.exchange.v1 import (
 )
 from domain.instruments import Instrument
 from projections.runner import ProjectionRunner
+from server.accounts_mode import check_accounts_mode
 from server.clock import Clock
 from server.commands import CommandHandlers
 from server.engine_process import EngineProcess
-from server.engine_runner import EngineRunner
+from server.engine_runner import EngineRunner, read_progress
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyRing, KeyRingFollower
-from server.instrument_config import load_instruments
+from server.instrument_config import VenueConfig, load_venue_for
 from server.limits.interceptor import LimitInterceptor
 from server.limits.stream_slots import StreamSlots
 from server.limits.token_bucket import RateLimiter
@@ -136,6 +137,7 @@ class ExchangeApp:
 
     settings: Settings
     instruments: dict[str, Instrument] = field(default_factory=dict)
+    venue: VenueConfig | None = None
     event_store: EventStore | None = None
     pg_pool: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
@@ -159,8 +161,12 @@ class ExchangeApp:
         settings = self.settings
         # First: a bootstrap key too short refuses the start before anything is opened.
         self.key_ring = KeyRing(settings.admin_api_key)
-        self.instruments = load_instruments(settings.instruments_file)
+        self.venue = load_venue_for(settings)
+        self.instruments = self.venue.instruments
         self.event_store = await open_event_store(settings.resolved_event_store_url)
+        # A log written in the other accounts mode refuses the start (AccountsModeMismatch).
+        progress = await read_progress(self.event_store, settings.engine_shard)
+        await check_accounts_mode(self.event_store, settings.accounts_enabled, progress.last_input)
         # Every key in the log is known before the first call is served.
         self.key_ring_follower = KeyRingFollower(self.event_store, self.key_ring)
         await self.key_ring_follower.load()
@@ -206,6 +212,7 @@ class ExchangeApp:
                 failures=self.failures,
                 retry_max_s=settings.consumer_retry_max_s,
                 lag_check_s=settings.consumer_lag_check_s,
+                assets=self.venue.assets if settings.accounts_enabled else None,
             )
             self.engine_runner.start()
         if settings.clock_tick_ms > 0:

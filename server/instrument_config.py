@@ -23,6 +23,7 @@ from domain.accounts import InstrumentMoney
 from domain.assets import DEFAULT_PRECISION, check_asset, check_precision
 from domain.errors import InvalidField
 from domain.instruments import Instrument
+from server.settings import Settings
 
 __all__ = [
     "DEFAULT_PRECISION",
@@ -31,6 +32,7 @@ __all__ = [
     "check_for_accounts",
     "load_instruments",
     "load_venue",
+    "load_venue_for",
 ]
 
 
@@ -137,3 +139,11 @@ def check_for_accounts(venue: VenueConfig, path: Path) -> None:
 def load_instruments(path: Path) -> dict[str, Instrument]:
     """The instruments of the file, by symbol."""
     return load_venue(path).instruments
+
+
+def load_venue_for(settings: Settings) -> VenueConfig:
+    """The venue file the settings name, checked for accounts when they are on."""
+    venue = load_venue(settings.instruments_file)
+    if settings.accounts_enabled:
+        check_for_accounts(venue, settings.instruments_file)
+    return venue

@@ -64,6 +64,9 @@ class RunnerProcess:
             "ENGINE_BATCH_MAX": "4",
             "SNAPSHOT_EVERY": "25",
             "LOG_LEVEL": "WARNING",
+            # Matching alone, as the replay it is compared with (test_accounts_e2e has
+            # the crash test with balances on).
+            "ACCOUNTS_ENABLED": "0",
         }
         self.process: asyncio.subprocess.Process | None = None
 
