@@ -6,6 +6,9 @@ builder order updates. Each subscriber owns a bounded buffer; publishing never w
 subscriber whose buffer is full is dropped at once: its iterator raises `SubscriberLagged`
 ("resubscribe") and the feed and every other subscriber go on untouched.
 
+`subscribe_balances` does the same for one user's balances (the Redis builder publishes
+them): a `BalanceSnapshot`, then each `BalanceView` after each change.
+
 `subscribe_book` yields a `BookSnapshot` (taken synchronously from the published book, so
 no update can slip between it and the registration) and then the `BookUpdate`s whose
 sequences follow the snapshot's without gap. While the Redis builder rebuilds the book
@@ -26,6 +29,8 @@ from typing import Generic, TypeVar
 from projections.book_views import NOT_READY, BookViewsNotReady
 from projections.views import (
     BUY,
+    BalanceSnapshot,
+    BalanceView,
     BookSnapshot,
     BookUpdate,
     LevelChange,
@@ -141,6 +146,14 @@ class _PublishedBook:
         return BookSnapshot(instrument, self.sequence, tuple(bids), tuple(asks), self.position)
 
 
+BALANCES_NOT_READY = "the balance views are being rebuilt"
+
+
+def _position_order(token: str) -> tuple[int, ...]:
+    """A position token ("<tx>:<seq>") as a sortable key ("" first)."""
+    return tuple(int(part) for part in token.split(":")) if token else ()
+
+
 def _end_all(group: dict[str, set[Subscription[Item]]]) -> None:
     for subscribers in group.values():
         for subscription in tuple(subscribers):
@@ -158,6 +171,9 @@ class LiveFeeds:
         self._order_subscribers: dict[str, set[Subscription[OrderUpdate]]] = {}
         self._order_instrument_filter: dict[Subscription[OrderUpdate], str | None] = {}
         self._books: dict[str, _PublishedBook] = {}
+        self._balance_subscribers: dict[str, set[Subscription[BalanceSnapshot | BalanceView]]] = {}
+        # Every balance as last published, per user then asset (the snapshots' source).
+        self._balances: dict[str, dict[str, BalanceView]] = {}
         self.books_ready = True
         self.dropped_subscribers = 0
 
@@ -187,6 +203,24 @@ class LiveFeeds:
         self._order_instrument_filter[subscription] = instrument or None
         return subscription
 
+    def subscribe_balances(self, user_id: str) -> Subscription[BalanceSnapshot | BalanceView]:
+        """A snapshot of `user_id`'s balances (every asset it has one in, by asset), then
+        each balance after each change; `BookViewsNotReady` while the Redis views (which
+        publish them) are being rebuilt. The snapshot is taken from the published balances
+        in the same step as the registration, so no change falls between the two."""
+        if not self.books_ready:
+            raise BookViewsNotReady(BALANCES_NOT_READY)
+        subscription = self._register(self._balance_subscribers, user_id)
+        published = self._balances.get(user_id, {})
+        balances = tuple(published[asset] for asset in sorted(published))
+        position = max((b.position for b in balances), key=_position_order, default="")
+        subscription.offer(BalanceSnapshot(user_id, balances, position))
+        return subscription
+
+    def published_balances(self, user_id: str) -> tuple[BalanceView, ...]:
+        published = self._balances.get(user_id, {})
+        return tuple(published[asset] for asset in sorted(published))
+
     def has_order_subscribers(self, user_id: str) -> bool:
         return user_id in self._order_subscribers
 
@@ -195,7 +229,12 @@ class LiveFeeds:
         return 0 if book is None else book.sequence
 
     def subscriber_count(self) -> int:
-        groups = (self._trade_subscribers, self._book_subscribers, self._order_subscribers)
+        groups = (
+            self._trade_subscribers,
+            self._book_subscribers,
+            self._order_subscribers,
+            self._balance_subscribers,
+        )
         return sum(len(subscribers) for group in groups for subscribers in group.values())
 
     # -- publishing (builders) -----------------------------------------------------------
@@ -226,6 +265,23 @@ class LiveFeeds:
         book.position = update.position
         self._fan_out(self._book_subscribers.get(update.instrument), update)
 
+    def publish_balance(self, balance: BalanceView) -> None:
+        """A balance after a change (the Redis builder, after its EXEC)."""
+        self._balances.setdefault(balance.user_id, {})[balance.asset] = balance
+        self._fan_out(self._balance_subscribers.get(balance.user_id), balance)
+
+    def reset_balances(self, balances: list[BalanceView]) -> None:
+        """Seed the published balances from the builder's loaded state (at start or after a
+        rebuild); a subscriber whose balances are not what it was last sent is dropped
+        (`SubscriberLagged`: resubscribe for a new snapshot)."""
+        fresh: dict[str, dict[str, BalanceView]] = {}
+        for balance in balances:
+            fresh.setdefault(balance.user_id, {})[balance.asset] = balance
+        for user_id in tuple(self._balance_subscribers):
+            if fresh.get(user_id, {}) != self._balances.get(user_id, {}):
+                self._drop_all(self._balance_subscribers.get(user_id))
+        self._balances = fresh
+
     def set_books_ready(self, ready: bool) -> None:
         """Whether new book subscriptions may start (False while the views are rebuilt)."""
         self.books_ready = ready
@@ -254,6 +310,7 @@ class LiveFeeds:
         _end_all(self._trade_subscribers)
         _end_all(self._book_subscribers)
         _end_all(self._order_subscribers)
+        _end_all(self._balance_subscribers)
         self._order_instrument_filter.clear()
         self._count_subscribers()
 
@@ -279,6 +336,7 @@ class LiveFeeds:
             ("trades", self._trade_subscribers),
             ("order_book", self._book_subscribers),
             ("orders", self._order_subscribers),
+            ("balances", self._balance_subscribers),
         ):
             metrics.set_stream_subscribers(stream, sum(len(s) for s in group.values()))
 

@@ -30,6 +30,12 @@ PROJECTED_RECORDS: tuple[type[rec.LogRecord], ...] = (
     rec.OrderAmended,
     rec.StopTriggered,
     rec.BookLevelsChanged,
+    rec.FundsDeposited,
+    rec.FundsWithdrawn,
+    rec.FundsHeld,
+    rec.FundsReleased,
+    rec.TradeSettled,
+    rec.InstrumentStatusChanged,
 )
 PROJECTED_EVENT_TYPES = frozenset(record.__name__ for record in PROJECTED_RECORDS)
 
