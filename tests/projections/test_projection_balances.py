@@ -297,14 +297,22 @@ def random_money_commands(seed: int, count: int) -> list[dict[str, Any]]:
             commands.append(transfer("deposit", f"seed-usd-{user}", f"u{user}", "USD", "800"))
         if rng.random() < 0.8:
             commands.append(transfer("deposit", f"seed-btc-{user}", f"u{user}", "BTC", "6"))
+    resume_in = 0  # a halt or cancel-only lasts a few commands
     for command in random_commands(seed, count):
         roll = rng.random()
         if roll < 0.2:
             commands.append(money())
-        elif roll < 0.23:
-            status = rng.choice(["TRADING", "TRADING", "CANCEL_ONLY", "HALTED"])
+        elif roll < 0.23 and resume_in == 0:
+            status = rng.choice(["CANCEL_ONLY", "HALTED"])
             commands.append({"op": "instrument_status", "symbol": "BTC-USD", "status": status})
+            resume_in = rng.randint(1, 4)
         commands.append(command)
+        if resume_in > 0:
+            resume_in -= 1
+            if resume_in == 0:
+                commands.append(
+                    {"op": "instrument_status", "symbol": "BTC-USD", "status": "TRADING"}
+                )
     commands.append({"op": "instrument_status", "symbol": "BTC-USD", "status": "TRADING"})
     return commands
 
