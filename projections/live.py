@@ -6,6 +6,9 @@ builder order updates. Each subscriber owns a bounded buffer; publishing never w
 subscriber whose buffer is full is dropped at once: its iterator raises `SubscriberLagged`
 ("resubscribe") and the feed and every other subscriber go on untouched.
 
+`subscribe_instrument_status` yields an instrument's status (TRADING, CANCEL_ONLY, HALTED)
+then each change; book snapshots carry the status too.
+
 `subscribe_balances` does the same for one user's balances (the Redis builder publishes
 them): a `BalanceSnapshot`, then each `BalanceView` after each change.
 
@@ -22,6 +25,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -33,6 +37,7 @@ from projections.views import (
     BalanceView,
     BookSnapshot,
     BookUpdate,
+    InstrumentStatusView,
     LevelChange,
     OrderUpdate,
     PriceLevel,
@@ -138,15 +143,19 @@ class _PublishedBook:
         else:
             side[change.price] = PriceLevel(change.price, change.quantity, change.order_count)
 
-    def snapshot(self, instrument: str, depth: int) -> BookSnapshot:
+    def snapshot(self, instrument: str, depth: int, status: str = "TRADING") -> BookSnapshot:
         bids = sorted(self.bids.values(), key=lambda level: level.price, reverse=True)
         asks = sorted(self.asks.values(), key=lambda level: level.price)
         if depth > 0:
             bids, asks = bids[:depth], asks[:depth]
-        return BookSnapshot(instrument, self.sequence, tuple(bids), tuple(asks), self.position)
+        return BookSnapshot(
+            instrument, self.sequence, tuple(bids), tuple(asks), self.position, status
+        )
 
 
 BALANCES_NOT_READY = "the balance views are being rebuilt"
+TRADING = "TRADING"
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _position_order(token: str) -> tuple[int, ...]:
@@ -174,6 +183,9 @@ class LiveFeeds:
         self._balance_subscribers: dict[str, set[Subscription[BalanceSnapshot | BalanceView]]] = {}
         # Every balance as last published, per user then asset (the snapshots' source).
         self._balances: dict[str, dict[str, BalanceView]] = {}
+        self._status_subscribers: dict[str, set[Subscription[InstrumentStatusView]]] = {}
+        # Instruments whose status an admin set, as last published (absent: TRADING).
+        self._statuses: dict[str, InstrumentStatusView] = {}
         self.books_ready = True
         self.dropped_subscribers = 0
 
@@ -192,8 +204,24 @@ class LiveFeeds:
             raise BookViewsNotReady(NOT_READY)
         subscription = self._register(self._book_subscribers, instrument)
         book = self._books.setdefault(instrument, _PublishedBook())
-        subscription.offer(book.snapshot(instrument, depth))
+        subscription.offer(book.snapshot(instrument, depth, self.instrument_status(instrument)))
         return subscription
+
+    def subscribe_instrument_status(self, instrument: str) -> Subscription[InstrumentStatusView]:
+        """`instrument`'s status now (a halt, say), then each change: taken and registered
+        in one step, as a book snapshot is. Before any change the first item is TRADING,
+        with an empty position and the epoch as its time."""
+        subscription = self._register(self._status_subscribers, instrument)
+        current = self._statuses.get(instrument) or InstrumentStatusView(
+            instrument, TRADING, _NEVER, ""
+        )
+        subscription.offer(current)
+        return subscription
+
+    def instrument_status(self, instrument: str) -> str:
+        """The status last published for `instrument` (TRADING when none was)."""
+        current = self._statuses.get(instrument)
+        return TRADING if current is None else current.status
 
     def subscribe_order_updates(
         self, user_id: str, instrument: str | None = None
@@ -234,6 +262,7 @@ class LiveFeeds:
             self._book_subscribers,
             self._order_subscribers,
             self._balance_subscribers,
+            self._status_subscribers,
         )
         return sum(len(subscribers) for group in groups for subscribers in group.values())
 
@@ -269,6 +298,20 @@ class LiveFeeds:
         """A balance after a change (the Redis builder, after its EXEC)."""
         self._balances.setdefault(balance.user_id, {})[balance.asset] = balance
         self._fan_out(self._balance_subscribers.get(balance.user_id), balance)
+
+    def publish_instrument_status(self, status: InstrumentStatusView) -> None:
+        """An instrument's status changed (the Redis builder, after its EXEC)."""
+        self._statuses[status.instrument] = status
+        self._fan_out(self._status_subscribers.get(status.instrument), status)
+
+    def reset_instrument_statuses(self, statuses: list[InstrumentStatusView]) -> None:
+        """Seed the published statuses from the builder's loaded state; a subscriber whose
+        status is not what it was last sent is dropped (resubscribe)."""
+        fresh = {status.instrument: status for status in statuses}
+        for instrument in tuple(self._status_subscribers):
+            if fresh.get(instrument) != self._statuses.get(instrument):
+                self._drop_all(self._status_subscribers.get(instrument))
+        self._statuses = fresh
 
     def reset_balances(self, balances: list[BalanceView]) -> None:
         """Seed the published balances from the builder's loaded state (at start or after a
@@ -311,6 +354,7 @@ class LiveFeeds:
         _end_all(self._book_subscribers)
         _end_all(self._order_subscribers)
         _end_all(self._balance_subscribers)
+        _end_all(self._status_subscribers)
         self._order_instrument_filter.clear()
         self._count_subscribers()
 
@@ -337,6 +381,7 @@ class LiveFeeds:
             ("order_book", self._book_subscribers),
             ("orders", self._order_subscribers),
             ("balances", self._balance_subscribers),
+            ("instrument_status", self._status_subscribers),
         ):
             metrics.set_stream_subscribers(stream, sum(len(s) for s in group.values()))
 

@@ -335,11 +335,12 @@ async def _reduce_money(connection: PgConnection, events: Sequence[RecordedEvent
         elif event.type == _STATUS_CHANGED:
             changed = ev.record_of(event)
             assert isinstance(changed, rec.InstrumentStatusChanged)
-            statuses[changed.instrument] = (
-                changed.instrument,
-                changed.status.value,
-                changed.changed_at,
-                ev.position_token(event.position),
+            status = ev.status_view(changed, event.position)
+            statuses[status.instrument] = (
+                status.instrument,
+                status.status,
+                status.updated_at,
+                status.position,
             )
     if not money:
         return _MoneyBatch([], [], list(statuses.values()))

@@ -91,6 +91,7 @@ class BookView:
     asks: tuple[PriceLevel, ...]
     sequence: int
     last_price: Decimal | None
+    status: str = "TRADING"  # the venue control: TRADING, CANCEL_ONLY or HALTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class BookSnapshot:
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     position: str
+    status: str = "TRADING"  # the instrument's status when the snapshot was taken
 
 
 @dataclass(frozen=True, slots=True)

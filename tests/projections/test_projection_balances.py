@@ -26,7 +26,7 @@ from projections.readers import InvalidPageToken
 from projections.rebuild import rebuild
 from projections.redis_views import drop_redis_views
 from projections.runner import ProjectionRunner
-from projections.views import BalanceSnapshot, BalanceView
+from projections.views import BalanceSnapshot, BalanceView, BookSnapshot
 from server.eventstore import EventStore, open_event_store
 from tests.conftest import create_database, drop_database
 
@@ -132,9 +132,11 @@ async def dump_money_views(pool: asyncpg.Pool, redis: aioredis.Redis, prefix: st
     async for key in redis.scan_iter(match=f"{prefix}balances:*"):
         hashes[key] = await redis.hgetall(key)
     users = sorted(await redis.smembers(f"{prefix}balance-users"))
+    redis_statuses = await redis.hgetall(f"{prefix}instrument-status")
     return [[dict(row) for row in rows] for rows in (balances, ledger, statuses, trades)] + [
         hashes,
         users,
+        redis_statuses,
     ]
 
 
@@ -210,6 +212,16 @@ async def test_scripted_money_gives_exact_balances_ledger_fees_and_status(
 
         statuses = await views.instrument_statuses()
         assert {symbol: s.status for symbol, s in statuses.items()} == {"BTC-USD": "HALTED"}
+        # The halt in the Redis views, the book and the live feeds too.
+        in_redis = await runner.book_views.instrument_statuses()
+        assert in_redis == statuses
+        assert (await runner.book_views.get_book("BTC-USD")).status == "HALTED"
+        book = runner.live.subscribe_book("BTC-USD")
+        snapshot = await anext(book)
+        assert isinstance(snapshot, BookSnapshot) and snapshot.status == "HALTED"
+        status = runner.live.subscribe_instrument_status("BTC-USD")
+        assert await anext(status) == statuses["BTC-USD"]
+        assert runner.live.instrument_status("ETH-USD") == "TRADING"
     finally:
         await runner.stop()
 
@@ -224,8 +236,13 @@ async def test_live_balances_snapshot_then_every_change(
         await log.run(SCRIPT[:3])
         await caught_up(runner, log)
         subscription = runner.live.subscribe_balances("bob")
+        status = runner.live.subscribe_instrument_status("BTC-USD")
         await log.run(SCRIPT[3:])
         await caught_up(runner, log)
+        assert [(s.status, bool(s.position)) async for s in _drain(status)] == [
+            ("TRADING", False),
+            ("HALTED", True),
+        ]
         items = [item async for item in _drain(subscription)]
         subscription.close()
         snapshot = items[0]
@@ -384,3 +401,42 @@ async def test_views_hold_the_engine_balances_exactly_and_rebuild_the_same(
         await rebuild(store, pool, redis, key_prefix=prefix)
         assert await dump_money_views(pool, redis, prefix) == kept
         assert causes["DEPOSIT"] > 0 and causes["HOLD"] > 0
+
+
+async def test_balances_lost_by_redis_come_from_postgres_then_are_rebuilt(
+    event_store: EventStore, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    log = ScriptedLog(event_store, FEE_INSTRUMENTS, inputs_per_append=5)
+    runner = new_runner(event_store, pg_pool, redis_client, key_prefix)
+    commands = random_money_commands(5, 200)
+    half = len(commands) // 2
+    await runner.start()
+    try:
+        await log.run(commands[:half])
+        await caught_up(runner, log)
+        users = {user for user, _ in log.engine.balances()}
+        user = sorted(users)[0]
+        subscription = runner.live.subscribe_balances(user)
+        snapshot = await anext(subscription)
+        assert isinstance(snapshot, BalanceSnapshot)
+        before = {u: await runner.balance_views.balances(u) for u in users}
+
+        assert await drop_redis_views(redis_client, key_prefix) > 0
+        # Redis cannot serve them now: the same balances come from PostgreSQL.
+        assert {u: await runner.balance_views.balances(u) for u in users} == before
+
+        await log.run(commands[half:])
+        await caught_up(runner, log)
+        await assert_views_equal_engine(log, pg_pool, runner.balance_views)
+        # Rebuilt from the log up to where they were: the subscriber goes on, its updates
+        # fold onto its snapshot to the balances the views hold.
+        assert not subscription.lagged
+        folded = {b.asset: b for b in snapshot.balances}
+        async for item in _drain(subscription):
+            assert isinstance(item, BalanceView)
+            folded[item.asset] = item
+        assert sorted(folded.values(), key=lambda b: b.asset) == (
+            await runner.balance_views.balances(user)
+        )
+    finally:
+        await runner.stop()
