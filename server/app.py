@@ -24,6 +24,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clients.generated.exchange.v1 import (
+    account_service_pb2,
+    account_service_pb2_grpc,
     admin_service_pb2,
     admin_service_pb2_grpc,
     diagnostics_service_pb2,
@@ -50,6 +52,7 @@ from server.instrument_config import VenueConfig, load_venue_for
 from server.limits.interceptor import LimitInterceptor
 from server.limits.stream_slots import StreamSlots
 from server.limits.token_bucket import RateLimiter
+from server.money_commands import MoneyCommands
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
@@ -58,6 +61,7 @@ from server.observability.tracing import configure_tracing
 from server.outcomes import OutcomeWaiter
 from server.pg_pools import keep_session
 from server.readiness import Readiness
+from server.servicers.accounts import AccountServicer, AdminMoney, Transfers
 from server.servicers.admin import AdminServicer
 from server.servicers.auth import AuthInterceptor
 from server.servicers.commands import OrderCommandServicer
@@ -75,6 +79,7 @@ SERVICE_NAMES = (
     order_query_service_pb2.DESCRIPTOR.services_by_name["OrderQueryService"].full_name,
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
+    account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
 )
 # Answers from the key ring only (no view, no engine): not in SERVICE_NAMES' readiness.
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
@@ -262,10 +267,26 @@ class ExchangeApp:
         ]
         options = (*GRPC_OPTIONS, ("grpc.max_receive_message_length", settings.max_message_bytes))
         server = grpc.aio.server(interceptors=interceptors, options=options)
+        waiter = OutcomeWaiter(projections.event_store, projections.progress, self.failures)
+        read_your_writes = ReadYourWrites(
+            projections.progress,
+            projections.event_store,
+            self.settings.query_wait_default_s,
+            self.failures,
+            max_wait_s=self.settings.max_read_wait_s,
+        )
+        assert self.venue is not None
+        money = MoneyCommands(
+            self.event_store,
+            self.instruments,
+            self.venue.assets if settings.accounts_enabled else None,
+            backend=event_store_backend(settings.resolved_event_store_url),
+        )
+        transfers = Transfers(money, waiter, settings.query_wait_default_s)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(
                 self.handlers,
-                OutcomeWaiter(projections.event_store, projections.progress, self.failures),
+                waiter,
                 self.settings.query_wait_default_s,
                 rate_limiter=rate_limiter,
             ),
@@ -275,14 +296,9 @@ class ExchangeApp:
             OrderQueryServicer(
                 projections.order_views,
                 projections.book_views,
-                ReadYourWrites(
-                    projections.progress,
-                    projections.event_store,
-                    self.settings.query_wait_default_s,
-                    self.failures,
-                    max_wait_s=self.settings.max_read_wait_s,
-                ),
+                read_your_writes,
                 self.instruments,
+                projections.balance_views,
             ),
             server,
         )
@@ -294,7 +310,16 @@ class ExchangeApp:
             DiagnosticsServicer(), server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(ApiKeyAdmin(self.event_store, self.key_ring)), server
+            AdminServicer(
+                ApiKeyAdmin(self.event_store, self.key_ring), AdminMoney(transfers, waiter)
+            ),
+            server,
+        )
+        account_service_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(
+                transfers, projections.balance_views, projections.live, read_your_writes
+            ),
+            server,
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

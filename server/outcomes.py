@@ -24,6 +24,10 @@ waited for as above; the orders it cancelled are the ``OrderCancelled`` events o
 progress event's transaction (one atomic append: positions sharing its ``tx``) that the
 request caused.
 
+Transfers and venue controls are answered like a cancel-all: the engine's progress event
+that covers the request, then the results of that transaction the request caused (none for
+a status the instrument already has) (``wait_caused``).
+
 The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. A wait that
 could never end is refused at once instead (``server.errors.Unavailable``): the engine
 runner stuck at or before the request, or a view builder stuck at or before the engine's
@@ -47,6 +51,7 @@ from server.log_contract.records import (
     AmendRejected,
     CancelRejected,
     EngineBatchProcessed,
+    EngineResult,
     OrderCancelled,
 )
 from server.observability.consumer_failures import ConsumerFailures
@@ -98,6 +103,15 @@ class CancelAllOutcome:
     first), and where its answer ends in the log."""
 
     cancelled: list[OrderState]
+    position: LogPosition
+
+
+@dataclass(frozen=True, slots=True)
+class CausedOutcome:
+    """The engine's results caused by one request (in log order), and where its answer
+    ends in the log."""
+
+    results: list[EngineResult]
     position: LogPosition
 
 
@@ -166,6 +180,30 @@ class OutcomeWaiter:
             f"the engine's answer to the cancel-all at {position} is not in the views yet",
         )
 
+    async def wait_caused(
+        self, position: LogPosition, event_id: UUID, timeout: float
+    ) -> CausedOutcome:
+        """The engine's results for the request at `position` (a transfer, a venue
+        control) once the views hold them; OutcomeNotYet after `timeout` seconds;
+        Unavailable at once when a consumer it waits for is stuck."""
+
+        async def outcome() -> CausedOutcome:
+            progress = await self._unless_engine_stuck_before(
+                position, self._progress_past(position)
+            )
+            await self._views_reach(progress)
+            caused, end = await self._caused_in(progress, str(event_id))
+            results = [record for record in map(decode, caused)]
+            return CausedOutcome(
+                [record for record in results if isinstance(record, EngineResult)], end
+            )
+
+        return await _in_time(
+            outcome(),
+            timeout,
+            f"the engine's answer to the request at {position} is not in the views yet",
+        )
+
     async def _progress_past(self, position: LogPosition) -> LogPosition:
         """The position of the engine's first progress event that covers `position`."""
         subscription = self._event_store.subscribe_all(
@@ -179,24 +217,34 @@ class OutcomeWaiter:
                     return event.position
         raise OutcomeNotYet("the log ended")  # store closed
 
-    async def _cancelled_in(self, progress: LogPosition, cause: str) -> CancelAllOutcome:
-        """The orders cancelled by `cause` in the transaction of `progress`."""
+    async def _caused_in(
+        self, progress: LogPosition, cause: str
+    ) -> tuple[list[RecordedEvent], LogPosition]:
+        """The events `cause` caused in the transaction of `progress`, and its last
+        position."""
         cursor = LogPosition(progress.tx, 0)  # before every event of that transaction
         end = progress
-        order_ids: list[str] = []
+        caused: list[RecordedEvent] = []
         while True:
             page = await self._event_store.read_all(after=cursor, limit=1000)
             in_transaction = [event for event in page if event.position.tx == progress.tx]
             for event in in_transaction:
                 end = max(end, event.position)
-                if event.metadata.get(CAUSATION_ID) != cause:
-                    continue
-                record = decode(event)
-                if isinstance(record, OrderCancelled):
-                    order_ids.append(record.order_id)
+                if event.metadata.get(CAUSATION_ID) == cause:
+                    caused.append(event)
             if len(in_transaction) < len(page) or not page:
                 break
             cursor = page[-1].position
+        return caused, end
+
+    async def _cancelled_in(self, progress: LogPosition, cause: str) -> CancelAllOutcome:
+        """The orders cancelled by `cause` in the transaction of `progress`."""
+        caused, end = await self._caused_in(progress, cause)
+        order_ids: list[str] = []
+        for event in caused:
+            record = decode(event)
+            if isinstance(record, OrderCancelled):
+                order_ids.append(record.order_id)
         cancelled: list[OrderState] = []
         for order_id in order_ids:
             events = await self._event_store.read_stream(order_stream(order_id))

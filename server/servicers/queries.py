@@ -18,6 +18,7 @@ from server.errors import (
 )
 from server.eventstore.port import EventStore
 from server.identity.access import order_owner_filter, readable_account
+from server.identity.context import current_principal
 from server.observability.consumer_failures import ConsumerFailures
 from server.request_checks import (
     known_instrument,
@@ -88,7 +89,11 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         book_views: Any,
         read_your_writes: ReadYourWrites,
         instruments: Mapping[str, Instrument],
+        balance_views: Any = None,
     ) -> None:
+        """`balance_views` (``projections.balance_views.BalanceViews``) for the instruments'
+        statuses; None: every instrument shows TRADING."""
+        self._balance_views = balance_views
         self._orders = order_views
         self._books = book_views
         self._read_your_writes = read_your_writes
@@ -157,6 +162,8 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
     ) -> pb.ListTradesResponse:
         known_instrument(self._instruments, "instrument", request.instrument, required=True)
         page_size = page_size_of(request.page_size)
+        principal = current_principal()  # None on public market data: no fees shown
+        viewer = None if principal is None else principal.user_id
         await self._read_your_writes.wait(request.min_position, context)
         try:
             trades, next_token = await self._orders.list_trades(
@@ -165,7 +172,8 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         except ValueError as error:
             raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
         return pb.ListTradesResponse(
-            trades=[trade_message(trade) for trade in trades], next_page_token=next_token or ""
+            trades=[trade_message(trade, viewer) for trade in trades],
+            next_page_token=next_token or "",
         )
 
     async def ListInstruments(
@@ -173,8 +181,15 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         request: pb.ListInstrumentsRequest,
         context: grpc.aio.ServicerContext[pb.ListInstrumentsRequest, pb.ListInstrumentsResponse],
     ) -> pb.ListInstrumentsResponse:
+        statuses = (
+            {} if self._balance_views is None else await self._balance_views.instrument_statuses()
+        )
         return pb.ListInstrumentsResponse(
             instruments=[
-                instrument_message(self._instruments[s]) for s in sorted(self._instruments)
+                instrument_message(
+                    self._instruments[s],
+                    statuses[s].status if s in statuses else "TRADING",
+                )
+                for s in sorted(self._instruments)
             ]
         )
