@@ -79,8 +79,10 @@ SERVICE_NAMES = (
     order_query_service_pb2.DESCRIPTOR.services_by_name["OrderQueryService"].full_name,
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
-    account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
 )
+# Balances and transfers (issue 14): reflected; its health is the read side's and the
+# engine's, which SERVICE_NAMES report.
+ACCOUNT_SERVICE_NAME = account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
 # Answers from the key ring only (no view, no engine): not in SERVICE_NAMES' readiness.
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 # What each side's health depends on (server/readiness.py): the views, and the engine.
@@ -324,7 +326,13 @@ class ExchangeApp:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                ADMIN_SERVICE_NAME,
+                ACCOUNT_SERVICE_NAME,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
             server,
         )
         return server
