@@ -24,9 +24,11 @@ waited for as above; the orders it cancelled are the ``OrderCancelled`` events o
 progress event's transaction (one atomic append: positions sharing its ``tx``) that the
 request caused.
 
-Transfers and venue controls are answered like a cancel-all: the engine's progress event
-that covers the request, then the results of that transaction the request caused (none for
-a status the instrument already has) (``wait_caused``).
+A transfer is answered like an order: the engine's first result on ``transfer-<id>``
+caused by the request (``wait_transfer``). A venue control, which may cause no result (a
+status the instrument already has), like a cancel-all: the engine's progress event that
+covers the request, then the results of that transaction the request caused
+(``wait_caused``).
 
 The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. A wait that
 could never end is refused at once instead (``server.errors.Unavailable``): the engine
@@ -204,6 +206,36 @@ class OutcomeWaiter:
             f"the engine's answer to the request at {position} is not in the views yet",
         )
 
+    async def wait_transfer(
+        self, stream: str, position: LogPosition, event_id: UUID, timeout: float
+    ) -> CausedOutcome:
+        """The engine's answer to the transfer request (first event of `stream`, its
+        transfer stream) at `position`, once the views hold it."""
+
+        async def outcome() -> CausedOutcome:
+            answer = await self._unless_engine_stuck_before(
+                position, self._first_caused(stream, 1, str(event_id))
+            )
+            await self._views_reach(answer.position)
+            record = decode(answer)
+            assert isinstance(record, EngineResult)
+            return CausedOutcome([record], answer.position)
+
+        return await _in_time(
+            outcome(),
+            timeout,
+            f"the engine's answer to the transfer at {position} is not in the views yet",
+        )
+
+    async def _first_caused(self, stream: str, from_version: int, cause: str) -> RecordedEvent:
+        """The first event of `stream` from `from_version` that `cause` caused."""
+        subscription = self._event_store.subscribe_stream(stream, from_version=from_version)
+        async with _closing(subscription):
+            async for event in subscription:
+                if event.metadata.get(CAUSATION_ID) == cause:
+                    return event
+        raise OutcomeNotYet(f"the log of {stream} ended")  # store closed
+
     async def _progress_past(self, position: LogPosition) -> LogPosition:
         """The position of the engine's first progress event that covers `position`."""
         subscription = self._event_store.subscribe_all(
@@ -258,15 +290,9 @@ class OutcomeWaiter:
 
     async def _engine_answer(self, request: RequestRef) -> RecordedEvent:
         """The first event of the order's stream that the request caused."""
-        cause = str(request.event_id)
-        subscription = self._event_store.subscribe_stream(
-            order_stream(request.order_id), from_version=request.version + 1
+        return await self._first_caused(
+            order_stream(request.order_id), request.version + 1, str(request.event_id)
         )
-        async with _closing(subscription):
-            async for event in subscription:
-                if event.metadata.get(CAUSATION_ID) == cause:
-                    return event
-        raise OutcomeNotYet(f"the log of order {request.order_id} ended")  # store closed
 
 
 async def _in_time(work: Awaitable[_T], timeout: float, late: str) -> _T:

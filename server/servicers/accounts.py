@@ -9,7 +9,8 @@ wait_caused``) and for the views to hold it, so a read after the answer sees its
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -18,10 +19,12 @@ from clients.generated.exchange.v1 import account_service_pb2 as pb
 from clients.generated.exchange.v1 import account_service_pb2_grpc as pb_grpc
 from clients.generated.exchange.v1 import admin_service_pb2 as admin_pb
 from clients.generated.exchange.v1 import types_pb2
+from domain.assets import unit_of
 from projections.live import SubscriberLagged
 from projections.views import BalanceSnapshot, BalanceView, LedgerEntryView
 from server.errors import AccountsDisabled, InvalidArgument, Refused
 from server.identity.access import acting_account, caller, readable_account
+from server.log_contract.layout import transfer_stream
 from server.log_contract.records import (
     FundsDeposited,
     FundsWithdrawn,
@@ -53,12 +56,20 @@ STATUS_VALUE = {
 STATUS_NAME = {value: name for name, value in STATUS_VALUE.items()}
 
 
-def balance_message(balance: BalanceView) -> pb.Balance:
+def amount_text(value: Decimal, precision: int | None) -> str:
+    """An amount with its asset's precision ("0.00" for USD at 2), whatever scale the view
+    holds it at."""
+    if precision is None:
+        return decimal_text(value)
+    return format(value.quantize(unit_of(precision)), "f")
+
+
+def balance_message(balance: BalanceView, precision: int | None = None) -> pb.Balance:
     message = pb.Balance(
         user_id=balance.user_id,
         asset=balance.asset,
-        available=decimal_text(balance.available),
-        held=decimal_text(balance.held),
+        available=amount_text(balance.available, precision),
+        held=amount_text(balance.held, precision),
         position=balance.position,
     )
     stamp = timestamp_of(balance.updated_at)
@@ -67,14 +78,14 @@ def balance_message(balance: BalanceView) -> pb.Balance:
     return message
 
 
-def ledger_message(entry: LedgerEntryView) -> pb.LedgerEntry:
+def ledger_message(entry: LedgerEntryView, precision: int | None = None) -> pb.LedgerEntry:
     message = pb.LedgerEntry(
         entry_id=entry.entry_id,
         user_id=entry.user_id,
         asset=entry.asset,
         cause=_CAUSE_VALUE.get(entry.cause, pb.LEDGER_CAUSE_UNSPECIFIED),
-        available_change=decimal_text(entry.available_change),
-        held_change=decimal_text(entry.held_change),
+        available_change=amount_text(entry.available_change, precision),
+        held_change=amount_text(entry.held_change, precision),
         reference=entry.reference,
         position=entry.position,
     )
@@ -103,10 +114,13 @@ class Transfers:
     async def answer(
         self, written: WrittenRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.Transfer:
-        outcome = await self._waiter.wait_caused(
-            written.position, written.event_id, self.timeout(context)
-        )
         request: Any = written.record
+        outcome = await self._waiter.wait_transfer(
+            transfer_stream(request.transfer_id),
+            written.position,
+            written.event_id,
+            self.timeout(context),
+        )
         transfer = pb.Transfer(
             transfer_id=request.transfer_id,
             user_id=request.user_id,
@@ -137,6 +151,13 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
         self._feeds = live_feeds
         self._read_your_writes = read_your_writes
 
+    @property
+    def _assets(self) -> Mapping[str, int]:
+        return self._transfers.money.assets
+
+    def _balance(self, balance: BalanceView) -> pb.Balance:
+        return balance_message(balance, self._assets.get(balance.asset))
+
     def _require_accounts(self) -> None:
         if not self._transfers.money.accounts_enabled:
             raise AccountsDisabled("accounts are disabled on this venue (ACCOUNTS_ENABLED=0)")
@@ -148,7 +169,7 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
         self._require_accounts()
         await self._read_your_writes.wait(request.min_position, context)
         balances = await self._views.balances(user_id)
-        return pb.GetBalancesResponse(balances=[balance_message(b) for b in balances])
+        return pb.GetBalancesResponse(balances=[self._balance(b) for b in balances])
 
     async def ListLedgerEntries(
         self, request: pb.ListLedgerEntriesRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -164,7 +185,8 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
         except ValueError as error:
             raise InvalidArgument.of("page_token", "MALFORMED", str(error)) from error
         return pb.ListLedgerEntriesResponse(
-            entries=[ledger_message(entry) for entry in entries], next_page_token=token
+            entries=[ledger_message(entry, self._assets.get(entry.asset)) for entry in entries],
+            next_page_token=token,
         )
 
     async def StreamBalanceUpdates(
@@ -186,12 +208,12 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
                     if isinstance(item, BalanceSnapshot):
                         yield pb.StreamBalanceUpdatesResponse(
                             snapshot=pb.BalanceSnapshot(
-                                balances=[balance_message(b) for b in item.balances],
+                                balances=[self._balance(b) for b in item.balances],
                                 position=item.position,
                             )
                         )
                     else:
-                        yield pb.StreamBalanceUpdatesResponse(balance=balance_message(item))
+                        yield pb.StreamBalanceUpdatesResponse(balance=self._balance(item))
             except SubscriberLagged as lagged:
                 await context.abort(LAGGED, str(lagged))
 
