@@ -103,14 +103,18 @@ class MoneyCommands:
     def assets(self) -> Mapping[str, int]:
         return self._assets or {}
 
-    def _amount(self, asset: str, amount: str) -> Decimal:
-        """The amount as the log holds it (the asset's precision), or InvalidArgument."""
-        assert self._assets is not None
+    def known_asset(self, asset: str) -> int:
+        """A configured asset's precision, or InvalidArgument naming the field."""
         if not asset:
             raise InvalidArgument.of("asset", "REQUIRED", "asset is required")
-        precision = self._assets.get(asset)
+        precision = self.assets.get(asset)
         if precision is None:
             raise InvalidArgument.of("asset", "UNKNOWN_ASSET", f"unknown asset {shown(asset)}")
+        return precision
+
+    def _amount(self, asset: str, amount: str) -> Decimal:
+        """The amount as the log holds it (the asset's precision), or InvalidArgument."""
+        precision = self.known_asset(asset)
         if not amount:
             raise InvalidArgument.of("amount", "REQUIRED", "amount is required")
         try:

@@ -176,6 +176,8 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
     ) -> pb.ListLedgerEntriesResponse:
         user_id = readable_account(request.user_id)
         self._require_accounts()
+        if request.asset:
+            self._transfers.money.known_asset(request.asset)
         page_size = page_size_of(request.page_size)
         await self._read_your_writes.wait(request.min_position, context)
         try:
