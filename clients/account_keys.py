@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -103,7 +104,7 @@ class AccountKeys:
                         user_id=user_id,
                         asset=asset,
                         amount=amount,
-                        transfer_id=f"funding-{asset}-{user_id}",
+                        transfer_id=_funding_transfer_id(asset, user_id),
                     ),
                     metadata=bearer(self.admin_key),
                     timeout=60,
@@ -122,6 +123,12 @@ class AccountKeys:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
+
+
+def _funding_transfer_id(asset: str, user_id: str) -> str:
+    """One transfer id per account and asset, whatever the account's id holds."""
+    digest = hashlib.sha256(f"{asset}\x1f{user_id}".encode()).hexdigest()[:32]
+    return f"funding-{digest}"
 
 
 def _has_authorization(details: grpc.aio.ClientCallDetails) -> bool:

@@ -39,7 +39,8 @@ USUAL_ACCOUNTS = ("alice", "bob", "carol", "mallory", "maker", "taker", "kim", "
 # Balance checks are on by default: every account a test's key is issued for is funded
 # this generously in every configured asset (clients.account_keys), so orders are matched
 # as they were before accounts; tests of funds themselves use accounts without it.
-TEST_FUNDING = {"BTC": "1000000000", "ETH": "1000000000", "USD": "1000000000000000"}
+# (Within 64-bit integers of units at precision 8, as the engine's snapshots need.)
+TEST_FUNDING = {"BTC": "1000000", "ETH": "1000000", "USD": "10000000000"}
 
 
 def account_channel(
