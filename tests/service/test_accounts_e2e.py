@@ -475,3 +475,44 @@ async def test_rebuilt_views_hold_the_same_balances(
         assert changes(await ledger(exchange, "bob")) == changes(ledger_before)
         # 0.30 BTC at 30 = 9.00 USD: bob (taker) 0.0225 -> 0.03, alice (maker) 0.009 -> 0.01.
         assert before["venue-fees"] == {"USD": (Decimal("0.04"), Decimal(0))}
+
+
+# ------------------------------------------------------------------ accounts off
+
+
+async def test_with_accounts_off_matching_is_as_before_and_transfers_are_refused(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    settings = service_settings(fresh_database_url, service_redis_url, accounts_enabled=False)
+    async with running_exchange(settings, funding=None) as exchange:
+        maker = await placed(exchange, limit("alice", SELL, "45000.00", "1.5"))
+        taker = await placed(exchange, limit("bob", BUY, "45010.00", "1"))
+        # Nobody deposited anything, and the orders trade as they always did.
+        assert (maker.status, taker.status) == (types.ORDER_STATUS_OPEN, types.ORDER_STATUS_FILLED)
+        for call in (
+            deposit(exchange, "alice", "USD", "1", "t-1"),
+            accounts(exchange).GetBalances(acc.GetBalancesRequest(user_id="alice")),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        store = exchange.app.event_store
+        assert store is not None
+        # The log holds what a fresh engine without accounts makes of its inputs, and no
+        # money record at all.
+        inputs = [(event.type, event.data) for event in await input_events(store)]
+        instruments = INSTRUMENTS_FILE_VENUE.instruments
+        expected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for stream, record in replay_inputs(inputs, instruments):
+            expected[stream].append(encode(record)[1])
+        assert await _results_by_stream(store) == dict(expected)
+        assert await store.read_stream(VENUE_STREAM) == []
+        assert not any(
+            event.type in ("FundsHeld", "TradeSettled") for event in await read_everything(store)
+        )
+    # Started again with accounts on, the log (orders matched without them) is refused.
+    with pytest.raises(AccountsModeMismatch, match="ACCOUNTS_ENABLED=1"):
+        async with running_exchange(
+            service_settings(fresh_database_url, service_redis_url), funding=None
+        ):
+            pass
