@@ -162,7 +162,10 @@ def instrument_from_wire(message: types_pb2.Instrument) -> Instrument:
         quote_asset=message.quote_asset,
         maker_fee_bps=message.maker_fee_bps,
         taker_fee_bps=message.taker_fee_bps,
-        status=types_pb2.InstrumentStatus.Name(message.status).removeprefix("INSTRUMENT_STATUS_"),
+        # A service from before venue controls sends none: its instruments trade.
+        status=types_pb2.InstrumentStatus.Name(message.status).removeprefix("INSTRUMENT_STATUS_")
+        if message.status
+        else "TRADING",
     )
 
 
