@@ -71,6 +71,10 @@ BENCH_ACCOUNTS = (
     *(f"taker-{n}" for n in range(20)),
     "bench-marker",
 )
+# Balance checks are on by default: each account is funded when its key is issued, far
+# beyond what its orders cost, so they are matched as without accounts (holds and
+# settlement are measured, never an INSUFFICIENT_FUNDS refusal).
+BENCH_FUNDING = {"BTC": "1000000", "ETH": "1000000", "USD": "10000000000"}
 _keys_by_target: dict[str, AccountKeys] = {}
 
 
@@ -149,7 +153,7 @@ class Server:
             [sys.executable, "-m", "server"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
         )
         await self._wait_serving()
-        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY)
+        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY, BENCH_FUNDING)
         _keys_by_target[self.target] = self.keys
         await self.keys.prepare(BENCH_ACCOUNTS)
         return self
