@@ -44,7 +44,11 @@ TEST_FUNDING = {"BTC": "1000000", "ETH": "1000000", "USD": "10000000000"}
 
 
 def account_channel(
-    target: str, admin_key: str = TEST_ADMIN_API_KEY
+    target: str,
+    admin_key: str = TEST_ADMIN_API_KEY,
+    funding: dict[str, str] | None = TEST_FUNDING,
 ) -> contextlib.AbstractAsyncContextManager[grpc.aio.Channel]:
-    """A keyed channel to an exchange started with `admin_key`, closed on the way out."""
-    return account_keys.account_channel(target, admin_key, TEST_FUNDING)
+    """A keyed channel to an exchange started with `admin_key` (accounts funded with
+    `funding` as their keys are issued: None for an exchange whose engine does not run),
+    closed on the way out."""
+    return account_keys.account_channel(target, admin_key, funding)
