@@ -436,6 +436,14 @@ async def test_kill_9_with_balances_on_then_restart_balances_equal_a_full_replay
         await restarted.process_batch(tail)  # re-handled only to rebuild the state
         assert restarted.engine.balances() == replay.balances()
         assert any(r.get("reason") == "INSUFFICIENT_FUNDS" for rs in expected.values() for r in rs)
+        # The setup from the configuration is in the log once, whatever the restarts.
+        venue = [(e.type, e.data.get("asset")) for e in await store.read_stream(VENUE_STREAM)]
+        assert venue == [
+            ("AssetAdded", "BTC"),
+            ("AssetAdded", "ETH"),
+            ("AssetAdded", "USD"),
+            ("AccountsEnabled", None),
+        ]
         # And that log cannot be served with accounts off.
         with pytest.raises(AccountsModeMismatch, match="ACCOUNTS_ENABLED=0"):
             await EngineRunner(store, instruments).load_state()
