@@ -263,9 +263,15 @@ async def test_the_door_refuses_bad_transfers_naming_the_field(venue: Exchange) 
             await deposit(venue, user_id, asset, amount, transfer_id)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field_violations(refused.value) == [violation]
+    # The fee account never trades: no trade key is issued for it, so no order either.
+    with pytest.raises(grpc.aio.AioRpcError) as no_key:
+        await admin(venue).IssueApiKey(
+            adm.IssueApiKeyRequest(user_id="venue-fees", scopes=[adm.SCOPE_TRADE])
+        )
+    assert field_violations(no_key.value) == [("user_id", "RESERVED_ACCOUNT")]
     with pytest.raises(grpc.aio.AioRpcError) as fees:
         await place(venue, limit("venue-fees", BUY, "100", "1.00"))
-    assert field_violations(fees.value) == [("user_id", "RESERVED_ACCOUNT")]
+    assert fees.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_an_order_that_cannot_be_paid_is_rejected_and_a_market_order_stops_at_funds(
