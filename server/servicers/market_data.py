@@ -132,7 +132,9 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         sequence = 0
         async with subscription, statuses:
             try:
-                async for item in _merged(subscription, statuses):
+                # The snapshot first (it carries the status), then both feeds as they come.
+                snapshot = await subscription.__anext__()
+                async for item in _chained(snapshot, _merged(subscription, statuses)):
                     if isinstance(item, InstrumentStatusView):
                         if item.status != status:
                             status = item.status
@@ -229,3 +231,9 @@ async def _merged(first: AsyncIterator[Any], second: AsyncIterator[Any]) -> Asyn
     finally:
         for task in pending:
             task.cancel()
+
+
+async def _chained(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
