@@ -153,7 +153,12 @@ class Server:
             [sys.executable, "-m", "server"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
         )
         await self._wait_serving()
-        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY, BENCH_FUNDING)
+        settings = Settings.from_env(env)
+        # Funding waits for the engine and the views: a front-only server has neither
+        # (and with accounts off there is nothing to fund).
+        funded = settings.accounts_enabled and settings.engine_enabled
+        funded = funded and settings.projections_enabled
+        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY, BENCH_FUNDING if funded else None)
         _keys_by_target[self.target] = self.keys
         await self.keys.prepare(BENCH_ACCOUNTS)
         return self
