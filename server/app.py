@@ -27,6 +27,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clients.generated.exchange.v1 import (
+    account_service_pb2,
+    account_service_pb2_grpc,
     admin_service_pb2,
     admin_service_pb2_grpc,
     diagnostics_service_pb2,
@@ -40,10 +42,12 @@ from clients.generated.exchange.v1 import (
 )
 from domain.instruments import Instrument
 from projections.runner import ProjectionRunner
+from server.account_reads import AccountReads
+from server.accounts_mode import check_accounts_mode
 from server.clock import Clock
 from server.commands import CommandHandlers
 from server.engine_process import EngineProcess
-from server.engine_runner import EngineRunner
+from server.engine_runner import EngineRunner, read_progress
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
 from server.http.api import HttpApi
@@ -52,10 +56,11 @@ from server.http.events import EventStreams
 from server.http.server import HttpServer, build_application
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyRing, KeyRingFollower
-from server.instrument_config import load_instruments
+from server.instrument_config import VenueConfig, load_venue_for
 from server.limits.interceptor import LimitInterceptor
 from server.limits.stream_slots import StreamSlots
 from server.limits.token_bucket import RateLimiter
+from server.money_commands import MoneyCommands
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
@@ -66,6 +71,7 @@ from server.order_reads import OrderReads, ReadYourWrites
 from server.outcomes import OutcomeWaiter
 from server.pg_pools import keep_session
 from server.readiness import Readiness
+from server.servicers.accounts import AccountServicer, AdminMoney
 from server.servicers.admin import AdminServicer
 from server.servicers.auth import AuthInterceptor
 from server.servicers.commands import OrderCommandServicer
@@ -74,6 +80,7 @@ from server.servicers.market_data import MarketDataServicer
 from server.servicers.outages import OutageInterceptor
 from server.servicers.queries import OrderQueryServicer
 from server.settings import Settings
+from server.transfers import Transfers
 from server.transport_security import server_credentials
 
 log = structlog.get_logger(__name__)
@@ -84,6 +91,9 @@ SERVICE_NAMES = (
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
 )
+# Balances and transfers (issue 14): reflected; its health is the read side's and the
+# engine's, which SERVICE_NAMES report.
+ACCOUNT_SERVICE_NAME = account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
 # Answers from the key ring only (no view, no engine): not in SERVICE_NAMES' readiness.
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 # What each side's health depends on (server/readiness.py): the views, and the engine.
@@ -145,6 +155,7 @@ class ExchangeApp:
 
     settings: Settings
     instruments: dict[str, Instrument] = field(default_factory=dict)
+    venue: VenueConfig | None = None
     event_store: EventStore | None = None
     pg_pool: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
@@ -166,6 +177,8 @@ class ExchangeApp:
     stream_slots: StreamSlots | None = None
     order_commands: OrderCommands | None = None
     order_reads: OrderReads | None = None
+    transfers: Transfers | None = None
+    account_reads: AccountReads | None = None
     http_server: HttpServer | None = None
     http_port: int = 0
 
@@ -174,8 +187,12 @@ class ExchangeApp:
         settings = self.settings
         # First: a bootstrap key too short refuses the start before anything is opened.
         self.key_ring = KeyRing(settings.admin_api_key)
-        self.instruments = load_instruments(settings.instruments_file)
+        self.venue = load_venue_for(settings)
+        self.instruments = self.venue.instruments
         self.event_store = await open_event_store(settings.resolved_event_store_url)
+        # A log written in the other accounts mode refuses the start (AccountsModeMismatch).
+        progress = await read_progress(self.event_store, settings.engine_shard)
+        await check_accounts_mode(self.event_store, settings.accounts_enabled, progress.last_input)
         # Every key in the log is known before the first call is served.
         self.key_ring_follower = KeyRingFollower(self.event_store, self.key_ring)
         await self.key_ring_follower.load()
@@ -222,6 +239,7 @@ class ExchangeApp:
                 failures=self.failures,
                 retry_max_s=settings.consumer_retry_max_s,
                 lag_check_s=settings.consumer_lag_check_s,
+                assets=self.venue.assets if settings.accounts_enabled else None,
             )
             self.engine_runner.start()
         if settings.clock_tick_ms > 0:
@@ -259,34 +277,46 @@ class ExchangeApp:
         )
 
     def _build_use_cases(self) -> None:
-        """What both transports call: the order commands and queries, and one budget per
-        key for the whole server (gRPC's interceptor, StreamPlaceOrders and HTTP)."""
+        """What both transports call: the order commands and queries, the money (transfers,
+        venue controls, balances), and one budget per key for the whole server (gRPC's
+        interceptor, StreamPlaceOrders and HTTP)."""
         assert self.handlers is not None and self.projections is not None
+        assert self.event_store is not None and self.venue is not None
         projections, settings = self.projections, self.settings
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.stream_slots = StreamSlots(settings.max_streams_per_key)
-        self.order_commands = OrderCommands(
-            self.handlers,
-            OutcomeWaiter(projections.event_store, projections.progress, self.failures),
+        waiter = OutcomeWaiter(projections.event_store, projections.progress, self.failures)
+        read_your_writes = ReadYourWrites(
+            projections.progress,
+            projections.event_store,
             settings.query_wait_default_s,
+            self.failures,
+            max_wait_s=settings.max_read_wait_s,
         )
+        self.order_commands = OrderCommands(self.handlers, waiter, settings.query_wait_default_s)
         self.order_reads = OrderReads(
             projections.order_views,
             projections.book_views,
-            ReadYourWrites(
-                projections.progress,
-                projections.event_store,
-                settings.query_wait_default_s,
-                self.failures,
-                max_wait_s=settings.max_read_wait_s,
-            ),
+            read_your_writes,
             self.instruments,
+            projections.balance_views,
+        )
+        money = MoneyCommands(
+            self.event_store,
+            self.instruments,
+            self.venue.assets if settings.accounts_enabled else None,
+            backend=event_store_backend(settings.resolved_event_store_url),
+        )
+        self.transfers = Transfers(money, waiter, settings.query_wait_default_s)
+        self.account_reads = AccountReads(
+            money, projections.balance_views, projections.live, read_your_writes
         )
 
     def _build_http_server(self) -> HttpServer:
         assert self.projections is not None and self.key_ring is not None
         assert self.rate_limiter is not None and self.stream_slots is not None
         assert self.order_commands is not None and self.order_reads is not None
+        assert self.account_reads is not None and self.transfers is not None
         settings = self.settings
         streams = EventStreams(
             self.projections.live,
@@ -295,7 +325,9 @@ class ExchangeApp:
             self.stream_slots,
         )
         application = build_application(
-            HttpApi(self.order_commands, self.order_reads, streams),
+            HttpApi(
+                self.order_commands, self.order_reads, streams, self.account_reads, self.transfers
+            ),
             Door(self.key_ring, settings.public_market_data, self.rate_limiter),
             service_version(),
         )
@@ -306,8 +338,9 @@ class ExchangeApp:
         assert self.key_ring is not None and self.event_store is not None
         assert self.rate_limiter is not None and self.stream_slots is not None
         assert self.order_commands is not None and self.order_reads is not None
+        assert self.transfers is not None and self.account_reads is not None
         projections, settings = self.projections, self.settings
-        rate_limiter = self.rate_limiter
+        rate_limiter, transfers = self.rate_limiter, self.transfers
         limits = LimitInterceptor(rate_limiter, self.stream_slots)
         # The key check first (the limits count per key); the outage mapping innermost, so
         # the metrics count a dependency outage as the UNAVAILABLE it becomes; the metrics
@@ -334,12 +367,22 @@ class ExchangeApp:
             DiagnosticsServicer(), server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(ApiKeyAdmin(self.event_store, self.key_ring)), server
+            AdminServicer(ApiKeyAdmin(self.event_store, self.key_ring), AdminMoney(transfers)),
+            server,
+        )
+        account_service_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(transfers, self.account_reads), server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                ADMIN_SERVICE_NAME,
+                ACCOUNT_SERVICE_NAME,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
             server,
         )
         return server

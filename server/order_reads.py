@@ -89,7 +89,11 @@ class OrderReads:
         book_views: Any,
         read_your_writes: ReadYourWrites,
         instruments: Mapping[str, Instrument],
+        balance_views: Any = None,
     ) -> None:
+        """`balance_views` (``projections.balance_views.BalanceViews``) for the instruments'
+        statuses; None: every instrument shows TRADING."""
+        self._balance_views = balance_views
         self._orders = order_views
         self._books = book_views
         self.read_your_writes = read_your_writes
@@ -192,3 +196,16 @@ class OrderReads:
 
     def instrument_list(self) -> list[Instrument]:
         return [self.instruments[symbol] for symbol in sorted(self.instruments)]
+
+    async def instruments_with_status(self) -> list[tuple[Instrument, str]]:
+        """Every instrument, by symbol, with its status (TRADING, CANCEL_ONLY, HALTED: an
+        instrument no admin ever set is TRADING)."""
+        statuses = (
+            {} if self._balance_views is None else await self._balance_views.instrument_statuses()
+        )
+        return [
+            (instrument, statuses[instrument.symbol].status)
+            if instrument.symbol in statuses
+            else (instrument, "TRADING")
+            for instrument in self.instrument_list()
+        ]

@@ -1,10 +1,13 @@
 """The HTTP API's operations: orders (the seed's `POST /orders` and `GET /orders/{id}`,
-cancel, amend, list, cancel-all), instruments, books, trades and the live feeds.
+cancel, amend, list, cancel-all), instruments, books, trades, balances, the ledger,
+withdrawals, the admin's money calls (deposits, withdrawals, venue controls) and the live
+feeds.
 
 Each handler reads its request, calls the use case the gRPC servicer calls
-(``server.order_commands``, ``server.order_reads``, ``projections.live``) and renders the
-answer (``server.http.bodies``). The door around every handler (``server.http.door``)
-checks the key and the rate limit and turns refusals into answers.
+(``server.order_commands``, ``server.order_reads``, ``server.account_reads``,
+``server.transfers``, ``projections.live``) and renders the answer
+(``server.http.bodies``). The door around every handler (``server.http.door``) checks
+the key and the rate limit and turns refusals into answers.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.instruments import InstrumentStatus
 from domain.orders import OrderStatus
+from server.account_reads import AccountReads
 from server.commands import PlaceOrderInput
 from server.errors import InvalidArgument
 from server.eventstore.port import LogPosition
@@ -31,10 +36,14 @@ from server.http.operations import Operation, Param
 from server.order_commands import CommandAnswer, OrderCommands
 from server.order_reads import OrderReads
 from server.request_checks import log_position_of
+from server.trade_fees import trade_viewer
+from server.transfers import Transfers
 
 _COMMANDS = "/exchange.v1.OrderCommandService/"
 _QUERIES = "/exchange.v1.OrderQueryService/"
 _MARKET_DATA = "/exchange.v1.MarketDataService/"
+_ACCOUNTS = "/exchange.v1.AccountService/"
+_ADMIN = "/exchange.v1.AdminService/"
 
 # The rules' field names (the log's) as the order bodies and parameters name them.
 _CAMEL = {
@@ -50,9 +59,11 @@ _CAMEL = {
     "page_token": "pageToken",
     "min_position": "minPosition",
     "after_position": "afterPosition",
+    "transfer_id": "transferId",
 }
 ORDER_FIELDS = {**_CAMEL, "side": "type", "type": "orderType", "instrument": "asset"}
 MARKET_FIELDS = dict(_CAMEL)
+MONEY_FIELDS = dict(_CAMEL)
 
 _USER = Param("userId", "query", "an account other than the key's (admin keys only)")
 _MIN_POSITION = Param(
@@ -76,10 +87,19 @@ def _answer_body(answer: CommandAnswer) -> bodies.CommandAnswerBody:
 
 
 class HttpApi:
-    def __init__(self, commands: OrderCommands, reads: OrderReads, streams: EventStreams) -> None:
+    def __init__(
+        self,
+        commands: OrderCommands,
+        reads: OrderReads,
+        streams: EventStreams,
+        accounts: AccountReads,
+        transfers: Transfers,
+    ) -> None:
         self._commands = commands
         self._reads = reads
         self._streams = streams
+        self._accounts = accounts
+        self._transfers = transfers
 
     def _wait_s(self, wait: bool) -> float | None:
         return self._commands.default_wait_s if wait else None
@@ -169,10 +189,9 @@ class HttpApi:
     # -- market data -----------------------------------------------------------------------
 
     async def list_instruments(self, request: Request) -> Response:
+        listed = await self._reads.instruments_with_status()
         return json_response(
-            bodies.InstrumentList(
-                [bodies.instrument_body(i) for i in self._reads.instrument_list()]
-            )
+            bodies.InstrumentList([bodies.instrument_body(i, status) for i, status in listed])
         )
 
     async def get_book(self, request: Request) -> Response:
@@ -190,7 +209,64 @@ class HttpApi:
             query_text(request, "pageToken"),
             query_text(request, "minPosition"),
         )
-        return json_response(bodies.TradePage([bodies.trade_body(t) for t in trades], next_token))
+        viewer = trade_viewer()  # a party sees its own fee; public market data none
+        return json_response(
+            bodies.TradePage([bodies.trade_body(t, viewer) for t in trades], next_token)
+        )
+
+    # -- accounts --------------------------------------------------------------------------
+
+    async def get_balances(self, request: Request) -> Response:
+        balances = await self._accounts.balances(
+            query_text(request, "userId"), query_text(request, "minPosition")
+        )
+        text = self._accounts.text
+        return json_response(bodies.BalanceList([bodies.balance_body(b, text) for b in balances]))
+
+    async def list_ledger(self, request: Request) -> Response:
+        entries, next_token = await self._accounts.ledger(
+            query_text(request, "userId"),
+            query_text(request, "asset"),
+            query_int(request, "pageSize"),
+            query_text(request, "pageToken"),
+            query_text(request, "minPosition"),
+        )
+        text = self._accounts.text
+        return json_response(
+            bodies.LedgerPage([bodies.ledger_entry_body(e, text) for e in entries], next_token)
+        )
+
+    async def withdraw(self, request: Request) -> Response:
+        body = await json_body(request, bodies.WithdrawBody)
+        answer = await self._transfers.withdraw_own(
+            body.user_id, body.asset, decimal_text(body.amount) or "", body.transfer_id
+        )
+        return json_response(bodies.transfer_body(answer))
+
+    async def admin_deposit(self, request: Request) -> Response:
+        body = await json_body(request, bodies.AdminTransferBody)
+        answer = await self._transfers.deposit(
+            body.user_id, body.asset, decimal_text(body.amount) or "", body.transfer_id
+        )
+        return json_response(bodies.transfer_body(answer))
+
+    async def admin_withdraw(self, request: Request) -> Response:
+        body = await json_body(request, bodies.AdminTransferBody)
+        answer = await self._transfers.withdraw(
+            body.user_id, body.asset, decimal_text(body.amount) or "", body.transfer_id
+        )
+        return json_response(bodies.transfer_body(answer))
+
+    async def set_instrument_status(self, request: Request) -> Response:
+        body = await json_body(request, bodies.InstrumentStatusBody)
+        answer = await self._transfers.set_instrument_status(
+            request.path_params["instrument"], body.status.value
+        )
+        return json_response(
+            bodies.InstrumentStatusAnswer(
+                answer.instrument, InstrumentStatus(answer.status), answer.position
+            )
+        )
 
     # -- live feeds ------------------------------------------------------------------------
 
@@ -209,6 +285,9 @@ class HttpApi:
         return self._streams.orders(
             request, query_text(request, "userId"), query_text(request, "asset")
         )
+
+    async def stream_balances(self, request: Request) -> Response:
+        return self._streams.balances(request, self._accounts, query_text(request, "userId"))
 
     # -- the table -------------------------------------------------------------------------
 
@@ -364,14 +443,19 @@ class HttpApi:
                 "/streams/book/{instrument}",
                 "streamOrderBook",
                 _MARKET_DATA + "StreamOrderBook",
-                "The book live (server-sent events): a `snapshot`, then `update`s whose "
-                "sequences follow it without gap (id: the sequence)",
+                "The book live (server-sent events): a `snapshot` (with the instrument's "
+                "status), then `update`s whose sequences follow it without gap (id: the "
+                "sequence), and a `status` event when the instrument's status changes",
                 self.stream_book,
                 params=(
                     _INSTRUMENT,
                     Param("depth", "query", "levels a side in the snapshot (0: all)", "integer"),
                 ),
-                events={"snapshot": bodies.BookSnapshotEvent, "update": bodies.BookUpdateEvent},
+                events={
+                    "snapshot": bodies.BookSnapshotEvent,
+                    "update": bodies.BookUpdateEvent,
+                    "status": bodies.BookStatusEvent,
+                },
                 field_names=MARKET_FIELDS,
                 errors=(400, 401, 403, 429, 503),
             ),
@@ -386,5 +470,108 @@ class HttpApi:
                 events={"order": bodies.OrderUpdateEvent},
                 field_names=ORDER_FIELDS,
                 errors=(400, 401, 403, 429),
+            ),
+            *self._money_operations(),
+        ]
+
+    def _money_operations(self) -> list[Operation]:
+        # Not charged to the rate limit, as over gRPC (only order commands are).
+        transfer_errors = (400, 401, 403, 409, 503, 504)
+        return [
+            Operation(
+                "GET",
+                "/balances",
+                "getBalances",
+                _ACCOUNTS + "GetBalances",
+                "The key's balances (available and held), one per asset",
+                self.get_balances,
+                params=(_USER, _MIN_POSITION),
+                answer=bodies.BalanceList,
+                field_names=MONEY_FIELDS,
+                errors=(400, 401, 403, 409, 503, 504),
+            ),
+            Operation(
+                "GET",
+                "/ledger",
+                "listLedgerEntries",
+                _ACCOUNTS + "ListLedgerEntries",
+                "The key's ledger (every change of a balance, with its cause), most recent "
+                "first, a page at a time",
+                self.list_ledger,
+                params=(
+                    Param("asset", "query", "only this asset's entries"),
+                    *_PAGE,
+                    _USER,
+                    _MIN_POSITION,
+                ),
+                answer=bodies.LedgerPage,
+                field_names=MONEY_FIELDS,
+                errors=(400, 401, 403, 409, 503, 504),
+            ),
+            Operation(
+                "POST",
+                "/withdrawals",
+                "withdraw",
+                _ACCOUNTS + "Withdraw",
+                "Withdraw from the key's own available funds; answered with the engine's "
+                "decision (REJECTED with INSUFFICIENT_FUNDS when the funds are held)",
+                self.withdraw,
+                body=bodies.WithdrawBody,
+                answer=bodies.TransferBody,
+                field_names=MONEY_FIELDS,
+                errors=transfer_errors,
+            ),
+            Operation(
+                "POST",
+                "/admin/deposits",
+                "adminDeposit",
+                _ADMIN + "Deposit",
+                "Deposit into any account (admin keys only)",
+                self.admin_deposit,
+                body=bodies.AdminTransferBody,
+                answer=bodies.TransferBody,
+                field_names=MONEY_FIELDS,
+                errors=transfer_errors,
+            ),
+            Operation(
+                "POST",
+                "/admin/withdrawals",
+                "adminWithdraw",
+                _ADMIN + "Withdraw",
+                "Withdraw from any account (admin keys only)",
+                self.admin_withdraw,
+                body=bodies.AdminTransferBody,
+                answer=bodies.TransferBody,
+                field_names=MONEY_FIELDS,
+                errors=transfer_errors,
+            ),
+            Operation(
+                "POST",
+                "/admin/instruments/{instrument}/status",
+                "setInstrumentStatus",
+                _ADMIN + "SetInstrumentStatus",
+                "Halt, cancel-only or resume an instrument (admin keys only)",
+                self.set_instrument_status,
+                params=(_INSTRUMENT,),
+                body=bodies.InstrumentStatusBody,
+                answer=bodies.InstrumentStatusAnswer,
+                field_names=MONEY_FIELDS,
+                errors=(400, 401, 403, 503, 504),
+            ),
+            Operation(
+                "GET",
+                "/streams/balances",
+                "streamBalanceUpdates",
+                _ACCOUNTS + "StreamBalanceUpdates",
+                "The key's balances live (server-sent events): a `snapshot` of every "
+                "balance, then a `balance` after each change",
+                self.stream_balances,
+                params=(_USER,),
+                events={
+                    "snapshot": bodies.BalanceSnapshotEvent,
+                    "balance": bodies.BalanceBody,
+                },
+                field_names=MONEY_FIELDS,
+                errors=(400, 401, 403, 409, 429, 503),
             ),
         ]

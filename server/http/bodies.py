@@ -15,12 +15,22 @@ from typing import Annotated, Any
 
 import msgspec
 
-from domain.instruments import Instrument
+from domain.instruments import Instrument, InstrumentStatus
 from domain.orders import OrderStatus as Status
 from domain.orders import OrderType, Side, TimeInForce
 from domain.orders import SelfTradePrevention as Stp
-from projections.views import BookSnapshot, BookUpdate, BookView, OrderUpdate, PriceLevel
+from projections.views import (
+    BalanceView,
+    BookSnapshot,
+    BookUpdate,
+    BookView,
+    LedgerEntryView,
+    OrderUpdate,
+    PriceLevel,
+)
 from server.api_names import api_status
+from server.book_feed import StatusChange
+from server.trade_fees import fee_of_party
 
 # A decimal as the client sends it: a string ("45000.00") or a JSON number (45000.00).
 DecimalIn = Annotated[
@@ -142,6 +152,9 @@ class TradeBody(Api):
     taker_side: Side
     executed_at: datetime | None
     position: str
+    # Only for a party to the trade (accounts on): the fee it paid, in `feeAsset`.
+    fee: DecimalOut | None = None
+    fee_asset: str | None = None
 
 
 class TradePage(Api):
@@ -154,6 +167,13 @@ class InstrumentBody(Api):
     tick_size: DecimalOut
     lot_size: DecimalOut
     min_quantity: DecimalOut | None
+    status: InstrumentStatus
+    # With accounts on: the assets it trades (`baseAsset` bought with `quoteAsset`) and
+    # its fees in basis points of the notional (null without accounts).
+    base_asset: str | None
+    quote_asset: str | None
+    maker_fee_bps: int
+    taker_fee_bps: int
 
 
 class InstrumentList(Api):
@@ -178,6 +198,87 @@ class ErrorBody(Api):
     error: ErrorDetail
 
 
+class BalanceBody(Api):
+    """One asset of an account: `available` to use, `held` by open orders (strings at the
+    asset's precision); `position` is the log position of its last change."""
+
+    user_id: str
+    asset: str
+    available: DecimalOut
+    held: DecimalOut
+    updated_at: datetime | None
+    position: str
+
+
+class BalanceList(Api):
+    balances: list[BalanceBody]
+
+
+class LedgerEntryBody(Api):
+    """One change of one balance: its cause and what caused it (`reference`: a transfer,
+    order or trade id)."""
+
+    entry_id: int
+    user_id: str
+    asset: str
+    cause: str  # DEPOSIT, WITHDRAWAL, HOLD, RELEASE, TRADE, FEE
+    available_change: DecimalOut
+    held_change: DecimalOut
+    reference: str
+    at: datetime | None
+    position: str
+
+
+class LedgerPage(Api):
+    entries: list[LedgerEntryBody]
+    next_page_token: str
+
+
+class WithdrawBody(Api, kw_only=True):
+    """A withdrawal from the key's own account; `transferId` makes it idempotent (a retry
+    with the same id and fields is the same transfer)."""
+
+    asset: str
+    amount: DecimalIn
+    transfer_id: str
+    user_id: str = ""
+
+
+class AdminTransferBody(Api, kw_only=True):
+    """An admin's deposit into, or withdrawal from, any account (`transferId`: idempotent)."""
+
+    user_id: str
+    asset: str
+    amount: DecimalIn
+    transfer_id: str
+
+
+class InstrumentStatusBody(Api):
+    """A venue control: TRADING, CANCEL_ONLY (only cancels) or HALTED (nothing)."""
+
+    status: InstrumentStatus
+
+
+class TransferBody(Api):
+    """A transfer as the engine decided it: COMPLETED, or REJECTED with a `reason`
+    (INSUFFICIENT_FUNDS, say); `position` reads it back (`minPosition`)."""
+
+    transfer_id: str
+    user_id: str
+    asset: str
+    amount: DecimalOut
+    status: str
+    reason: str
+    position: str
+    duplicate: bool
+
+
+class InstrumentStatusAnswer(Api):
+    instrument: str
+    status: InstrumentStatus
+    position: str
+
+
 # -- live feeds (the `data` of each server-sent event) ------------------------------------
 
 
@@ -186,6 +287,17 @@ class BookSnapshotEvent(Api):
     sequence: int
     bids: list[LevelBody]
     asks: list[LevelBody]
+    position: str
+    status: InstrumentStatus
+
+
+class BookStatusEvent(Api):
+    """The instrument's status changed (a halt, say); `sequence` is the last book
+    message's (the book did not move)."""
+
+    instrument: str
+    sequence: int
+    status: InstrumentStatus
     position: str
 
 
@@ -207,6 +319,13 @@ class OrderUpdateEvent(Api):
     order: OrderBody
     event_type: str
     trade: TradeBody | None
+    position: str
+
+
+class BalanceSnapshotEvent(Api):
+    """First event of a balance stream: every balance of the account now."""
+
+    balances: list[BalanceBody]
     position: str
 
 
@@ -275,7 +394,9 @@ def book_body(book: BookView) -> BookBody:
     )
 
 
-def trade_body(trade: Any) -> TradeBody:
+def trade_body(trade: Any, viewer: str | None = None) -> TradeBody:
+    """A trade; with `viewer`, the fee that account paid on it (only a party's)."""
+    fee = fee_of_party(trade, viewer)
     return TradeBody(
         trade_id=trade.trade_id,
         instrument=trade.instrument,
@@ -286,19 +407,35 @@ def trade_body(trade: Any) -> TradeBody:
         taker_side=Side(trade.taker_side),
         executed_at=_utc(trade.executed_at),
         position=trade.position,
+        fee=decimal_out(fee),
+        fee_asset=None if fee is None else trade.fee_asset,
     )
 
 
-def instrument_body(instrument: Instrument) -> InstrumentBody:
+def instrument_body(instrument: Instrument, status: str = "TRADING") -> InstrumentBody:
     return InstrumentBody(
         symbol=instrument.symbol,
         tick_size=format(instrument.tick_size, "f"),
         lot_size=format(instrument.lot_size, "f"),
         min_quantity=decimal_out(instrument.min_quantity),
+        status=InstrumentStatus(status),
+        base_asset=instrument.base,
+        quote_asset=instrument.quote,
+        maker_fee_bps=instrument.maker_fee_bps,
+        taker_fee_bps=instrument.taker_fee_bps,
     )
 
 
-def book_event(item: BookSnapshot | BookUpdate) -> BookSnapshotEvent | BookUpdateEvent:
+def book_event(
+    item: BookSnapshot | BookUpdate | StatusChange,
+) -> BookSnapshotEvent | BookUpdateEvent | BookStatusEvent:
+    if isinstance(item, StatusChange):
+        return BookStatusEvent(
+            instrument=item.instrument,
+            sequence=item.sequence,
+            status=InstrumentStatus(item.status),
+            position=item.position,
+        )
     if isinstance(item, BookSnapshot):
         return BookSnapshotEvent(
             instrument=item.instrument,
@@ -306,6 +443,7 @@ def book_event(item: BookSnapshot | BookUpdate) -> BookSnapshotEvent | BookUpdat
             bids=[level_body(level) for level in item.bids],
             asks=[level_body(level) for level in item.asks],
             position=item.position,
+            status=InstrumentStatus(item.status),
         )
     return BookUpdateEvent(
         instrument=item.instrument,
@@ -323,10 +461,51 @@ def book_event(item: BookSnapshot | BookUpdate) -> BookSnapshotEvent | BookUpdat
     )
 
 
-def order_update_event(update: OrderUpdate) -> OrderUpdateEvent:
+def order_update_event(update: OrderUpdate, viewer: str | None = None) -> OrderUpdateEvent:
+    """An order change; its trade shows `viewer` (the stream's account) its fee."""
     return OrderUpdateEvent(
         order=order_body(update.order),
         event_type=update.event_type,
-        trade=None if update.trade is None else trade_body(update.trade),
+        trade=None if update.trade is None else trade_body(update.trade, viewer),
         position=update.position,
+    )
+
+
+def balance_body(balance: BalanceView, text: Any) -> BalanceBody:
+    """A balance; `text(asset, amount)` writes an amount at its asset's precision."""
+    return BalanceBody(
+        user_id=balance.user_id,
+        asset=balance.asset,
+        available=text(balance.asset, balance.available),
+        held=text(balance.asset, balance.held),
+        updated_at=_utc(balance.updated_at),
+        position=balance.position,
+    )
+
+
+def ledger_entry_body(entry: LedgerEntryView, text: Any) -> LedgerEntryBody:
+    return LedgerEntryBody(
+        entry_id=entry.entry_id,
+        user_id=entry.user_id,
+        asset=entry.asset,
+        cause=entry.cause,
+        available_change=text(entry.asset, entry.available_change),
+        held_change=text(entry.asset, entry.held_change),
+        reference=entry.reference,
+        at=_utc(entry.at),
+        position=entry.position,
+    )
+
+
+def transfer_body(answer: Any) -> TransferBody:
+    """A ``server.transfers.TransferAnswer``."""
+    return TransferBody(
+        transfer_id=answer.transfer_id,
+        user_id=answer.user_id,
+        asset=answer.asset,
+        amount=format(answer.amount, "f"),
+        status=answer.status,
+        reason=answer.reason,
+        position=answer.position,
+        duplicate=answer.duplicate,
     )

@@ -1,5 +1,6 @@
 """The live feeds as server-sent events: trades, the book (a snapshot, then updates whose
-sequences follow it without gap), and the caller's order changes.
+sequences follow it without gap, and the instrument's status changes), the caller's order
+changes and balances.
 
 Each stream is the gRPC stream's subscription (``projections.live``, ``server.trade_feed``)
 written as `text/event-stream`; it holds one of the key's stream slots while open (the
@@ -23,6 +24,9 @@ from starlette.types import Receive, Scope, Send
 
 from domain.instruments import Instrument
 from projections.live import SubscriberLagged
+from projections.views import BalanceSnapshot
+from server.account_reads import AccountReads
+from server.book_feed import book_from
 from server.errors import Refused
 from server.eventstore.port import LogPosition
 from server.http import bodies
@@ -159,12 +163,30 @@ class EventStreams:
 
     def book(self, request: Request, instrument: str, depth: int) -> Response:
         self._check_instrument(instrument)
-        subscription = self._feeds.subscribe_book(instrument, depth)
+        # The book and the instrument's status (a halt shows on the stream), as gRPC's.
+        feed = book_from(self._feeds, instrument, depth)
 
         def render(item: Any) -> bytes:
             event = bodies.book_event(item)
+            if isinstance(event, bodies.BookStatusEvent):
+                return event_bytes("status", event)  # no id: the sequence did not move
             name = "snapshot" if isinstance(event, bodies.BookSnapshotEvent) else "update"
             return event_bytes(name, event, str(item.sequence))
+
+        return self._respond(request, feed, render)
+
+    def balances(
+        self, request: Request, accounts: AccountReads, requested_user_id: str
+    ) -> Response:
+        subscription = accounts.balance_feed(requested_user_id)
+
+        def render(item: Any) -> bytes:
+            if isinstance(item, BalanceSnapshot):
+                snapshot = bodies.BalanceSnapshotEvent(
+                    [bodies.balance_body(b, accounts.text) for b in item.balances], item.position
+                )
+                return event_bytes("snapshot", snapshot)
+            return event_bytes("balance", bodies.balance_body(item, accounts.text))
 
         return self._respond(request, subscription, render)
 
@@ -177,5 +199,7 @@ class EventStreams:
         return self._respond(
             request,
             subscription,
-            lambda update: event_bytes("order", bodies.order_update_event(update), update.position),
+            lambda update: event_bytes(
+                "order", bodies.order_update_event(update, user_id), update.position
+            ),
         )

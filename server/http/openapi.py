@@ -19,7 +19,10 @@ _REASONS = {
     401: "No valid API key (`Authorization: Bearer <key>`)",
     403: "The key lacks the scope, or names another account",
     404: "Unknown order (or another account's)",
-    409: "The order is closed, or the clientOrderId names another order",
+    409: (
+        "The order is closed, or the clientOrderId or transferId names another request, "
+        "or accounts are off (ACCOUNTS_ENABLED=0)"
+    ),
     429: "Over the key's rate limit (see Retry-After) or stream limit",
     503: "A dependency is unavailable now: retry",
     504: "The outcome or the views did not come in time (the request stays written)",

@@ -18,6 +18,7 @@ from server.api_names import api_status
 from server.commands import PlaceOrderInput
 from server.errors import InvalidArgument
 from server.request_checks import checked_time
+from server.trade_fees import fee_of_party
 
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
@@ -142,7 +143,8 @@ def order_message(order: Any) -> types_pb2.Order:
     return message
 
 
-def trade_message(trade: Any) -> types_pb2.Trade:
+def trade_message(trade: Any, viewer: str | None = None) -> types_pb2.Trade:
+    """A trade; with `viewer`, the fee that account paid on it (only a party's)."""
     message = types_pb2.Trade(
         trade_id=trade.trade_id,
         instrument=trade.instrument,
@@ -155,6 +157,10 @@ def trade_message(trade: Any) -> types_pb2.Trade:
     stamp = timestamp_of(trade.executed_at)
     if stamp is not None:
         message.executed_at.CopyFrom(stamp)
+    fee = fee_of_party(trade, viewer)
+    if fee is not None:
+        message.fee = decimal_text(fee)
+        message.fee_asset = trade.fee_asset
     return message
 
 
@@ -166,10 +172,26 @@ def price_level_message(level: Any) -> types_pb2.PriceLevel:
     )
 
 
-def instrument_message(instrument: Any) -> types_pb2.Instrument:
+_INSTRUMENT_STATUS_VALUE = {
+    "TRADING": types_pb2.INSTRUMENT_STATUS_TRADING,
+    "CANCEL_ONLY": types_pb2.INSTRUMENT_STATUS_CANCEL_ONLY,
+    "HALTED": types_pb2.INSTRUMENT_STATUS_HALTED,
+}
+
+
+def instrument_status_value(status: str) -> types_pb2.InstrumentStatus.ValueType:
+    return _INSTRUMENT_STATUS_VALUE.get(status, types_pb2.INSTRUMENT_STATUS_UNSPECIFIED)
+
+
+def instrument_message(instrument: Any, status: str = "TRADING") -> types_pb2.Instrument:
     return types_pb2.Instrument(
         symbol=instrument.symbol,
         tick_size=decimal_text(instrument.tick_size),
         lot_size=decimal_text(instrument.lot_size),
         min_quantity=decimal_text(instrument.min_quantity),
+        status=instrument_status_value(status),
+        base_asset=instrument.base or "",
+        quote_asset=instrument.quote or "",
+        maker_fee_bps=instrument.maker_fee_bps,
+        taker_fee_bps=instrument.taker_fee_bps,
     )

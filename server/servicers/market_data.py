@@ -17,12 +17,14 @@ from clients.generated.exchange.v1 import market_data_service_pb2_grpc as pb_grp
 from domain.instruments import Instrument
 from projections.live import SubscriberLagged
 from projections.views import BookSnapshot
+from server.book_feed import StatusChange, book_from
 from server.errors import Refused
 from server.eventstore.port import LogPosition
 from server.identity.access import readable_account
 from server.request_checks import known_instrument, log_position_of, optional_id, require_id
 from server.servicers.convert import (
     decimal_text,
+    instrument_status_value,
     order_message,
     price_level_message,
     side_value,
@@ -93,17 +95,27 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
         context: grpc.aio.ServicerContext[pb.StreamOrderBookRequest, pb.StreamOrderBookResponse],
     ) -> AsyncIterator[pb.StreamOrderBookResponse]:
         await self._check_instrument(request.instrument, context)
-        subscription = self._feeds.subscribe_book(request.instrument, request.depth)
-        async with subscription:
+        # A halt shows on the book stream: the snapshot's status, then each change.
+        async with book_from(self._feeds, request.instrument, request.depth) as feed:
             try:
-                async for item in subscription:
-                    if isinstance(item, BookSnapshot):
+                async for item in feed:
+                    if isinstance(item, StatusChange):
+                        yield pb.StreamOrderBookResponse(
+                            instrument=item.instrument,
+                            sequence=item.sequence,
+                            status_change=pb.InstrumentStatusChange(
+                                status=instrument_status_value(item.status)
+                            ),
+                            position=item.position,
+                        )
+                    elif isinstance(item, BookSnapshot):
                         yield pb.StreamOrderBookResponse(
                             instrument=item.instrument,
                             sequence=item.sequence,
                             snapshot=pb.OrderBookSnapshot(
                                 bids=[price_level_message(level) for level in item.bids],
                                 asks=[price_level_message(level) for level in item.asks],
+                                status=instrument_status_value(item.status),
                             ),
                             position=item.position,
                         )
@@ -154,7 +166,7 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                         position=update.position,
                     )
                     if update.trade is not None:
-                        response.trade.CopyFrom(trade_message(update.trade))
+                        response.trade.CopyFrom(trade_message(update.trade, user_id))
                     yield response
             except SubscriberLagged as lagged:
                 await context.abort(LAGGED, str(lagged))

@@ -15,6 +15,7 @@ from server.servicers.convert import (
     status_name,
     trade_message,
 )
+from server.trade_fees import trade_viewer
 
 # Where they lived before server.order_reads: kept importable from here.
 __all__ = ["OrderQueryServicer", "ReadYourWrites", "ViewsBehind"]
@@ -80,8 +81,10 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
             request.min_position,
             context.time_remaining(),
         )
+        viewer = trade_viewer()  # a party sees its own fee; public market data none
         return pb.ListTradesResponse(
-            trades=[trade_message(trade) for trade in trades], next_page_token=next_token
+            trades=[trade_message(trade, viewer) for trade in trades],
+            next_page_token=next_token,
         )
 
     async def ListInstruments(
@@ -91,6 +94,7 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
     ) -> pb.ListInstrumentsResponse:
         return pb.ListInstrumentsResponse(
             instruments=[
-                instrument_message(instrument) for instrument in self._reads.instrument_list()
+                instrument_message(instrument, status)
+                for instrument, status in await self._reads.instruments_with_status()
             ]
         )

@@ -1,6 +1,7 @@
 """A real exchange for the HTTP tests that drive it from outside (schemathesis, a browser):
 ``python -m server``, as ``make run`` starts it, in a child process on a fresh database and
-a clean Redis database, with trade keys for a few accounts.
+a clean Redis database, with trade keys for a few accounts (funded with TEST_FUNDING when
+issued, as the service tests' accounts are: balance checks are on).
 
 These tests are synchronous (schemathesis and Playwright's sync API run their own loops),
 so the exchange runs in another process rather than on the test's event loop.
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 import redis
-from api_keys import TEST_ADMIN_API_KEY, bearer
+from api_keys import TEST_ADMIN_API_KEY, TEST_FUNDING, bearer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis_urls import redis_url_with_db
 
@@ -66,17 +67,39 @@ class LiveExchange:
     log: Path
     _keys: dict[str, str] = field(default_factory=dict)
 
-    def key_for(self, user_id: str, scopes: tuple[int, ...] = (admin.SCOPE_TRADE,)) -> str:
-        """A key of the account (issued once per account)."""
+    def key_for(
+        self,
+        user_id: str,
+        scopes: tuple[int, ...] = (admin.SCOPE_TRADE,),
+        funding: dict[str, str] | None = TEST_FUNDING,
+    ) -> str:
+        """A key of the account (issued once per account, the account then funded with
+        `funding`: None leaves it empty)."""
         if user_id not in self._keys:
             with grpc.insecure_channel(self.grpc_target) as channel:
-                issued = admin_grpc.AdminServiceStub(channel).IssueApiKey(
+                stub = admin_grpc.AdminServiceStub(channel)
+                issued = stub.IssueApiKey(
                     admin.IssueApiKeyRequest(user_id=user_id, scopes=list(scopes)),
                     metadata=bearer(TEST_ADMIN_API_KEY),
                     timeout=30,
                 )
+                for asset, amount in sorted((funding or {}).items()):
+                    stub.Deposit(
+                        admin.DepositRequest(
+                            user_id=user_id,
+                            asset=asset,
+                            amount=amount,
+                            transfer_id=f"funding-{asset}-{user_id}",
+                        ),
+                        metadata=bearer(TEST_ADMIN_API_KEY),
+                        timeout=30,
+                    )
             self._keys[user_id] = issued.api_key
         return self._keys[user_id]
+
+    @property
+    def admin_key(self) -> str:
+        return TEST_ADMIN_API_KEY
 
 
 def _wait_serving(process: subprocess.Popen[bytes], target: str, log: Path) -> None:
