@@ -3,7 +3,8 @@
 Against ``python -m server`` (real PostgreSQL and Redis): a crossing pair placed through
 gRPC shows in the trade tape and moves the book on the page within a second (the page
 follows the live feeds, no reload); an order placed through the form shows in the book and
-in "my orders", and its Cancel button takes it out of both. Then the page is photographed
+in "my orders", and its Cancel button takes it out of both; the key's balances change on
+the page when its order fills (exact decimal strings). Then the page is photographed
 under load (the load generator running): with UPDATE_SCREENSHOT=1 the picture replaces
 docs/img/web-page.png.
 """
@@ -133,6 +134,33 @@ def test_a_refused_order_says_why(browser: Browser, live_exchange: LiveExchange)
     page.fill("#quantity", "1")
     page.click("#place")
     expect(page.locator("#form-message")).to_contain_text("price: OFF_TICK_GRID")
+    page.close()
+
+
+def test_the_balances_change_on_the_page_after_a_fill(
+    browser: Browser, live_exchange: LiveExchange
+) -> None:
+    live_exchange.key_for("payer", funding={"BTC": "1", "USD": "1000"})
+    page = _open_page(browser, live_exchange, "payer")
+    expect(page.locator("#instrument-status")).to_have_text("TRADING")
+    usd = page.locator("#balances tr[data-asset='USD']")
+    btc = page.locator("#balances tr[data-asset='BTC']")
+    # The instruments file's assets are at precision 8: the API's strings, shown as sent.
+    expect(usd.locator(".available")).to_have_text("1000.00000000")
+    expect(btc.locator(".available")).to_have_text("1.00000000")
+    expect(page.locator("#balances tr")).to_have_count(2)
+
+    resting = _place(live_exchange, "payer", types.SIDE_BUY, "95.00", "2")
+    # 2 x 95.00 held while the bid rests (no fees on this venue).
+    expect(usd.locator(".held")).to_have_text("190.00000000", timeout=LIVE_MS)
+    expect(usd.locator(".available")).to_have_text("810.00000000", timeout=LIVE_MS)
+    _place(live_exchange, "maker", types.SIDE_SELL, "95.00", "0.5")  # fills 0.5 of it
+    expect(btc.locator(".available")).to_have_text("1.50000000", timeout=LIVE_MS)
+    expect(usd.locator(".held")).to_have_text("142.50000000", timeout=LIVE_MS)
+    expect(usd.locator(".available")).to_have_text("810.00000000")
+    _cancel(live_exchange, "payer", resting)  # the rest is released
+    expect(usd.locator(".held")).to_have_text("0.00000000", timeout=LIVE_MS)
+    expect(usd.locator(".available")).to_have_text("952.50000000", timeout=LIVE_MS)
     page.close()
 
 

@@ -1,5 +1,6 @@
-// The exchange's live page: instrument picker, book ladder and depth chart, trade tape and
-// last price, order entry, the key's open orders with cancel. Everything comes from the
+// The exchange's live page: instrument picker and status, book ladder and depth chart,
+// trade tape and last price, order entry, the key's open orders with cancel, and its
+// balances. Everything comes from the
 // HTTP API and its server-sent event feeds; prices and quantities stay decimal strings.
 import { compareDecimal, isZero, looksDecimal } from "./decimal.js";
 import { openStream } from "./events.js";
@@ -19,6 +20,7 @@ const state = {
   tradeIds: new Set(),
   lastTradePosition: "",
   orders: new Map(),
+  balances: new Map(),
   closers: [],
   drawPending: false,
 };
@@ -139,8 +141,18 @@ function drawDepth(bids, asks) {
   area(askPoints, "#d64545");
 }
 
+function showStatus(status) {
+  $("instrument-status").textContent = status;
+  $("instrument-status").className = "pill " + (status === "TRADING" ? "good" : "bad");
+}
+
 function applyBookEvent(event, data, restart) {
+  if (event === "status") {
+    showStatus(data.status); // a halt, cancel-only or resume: the book did not move
+    return;
+  }
   if (event === "snapshot") {
+    showStatus(data.status);
     state.book.bids = new Map(data.bids.map((level) => [level.price, level]));
     state.book.asks = new Map(data.asks.map((level) => [level.price, level]));
     state.book.sequence = data.sequence;
@@ -243,6 +255,35 @@ async function cancelOrder(orderId, button) {
   }
 }
 
+// -- my balances ----------------------------------------------------------------------------
+
+// Amounts stay the strings the API sends (at the asset's precision): shown, never computed.
+function applyBalanceEvent(event, data) {
+  if (event === "snapshot") {
+    state.balances = new Map(data.balances.map((balance) => [balance.asset, balance]));
+  } else if (event === "balance") {
+    state.balances.set(data.asset, data);
+  }
+  renderBalances();
+}
+
+function renderBalances() {
+  const assets = [...state.balances.keys()].sort();
+  $("balances").replaceChildren(
+    ...assets.map((asset) => {
+      const balance = state.balances.get(asset);
+      const tr = document.createElement("tr");
+      tr.dataset.asset = asset;
+      tr.append(
+        cell(asset),
+        cell(balance.available, "available"),
+        cell(balance.held, "held")
+      );
+      return tr;
+    })
+  );
+}
+
 // -- order entry ----------------------------------------------------------------------------
 
 async function placeOrder(event) {
@@ -291,6 +332,28 @@ function problem(status, text) {
     connection("reconnecting", false);
     if (status) notice(text);
   }
+}
+
+// The key's balances: one stream for the page, whichever instrument it shows.
+let closeBalances = null;
+
+function followBalances() {
+  if (closeBalances) closeBalances();
+  closeBalances = null;
+  state.balances = new Map();
+  renderBalances();
+  $("balances-message").textContent = state.key ? "" : "Enter an API key to see its balances";
+  if (!state.key) return;
+  closeBalances = openStream("/streams/balances", {
+    key: () => state.key,
+    onOpen: () => {
+      $("balances-message").textContent = "";
+    },
+    onEvent: applyBalanceEvent,
+    onProblem: (status, text) => {
+      $("balances-message").textContent = status ? text : "reconnecting";
+    },
+  });
 }
 
 function follow() {
@@ -398,6 +461,7 @@ async function init() {
     state.instrument = chosen;
     document.body.dataset.ready = "true";
     follow();
+    followBalances();
   } catch (error) {
     problem(error.status || 0, error.message);
   }
