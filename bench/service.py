@@ -141,6 +141,7 @@ class Server:
             "GRPC_HOST": "127.0.0.1",
             "GRPC_PORT": str(self.port),
             "METRICS_PORT": "-1",
+            "HTTP_PORT": "-1",
             "LOG_LEVEL": "WARNING",
             "ADMIN_API_KEY": BENCH_ADMIN_API_KEY,
             # Load from one host (one limits key): far above a trader's defaults.

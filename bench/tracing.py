@@ -180,6 +180,7 @@ async def run_once(
         "GRPC_HOST": "127.0.0.1",
         "GRPC_PORT": str(grpc_port),
         "METRICS_PORT": "-1",
+        "HTTP_PORT": "-1",
         "LOG_LEVEL": "WARNING",
         "ADMIN_API_KEY": ADMIN_API_KEY,
         # Load from one host (one limits key): far above a trader's defaults.

@@ -5,3 +5,8 @@
 `domain.codec` gives their JSON shapes; `python -m domain.replay` runs JSON lines through it.
 No I/O, no clock, no logging: see docs/engine.md.
 """
+
+from domain.compiled import select_build
+
+# The compiled engine (`make compile`) when it is built and current, else this source.
+select_build(__path__)

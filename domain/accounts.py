@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import msgspec
-
 from domain import reasons
 from domain.assets import BPS, DEFAULT_PRECISION, FEE_ACCOUNT
 from domain.errors import InvalidField
@@ -35,11 +33,19 @@ from domain.instruments import Instrument
 from domain.orders import Order
 
 
-class Balance(msgspec.Struct, gc=False):
-    """One account's balance of one asset, in units."""
+class Balance:
+    """One account's balance of one asset, in units. A plain class with `__slots__` (a
+    native class in the compiled build, like `Order`): every hold, release and fill
+    changes one."""
 
-    available: int = 0
-    held: int = 0
+    __slots__ = ("available", "held")
+
+    def __init__(self, available: int = 0, held: int = 0) -> None:
+        self.available = available
+        self.held = held
+
+    def __repr__(self) -> str:
+        return f"Balance(available={self.available}, held={self.held})"
 
 
 class InstrumentMoney:
@@ -107,6 +113,12 @@ def fee_of(notional: int, bps: int) -> int:
     return -(-notional * bps // BPS)
 
 
+def _cost(lots: int, per_lot: int, bps: int) -> int:
+    """What a market buy of `lots` at `per_lot` notional each pays, fee included."""
+    notional = lots * per_lot
+    return notional + -(-notional * bps // BPS)
+
+
 class Accounts:
     """Every balance, the assets and their precision, the transfer ids seen (deposits and
     withdrawals are idempotent by id) and each instrument's money terms."""
@@ -134,77 +146,55 @@ class Accounts:
             events.append(AssetAdded(asset, DEFAULT_PRECISION))
 
     # ------------------------------------------------------------------ holds
-
-    def hold(self, money: InstrumentMoney, order: Order, events: list[Event], now: int) -> bool:
-        """Hold what a newly accepted order can cost; False (nothing held) when the
-        account's available balance is short."""
-        amount = money.hold_of(order)
-        if not amount:
-            return True
-        asset = money.quote if order.is_buy else money.base
-        balance = self.balance(order.user_id, asset)
-        if balance.available < amount:
-            return False
-        balance.available -= amount
-        balance.held += amount
-        events.append(FundsHeld(order.order_id, order.user_id, asset, amount, now))
-        return True
+    # A new order's hold is taken inline by `domain.order_lifecycle.place` (the hot path);
+    # the order then keeps its balance as `order.funds`.
 
     def can_hold_more(
-        self,
-        money: InstrumentMoney,
-        order: Order,
-        new_price: int | None,
-        new_remaining: int,
-        held_now: int,
+        self, money: InstrumentMoney, order: Order, new_price: int | None, new_remaining: int
     ) -> bool:
         """Whether the account can cover what `order` would hold at a new price and
-        remaining quantity, given it holds `held_now`."""
-        if new_price is None:
+        remaining quantity, beyond what it holds now."""
+        funds = order.funds
+        if funds is None or new_price is None:
             return True
         per_lot = money.buy_hold_per_lot(new_price) if order.is_buy else money.base_per_lot
-        more = new_remaining * per_lot - held_now
-        if more <= 0:
-            return True
-        balance = self.balances.get((order.user_id, money.hold_asset(order.is_buy)))
-        return balance is not None and balance.available >= more
+        return new_remaining * per_lot - money.hold_of(order) <= funds.available
 
     def adjust(
         self, money: InstrumentMoney, order: Order, before: int, events: list[Event], now: int
-    ) -> bool:
-        """After an amend changed `order` (which held `before`): hold the difference or
-        release it. False, and nothing moved, when a raise cannot be covered."""
-        after = money.hold_of(order)
-        change = after - before
-        if not change:
-            return True
+    ) -> None:
+        """After an amend changed `order` (which held `before`, and whose account could
+        cover the difference: `can_hold_more`): hold the difference or release it."""
+        funds = order.funds
+        if funds is None:
+            return
+        change = money.hold_of(order) - before
+        funds.available -= change
+        funds.held += change
         asset = money.quote if order.is_buy else money.base
-        balance = self.balance(order.user_id, asset)
         if change > 0:
-            if balance.available < change:
-                return False
-            balance.available -= change
-            balance.held += change
             events.append(FundsHeld(order.order_id, order.user_id, asset, change, now))
-        else:
-            balance.available -= change
-            balance.held += change
+        elif change < 0:
             events.append(FundsReleased(order.order_id, order.user_id, asset, -change, now))
-        return True
 
     def release_all(
         self, money: InstrumentMoney, order: Order, events: list[Event], now: int
     ) -> None:
         """Release everything an order that closes (cancel, expiry, remainder) holds;
         `order.remaining` is still the quantity it closes with."""
-        amount = money.hold_of(order)
-        if not amount:
+        funds = order.funds
+        if funds is None:
             return
-        asset = money.quote if order.is_buy else money.base
-        balance = self.balance(order.user_id, asset)
-        balance.held -= amount
-        balance.available += amount
-        events.append(FundsReleased(order.order_id, order.user_id, asset, amount, now))
+        if order.is_buy:
+            amount = order.remaining * money.buy_hold_per_lot(order.price)  # type: ignore[arg-type]
+            asset = money.quote
+        else:
+            amount = order.remaining * money.base_per_lot
+            asset = money.base
+        if amount:
+            funds.held -= amount
+            funds.available += amount
+            events.append(FundsReleased(order.order_id, order.user_id, asset, amount, now))
 
     # ------------------------------------------------------------------ trades
 
@@ -219,19 +209,15 @@ class Accounts:
         available = 0 if balance is None else balance.available
         per_lot = price * money.quote_per_tick_lot
         bps = money.taker_bps
-
-        def cost(q: int) -> int:
-            notional = q * per_lot
-            return notional + fee_of(notional, bps)
-
-        if cost(lots) <= available:
+        notional = lots * per_lot
+        if notional + -(-notional * bps // BPS) <= available:
             return lots
-        # Largest q with cost(q) <= available: start from the estimate without rounding,
-        # which is at most one lot off, and step.
+        # The largest q whose notional + fee fits: start from the estimate without the
+        # fee's rounding, which is at most one lot off, and step.
         q = min(lots, available * BPS // (per_lot * (BPS + bps))) if per_lot else lots
-        while q < lots and cost(q + 1) <= available:
+        while q < lots and _cost(q + 1, per_lot, bps) <= available:
             q += 1
-        while q and cost(q) > available:
+        while q and _cost(q, per_lot, bps) > available:
             q -= 1
         return q
 
@@ -248,37 +234,46 @@ class Accounts:
         now: int,
     ) -> None:
         """Move a trade's money: base from seller to buyer, quote from buyer to seller,
-        the two fees to the fee account (see `TradeSettled`)."""
+        the two fees to the fee account (see `TradeSettled`). Each order pays out of its
+        hold (`funds`) when it has one, else (a market order) out of available."""
         if taker.is_buy:
             buyer, seller, buyer_bps, seller_bps = taker, maker, money.taker_bps, money.maker_bps
         else:
             buyer, seller, buyer_bps, seller_bps = maker, taker, money.maker_bps, money.taker_bps
         base, quote = money.base, money.quote
+        balances = self.balances
+        buyer_id = buyer.user_id
+        seller_id = seller.user_id
         base_amount = lots * money.base_per_lot
         notional = price * lots * money.quote_per_tick_lot
         buyer_fee = -(-notional * buyer_bps // BPS)
         seller_fee = -(-notional * seller_bps // BPS)
-        # What leaves held: the fill's share of each order's hold (0 for a market order).
-        buyer_price = buyer.price
-        buyer_held_used = 0 if buyer_price is None else lots * money.buy_hold_per_lot(buyer_price)
-        seller_held_used = 0 if seller.price is None else base_amount
-        balances = self.balances
-        buyer_id = buyer.user_id
-        seller_id = seller.user_id
-        paying = self.balance(buyer_id, quote)
-        paying.held -= buyer_held_used
+        # Buyer, in quote: the fill's share of its hold leaves held (what exceeds the
+        # payment, a better price or an unused fee margin, returns to available).
+        paying = buyer.funds
+        if paying is None:
+            paying = balances.get((buyer_id, quote)) or self.balance(buyer_id, quote)
+            buyer_held_used = 0
+        else:
+            buyer_held_used = lots * money.buy_hold_per_lot(buyer.price)  # type: ignore[arg-type]
+            paying.held -= buyer_held_used
         paying.available += buyer_held_used - notional - buyer_fee
-        self.balance(buyer_id, base).available += base_amount
-        delivering = self.balance(seller_id, base)
-        delivering.held -= seller_held_used
+        (balances.get((buyer_id, base)) or self.balance(buyer_id, base)).available += base_amount
+        # Seller, in base then quote.
+        delivering = seller.funds
+        if delivering is None:
+            delivering = balances.get((seller_id, base)) or self.balance(seller_id, base)
+            seller_held_used = 0
+        else:
+            seller_held_used = base_amount
+            delivering.held -= base_amount
         delivering.available += seller_held_used - base_amount
-        self.balance(seller_id, quote).available += notional - seller_fee
+        (balances.get((seller_id, quote)) or self.balance(seller_id, quote)).available += (
+            notional - seller_fee
+        )
         fees = buyer_fee + seller_fee
         if fees:
-            fee_balance = balances.get((FEE_ACCOUNT, quote))
-            if fee_balance is None:
-                fee_balance = balances[(FEE_ACCOUNT, quote)] = Balance()
-            fee_balance.available += fees
+            self.balance(FEE_ACCOUNT, quote).available += fees
         events.append(
             TradeSettled(
                 trade_id,

@@ -24,18 +24,37 @@ if TYPE_CHECKING:
 
 
 class Level:
-    """Orders resting at one price, oldest first; `total` and `count` cover live ones."""
+    """Orders resting at one price, oldest first; `total` and `count` cover live ones.
 
-    __slots__ = ("count", "orders", "price", "total")
+    With book deltas on, `marked` says the command being handled has changed the level,
+    and `total_before`/`count_before` hold what it was before (see `domain.book_deltas`).
+    """
 
-    def __init__(self, price: int) -> None:
+    __slots__ = (
+        "count",
+        "count_before",
+        "key",
+        "marked",
+        "orders",
+        "price",
+        "total",
+        "total_before",
+    )
+
+    def __init__(self, price: int, key: int) -> None:
         self.price = price
+        self.key = key  # the priority key: +price on the asks, -price on the bids
         self.orders: deque[Order] = deque()
         self.total = 0
         self.count = 0
+        self.marked = False
+        self.total_before = 0
+        self.count_before = 0
 
     def live_orders(self) -> Iterator[Order]:
-        return (order for order in self.orders if order.live)
+        for order in self.orders:
+            if order.live:
+                yield order
 
 
 class BookSide:
@@ -49,7 +68,8 @@ class BookSide:
         self.keys: SortedList = SortedList()
         self.best: int | None = None
         # With book deltas on: where to mark a level before changing its total or count
-        # (every such change, here and in the engine, must call it first). None: off.
+        # (every such change, here and in the engine, must call it first; a level just
+        # created counts as empty before). None: off.
         self.marks: LevelMarks | None = None
 
     def add_live(self, order: Order) -> None:
@@ -57,16 +77,16 @@ class BookSide:
         price = order.price
         assert price is not None
         key = self.sign * price
-        marks = self.marks
-        if marks is not None:
-            marks.mark(self, key)
         level = self.levels.get(key)
         if level is None:
-            level = self.levels[key] = Level(price)
+            level = self.levels[key] = Level(price, key)
             self.keys.add(key)
             best = self.best
             if best is None or key < best:
                 self.best = key
+        marks = self.marks
+        if marks is not None:
+            marks.mark(level)
         order.live = True
         level.orders.append(order)
         level.total += order.remaining
@@ -77,10 +97,10 @@ class BookSide:
         price = order.price
         assert price is not None
         key = self.sign * price
+        level = self.levels[key]
         marks = self.marks
         if marks is not None:
-            marks.mark(self, key)
-        level = self.levels[key]
+            marks.mark(level)
         order.live = False
         level.total -= order.remaining
         level.count -= 1

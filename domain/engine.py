@@ -20,7 +20,7 @@ Where the work is done:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from domain.book_deltas import append_book_deltas
 from domain.commands import (
@@ -52,8 +52,8 @@ from domain.venue_commands import (
     withdraw,
 )
 
-_LIMIT = OrderType.LIMIT
-_MARKET = OrderType.MARKET
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
 
 
 class MatchingEngine:

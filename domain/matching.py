@@ -13,6 +13,8 @@ locals and builds events positionally.
 
 from __future__ import annotations
 
+from typing import Final
+
 from domain import reasons
 from domain.accounts import Accounts, fee_of
 from domain.book import BookSide, OrderBook
@@ -26,16 +28,22 @@ from domain.events import (
 )
 from domain.orders import Order, OrderStatus, OrderType, SelfTradePrevention, TimeInForce
 
-_MARKET = OrderType.MARKET
-_STOP_MARKET = OrderType.STOP_MARKET
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_STP_NONE = SelfTradePrevention.NONE
-_CANCEL_OLDEST = SelfTradePrevention.CANCEL_OLDEST
-_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
-_FILLED = OrderStatus.FILLED
-_CANCELLED = OrderStatus.CANCELLED
-_BPS = 10_000
+_MARKET: Final = OrderType.MARKET
+_STOP_MARKET: Final = OrderType.STOP_MARKET
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_STP_NONE: Final = SelfTradePrevention.NONE
+_CANCEL_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
+_CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
+_FILLED: Final = OrderStatus.FILLED
+_CANCELLED: Final = OrderStatus.CANCELLED
+_BPS: Final = 10_000
+# Classes called on the hot path, as Final names: the compiled build then reads each from
+# a C static instead of looking it up in the module's globals at every call.
+_OrderCancelled: Final = OrderCancelled
+_TradeExecuted: Final = TradeExecuted
+_OrderPartiallyFilled: Final = OrderPartiallyFilled
+_OrderFilled: Final = OrderFilled
 
 
 def slippage_limit_key(is_buy: bool, best_price: int, max_slippage_bps: int) -> int:
@@ -193,9 +201,9 @@ def match(
         key = opposite.best
         if key is None or (limit_key is not None and key > limit_key):
             break
-        if marks is not None:
-            marks.mark(opposite, key)
         level = levels[key]
+        if marks is not None:
+            marks.mark(level)
         queue = level.orders
         price = level.price
         while remaining and level.count:
@@ -213,7 +221,7 @@ def match(
                     del orders[maker_id]
                     closed[maker_id] = _CANCELLED
                     append(
-                        OrderCancelled(
+                        _OrderCancelled(
                             maker_id,
                             symbol,
                             reasons.SELF_TRADE,
@@ -247,7 +255,7 @@ def match(
             level.total -= quantity
             maker_id = maker.order_id
             append(
-                TradeExecuted(
+                _TradeExecuted(
                     trade_id,
                     symbol,
                     price,
@@ -262,7 +270,7 @@ def match(
             )
             if maker_remaining:
                 append(
-                    OrderPartiallyFilled(
+                    _OrderPartiallyFilled(
                         maker_id,
                         symbol,
                         trade_id,
@@ -281,16 +289,16 @@ def match(
                 del orders[maker_id]
                 closed[maker_id] = _FILLED
                 append(
-                    OrderFilled(maker_id, symbol, trade_id, price, quantity, maker_filled, 0, now)
+                    _OrderFilled(maker_id, symbol, trade_id, price, quantity, maker_filled, 0, now)
                 )
             if remaining:
                 append(
-                    OrderPartiallyFilled(
+                    _OrderPartiallyFilled(
                         taker_id, symbol, trade_id, price, quantity, filled, remaining, now
                     )
                 )
             else:
-                append(OrderFilled(taker_id, symbol, trade_id, price, quantity, filled, 0, now))
+                append(_OrderFilled(taker_id, symbol, trade_id, price, quantity, filled, 0, now))
             if money is not None:
                 assert accounts is not None
                 accounts.settle(money, trade_id, symbol, maker, taker, price, quantity, events, now)

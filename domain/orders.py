@@ -6,9 +6,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-import msgspec
-
 if TYPE_CHECKING:
+    from domain.accounts import Balance
     from domain.events import OrderAccepted
 
 
@@ -58,7 +57,7 @@ CLOSED_STATUSES = frozenset(
 )
 
 
-class Order(msgspec.Struct, gc=False):
+class Order:
     """A live order inside the engine (resting, waiting stop, or being matched).
 
     Mutable on purpose: fills and amends change it in place. Its fixed terms (side, type,
@@ -67,20 +66,59 @@ class Order(msgspec.Struct, gc=False):
     the current ones (an amend changes them; `terms` keeps the original). `live` is True
     while the order sits in a price level's queue; a cancelled order is only flagged and
     its queue drops it lazily (O(1) cancel). An order that loses priority on amend is
-    replaced by a fresh copy at the queue's tail.
+    replaced by a fresh copy at the queue's tail (with its `funds`).
+
+    With accounts on, `funds` is the balance the order's hold sits in (quote for a buy,
+    base for a sell); None for an order that holds nothing. Kept so that fills and
+    releases touch it without a lookup.
+
+    A plain class with `__slots__` rather than a `msgspec.Struct`: in the compiled build
+    (see `domain.compiled`) it becomes a native class whose fields the hot path reads
+    and writes directly, where a Struct's go through generic attribute lookup.
     """
 
-    terms: OrderAccepted
-    order_id: str
-    user_id: str
-    instrument: str
-    is_buy: bool
-    price: int | None
-    quantity: int
-    remaining: int
-    seq: int
-    triggered: bool = False
-    live: bool = False
+    __slots__ = (
+        "funds",
+        "instrument",
+        "is_buy",
+        "live",
+        "order_id",
+        "price",
+        "quantity",
+        "remaining",
+        "seq",
+        "terms",
+        "triggered",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        terms: OrderAccepted,
+        order_id: str,
+        user_id: str,
+        instrument: str,
+        is_buy: bool,
+        price: int | None,
+        quantity: int,
+        remaining: int,
+        seq: int,
+        triggered: bool = False,
+        live: bool = False,
+        funds: Balance | None = None,
+    ) -> None:
+        self.terms = terms
+        self.order_id = order_id
+        self.user_id = user_id
+        self.instrument = instrument
+        self.is_buy = is_buy
+        self.price = price
+        self.quantity = quantity
+        self.remaining = remaining
+        self.seq = seq
+        self.triggered = triggered
+        self.live = live
+        self.funds = funds
 
     @property
     def filled(self) -> int:

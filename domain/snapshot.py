@@ -146,6 +146,13 @@ def state_from_snapshot(snapshot: Mapping[str, Any]) -> EngineState:
             order = _order_from_dict(order_data)
             book.add_stop(order)
             open_orders[order.order_id] = order
+    if state.accounts is not None:
+        accounts = state.accounts
+        # Re-link each holding order to the balance its hold sits in.
+        for order in open_orders.values():
+            if order.price is not None:
+                money = accounts.money_by_symbol[order.instrument]
+                order.funds = accounts.balance(order.user_id, money.hold_asset(order.is_buy))
     state.expiry_queue = [
         (order.expire_time, order.seq, order.order_id)
         for order in open_orders.values()

@@ -8,20 +8,22 @@ does not pass, so this is where every reason is named.
 
 from __future__ import annotations
 
+from typing import Final
+
 from domain import reasons
 from domain.book import OrderBook
 from domain.commands import AmendOrder, PlaceOrder
 from domain.engine_state import EngineState
 from domain.orders import Order, OrderType, Side, TimeInForce
 
-_BUY = Side.BUY
-_LIMIT = OrderType.LIMIT
-_MARKET = OrderType.MARKET
-_STOP_LIMIT = OrderType.STOP_LIMIT
-_STOP_MARKET = OrderType.STOP_MARKET
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_GTD = TimeInForce.GTD
+_BUY: Final = Side.BUY
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
+_STOP_LIMIT: Final = OrderType.STOP_LIMIT
+_STOP_MARKET: Final = OrderType.STOP_MARKET
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_GTD: Final = TimeInForce.GTD
 
 
 def place_rejection(state: EngineState, command: PlaceOrder, book: OrderBook) -> str | None:

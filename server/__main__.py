@@ -33,6 +33,8 @@ def _banner(app: ExchangeApp, database: str, redis: str, bootstrap: BootstrapKey
         f"  event store + views: {database}",
         f"  redis views: {redis}",
     ]
+    if app.http_server is not None:
+        lines.append(f"  web page: http://localhost:{app.http_port}/  (HTTP API: /docs)")
     if app.metrics_port is not None:
         lines.append(f"  metrics: http://localhost:{app.metrics_port}/metrics")
     key_source = "<an API key>"

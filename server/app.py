@@ -1,9 +1,12 @@
-"""The composition root: settings -> adapters -> services -> gRPC server, started and stopped.
+"""The composition root: settings -> adapters -> services -> gRPC and HTTP servers, started
+and stopped.
 
 Everything the service runs is wired here and nowhere else: the event store, the
 PostgreSQL pool and Redis client of the views, the command handlers, the engine runner,
-the clock, the projection builders and live feeds, the gRPC servicers (with health and
-reflection) and the metrics endpoint. ``python -m server`` and the tests use ``ExchangeApp``.
+the clock, the projection builders and live feeds, the use cases both transports call
+(order commands and queries, the limits), the gRPC servicers (with health and reflection),
+the HTTP API and web page, and the metrics endpoint. ``python -m server`` and the tests
+use ``ExchangeApp``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ from server.engine_process import EngineProcess
 from server.engine_runner import EngineRunner, read_progress
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
+from server.http.api import HttpApi
+from server.http.door import Door
+from server.http.events import EventStreams
+from server.http.server import HttpServer, build_application
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyRing, KeyRingFollower
 from server.instrument_config import VenueConfig, load_venue_for
@@ -58,6 +65,8 @@ from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
 from server.observability.logging import configure_logging
 from server.observability.tracing import configure_tracing
+from server.order_commands import OrderCommands
+from server.order_reads import OrderReads, ReadYourWrites
 from server.outcomes import OutcomeWaiter
 from server.pg_pools import keep_session
 from server.readiness import Readiness
@@ -68,7 +77,7 @@ from server.servicers.commands import OrderCommandServicer
 from server.servicers.diagnostics import DiagnosticsServicer
 from server.servicers.market_data import MarketDataServicer
 from server.servicers.outages import OutageInterceptor
-from server.servicers.queries import OrderQueryServicer, ReadYourWrites
+from server.servicers.queries import OrderQueryServicer
 from server.settings import Settings
 from server.transport_security import server_credentials
 
@@ -162,6 +171,12 @@ class ExchangeApp:
     metrics_port: int | None = None
     key_ring: KeyRing | None = None
     key_ring_follower: KeyRingFollower | None = None
+    rate_limiter: RateLimiter | None = None
+    stream_slots: StreamSlots | None = None
+    order_commands: OrderCommands | None = None
+    order_reads: OrderReads | None = None
+    http_server: HttpServer | None = None
+    http_port: int = 0
 
     async def start(self) -> None:
         """Open the adapters, bind the gRPC port (failing fast), then start every worker."""
@@ -197,6 +212,7 @@ class ExchangeApp:
             # Spawned before gRPC starts its threads (forking beside them is not clean).
             self.engine_child = EngineProcess(settings)
             await self.engine_child.start()
+        self._build_use_cases()
         server = self._build_grpc_server()
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         credentials = server_credentials(settings)
@@ -234,6 +250,10 @@ class ExchangeApp:
             await self.projections.postgres_builder.migrate()
         await server.start()
         self.grpc_server = server
+        if settings.http_port >= 0:
+            self.http_server = self._build_http_server()
+            await self.http_server.start()
+            self.http_port = self.http_server.port
         # SERVING, except the services that depend on a consumer stuck at an event.
         self.readiness = Readiness(
             self.health, self.failures, SERVICE_NAMES, READ_SIDE_SERVICES, COMMAND_SIDE_SERVICES
@@ -247,17 +267,62 @@ class ExchangeApp:
         log.info(
             "exchange_started",
             grpc_port=self.grpc_port,
+            http_port=self.http_port if self.http_server is not None else None,
             metrics_port=self.metrics_port,
             instruments=sorted(self.instruments),
         )
 
+    def _build_use_cases(self) -> None:
+        """What both transports call: the order commands and queries, and one budget per
+        key for the whole server (gRPC's interceptor, StreamPlaceOrders and HTTP)."""
+        assert self.handlers is not None and self.projections is not None
+        projections, settings = self.projections, self.settings
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.stream_slots = StreamSlots(settings.max_streams_per_key)
+        self.order_commands = OrderCommands(
+            self.handlers,
+            OutcomeWaiter(projections.event_store, projections.progress, self.failures),
+            settings.query_wait_default_s,
+        )
+        self.order_reads = OrderReads(
+            projections.order_views,
+            projections.book_views,
+            ReadYourWrites(
+                projections.progress,
+                projections.event_store,
+                settings.query_wait_default_s,
+                self.failures,
+                max_wait_s=settings.max_read_wait_s,
+            ),
+            self.instruments,
+        )
+
+    def _build_http_server(self) -> HttpServer:
+        assert self.projections is not None and self.key_ring is not None
+        assert self.rate_limiter is not None and self.stream_slots is not None
+        assert self.order_commands is not None and self.order_reads is not None
+        settings = self.settings
+        streams = EventStreams(
+            self.projections.live,
+            self.projections.trades_after,
+            self.instruments,
+            self.stream_slots,
+        )
+        application = build_application(
+            HttpApi(self.order_commands, self.order_reads, streams),
+            Door(self.key_ring, settings.public_market_data, self.rate_limiter),
+            service_version(),
+        )
+        return HttpServer(application, settings.http_host, settings.http_port)
+
     def _build_grpc_server(self) -> grpc.aio.Server:
         assert self.handlers is not None and self.projections is not None
         assert self.key_ring is not None and self.event_store is not None
+        assert self.rate_limiter is not None and self.stream_slots is not None
+        assert self.order_commands is not None and self.order_reads is not None
         projections, settings = self.projections, self.settings
-        # One budget per key for the whole server: the interceptor's and StreamPlaceOrders'.
-        rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-        limits = LimitInterceptor(rate_limiter, StreamSlots(settings.max_streams_per_key))
+        rate_limiter = self.rate_limiter
+        limits = LimitInterceptor(rate_limiter, self.stream_slots)
         # The key check first (the limits count per key); the outage mapping innermost, so
         # the metrics count a dependency outage as the UNAVAILABLE it becomes; the metrics
         # outermost, so they count refused calls by status too.
@@ -286,23 +351,10 @@ class ExchangeApp:
         )
         transfers = Transfers(money, waiter, settings.query_wait_default_s)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
-            OrderCommandServicer(
-                self.handlers,
-                waiter,
-                self.settings.query_wait_default_s,
-                rate_limiter=rate_limiter,
-            ),
-            server,
+            OrderCommandServicer(self.order_commands, rate_limiter=rate_limiter), server
         )
         order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(
-            OrderQueryServicer(
-                projections.order_views,
-                projections.book_views,
-                read_your_writes,
-                self.instruments,
-                projections.balance_views,
-            ),
-            server,
+            OrderQueryServicer(self.order_reads, projections.balance_views), server
         )
         market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(
             MarketDataServicer(projections.live, self.instruments, projections.trades_after),
@@ -350,6 +402,8 @@ class ExchangeApp:
         if self.projections is not None:
             # End server streams first so the gRPC grace period is not spent waiting on them.
             self.projections.live.close()
+        if self.http_server is not None:
+            await _bounded("http", self.http_server.stop(), grace_s + STOP_BOUND_S)
         if self.grpc_server is not None:
             await _bounded("grpc", self.grpc_server.stop(grace_s), grace_s + STOP_BOUND_S)
         if self.clock is not None:

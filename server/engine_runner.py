@@ -114,7 +114,7 @@ from server.observability.tracing import span_from_metadata
 log = structlog.get_logger(__name__)
 
 CONSUMER = "engine"  # the consumer label of the lag metrics
-COMMAND_NAMES = {
+COMMAND_NAMES: dict[type, str] = {
     PlaceOrder: "place",
     CancelOrder: "cancel",
     AmendOrder: "amend",

@@ -111,3 +111,13 @@ class PositionBeyondLog(Refused):
 
 class Unavailable(Refused):
     status = "UNAVAILABLE"
+
+
+class RateLimited(Refused):
+    """The key's command budget is spent (``server.limits``): retry after `retry_after_s`."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -8,6 +8,8 @@
 | `GRPC_TLS_CERT_FILE` | unset | PEM certificate chain: with `GRPC_TLS_KEY_FILE`, gRPC speaks TLS |
 | `GRPC_TLS_KEY_FILE` | unset | PEM private key of that certificate |
 | `GRPC_TLS_CLIENT_CA_FILE` | unset | PEM CA bundle: clients must show a cert it signed (mTLS) |
+| `HTTP_HOST` | `LISTEN_HOST` | address the HTTP API and web page bind |
+| `HTTP_PORT` | `8080` | HTTP API, live feeds and web page port (0 picks a free port, -1 disables) |
 | `METRICS_HOST` | `LISTEN_HOST` | address the `/metrics` endpoint binds |
 | `METRICS_PORT` | `9464` | Prometheus `/metrics` HTTP port (0 picks a free port, -1 disables) |
 | `RATE_LIMIT_PER_S` | `100` | commands per second per key (token bucket refill) |
@@ -65,6 +67,8 @@ class Settings:
     # Loopback unless opened wider (LISTEN_HOST, or GRPC_HOST / METRICS_HOST).
     grpc_host: str = LOOPBACK
     grpc_port: int = 50051
+    http_host: str = LOOPBACK
+    http_port: int = 8080
     metrics_host: str = LOOPBACK
     metrics_port: int = 9464
     # TLS when both are set; mutual TLS (client certificates required) with the CA too.
@@ -113,6 +117,8 @@ class Settings:
         return cls(
             grpc_host=env.get("GRPC_HOST", "").strip() or listen_host,
             grpc_port=int(env.get("GRPC_PORT", default.grpc_port)),
+            http_host=env.get("HTTP_HOST", "").strip() or listen_host,
+            http_port=int(env.get("HTTP_PORT", default.http_port)),
             metrics_host=env.get("METRICS_HOST", "").strip() or listen_host,
             metrics_port=int(env.get("METRICS_PORT", default.metrics_port)),
             grpc_tls_cert_file=_optional_path(env.get("GRPC_TLS_CERT_FILE")),

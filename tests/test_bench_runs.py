@@ -13,6 +13,11 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 TINY_RUNS = {
+    "accounts": (["--ops", "3000", "--repeat", "1"], ("balances off", "balances on", "target")),
+    "side_by_side": (
+        ["--ops", "3000", "--repeat", "1"],
+        ("reference book", "x the reference", "every contender agrees", "replay check"),
+    ),
     "engine": (["--ops", "3000", "--no-calibrate"], ("ops per CPU-second", "stops waiting", "p99")),
     "eventstore": (
         ["--scale", "0.005"],

@@ -11,10 +11,14 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from clients.generated.exchange.v1 import types_pb2
+from server.limits.refusals import rate_limited_message, too_many_streams_message
 
-
-def rate_limited_message(retry_after_s: float) -> str:
-    return f"rate limit exceeded: retry in {retry_after_s:.3f} s"
+__all__ = [
+    "rate_limited_error",
+    "rate_limited_message",
+    "rate_limited_status",
+    "too_many_streams_message",
+]
 
 
 def _retry_delay(retry_after_s: float) -> duration_pb2.Duration:
@@ -39,7 +43,3 @@ def rate_limited_error(retry_after_s: float) -> types_pb2.CommandError:
     return types_pb2.CommandError(
         code=code_pb2.RESOURCE_EXHAUSTED, message=rate_limited_message(retry_after_s)
     )
-
-
-def too_many_streams_message(cap: int) -> str:
-    return f"too many open streams for this key (at most {cap}); close one first"

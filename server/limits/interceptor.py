@@ -18,10 +18,9 @@ import grpc
 
 from clients.generated.exchange.v1 import order_command_service_pb2
 from server.limits.answers import rate_limited_status, too_many_streams_message
-from server.limits.keying import limit_key_of
+from server.limits.keying import charge, limit_key_of
 from server.limits.stream_slots import StreamSlots
 from server.limits.token_bucket import RateLimiter
-from server.observability import metrics
 from server.observability.handler_wrapping import Behavior, HandlerWrappingInterceptor
 
 _COMMAND_SERVICE = order_command_service_pb2.DESCRIPTOR.services_by_name["OrderCommandService"]
@@ -35,11 +34,7 @@ CHARGED_METHODS = frozenset(
 def charge_command(limiter: RateLimiter, context: Any) -> float:
     """Spend one token of the caller's bucket: 0.0 when the command may go, else the
     seconds until it may (the refusal is counted in ``exchange_rate_limited_total``)."""
-    key = limit_key_of(context)
-    retry_after_s = limiter.take(key)
-    if retry_after_s > 0:
-        metrics.record_rate_limited(key)
-    return retry_after_s
+    return charge(limiter, limit_key_of(context))
 
 
 class LimitInterceptor(HandlerWrappingInterceptor):

@@ -1,4 +1,4 @@
-"""Whose limits a call spends: ``limit_key_of(context)``.
+"""Whose limits a call spends: ``limit_key_of(context)``; spending them: ``charge``.
 
 The authenticated caller's API key id; for a call that needs no key (health, reflection,
 public market data), the caller's address without its port, so one host's connections
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from server.identity.context import current_principal
+from server.limits.token_bucket import RateLimiter
+from server.observability import metrics
 
 UNKNOWN_PEER = "unknown"
 
@@ -41,3 +43,13 @@ def limit_key_of(context: Any) -> str:
     if principal is not None:
         return principal
     return peer_host(context.peer())
+
+
+def charge(limiter: RateLimiter, key: str) -> float:
+    """Spend one token of `key`'s bucket: 0.0 when the command may go, else the seconds
+    until it may (the refusal is counted in ``exchange_rate_limited_total``). Every
+    transport charges through here, so a key has one budget whichever it uses."""
+    retry_after_s = limiter.take(key)
+    if retry_after_s > 0:
+        metrics.record_rate_limited(key)
+    return retry_after_s

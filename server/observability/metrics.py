@@ -94,6 +94,20 @@ GRPC_REQUESTS_IN_FLIGHT = Gauge(
     "gRPC calls being handled now (open streams included).",
     ["service", "method"],
 )
+# --- HTTP ------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "exchange_http_requests",
+    "HTTP API calls answered, by operation (its operationId) and HTTP status.",
+    ["operation", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "exchange_http_request_duration_seconds",
+    "Time to answer an HTTP API call (for event streams: until the stream starts).",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+
 GRPC_STREAM_MESSAGES_SENT = Counter(
     "exchange_grpc_stream_messages_sent",
     "Messages sent on server-streaming gRPC calls.",
@@ -351,6 +365,11 @@ def _child(metric: Any, *values: str) -> Any:
 def set_build_info(version: str, **extra: str) -> None:
     """Publish the service version (and e.g. the event-store backend) as exchange_build_info."""
     BUILD_INFO.info({"version": version, **extra})
+
+
+def record_http_request(operation: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(operation, str(status)).inc()
+    HTTP_REQUEST_DURATION.labels(operation).observe(seconds)
 
 
 def record_authentication(result: str) -> None:

@@ -167,7 +167,7 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
     ) -> pb.GetBalancesResponse:
         user_id = readable_account(request.user_id)
         self._require_accounts()
-        await self._read_your_writes.wait(request.min_position, context)
+        await self._read_your_writes.wait(request.min_position, context.time_remaining())
         balances = await self._views.balances(user_id)
         return pb.GetBalancesResponse(balances=[self._balance(b) for b in balances])
 
@@ -179,7 +179,7 @@ class AccountServicer(pb_grpc.AccountServiceServicer):
         if request.asset:
             self._transfers.money.known_asset(request.asset)
         page_size = page_size_of(request.page_size)
-        await self._read_your_writes.wait(request.min_position, context)
+        await self._read_your_writes.wait(request.min_position, context.time_remaining())
         try:
             entries, token = await self._views.ledger(
                 user_id, request.asset or None, page_size, request.page_token or None

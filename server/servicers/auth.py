@@ -1,5 +1,6 @@
-"""The door's identity check: every call shows an API key, except health, reflection and
-(with PUBLIC_MARKET_DATA=1) public market data.
+"""The door's identity check for gRPC (its rules: ``server.identity.callers``): every call
+shows an API key, except health, reflection and (with PUBLIC_MARKET_DATA=1) public market
+data.
 
 `authorization: Bearer <key>` is read from the call's metadata and looked up in the key
 ring; the principal is set for the call (``server.identity.context``) before the servicer
@@ -11,34 +12,17 @@ appended for a refused call.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-from server.errors import PermissionDenied, Refused, Unauthenticated
+from server.errors import Refused
+from server.identity.callers import authorize
 from server.identity.context import Principal, set_principal
 from server.identity.keyring import KeyRing
-from server.identity.scopes import may_call, needs_no_key, required_scope
-from server.observability import metrics
 from server.observability.handler_wrapping import Behavior, HandlerWrappingInterceptor
 from server.servicers.status import abort_refused
 
 AUTHORIZATION = "authorization"
-BEARER = "bearer "
-
-
-def presented_key(metadata: Sequence[Any] | None) -> str:
-    """The key text of a call's `authorization: Bearer <key>` metadata."""
-    values = [value for key, value in metadata or () if key == AUTHORIZATION]
-    if not values:
-        raise Unauthenticated("an API key is required (authorization: Bearer <key>)")
-    if len(values) > 1:
-        raise Unauthenticated("more than one authorization header")
-    value = values[0]
-    if isinstance(value, bytes):  # only a -bin key carries bytes; be safe all the same
-        value = value.decode("utf-8", "replace")
-    if not value[: len(BEARER)].lower() == BEARER:
-        raise Unauthenticated("authorization must be 'Bearer <key>'")
-    return str(value[len(BEARER) :].strip())
 
 
 class AuthInterceptor(HandlerWrappingInterceptor):
@@ -49,20 +33,9 @@ class AuthInterceptor(HandlerWrappingInterceptor):
 
     def _principal(self, method: str, context: Any) -> Principal | None:
         """The caller, when the method needs one and the key may call it; else Refused."""
-        if needs_no_key(method, self._public_market_data):
-            metrics.record_authentication("public")
-            return None
-        try:
-            principal = self._ring.authenticate(presented_key(context.invocation_metadata()))
-        except Refused:
-            metrics.record_authentication("unauthenticated")
-            raise
-        if not may_call(principal.scopes, method):
-            metrics.record_authentication("permission_denied")
-            scope = required_scope(method)
-            raise PermissionDenied(f"this API key lacks the {scope.value!r} scope")
-        metrics.record_authentication("ok")
-        return principal
+        metadata = context.invocation_metadata() or ()
+        values = [value for key, value in metadata if key == AUTHORIZATION]
+        return authorize(self._ring, method, values, self._public_market_data)
 
     def wrap_unary(self, method: str, behavior: Behavior) -> Behavior:
         async def handle(request_or_iterator: Any, context: Any) -> Any:

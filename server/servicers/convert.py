@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.generated.exchange.v1 import order_command_service_pb2 as commands_pb2
 from clients.generated.exchange.v1 import types_pb2
+from server.api_names import api_status
 from server.commands import PlaceOrderInput
 from server.errors import InvalidArgument
 from server.request_checks import checked_time
@@ -43,8 +44,8 @@ _STATUS_NAMES = _enum_suffixes(types_pb2.OrderStatus, "ORDER_STATUS_")
 _TYPE_VALUES = {name: value for value, name in _TYPE_NAMES.items()}
 _TIF_VALUES = {name: value for value, name in _TIF_NAMES.items()}
 STATUS_VALUES = {name: value for value, name in _STATUS_NAMES.items()}
-# Stops that have triggered rest (or match) like any order: the API shows them OPEN.
-STATUS_VALUES.setdefault("TRIGGERED", types_pb2.ORDER_STATUS_OPEN)
+# Statuses the APIs show under another name (a triggered stop is OPEN: server.api_names).
+STATUS_VALUES.setdefault("TRIGGERED", STATUS_VALUES[api_status("TRIGGERED")])
 
 
 def side_value(name: str) -> types_pb2.Side.ValueType:

@@ -8,7 +8,7 @@ or growing the service's memory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -31,14 +31,10 @@ from server.servicers.convert import (
     trade_message,
 )
 from server.servicers.status import abort_refused
+from server.trade_feed import TradesAfter, trades_from
 
-# A resumed trade stream replays at most this many missed trades (more: ListTrades).
-MAX_RESUMED_TRADES = 1000
-# How long a resume waits for the trades view to hold what the live feed published.
-RESUME_WAIT_S = 5.0
 # The end of a subscriber's stream when it fell behind its bounded buffer.
 LAGGED = grpc.StatusCode.RESOURCE_EXHAUSTED
-TradesAfter = Callable[[str, LogPosition, int, float], Awaitable[list[Any] | None]]
 
 
 class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
@@ -82,42 +78,16 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
             after = log_position_of("after_position", request.after_position)
 
         await self._check(context, check_after)
-        async with self._feeds.subscribe_trades(request.instrument) as subscription:
-            # Subscribed first, then the missed trades: together they miss none, and a live
-            # trade at or before the last one sent is skipped.
-            last = after
-            for trade in await self._missed_trades(request.instrument, after, context):
-                yield pb.StreamTradesResponse(trade=trade_message(trade), position=trade.position)
-                last = LogPosition.parse(trade.position)
+        async with await trades_from(
+            self._feeds, self._trades_after, request.instrument, after
+        ) as trades:
             try:
-                async for trade in subscription:
-                    if last is not None and LogPosition.parse(trade.position) <= last:
-                        continue
+                async for trade in trades:
                     yield pb.StreamTradesResponse(
                         trade=trade_message(trade), position=trade.position
                     )
             except SubscriberLagged as lagged:
                 await context.abort(LAGGED, str(lagged))
-
-    async def _missed_trades(
-        self,
-        instrument: str,
-        after: LogPosition | None,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> list[Any]:
-        if after is None or self._trades_after is None:
-            return []
-        try:
-            missed = await self._trades_after(instrument, after, MAX_RESUMED_TRADES, RESUME_WAIT_S)
-        except TimeoutError:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the trades view is behind; retry")
-        if missed is None:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"more than {MAX_RESUMED_TRADES} trades since after_position: page through "
-                "ListTrades, then stream from the newest",
-            )
-        return missed
 
     async def StreamOrderBook(
         self,

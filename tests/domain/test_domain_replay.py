@@ -112,3 +112,58 @@ def test_amending_an_unknown_order_is_an_event_not_an_error() -> None:
 
     last = orjson.loads(result.stdout.splitlines()[-1])
     assert (last["type"], last["reason"], result.stderr) == ("AmendRejected", "UNKNOWN_ORDER", "")
+
+
+ACCOUNTS_SCENARIO = """\
+{"op":"accounts","enabled":true}
+{"op":"instrument","symbol":"BTC-USD","tick_size":"0.01","lot_size":"0.0001","taker_fee_bps":10}
+{"op":"deposit","user_id":"bob","asset":"USD","amount":"50000","transfer_id":"t1"}
+{"op":"deposit","user_id":"alice","asset":"BTC","amount":"1","transfer_id":"t2"}
+{"op":"place","order_id":"s1","user_id":"alice","instrument":"BTC-USD","side":"SELL","type":"LIMIT","price":"45000.00","quantity":"1.0"}
+{"op":"place","order_id":"b1","user_id":"bob","instrument":"BTC-USD","side":"BUY","type":"LIMIT","price":"45000.00","quantity":"0.5"}
+{"op":"withdraw","user_id":"bob","asset":"USD","amount":"50000","transfer_id":"w1"}
+{"op":"instrument_status","symbol":"BTC-USD","status":"HALTED"}
+{"op":"cancel","order_id":"s1"}
+"""
+
+
+def test_a_stream_that_turns_accounts_on_replays_its_balances() -> None:
+    result = run_replay(ACCOUNTS_SCENARIO)
+    assert result.stderr == ""
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [e["type"] for e in events] == [
+        "AccountsEnabled",
+        "AssetAdded",
+        "AssetAdded",
+        "InstrumentAdded",
+        "FundsDeposited",
+        "FundsDeposited",
+        "OrderAccepted",
+        "FundsHeld",
+        "OrderAccepted",
+        "FundsHeld",
+        "TradeExecuted",
+        "OrderPartiallyFilled",
+        "OrderFilled",
+        "TradeSettled",
+        "TransferRejected",
+        "InstrumentStatusChanged",
+        "CancelRejected",
+    ]
+    assert events[1] == {"type": "AssetAdded", "asset": "BTC", "precision": 8}
+    assert events[3]["base"] == "BTC" and events[3]["taker_fee_bps"] == 10
+    # Bob holds 0.5 BTC at 45,000 plus 10 bps: 22,500 + 22.50 USD.
+    assert events[9]["amount"] == "22522.50000000"
+    settled = events[13]
+    assert (settled["quote_amount"], settled["buyer_fee"], settled["seller_fee"]) == (
+        "22500.00000000",
+        "22.50000000",
+        "0.00000000",
+    )
+    assert events[14]["reason"] == "INSUFFICIENT_FUNDS"
+    assert events[16]["reason"] == "INSTRUMENT_HALTED"
+
+
+def test_a_stream_without_accounts_writes_no_asset_fields() -> None:
+    events = [orjson.loads(line) for line in run_replay(SCENARIO).stdout.splitlines()]
+    assert set(events[0]) == {"type", "instrument", "tick_size", "lot_size", "min_quantity"}

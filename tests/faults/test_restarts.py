@@ -151,6 +151,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         grpc_host="127.0.0.1",
         grpc_port=0,
         metrics_port=-1,
+        http_port=-1,
         database_url=database_url,
         redis_url=redis_url,
         clock_tick_ms=250,  # clock ticks: batches that let an idle Redis builder check

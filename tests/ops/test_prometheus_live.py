@@ -135,6 +135,7 @@ async def service(
         "GRPC_HOST": "127.0.0.1",
         "GRPC_PORT": str(grpc_port),
         "METRICS_PORT": str(metrics_port),
+        "HTTP_PORT": "-1",
         "CLOCK_TICK_MS": "200",
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "1",

@@ -62,6 +62,7 @@ async def traced_exchange(
             grpc_host="127.0.0.1",
             grpc_port=0,
             metrics_port=-1,
+            http_port=-1,
             database_url=fresh_database_url,
             redis_url=app_redis_url,
             clock_tick_ms=0,

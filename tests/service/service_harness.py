@@ -50,6 +50,11 @@ class Exchange:
     def target(self) -> str:
         return f"127.0.0.1:{self.app.grpc_port}"
 
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP API and web page."""
+        return f"http://127.0.0.1:{self.app.http_port}"
+
     async def settle(self, position_token: str) -> None:
         """Wait until the engine handled the write at `position_token` and the views hold
         its results (bounded; not a timing assertion)."""
@@ -137,6 +142,7 @@ def service_settings(database_url: str, redis_url: str, **overrides: object) -> 
         "grpc_host": "127.0.0.1",
         "grpc_port": 0,
         "metrics_port": -1,
+        "http_port": 0,
         "database_url": database_url,
         "redis_url": redis_url,
         "clock_tick_ms": 0,

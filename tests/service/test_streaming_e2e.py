@@ -187,10 +187,10 @@ async def test_stream_trades_resumes_after_a_position_with_no_gap_and_no_repeat(
 async def test_stream_trades_refuses_a_resume_too_far_back_or_malformed(
     exchange: Exchange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.servicers import market_data
+    from server import trade_feed
 
     _, positions = await _trades_of(exchange, 3)
-    monkeypatch.setattr(market_data, "MAX_RESUMED_TRADES", 1)
+    monkeypatch.setattr(trade_feed, "MAX_RESUMED_TRADES", 1)
     for after, code in (
         (positions[0], grpc.StatusCode.OUT_OF_RANGE),  # two missed, more than one
         ("yesterday", grpc.StatusCode.INVALID_ARGUMENT),

@@ -95,6 +95,15 @@ def test_listeners_bind_loopback_unless_opened() -> None:
     assert (mixed.grpc_host, mixed.metrics_host) == ("0.0.0.0", "127.0.0.1")
 
 
+def test_the_http_listener_follows_listen_host_and_has_its_own_port() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.http_host, defaults.http_port) == ("127.0.0.1", 8080)
+    wide = Settings.from_env({"LISTEN_HOST": "0.0.0.0", "HTTP_PORT": "0"})
+    assert (wide.http_host, wide.http_port) == ("0.0.0.0", 0)
+    own = Settings.from_env({"LISTEN_HOST": "0.0.0.0", "HTTP_HOST": "::1", "HTTP_PORT": "-1"})
+    assert (own.http_host, own.http_port) == ("::1", -1)
+
+
 def test_limit_and_tls_settings_come_from_the_environment() -> None:
     defaults = Settings.from_env({})
     assert (
