@@ -71,6 +71,8 @@ class BookFeed:
 
     def close(self) -> None:
         for task in self._pending:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a lag or an end nobody read is not an error
             task.cancel()
         self._pending.clear()
         self._book.close()
