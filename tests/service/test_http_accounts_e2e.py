@@ -304,3 +304,28 @@ async def test_the_balance_stream_shows_the_snapshot_then_each_change(
         )
     other = await http.get("/streams/balances", params={"userId": "alice"}, headers=dave)
     assert other.status_code == 403
+
+
+async def test_with_accounts_off_the_money_calls_are_409(
+    fresh_database_url: str, service_redis_url: str
+) -> None:
+    settings = service_settings(fresh_database_url, service_redis_url, accounts_enabled=False)
+    async with (
+        running_exchange(settings, funding=None) as exchange,
+        httpx.AsyncClient(base_url=exchange.http_url, timeout=BOUND_S) as http,
+    ):
+        kim = await key(exchange, "kim")
+        transfer = {"userId": "kim", "asset": "USD", "amount": "1", "transferId": "t-1"}
+        answers = [
+            await http.get("/balances", headers=kim),
+            await http.get("/ledger", headers=kim),
+            await http.get("/streams/balances", headers=kim),
+            await http.post("/withdrawals", json=transfer, headers=kim),
+            await http.post("/admin/deposits", json=transfer, headers=admin(exchange)),
+        ]
+        assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+            (409, "FAILED_PRECONDITION")
+        ] * len(answers)
+        # Orders trade unfunded, and the instruments show no assets or fees.
+        instruments = (await http.get("/instruments", headers=kim)).json()["instruments"]
+        assert {(i["status"], i["makerFeeBps"]) for i in instruments} == {("TRADING", 0)}
