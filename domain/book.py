@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from domain.instruments import Instrument
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from domain.book_deltas import LevelMarks
 
 
+# acyclic: a level holds its queue, never anything that holds the level (see Order).
+@mypyc_attr(acyclic=True)
 class Level:
     """Orders resting at one price, oldest first; `total` and `count` cover live ones.
 
