@@ -153,15 +153,19 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     # A GTC/GTD limit order that does not cross rests at once: decided before the order
     # is built, so it is born `live` and appended below without any further call.
     # (`OrderBook.would_take`, inlined.)
+    # (Plain `int` locals, not `int | None`: compiled, they compare and negate natively.)
     rests_now = False
+    key = 0  # its priority key on its own side when it rests
     if order_type is _LIMIT and (time_in_force is _GTC or time_in_force is _GTD):
         assert price is not None
-        if is_buy:
-            best = book.asks.best
-            rests_now = best is None or best > price
+        limit: int = price
+        key = -limit if is_buy else limit
+        opposite_best = book.asks.best if is_buy else book.bids.best
+        if opposite_best is None:
+            rests_now = True
         else:
-            best = book.bids.best
-            rests_now = best is None or best > -price
+            best_key: int = opposite_best
+            rests_now = best_key > -key
     accepted = _OrderAccepted(
         order_id,
         user_id,
@@ -195,9 +199,7 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     if expire_time is not None:
         heapq.heappush(state.expiry_queue, (expire_time, seq, order_id))
     if rests_now:
-        assert price is not None
         own = book.bids if is_buy else book.asks
-        key = -price if is_buy else price
         level = own.levels.get(key)
         if level is None:
             own.add_live(order)
