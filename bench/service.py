@@ -84,6 +84,10 @@ BENCH_ACCOUNTS = (
     *(f"taker-{n}" for n in range(20)),
     "bench-marker",
 )
+# Balance checks are on by default: each account is funded when its key is issued, far
+# beyond what its orders cost, so they are matched as without accounts (holds and
+# settlement are measured, never an INSUFFICIENT_FUNDS refusal).
+BENCH_FUNDING = {"BTC": "1000000", "ETH": "1000000", "USD": "10000000000"}
 _keys_by_target: dict[str, AccountKeys] = {}
 
 
@@ -163,7 +167,12 @@ class Server:
             [sys.executable, "-m", "server"], cwd=REPO, env=env, stderr=subprocess.DEVNULL
         )
         await self._wait_serving()
-        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY)
+        settings = Settings.from_env(env)
+        # Funding waits for the engine and the views: a front-only server has neither
+        # (and with accounts off there is nothing to fund).
+        funded = settings.accounts_enabled and settings.engine_enabled
+        funded = funded and settings.projections_enabled
+        self.keys = AccountKeys(self.target, BENCH_ADMIN_API_KEY, BENCH_FUNDING if funded else None)
         _keys_by_target[self.target] = self.keys
         await self.keys.prepare(BENCH_ACCOUNTS)
         return self

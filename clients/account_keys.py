@@ -9,13 +9,19 @@ request that names no account (or one no key can be issued to) gets the tool's o
 scopes admin and trade (it reads every account, cancels any order and trades for its own).
 AdminService calls carry the admin key. A call that already carries `authorization` keeps
 it.
+
+With `funding` (asset -> decimal amount), each account is funded when its key is issued:
+an AdminService Deposit of each asset, with a transfer id derived from the account and the
+asset (so a second tool, or a restart, deposits nothing twice). On a venue with accounts
+off (FAILED_PRECONDITION) funding stops quietly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -47,8 +53,11 @@ def account_of(request: Any) -> str:
 class AccountKeys:
     """Trade keys of test accounts, issued on first use through AdminService."""
 
-    def __init__(self, target: str, admin_key: str) -> None:
+    def __init__(
+        self, target: str, admin_key: str, funding: Mapping[str, str] | None = None
+    ) -> None:
         self.admin_key = admin_key
+        self._funding = dict(funding or {})
         self._target = target
         self._channel: grpc.aio.Channel | None = None
         self._issued: dict[str, asyncio.Future[str]] = {}
@@ -83,7 +92,28 @@ class AccountKeys:
                 del self._issued[user_id]
                 raise
             return await self.key_for("")
+        await self.fund(user_id)
         return str(issued.api_key)
+
+    async def fund(self, user_id: str) -> None:
+        """Deposit the funding into `user_id`'s account (once per account and asset)."""
+        for asset, amount in sorted(self._funding.items()):
+            try:
+                await self._admin().Deposit(
+                    admin_service_pb2.DepositRequest(
+                        user_id=user_id,
+                        asset=asset,
+                        amount=amount,
+                        transfer_id=_funding_transfer_id(asset, user_id),
+                    ),
+                    metadata=bearer(self.admin_key),
+                    timeout=60,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                self._funding = {}  # accounts are off on this venue
+                return
 
     async def prepare(self, user_ids: Iterable[str]) -> None:
         """Issue the accounts' keys (and the tool's own) now, concurrently, before anything
@@ -93,6 +123,12 @@ class AccountKeys:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
+
+
+def _funding_transfer_id(asset: str, user_id: str) -> str:
+    """One transfer id per account and asset, whatever the account's id holds."""
+    digest = hashlib.sha256(f"{asset}\x1f{user_id}".encode()).hexdigest()[:32]
+    return f"funding-{digest}"
 
 
 def _has_authorization(details: grpc.aio.ClientCallDetails) -> bool:
@@ -184,9 +220,12 @@ def keyed_channel(target: str, keys: AccountKeys) -> grpc.aio.Channel:
 
 
 @contextlib.asynccontextmanager
-async def account_channel(target: str, admin_key: str) -> AsyncIterator[grpc.aio.Channel]:
-    """A keyed channel to an exchange started with `admin_key`, closed on the way out."""
-    keys = AccountKeys(target, admin_key)
+async def account_channel(
+    target: str, admin_key: str, funding: Mapping[str, str] | None = None
+) -> AsyncIterator[grpc.aio.Channel]:
+    """A keyed channel to an exchange started with `admin_key` (its accounts funded with
+    `funding`), closed on the way out."""
+    keys = AccountKeys(target, admin_key, funding)
     channel = keyed_channel(target, keys)
     try:
         yield channel

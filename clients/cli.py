@@ -40,6 +40,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clients import render
+from clients.cli_accounts import ACCOUNT_COMMANDS, add_account_commands, run_account_command
 from clients.cli_keys import run_keys_command
 from clients.client import DEFAULT_TARGET, ExchangeClient, TlsFiles
 from clients.conversions import parse_decimal
@@ -393,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"${ADMIN_API_KEY_ENVIRONMENT_VARIABLE}, else --api-key)",
     )
 
+    add_account_commands(command)
+
     keys = command("keys", summary="issue, list and revoke API keys (needs an admin key)")
     key_actions = keys.add_subparsers(dest="key_action", required=True, metavar="ACTION")
 
@@ -520,6 +523,8 @@ async def _run_command(arguments: argparse.Namespace, output: Output) -> None:
             await watch(exchange, arguments, output)
         elif command == "keys":
             await run_keys_command(exchange, arguments, output)
+        elif command in ACCOUNT_COMMANDS:
+            await run_account_command(exchange, arguments, output)
         else:  # pragma: no cover - argparse only accepts the commands above
             raise AssertionError(command)
 

@@ -33,6 +33,17 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
+from clients.accounts import (
+    INSTRUMENT_STATUS_NAMES,
+    INSTRUMENT_STATUS_VALUES,
+    Balance,
+    InstrumentStatusSet,
+    LedgerPage,
+    Transfer,
+    balance_from_wire,
+    ledger_entry_from_wire,
+    transfer_from_wire,
+)
 from clients.conversions import (
     api_key_from_wire,
     book_message_from_wire,
@@ -51,6 +62,8 @@ from clients.conversions import (
 from clients.enums import OrderStatus, Scope, to_wire
 from clients.errors import ExchangeError, error_from_command_error, error_from_rpc, make_error
 from clients.generated.exchange.v1 import (
+    account_service_pb2,
+    account_service_pb2_grpc,
     admin_service_pb2,
     admin_service_pb2_grpc,
     diagnostics_service_pb2,
@@ -145,6 +158,7 @@ class ExchangeClient:
         self._market_data = market_data_service_pb2_grpc.MarketDataServiceStub(channel)
         self._diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        self._accounts = account_service_pb2_grpc.AccountServiceStub(channel)
 
     @classmethod
     def connect(
@@ -447,6 +461,114 @@ class ExchangeClient:
             request,
             timeout,
             lambda reply: [api_key_from_wire(key) for key in reply.keys],
+        )
+
+    # --- accounts --------------------------------------------------------------------------
+
+    async def balances(
+        self, user_id: str = "", *, min_position: str = "", timeout: float | None = None
+    ) -> list[Balance]:
+        """The account's balances (the key's own when `user_id` is empty)."""
+        request = account_service_pb2.GetBalancesRequest(user_id=user_id, min_position=min_position)
+        return await self._unary(
+            self._accounts.GetBalances,
+            request,
+            timeout,
+            lambda reply: [balance_from_wire(balance) for balance in reply.balances],
+        )
+
+    async def ledger(
+        self,
+        user_id: str = "",
+        *,
+        asset: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        min_position: str = "",
+        timeout: float | None = None,
+    ) -> LedgerPage:
+        """One page of the account's ledger, most recent first."""
+        request = account_service_pb2.ListLedgerEntriesRequest(
+            user_id=user_id,
+            asset=asset,
+            page_size=page_size,
+            page_token=page_token,
+            min_position=min_position,
+        )
+        return await self._unary(
+            self._accounts.ListLedgerEntries,
+            request,
+            timeout,
+            lambda reply: LedgerPage(
+                tuple(ledger_entry_from_wire(entry) for entry in reply.entries),
+                reply.next_page_token,
+            ),
+        )
+
+    async def withdraw(
+        self,
+        asset: str,
+        amount: Decimal | str,
+        transfer_id: str,
+        *,
+        user_id: str = "",
+        as_admin: bool = False,
+        timeout: float | None = None,
+    ) -> Transfer:
+        """Withdraw from the key's own account (AccountService), or with `as_admin` from
+        `user_id`'s (AdminService); answers the engine's decision."""
+        fields = {
+            "user_id": user_id,
+            "asset": asset,
+            "amount": str(amount),
+            "transfer_id": transfer_id,
+        }
+        if as_admin:
+            return await self._unary(
+                self._admin.Withdraw,
+                admin_service_pb2.AdminServiceWithdrawRequest(**fields),
+                timeout,
+                lambda reply: transfer_from_wire(reply.transfer),
+            )
+        return await self._unary(
+            self._accounts.Withdraw,
+            account_service_pb2.WithdrawRequest(**fields),
+            timeout,
+            lambda reply: transfer_from_wire(reply.transfer),
+        )
+
+    async def deposit(
+        self,
+        user_id: str,
+        asset: str,
+        amount: Decimal | str,
+        transfer_id: str,
+        *,
+        timeout: float | None = None,
+    ) -> Transfer:
+        """Credit an account (an admin key); answers the engine's decision."""
+        request = admin_service_pb2.DepositRequest(
+            user_id=user_id, asset=asset, amount=str(amount), transfer_id=transfer_id
+        )
+        return await self._unary(
+            self._admin.Deposit, request, timeout, lambda reply: transfer_from_wire(reply.transfer)
+        )
+
+    async def set_instrument_status(
+        self, instrument: str, status: str, *, timeout: float | None = None
+    ) -> InstrumentStatusSet:
+        """TRADING, CANCEL_ONLY or HALTED (an admin key)."""
+        request = admin_service_pb2.SetInstrumentStatusRequest(
+            instrument=instrument,
+            status=INSTRUMENT_STATUS_VALUES[status],
+        )
+        return await self._unary(
+            self._admin.SetInstrumentStatus,
+            request,
+            timeout,
+            lambda reply: InstrumentStatusSet(
+                instrument, INSTRUMENT_STATUS_NAMES.get(reply.status, "UNSPECIFIED"), reply.position
+            ),
         )
 
     # --- plumbing ------------------------------------------------------------------------

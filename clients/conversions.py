@@ -158,6 +158,14 @@ def instrument_from_wire(message: types_pb2.Instrument) -> Instrument:
         tick_size=required_decimal_from_wire(message.tick_size),
         lot_size=required_decimal_from_wire(message.lot_size),
         min_quantity=decimal_from_wire(message.min_quantity),
+        base_asset=message.base_asset,
+        quote_asset=message.quote_asset,
+        maker_fee_bps=message.maker_fee_bps,
+        taker_fee_bps=message.taker_fee_bps,
+        # A service from before venue controls sends none: its instruments trade.
+        status=types_pb2.InstrumentStatus.Name(message.status).removeprefix("INSTRUMENT_STATUS_")
+        if message.status
+        else "TRADING",
     )
 
 

@@ -13,9 +13,11 @@ result (`wait_for_outcome`), so latency is to the engine's decision.
 
 Every call needs an API key, and an order is placed only by its account's key. With the
 plan's admin key the generator issues one trade key per simulated user before it starts
-measuring (and revokes them afterwards). A unary client sends each order with its user's
-key; a stream acts for one account, so stream client c places its orders as user
-c mod users. `ping` mode calls with the admin key itself.
+measuring (and revokes them afterwards), and, on a venue with accounts, funds each of them
+first (an admin Deposit of the instrument's base and quote assets: enough for every order
+of the run, so no order is refused for funds); a venue with accounts off skips it. A unary
+client sends each order with its user's key; a stream acts for one account, so stream
+client c places its orders as user c mod users. `ping` mode calls with the admin key itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import functools
 import math
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -38,8 +41,8 @@ import grpc.aio
 
 from clients.client import ExchangeClient, TlsFiles
 from clients.enums import OrderType, Scope, Side, TimeInForce
-from clients.errors import ExchangeError, make_error
-from clients.models import IssuedApiKey, NewOrder, PlaceResult
+from clients.errors import ExchangeError, FailedPreconditionError, make_error
+from clients.models import Instrument, IssuedApiKey, NewOrder, PlaceResult
 
 LoadMode = Literal["unary", "stream", "ping"]
 
@@ -259,6 +262,31 @@ async def _issue_trade_keys(admin: ExchangeClient, users: list[str]) -> list[Iss
     raise failure
 
 
+async def _fund(
+    admin: ExchangeClient, users: list[str], instrument: Instrument, orders: list[NewOrder]
+) -> None:
+    """Deposit into each user's account what every order of the run could cost (10%
+    fee margin, the most a venue charges), once per run (fresh transfer ids)."""
+    if not instrument.base_asset or not instrument.quote_asset:
+        return  # a venue without accounts names no assets
+    base = sum((Decimal(order.quantity) for order in orders), Decimal(0))
+    quote = sum(
+        (Decimal(order.quantity) * Decimal(order.price or 0) for order in orders), Decimal(0)
+    ) * Decimal("1.1")
+    run = uuid.uuid4().hex[:12]
+    try:
+        for user in users:
+            for asset, amount in ((instrument.base_asset, base), (instrument.quote_asset, quote)):
+                await admin.deposit(user, asset, _whole(amount), f"load-{run}-{asset}-{user}")
+    except FailedPreconditionError:
+        return  # accounts are off on this venue
+
+
+def _whole(amount: Decimal) -> str:
+    """An amount rounded up to a whole unit (valid at any precision)."""
+    return str(int(amount.to_integral_value(rounding="ROUND_CEILING")) + 1)
+
+
 async def _revoke(admin: ExchangeClient, keys: list[IssuedApiKey]) -> None:
     """Revoke the run's keys; a failure here does not undo a measured run."""
     for key in keys:
@@ -329,6 +357,7 @@ async def run_load(plan: LoadPlan, *, on_answer: Callable[[], None] = lambda: No
             users = [simulated_user(number) for number in range(min(plan.users, plan.orders))]
             issued = await _issue_trade_keys(admin, users)
             keys_by_user = {user: key.api_key for user, key in zip(users, issued, strict=True)}
+            await _fund(admin, users, instrument, orders)
         tally = _Tally(on_answer)
         schedule = _Schedule(plan.orders, plan.rate)
         started = time.perf_counter()

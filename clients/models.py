@@ -77,6 +77,12 @@ class Instrument:
     tick_size: Decimal
     lot_size: Decimal
     min_quantity: Decimal | None
+    # With accounts (issue 14): what it trades, its fees and the venue control in force.
+    base_asset: str = ""
+    quote_asset: str = ""
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
+    status: str = "TRADING"
 
 
 @dataclass(frozen=True, slots=True)

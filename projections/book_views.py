@@ -17,10 +17,11 @@ from projections.redis_keys import (
     DEFAULT_PREFIX,
     RedisKeys,
     parse_level_member,
+    parse_status_value,
     text_of,
     trade_from_json,
 )
-from projections.views import BUY, SELL, BookView, PriceLevel, TradeView
+from projections.views import BUY, SELL, BookView, InstrumentStatusView, PriceLevel, TradeView
 
 
 class BookViewsNotReady(Exception):
@@ -29,6 +30,7 @@ class BookViewsNotReady(Exception):
 
 
 NOT_READY = "the order books are being rebuilt"
+TRADING = "TRADING"
 
 
 def _levels(members: list[bytes | str]) -> tuple[PriceLevel, ...]:
@@ -51,7 +53,8 @@ class BookViews:
             pipe.zrange(keys.side(instrument, SELL), 0, stop)
             pipe.hmget(keys.meta(instrument), ["sequence", "last_price"])
             pipe.mget(keys.epoch, keys.rebuilding)
-            bids, asks, (sequence, last_price), readiness = await pipe.execute()
+            pipe.hget(keys.instrument_statuses, instrument)
+            bids, asks, (sequence, last_price), readiness, status = await pipe.execute()
         _check_ready(readiness)
         last_price_text = text_of(last_price)
         return BookView(
@@ -60,7 +63,18 @@ class BookViews:
             asks=_levels(asks),
             sequence=int(text_of(sequence) or 0),
             last_price=Decimal(last_price_text) if last_price_text else None,
+            status=TRADING if status is None else parse_status_value(instrument, status).status,
         )
+
+    async def instrument_statuses(self) -> dict[str, InstrumentStatusView]:
+        """Every instrument whose status an admin set (absent: TRADING), by symbol."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._keys.instrument_statuses)
+            pipe.mget(self._keys.epoch, self._keys.rebuilding)
+            raw, readiness = await pipe.execute()
+        _check_ready(readiness)
+        statuses = (parse_status_value(text_of(k) or "", v) for k, v in raw.items())
+        return {status.instrument: status for status in statuses}
 
     async def last_price(self, instrument: str) -> Decimal | None:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -6,6 +6,12 @@ builder order updates. Each subscriber owns a bounded buffer; publishing never w
 subscriber whose buffer is full is dropped at once: its iterator raises `SubscriberLagged`
 ("resubscribe") and the feed and every other subscriber go on untouched.
 
+`subscribe_instrument_status` yields an instrument's status (TRADING, CANCEL_ONLY, HALTED)
+then each change; book snapshots carry the status too.
+
+`subscribe_balances` does the same for one user's balances (the Redis builder publishes
+them): a `BalanceSnapshot`, then each `BalanceView` after each change.
+
 `subscribe_book` yields a `BookSnapshot` (taken synchronously from the published book, so
 no update can slip between it and the registration) and then the `BookUpdate`s whose
 sequences follow the snapshot's without gap. While the Redis builder rebuilds the book
@@ -19,6 +25,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -26,8 +33,11 @@ from typing import Generic, TypeVar
 from projections.book_views import NOT_READY, BookViewsNotReady
 from projections.views import (
     BUY,
+    BalanceSnapshot,
+    BalanceView,
     BookSnapshot,
     BookUpdate,
+    InstrumentStatusView,
     LevelChange,
     OrderUpdate,
     PriceLevel,
@@ -133,12 +143,24 @@ class _PublishedBook:
         else:
             side[change.price] = PriceLevel(change.price, change.quantity, change.order_count)
 
-    def snapshot(self, instrument: str, depth: int) -> BookSnapshot:
+    def snapshot(self, instrument: str, depth: int, status: str = "TRADING") -> BookSnapshot:
         bids = sorted(self.bids.values(), key=lambda level: level.price, reverse=True)
         asks = sorted(self.asks.values(), key=lambda level: level.price)
         if depth > 0:
             bids, asks = bids[:depth], asks[:depth]
-        return BookSnapshot(instrument, self.sequence, tuple(bids), tuple(asks), self.position)
+        return BookSnapshot(
+            instrument, self.sequence, tuple(bids), tuple(asks), self.position, status
+        )
+
+
+BALANCES_NOT_READY = "the balance views are being rebuilt"
+TRADING = "TRADING"
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _position_order(token: str) -> tuple[int, ...]:
+    """A position token ("<tx>:<seq>") as a sortable key ("" first)."""
+    return tuple(int(part) for part in token.split(":")) if token else ()
 
 
 def _end_all(group: dict[str, set[Subscription[Item]]]) -> None:
@@ -158,6 +180,12 @@ class LiveFeeds:
         self._order_subscribers: dict[str, set[Subscription[OrderUpdate]]] = {}
         self._order_instrument_filter: dict[Subscription[OrderUpdate], str | None] = {}
         self._books: dict[str, _PublishedBook] = {}
+        self._balance_subscribers: dict[str, set[Subscription[BalanceSnapshot | BalanceView]]] = {}
+        # Every balance as last published, per user then asset (the snapshots' source).
+        self._balances: dict[str, dict[str, BalanceView]] = {}
+        self._status_subscribers: dict[str, set[Subscription[InstrumentStatusView]]] = {}
+        # Instruments whose status an admin set, as last published (absent: TRADING).
+        self._statuses: dict[str, InstrumentStatusView] = {}
         self.books_ready = True
         self.dropped_subscribers = 0
 
@@ -176,8 +204,24 @@ class LiveFeeds:
             raise BookViewsNotReady(NOT_READY)
         subscription = self._register(self._book_subscribers, instrument)
         book = self._books.setdefault(instrument, _PublishedBook())
-        subscription.offer(book.snapshot(instrument, depth))
+        subscription.offer(book.snapshot(instrument, depth, self.instrument_status(instrument)))
         return subscription
+
+    def subscribe_instrument_status(self, instrument: str) -> Subscription[InstrumentStatusView]:
+        """`instrument`'s status now (a halt, say), then each change: taken and registered
+        in one step, as a book snapshot is. Before any change the first item is TRADING,
+        with an empty position and the epoch as its time."""
+        subscription = self._register(self._status_subscribers, instrument)
+        current = self._statuses.get(instrument) or InstrumentStatusView(
+            instrument, TRADING, _NEVER, ""
+        )
+        subscription.offer(current)
+        return subscription
+
+    def instrument_status(self, instrument: str) -> str:
+        """The status last published for `instrument` (TRADING when none was)."""
+        current = self._statuses.get(instrument)
+        return TRADING if current is None else current.status
 
     def subscribe_order_updates(
         self, user_id: str, instrument: str | None = None
@@ -187,6 +231,24 @@ class LiveFeeds:
         self._order_instrument_filter[subscription] = instrument or None
         return subscription
 
+    def subscribe_balances(self, user_id: str) -> Subscription[BalanceSnapshot | BalanceView]:
+        """A snapshot of `user_id`'s balances (every asset it has one in, by asset), then
+        each balance after each change; `BookViewsNotReady` while the Redis views (which
+        publish them) are being rebuilt. The snapshot is taken from the published balances
+        in the same step as the registration, so no change falls between the two."""
+        if not self.books_ready:
+            raise BookViewsNotReady(BALANCES_NOT_READY)
+        subscription = self._register(self._balance_subscribers, user_id)
+        published = self._balances.get(user_id, {})
+        balances = tuple(published[asset] for asset in sorted(published))
+        position = max((b.position for b in balances), key=_position_order, default="")
+        subscription.offer(BalanceSnapshot(user_id, balances, position))
+        return subscription
+
+    def published_balances(self, user_id: str) -> tuple[BalanceView, ...]:
+        published = self._balances.get(user_id, {})
+        return tuple(published[asset] for asset in sorted(published))
+
     def has_order_subscribers(self, user_id: str) -> bool:
         return user_id in self._order_subscribers
 
@@ -195,7 +257,13 @@ class LiveFeeds:
         return 0 if book is None else book.sequence
 
     def subscriber_count(self) -> int:
-        groups = (self._trade_subscribers, self._book_subscribers, self._order_subscribers)
+        groups = (
+            self._trade_subscribers,
+            self._book_subscribers,
+            self._order_subscribers,
+            self._balance_subscribers,
+            self._status_subscribers,
+        )
         return sum(len(subscribers) for group in groups for subscribers in group.values())
 
     # -- publishing (builders) -----------------------------------------------------------
@@ -226,6 +294,37 @@ class LiveFeeds:
         book.position = update.position
         self._fan_out(self._book_subscribers.get(update.instrument), update)
 
+    def publish_balance(self, balance: BalanceView) -> None:
+        """A balance after a change (the Redis builder, after its EXEC)."""
+        self._balances.setdefault(balance.user_id, {})[balance.asset] = balance
+        self._fan_out(self._balance_subscribers.get(balance.user_id), balance)
+
+    def publish_instrument_status(self, status: InstrumentStatusView) -> None:
+        """An instrument's status changed (the Redis builder, after its EXEC)."""
+        self._statuses[status.instrument] = status
+        self._fan_out(self._status_subscribers.get(status.instrument), status)
+
+    def reset_instrument_statuses(self, statuses: list[InstrumentStatusView]) -> None:
+        """Seed the published statuses from the builder's loaded state; a subscriber whose
+        status is not what it was last sent is dropped (resubscribe)."""
+        fresh = {status.instrument: status for status in statuses}
+        for instrument in tuple(self._status_subscribers):
+            if fresh.get(instrument) != self._statuses.get(instrument):
+                self._drop_all(self._status_subscribers.get(instrument))
+        self._statuses = fresh
+
+    def reset_balances(self, balances: list[BalanceView]) -> None:
+        """Seed the published balances from the builder's loaded state (at start or after a
+        rebuild); a subscriber whose balances are not what it was last sent is dropped
+        (`SubscriberLagged`: resubscribe for a new snapshot)."""
+        fresh: dict[str, dict[str, BalanceView]] = {}
+        for balance in balances:
+            fresh.setdefault(balance.user_id, {})[balance.asset] = balance
+        for user_id in tuple(self._balance_subscribers):
+            if fresh.get(user_id, {}) != self._balances.get(user_id, {}):
+                self._drop_all(self._balance_subscribers.get(user_id))
+        self._balances = fresh
+
     def set_books_ready(self, ready: bool) -> None:
         """Whether new book subscriptions may start (False while the views are rebuilt)."""
         self.books_ready = ready
@@ -254,6 +353,8 @@ class LiveFeeds:
         _end_all(self._trade_subscribers)
         _end_all(self._book_subscribers)
         _end_all(self._order_subscribers)
+        _end_all(self._balance_subscribers)
+        _end_all(self._status_subscribers)
         self._order_instrument_filter.clear()
         self._count_subscribers()
 
@@ -279,6 +380,8 @@ class LiveFeeds:
             ("trades", self._trade_subscribers),
             ("order_book", self._book_subscribers),
             ("orders", self._order_subscribers),
+            ("balances", self._balance_subscribers),
+            ("instrument_status", self._status_subscribers),
         ):
             metrics.set_stream_subscribers(stream, sum(len(s) for s in group.values()))
 

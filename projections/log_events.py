@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from projections.views import TradeView
+from projections.views import InstrumentStatusView, TradeView
 from server.log_contract import layout
 from server.log_contract import records as rec
 from server.log_contract.mapper import decode_data
@@ -30,6 +30,12 @@ PROJECTED_RECORDS: tuple[type[rec.LogRecord], ...] = (
     rec.OrderAmended,
     rec.StopTriggered,
     rec.BookLevelsChanged,
+    rec.FundsDeposited,
+    rec.FundsWithdrawn,
+    rec.FundsHeld,
+    rec.FundsReleased,
+    rec.TradeSettled,
+    rec.InstrumentStatusChanged,
 )
 PROJECTED_EVENT_TYPES = frozenset(record.__name__ for record in PROJECTED_RECORDS)
 
@@ -66,6 +72,13 @@ def order_id_of(event: LogEvent, record: rec.LogRecord) -> str | None:
     """The order an event concerns: its record's `order_id`, else its `order-<id>` stream."""
     order_id: str | None = getattr(record, "order_id", None)
     return order_id or layout.order_id_of_stream(event.stream)
+
+
+def status_view(changed: rec.InstrumentStatusChanged, position: Any) -> InstrumentStatusView:
+    """The read side's status of an `InstrumentStatusChanged` recorded at `position`."""
+    return InstrumentStatusView(
+        changed.instrument, changed.status.value, changed.changed_at, position_token(position)
+    )
 
 
 def trade_view(executed: rec.TradeExecuted, position: Any) -> TradeView:

@@ -11,6 +11,7 @@ Rules:
   stream, in order with everything else about it; `TradeExecuted` (another stream of the
   same atomic append, before or after them) makes the trade rows and tells each fill
   maker from taker when the batch is finished.
+- `TradeSettled` (accounts on) adds each side's fee to its trade row.
 - Status is derived, not copied: a final event (rejected, cancelled, expired) wins; else
   FILLED when the filled quantity reaches the quantity, PARTIALLY_FILLED when some is
   filled, else the stage (PENDING, then OPEN, or TRIGGER_PENDING for a waiting stop).
@@ -272,6 +273,26 @@ class OrdersReducer:
         self.batch.trades.append(trade)
         self._trades_by_id[trade.trade_id] = trade
 
+    def _on_settled(self, record: Any, event: LogEvent) -> None:
+        """The fees of a trade (accounts on): its `TradeSettled` follows its `TradeExecuted`
+        in the same stream and atomic append, so the trade is in this batch."""
+        settled: rec.TradeSettled = record
+        trade = self._trades_by_id.get(settled.trade_id)
+        if trade is None:
+            return
+        with_fees = replace(
+            trade,
+            buyer_fee=settled.buyer_fee,
+            seller_fee=settled.seller_fee,
+            fee_asset=settled.quote_asset,
+        )
+        self._trades_by_id[settled.trade_id] = with_fees
+        trades = self.batch.trades
+        for index in range(len(trades) - 1, -1, -1):
+            if trades[index].trade_id == settled.trade_id:
+                trades[index] = with_fees
+                break
+
     def finish(self) -> ReducedBatch:
         """Complete the batch: each fill's liquidity and each fill update's trade come from
         the `TradeExecuted` of the same atomic append, wherever it stood in it."""
@@ -392,4 +413,5 @@ _HANDLERS: dict[str, Callable[[OrdersReducer, Any, LogEvent], None]] = {
     rec.OrderExpired.__name__: OrdersReducer._on_expired,
     rec.OrderAmended.__name__: OrdersReducer._on_amended,
     rec.StopTriggered.__name__: OrdersReducer._on_stop_triggered,
+    rec.TradeSettled.__name__: OrdersReducer._on_settled,
 }

@@ -1,9 +1,10 @@
-"""PostgreSQL schema of the read side: orders, their fills, trades, and builder checkpoints.
+"""PostgreSQL schema of the read side: orders, their fills, trades, balances, the ledger,
+instrument statuses, and builder checkpoints.
 
 `migrate` is idempotent (CREATE ... IF NOT EXISTS); `drop_views` removes the views and the
 checkpoints so that a rebuild replays the log from the start. Decimals are NUMERIC, times
-timestamptz. `order_seq` / `trade_seq` / `fill_seq` count rows in log order; they are the
-keyset-pagination keys. The builder assigns them itself (not identities, which a rolled
+timestamptz. `order_seq` / `trade_seq` / `fill_seq` / `entry_id` count rows in log order;
+they are the keyset-pagination keys. The builder assigns them itself (not identities, which a rolled
 back batch would leave gaps in), so a rebuild assigns the same numbers.
 """
 
@@ -97,6 +98,53 @@ _MIGRATIONS = (
     """,
     """CREATE INDEX IF NOT EXISTS view_trades_by_instrument
        ON view_trades (instrument, trade_seq DESC)""",
+    # Each side's fee, from the trade's TradeSettled (NULL with accounts off).
+    "ALTER TABLE view_trades ADD COLUMN IF NOT EXISTS buyer_fee numeric",
+    "ALTER TABLE view_trades ADD COLUMN IF NOT EXISTS seller_fee numeric",
+    "ALTER TABLE view_trades ADD COLUMN IF NOT EXISTS fee_asset text NOT NULL DEFAULT ''",
+    # Balances: one row per account and asset, with the position of its last change.
+    """
+    CREATE TABLE IF NOT EXISTS view_balances (
+        user_id text NOT NULL,
+        asset text NOT NULL,
+        available numeric NOT NULL,
+        held numeric NOT NULL,
+        updated_at timestamptz NOT NULL,
+        position text NOT NULL,
+        PRIMARY KEY (user_id, asset)
+    )
+    """,
+    # Every change of a balance, with its cause. entry_id counts rows in log order (the
+    # keyset key); (position, entry_index) names the entry in the log: a replayed event
+    # cannot add its entries twice.
+    """
+    CREATE TABLE IF NOT EXISTS view_ledger_entries (
+        entry_id bigint PRIMARY KEY,
+        user_id text NOT NULL,
+        asset text NOT NULL,
+        cause text NOT NULL,
+        available_change numeric NOT NULL,
+        held_change numeric NOT NULL,
+        reference text NOT NULL,
+        at timestamptz NOT NULL,
+        position text NOT NULL,
+        entry_index integer NOT NULL,
+        UNIQUE (position, entry_index)
+    )
+    """,
+    """CREATE INDEX IF NOT EXISTS view_ledger_entries_by_user
+       ON view_ledger_entries (user_id, entry_id DESC)""",
+    """CREATE INDEX IF NOT EXISTS view_ledger_entries_by_user_asset
+       ON view_ledger_entries (user_id, asset, entry_id DESC)""",
+    # Venue controls: an instrument's status once an admin changed it (absent: TRADING).
+    """
+    CREATE TABLE IF NOT EXISTS view_instrument_status (
+        instrument text PRIMARY KEY,
+        status text NOT NULL,
+        updated_at timestamptz NOT NULL,
+        position text NOT NULL
+    )
+    """,
     f"""
     CREATE TABLE IF NOT EXISTS {LOG_IDENTITY_TABLE} (
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -106,7 +154,14 @@ _MIGRATIONS = (
     f"INSERT INTO {LOG_IDENTITY_TABLE} DEFAULT VALUES ON CONFLICT DO NOTHING",
 )
 
-VIEW_TABLES = ("view_orders", "view_order_fills", "view_trades")
+VIEW_TABLES = (
+    "view_orders",
+    "view_order_fills",
+    "view_trades",
+    "view_balances",
+    "view_ledger_entries",
+    "view_instrument_status",
+)
 
 # Serialises concurrent migrations (several processes starting at once).
 _MIGRATION_LOCK_KEY = 0x70726F6A  # "proj"

@@ -1,8 +1,10 @@
-"""The PostgreSQL views builder: orders (with fills and status) and trades, via asyncpg.
+"""The PostgreSQL views builder: orders (with fills and status), trades (with fees),
+balances, the ledger and instrument statuses, via asyncpg.
 
-Each batch is one transaction: load the orders the batch touches, reduce the events over
-them (projections.order_reducer, pure), write the new and changed rows, the fills and the
-trades, and upsert this builder's checkpoint in `projection_checkpoints`. A crash anywhere
+Each batch is one transaction: load the orders and the balances the batch touches, reduce
+the events over them (projections.order_reducer and projections.balance_reducer, pure),
+write the new and changed rows, the fills, the trades, the balances, the ledger entries and
+the statuses, and upsert this builder's checkpoint in `projection_checkpoints`. A crash anywhere
 leaves either the whole batch with its checkpoint or neither, so a restart applies nothing
 twice (which is also why the commit can be asynchronous: a batch lost to a database crash
 is lost with its checkpoint and simply applied again). After the commit the order updates
@@ -22,6 +24,13 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from projections import log_events as ev
+from projections.balance_reducer import (
+    MONEY_EVENT_TYPES,
+    BalancesReducer,
+    BalanceState,
+    NewEntry,
+    touched_keys,
+)
 from projections.builder import ProjectionBuilder
 from projections.live import LiveFeeds
 from projections.order_reducer import OrdersReducer, OrderState, ReducedBatch
@@ -29,11 +38,13 @@ from projections.postgres_schema import CHECKPOINTS_TABLE, PgConnection, drop_vi
 from projections.views import OrderUpdate
 from server.eventstore.port import LogPosition, RecordedEvent
 from server.log_contract import layout as streams
+from server.log_contract import records as rec
 from server.observability import metrics
 
 __all__ = ["PostgresViewBuilder", "drop_views", "load_checkpoint", "migrate"]
 
 BUILDER_NAME = "postgres-views"
+_STATUS_CHANGED = rec.InstrumentStatusChanged.__name__
 
 # (column, type) of view_orders rows as the builder writes them.
 _ORDER_COLUMNS_TYPED = (
@@ -80,7 +91,36 @@ _TRADE_COLUMNS_TYPED = (
     ("taker_user_id", "text"),
     ("executed_at", "timestamptz"),
     ("position", "text"),
+    ("buyer_fee", "numeric"),
+    ("seller_fee", "numeric"),
+    ("fee_asset", "text"),
     ("trade_seq", "bigint"),
+)
+_BALANCE_COLUMNS_TYPED = (
+    ("user_id", "text"),
+    ("asset", "text"),
+    ("available", "numeric"),
+    ("held", "numeric"),
+    ("updated_at", "timestamptz"),
+    ("position", "text"),
+)
+_ENTRY_COLUMNS_TYPED = (
+    ("entry_id", "bigint"),
+    ("user_id", "text"),
+    ("asset", "text"),
+    ("cause", "text"),
+    ("available_change", "numeric"),
+    ("held_change", "numeric"),
+    ("reference", "text"),
+    ("at", "timestamptz"),
+    ("position", "text"),
+    ("entry_index", "integer"),
+)
+_STATUS_COLUMNS_TYPED = (
+    ("instrument", "text"),
+    ("status", "text"),
+    ("updated_at", "timestamptz"),
+    ("position", "text"),
 )
 
 
@@ -110,13 +150,35 @@ def _write_batch_sql() -> str:
     """All of a batch's writes, checkpoint included, as one statement (data-modifying CTEs):
     one round trip instead of one per table. Its parts touch disjoint rows (new orders are
     inserted, existing ones updated), so that they run on one snapshot changes nothing.
-    Parameters: one array per column of new orders, changed orders, fills and trades, in
-    that order (empty arrays when the batch has none), then the checkpoint's name and
-    position."""
+    Parameters: one array per column of new orders, changed orders, fills, trades,
+    balances, ledger entries and instrument statuses, in that order (empty arrays when the
+    batch has none), then the checkpoint's name and position."""
     changed_at = 1 + len(_NEW_ORDER_COLUMNS)
     fills_at = changed_at + len(_ORDER_COLUMNS_TYPED)
     trades_at = fills_at + len(_FILL_COLUMNS_TYPED)
-    checkpoint_at = trades_at + len(_TRADE_COLUMNS_TYPED)
+    balances_at = trades_at + len(_TRADE_COLUMNS_TYPED)
+    entries_at = balances_at + len(_BALANCE_COLUMNS_TYPED)
+    statuses_at = entries_at + len(_ENTRY_COLUMNS_TYPED)
+    checkpoint_at = statuses_at + len(_STATUS_COLUMNS_TYPED)
+    balance_names = ", ".join(column for column, _ in _BALANCE_COLUMNS_TYPED)
+    status_names = ", ".join(column for column, _ in _STATUS_COLUMNS_TYPED)
+    upsert_balances = (
+        f"INSERT INTO view_balances ({balance_names}) SELECT {balance_names}"
+        f" FROM {_unnest(_BALANCE_COLUMNS_TYPED, balances_at)}"
+        " ON CONFLICT (user_id, asset) DO UPDATE SET available = EXCLUDED.available,"
+        " held = EXCLUDED.held, updated_at = EXCLUDED.updated_at, position = EXCLUDED.position"
+    )
+    # A replayed event's entries are already there (the reducer skips it anyway).
+    insert_entries = (
+        f"{_insert_sql('view_ledger_entries', _ENTRY_COLUMNS_TYPED, entries_at)}"
+        " ON CONFLICT (position, entry_index) DO NOTHING"
+    )
+    upsert_statuses = (
+        f"INSERT INTO view_instrument_status ({status_names}) SELECT {status_names}"
+        f" FROM {_unnest(_STATUS_COLUMNS_TYPED, statuses_at)}"
+        " ON CONFLICT (instrument) DO UPDATE SET status = EXCLUDED.status,"
+        " updated_at = EXCLUDED.updated_at, position = EXCLUDED.position"
+    )
     update_orders = (
         "UPDATE view_orders AS o SET "
         + ", ".join(f"{column} = u.{column}" for column in _ORDER_COLUMNS[1:])
@@ -127,6 +189,9 @@ def _write_batch_sql() -> str:
         f"     changed_orders AS ({update_orders}),\n"
         f"     new_fills AS ({_insert_sql('view_order_fills', _FILL_COLUMNS_TYPED, fills_at)}),\n"
         f"     new_trades AS ({_insert_sql('view_trades', _TRADE_COLUMNS_TYPED, trades_at)}),\n"
+        f"     balances AS ({upsert_balances}),\n"
+        f"     entries AS ({insert_entries}),\n"
+        f"     statuses AS ({upsert_statuses}),\n"
         f"     checkpoint AS (INSERT INTO {CHECKPOINTS_TABLE} (name, position, updated_at)"
         f" VALUES (${checkpoint_at}, ${checkpoint_at + 1}, now()) ON CONFLICT (name) DO UPDATE"
         " SET position = EXCLUDED.position, updated_at = now())\n"
@@ -147,7 +212,13 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 _LAST_SEQUENCES = (
     "SELECT (SELECT coalesce(max(order_seq), 0) FROM view_orders),"
     " (SELECT coalesce(max(fill_seq), 0) FROM view_order_fills),"
-    " (SELECT coalesce(max(trade_seq), 0) FROM view_trades)"
+    " (SELECT coalesce(max(trade_seq), 0) FROM view_trades),"
+    " (SELECT coalesce(max(entry_id), 0) FROM view_ledger_entries)"
+)
+SELECT_BALANCES = (
+    "SELECT b.user_id, b.asset, b.available, b.held, b.updated_at, b.position"
+    " FROM view_balances AS b JOIN unnest($1::text[], $2::text[]) AS k(user_id, asset)"
+    " ON b.user_id = k.user_id AND b.asset = k.asset"
 )
 # Every statement of a view batch reaches its rows by key. On a view grown since its last
 # ANALYZE the planner read the whole of view_orders for `order_id = ANY (the batch's ids)`,
@@ -237,15 +308,72 @@ def _observe_fill_latency(orders: dict[str, OrderState], batch: ReducedBatch) ->
 
 
 class _Sequences(NamedTuple):
-    """The last order_seq, fill_seq and trade_seq written."""
+    """The last order_seq, fill_seq, trade_seq and ledger entry_id written."""
 
     order: int
     fill: int
     trade: int
+    entry: int
+
+
+class _MoneyBatch(NamedTuple):
+    """A batch's balance changes, ledger entries and instrument statuses."""
+
+    balances: list[BalanceState]
+    entries: list[NewEntry]
+    statuses: list[tuple[str, str, datetime, str]]
+
+
+async def _reduce_money(connection: PgConnection, events: Sequence[RecordedEvent]) -> _MoneyBatch:
+    """Fold the batch's money events over the balances they touch (loaded first) and take
+    its instrument status changes (the last one per instrument wins)."""
+    money: list[tuple[rec.LogRecord, RecordedEvent]] = []
+    statuses: dict[str, tuple[str, str, datetime, str]] = {}
+    for event in events:
+        if event.type in MONEY_EVENT_TYPES:
+            money.append((ev.record_of(event), event))
+        elif event.type == _STATUS_CHANGED:
+            changed = ev.record_of(event)
+            assert isinstance(changed, rec.InstrumentStatusChanged)
+            status = ev.status_view(changed, event.position)
+            statuses[status.instrument] = (
+                status.instrument,
+                status.status,
+                status.updated_at,
+                status.position,
+            )
+    if not money:
+        return _MoneyBatch([], [], list(statuses.values()))
+    keys = sorted({key for record, _ in money for key in touched_keys(record)})
+    rows = await connection.fetch(
+        SELECT_BALANCES, [user for user, _ in keys], [asset for _, asset in keys]
+    )
+    reducer = BalancesReducer(
+        {
+            (row["user_id"], row["asset"]): BalanceState(
+                row["user_id"],
+                row["asset"],
+                row["available"],
+                row["held"],
+                row["updated_at"],
+                LogPosition.parse(row["position"]),
+            )
+            for row in rows
+        }
+    )
+    for record, event in money:
+        reducer.apply_record(record, event)
+    reduced = reducer.take()
+    return _MoneyBatch(
+        [reducer.balances[key] for key in reduced.changed],
+        reduced.entries,
+        list(statuses.values()),
+    )
 
 
 class PostgresViewBuilder(ProjectionBuilder):
-    """Keeps `view_orders`, `view_order_fills` and `view_trades` from the log."""
+    """Keeps `view_orders`, `view_order_fills`, `view_trades`, `view_balances`,
+    `view_ledger_entries` and `view_instrument_status` from the log."""
 
     def __init__(
         self, pool: asyncpg.Pool, live: LiveFeeds | None = None, name: str = BUILDER_NAME
@@ -254,7 +382,7 @@ class PostgresViewBuilder(ProjectionBuilder):
         self._pool = pool
         self._live = live
         self._unpublished: list[OrderUpdate] = []
-        self._sequences = _Sequences(0, 0, 0)
+        self._sequences = _Sequences(0, 0, 0, 0)
 
     async def migrate(self) -> None:
         async with self._pool.acquire() as connection:
@@ -263,7 +391,7 @@ class PostgresViewBuilder(ProjectionBuilder):
     async def load_checkpoint(self) -> LogPosition | None:
         row = await self._pool.fetchrow(_LAST_SEQUENCES)
         assert row is not None
-        self._sequences = _Sequences(row[0], row[1], row[2])
+        self._sequences = _Sequences(row[0], row[1], row[2], row[3])
         return await load_checkpoint(self._pool, self.name)
 
     async def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
@@ -309,10 +437,12 @@ class PostgresViewBuilder(ProjectionBuilder):
                 for event in events:
                     reducer.apply(event)
                 batch = reducer.finish()
+                money = await _reduce_money(connection, events)
                 sequences = await self._write(
                     connection,
                     reducer.orders,
                     batch,
+                    money,
                     self._sequences,
                     (self.name, ev.position_token(events[-1].position)),
                 )
@@ -347,12 +477,13 @@ class PostgresViewBuilder(ProjectionBuilder):
         connection: PgConnection,
         orders: dict[str, OrderState],
         batch: ReducedBatch,
+        money: _MoneyBatch,
         sequences: _Sequences,
         checkpoint: tuple[str, str],
     ) -> _Sequences:
         """Write a reduced batch and the builder's checkpoint (one statement); return the
         row counters after it."""
-        order_seq, fill_seq, trade_seq = sequences
+        order_seq, fill_seq, trade_seq, entry_id = sequences
         new_orders = [
             (*_row_of(orders[order_id]), order_seq + index)
             for index, order_id in enumerate(batch.created_order_ids, start=1)
@@ -383,9 +514,38 @@ class PostgresViewBuilder(ProjectionBuilder):
                 trade.taker_user_id,
                 trade.executed_at,
                 trade.position,
+                trade.buyer_fee,
+                trade.seller_fee,
+                trade.fee_asset,
                 trade_seq + index,
             )
             for index, trade in enumerate(batch.trades, start=1)
+        ]
+        balances = [
+            (
+                state.user_id,
+                state.asset,
+                state.available,
+                state.held,
+                state.updated_at,
+                ev.position_token(state.position),
+            )
+            for state in money.balances
+        ]
+        entries = [
+            (
+                entry_id + number,
+                entry.user_id,
+                entry.asset,
+                entry.cause,
+                entry.available_change,
+                entry.held_change,
+                entry.reference,
+                entry.at,
+                entry.position,
+                entry.index,
+            )
+            for number, entry in enumerate(money.entries, start=1)
         ]
         await connection.execute(
             _WRITE_BATCH,
@@ -393,10 +553,14 @@ class PostgresViewBuilder(ProjectionBuilder):
             *_columns(changed_orders, len(_ORDER_COLUMNS_TYPED)),
             *_columns(new_fills, len(_FILL_COLUMNS_TYPED)),
             *_columns(new_trades, len(_TRADE_COLUMNS_TYPED)),
+            *_columns(balances, len(_BALANCE_COLUMNS_TYPED)),
+            *_columns(entries, len(_ENTRY_COLUMNS_TYPED)),
+            *_columns(money.statuses, len(_STATUS_COLUMNS_TYPED)),
             *checkpoint,
         )
         return _Sequences(
             order_seq + len(batch.created_order_ids),
             fill_seq + len(batch.fills),
             trade_seq + len(batch.trades),
+            entry_id + len(money.entries),
         )

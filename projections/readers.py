@@ -29,7 +29,8 @@ _ORDER_FIELDS = (
 )
 _TRADE_FIELDS = (
     "trade_seq, trade_id, instrument, price, quantity, maker_order_id, taker_order_id,"
-    " taker_side, executed_at, maker_user_id, taker_user_id, position"
+    " taker_side, executed_at, maker_user_id, taker_user_id, position, buyer_fee, seller_fee,"
+    " fee_asset"
 )
 
 
@@ -49,6 +50,16 @@ def page_size_of(requested: int | None) -> int:
 MAX_PAGE_TOKEN_CHARS = 64
 MAX_PAGE_KEY = 2**63 - 1
 _PAGE_KEY = re.compile(r"[0-9]{1,19}")
+
+
+def encode_page_token(kind: str, key: int) -> str:
+    """An opaque page token of `kind` for the keyset key `key` (other readers' pages too)."""
+    return _encode_token(kind, key)
+
+
+def decode_page_token(kind: str, token: str | None) -> int | None:
+    """The key of a token made by `encode_page_token(kind, ...)`; `InvalidPageToken` else."""
+    return _decode_token(kind, token)
 
 
 def _encode_token(kind: str, key: int) -> str:
@@ -111,6 +122,9 @@ def _trade_of(row: asyncpg.Record) -> TradeView:
         maker_user_id=row["maker_user_id"],
         taker_user_id=row["taker_user_id"],
         position=row["position"],
+        buyer_fee=row["buyer_fee"],
+        seller_fee=row["seller_fee"],
+        fee_asset=row["fee_asset"],
     )
 
 

@@ -7,6 +7,10 @@ Under a prefix (default `exchange:`; tests use their own):
 - `book:<instrument>:meta`: hash with `sequence`, `last_price`, `position`.
 - `trades:<instrument>`: list of recent trades (JSON), newest first, capped.
 - `instruments`: set of instruments seen.
+- `balances:<user_id>`: hash, asset -> `"<available>|<held>|<updated_at>|<position>"`.
+- `balance-users`: set of the users that have a balance hash.
+- `instrument-status`: hash, instrument -> `"<status>|<updated_at>|<position>"` (an
+  instrument not there is TRADING).
 - `checkpoint:<builder>`: the builder's log position token.
 - `views-epoch`: a random token set when the views are (re)built from nothing and never
   written by a batch. Redis keeps nothing on disk here: after it restarts the key is gone,
@@ -22,7 +26,7 @@ from decimal import Decimal
 
 import orjson
 
-from projections.views import TradeView
+from projections.views import BalanceView, InstrumentStatusView, TradeView
 from server.log_contract.layout import format_time, parse_time
 
 DEFAULT_PREFIX = "exchange:"
@@ -44,6 +48,17 @@ class RedisKeys:
     @property
     def instruments(self) -> str:
         return f"{self.prefix}instruments"
+
+    def balances(self, user_id: str) -> str:
+        return f"{self.prefix}balances:{user_id}"
+
+    @property
+    def balance_users(self) -> str:
+        return f"{self.prefix}balance-users"
+
+    @property
+    def instrument_statuses(self) -> str:
+        return f"{self.prefix}instrument-status"
 
     @property
     def log_identity(self) -> str:
@@ -77,6 +92,28 @@ def parse_level_member(member: bytes | str) -> tuple[Decimal, Decimal, int]:
     text = member.decode() if isinstance(member, bytes) else member
     price, quantity, count = text.split("|")
     return Decimal(price), Decimal(quantity), int(count)
+
+
+def balance_value(view: BalanceView) -> str:
+    return f"{view.available}|{view.held}|{format_time(view.updated_at)}|{view.position}"
+
+
+def parse_balance_value(user_id: str, asset: str, value: bytes | str) -> BalanceView:
+    text = value.decode() if isinstance(value, bytes) else value
+    available, held, updated_at, position = text.split("|")
+    return BalanceView(
+        user_id, asset, Decimal(available), Decimal(held), parse_time(updated_at), position
+    )
+
+
+def status_value(view: InstrumentStatusView) -> str:
+    return f"{view.status}|{format_time(view.updated_at)}|{view.position}"
+
+
+def parse_status_value(instrument: str, value: bytes | str) -> InstrumentStatusView:
+    text = value.decode() if isinstance(value, bytes) else value
+    status, updated_at, position = text.split("|")
+    return InstrumentStatusView(instrument, status, parse_time(updated_at), position)
 
 
 def text_of(value: bytes | str | None) -> str | None:

@@ -1,4 +1,5 @@
-"""The Redis views builder: aggregated book per instrument, last price, recent trades.
+"""The Redis views builder: aggregated book per instrument, last price, recent trades, and
+every account's balances (for fast reads and the live balance feed), instrument statuses.
 
 The builder keeps the books in memory (projections.book_reducer, pure: it applies the
 engine's level deltas) and, per batch, writes the levels that changed, the trades and its
@@ -35,19 +36,30 @@ import redis.exceptions
 import structlog
 from redis.typing import EncodableT, FieldT
 
+from projections.balance_reducer import (
+    MONEY_EVENT_TYPES,
+    BalanceKey,
+    BalancesReducer,
+    BalanceState,
+)
 from projections.book_reducer import DEFAULT_RECENT_TRADES, BookChanges, BooksReducer, Level
 from projections.builder import ProjectionBuilder, transaction_of
 from projections.live import LiveFeeds
+from projections.log_events import record_of, status_view
 from projections.redis_keys import (
     DEFAULT_PREFIX,
     RedisKeys,
+    balance_value,
     level_member,
+    parse_balance_value,
     parse_level_member,
+    parse_status_value,
+    status_value,
     text_of,
     trade_from_json,
     trade_to_json,
 )
-from projections.views import BUY, SELL, BookUpdate, TradeView
+from projections.views import BUY, SELL, BalanceView, BookUpdate, InstrumentStatusView, TradeView
 from server.eventstore.port import EventFilter, EventStore, LogPosition, RecordedEvent
 from server.log_contract import records as rec
 from server.observability import metrics
@@ -55,6 +67,7 @@ from server.observability import metrics
 logger = structlog.get_logger(__name__)
 
 BUILDER_NAME = "redis-views"
+_STATUS_CHANGED = rec.InstrumentStatusChanged.__name__
 _BOOK_METRICS_EVERY_S = 1.0
 # How often a builder that writes nothing (only clock ticks and engine bookkeeping come)
 # checks that Redis still holds its views.
@@ -62,7 +75,12 @@ VIEWS_CHECK_EVERY_S = 1.0
 # Events read from the log per page of a rebuild (only the types the books use).
 REBUILD_PAGE = 2000
 _REBUILD_FILTER = EventFilter(
-    event_types=(rec.BookLevelsChanged.__name__, rec.TradeExecuted.__name__)
+    event_types=(
+        rec.BookLevelsChanged.__name__,
+        rec.TradeExecuted.__name__,
+        rec.InstrumentStatusChanged.__name__,
+        *sorted(MONEY_EVENT_TYPES),
+    )
 )
 # A batch is written again after a loss at most this many times in a row.
 _LOSSES_PER_BATCH = 3
@@ -102,6 +120,14 @@ class RedisViewBuilder(ProjectionBuilder):
         self._recent_trades = recent_trades
         self._clock = clock
         self.reducer = BooksReducer(recent_trades)
+        # Every balance, in memory like the books (a change is a delta on the last value).
+        self.balances = BalancesReducer()
+        self._balance_changes: list[BalanceKey] = []
+        self._unpublished_balances: list[BalanceView] = []
+        # Instruments whose status an admin set (absent: TRADING), and the batch's changes.
+        self.statuses: dict[str, InstrumentStatusView] = {}
+        self._status_changes: list[InstrumentStatusView] = []
+        self._unpublished_statuses: list[InstrumentStatusView] = []
         self._unpublished_trades: list[TradeView] = []
         self._unpublished_updates: list[BookUpdate] = []
         # Book gauges: when each instrument's were last set, the ones changed since, and
@@ -179,7 +205,9 @@ class RedisViewBuilder(ProjectionBuilder):
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.checkpoint(self.name))
             pipe.smembers(keys.instruments)
-            token, raw_instruments = await pipe.execute()
+            pipe.smembers(keys.balance_users)
+            pipe.hgetall(keys.instrument_statuses)
+            token, raw_instruments, raw_users, raw_statuses = await pipe.execute()
         instruments = sorted(text_of(raw) or "" for raw in raw_instruments)
         for instrument in instruments:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -200,9 +228,39 @@ class RedisViewBuilder(ProjectionBuilder):
             book.last_price = None if not last_price else Decimal(last_price)
             book.recent_trades.extend(trade_from_json(raw) for raw in raw_trades)
         self.reducer = reducer
+        self.balances = await self._load_balances(sorted(text_of(raw) or "" for raw in raw_users))
+        self.statuses = {
+            instrument: parse_status_value(instrument, value)
+            for instrument, value in ((text_of(k) or "", v) for k, v in raw_statuses.items())
+        }
         self._unpublished_trades, self._unpublished_updates = [], []
+        self._unpublished_balances, self._balance_changes = [], []
+        self._status_changes = []
         text = text_of(token)
         self._position = None if text is None else LogPosition.parse(text)
+
+    async def _load_balances(self, users: list[str]) -> BalancesReducer:
+        """Every user's balances, as Redis holds them."""
+        balances: dict[BalanceKey, BalanceState] = {}
+        for start in range(0, len(users), 500):
+            chunk = users[start : start + 500]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in chunk:
+                    pipe.hgetall(self._keys.balances(user_id))
+                hashes = await pipe.execute()
+            for user_id, raw in zip(chunk, hashes, strict=True):
+                for raw_asset, value in raw.items():
+                    asset = text_of(raw_asset) or ""
+                    view = parse_balance_value(user_id, asset, value)
+                    balances[(user_id, asset)] = BalanceState(
+                        user_id,
+                        asset,
+                        view.available,
+                        view.held,
+                        view.updated_at,
+                        LogPosition.parse(view.position),
+                    )
+        return BalancesReducer(balances)
 
     async def _rebuild_from_nothing(self, owed: LogPosition | None, had_views: bool) -> None:
         """Redis holds no views (never built, or lost): start them again from nothing, up to
@@ -233,7 +291,11 @@ class RedisViewBuilder(ProjectionBuilder):
             await pipe.execute()
         self._epoch = epoch
         self.reducer = BooksReducer(self._recent_trades)
+        self.balances = BalancesReducer()
+        self.statuses = {}
         self._unpublished_trades, self._unpublished_updates = [], []
+        self._unpublished_balances, self._balance_changes = [], []
+        self._status_changes = []
         self._position = None
         if target is None:
             self._set_ready(True)
@@ -273,6 +335,7 @@ class RedisViewBuilder(ProjectionBuilder):
                 self._reduce(events)
                 await self._write(events[-1].position if not finished else target, finished)
                 self._unpublished_trades, self._unpublished_updates = [], []
+                self._unpublished_balances, self._unpublished_statuses = [], []
             if finished:
                 break
         self._set_ready(True)
@@ -302,6 +365,10 @@ class RedisViewBuilder(ProjectionBuilder):
                 self._live.reset_book(
                     instrument, book.levels(BUY), book.levels(SELL), book.sequence, book.position
                 )
+            self._live.reset_balances(
+                [state.to_view() for state in self.balances.balances.values()]
+            )
+            self._live.reset_instrument_statuses(list(self.statuses.values()))
         self._live.set_books_ready(ready)
 
     # -- applying ---------------------------------------------------------------------------
@@ -332,9 +399,22 @@ class RedisViewBuilder(ProjectionBuilder):
         """Apply `events` to memory (which is then ahead of Redis until `_write`)."""
         self._memory_unsure = True
         reducer = self.reducer
+        balances = self.balances
+        status_changes: list[InstrumentStatusView] = []
         for event in events:
-            reducer.apply(event)
+            if event.type in MONEY_EVENT_TYPES:
+                balances.apply(event)
+            elif event.type == _STATUS_CHANGED:
+                changed = record_of(event)
+                assert isinstance(changed, rec.InstrumentStatusChanged)
+                status = status_view(changed, event.position)
+                self.statuses[status.instrument] = status
+                status_changes.append(status)
+            else:
+                reducer.apply(event)
         self._changes = reducer.take_changes()
+        self._status_changes = status_changes
+        self._balance_changes = balances.take().changed
 
     async def _write(self, checkpoint: LogPosition, finished_rebuild: bool) -> None:
         """Write what `_reduce` changed and `checkpoint` in one MULTI/EXEC, which first
@@ -366,6 +446,20 @@ class RedisViewBuilder(ProjectionBuilder):
                 pipe.ltrim(keys.trades(instrument), 0, self._recent_trades - 1)
             if changes.touched_instruments:
                 pipe.sadd(keys.instruments, *changes.touched_instruments)
+            balance_views = [self.balances.balances[key].to_view() for key in self._balance_changes]
+            by_user: dict[str, dict[FieldT, EncodableT]] = {}
+            for view in balance_views:
+                by_user.setdefault(view.user_id, {})[view.asset] = balance_value(view)
+            for user_id, values in by_user.items():
+                pipe.hset(keys.balances(user_id), mapping=values)
+            if by_user:
+                pipe.sadd(keys.balance_users, *by_user)
+            status_changes = self._status_changes
+            if status_changes:
+                pipe.hset(
+                    keys.instrument_statuses,
+                    mapping={s.instrument: status_value(s) for s in status_changes},
+                )
             for instrument in changes.touched_instruments:
                 book = reducer.book(instrument)
                 meta: dict[FieldT, EncodableT] = {
@@ -388,11 +482,19 @@ class RedisViewBuilder(ProjectionBuilder):
         self._verified_at = self._clock()
         self._unpublished_trades = changes.trades
         self._unpublished_updates = changes.updates
+        self._unpublished_balances = balance_views
+        self._unpublished_statuses = status_changes
 
     async def after_commit(self) -> None:
         trades, self._unpublished_trades = self._unpublished_trades, []
         updates, self._unpublished_updates = self._unpublished_updates, []
+        balances, self._unpublished_balances = self._unpublished_balances, []
+        statuses, self._unpublished_statuses = self._unpublished_statuses, []
         if self._live is not None:
+            for status in statuses:
+                self._live.publish_instrument_status(status)
+            for balance in balances:
+                self._live.publish_balance(balance)
             # A trade is published before the book update of the same input: by the time a
             # client sees the level shrink it has seen the trade that shrank it.
             for trade in trades:

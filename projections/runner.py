@@ -25,6 +25,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
+from projections.balance_views import BalanceViews
 from projections.book_views import BookViews
 from projections.builder import (
     DEFAULT_BATCH_MAX,
@@ -87,6 +88,7 @@ class ProjectionRunner:
         )
         self.order_views = OrderViews(pg_pool)
         self.book_views = BookViews(redis, key_prefix=key_prefix)
+        self.balance_views = BalanceViews(pg_pool, redis, key_prefix=key_prefix)
         self.failures = ConsumerFailures() if failures is None else failures
         self.retry_max_s = retry_max_s
         self.lag = LagWatcher(event_store, lag_check_s)

@@ -66,6 +66,11 @@ class TradeView:
     maker_user_id: str = ""
     taker_user_id: str = ""
     position: str = ""
+    # From the trade's `TradeSettled` (accounts on): each side's fee, in `fee_asset` (the
+    # quote). Only the two parties may be shown them; public feeds leave them out.
+    buyer_fee: Decimal | None = None
+    seller_fee: Decimal | None = None
+    fee_asset: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class BookView:
     asks: tuple[PriceLevel, ...]
     sequence: int
     last_price: Decimal | None
+    status: str = "TRADING"  # the venue control: TRADING, CANCEL_ONLY or HALTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,7 @@ class BookSnapshot:
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     position: str
+    status: str = "TRADING"  # the instrument's status when the snapshot was taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,4 +133,61 @@ class OrderUpdate:
     order: OrderView
     event_type: str
     trade: TradeView | None
+    position: str
+
+
+# Ledger causes: what changed a balance.
+DEPOSIT = "DEPOSIT"
+WITHDRAWAL = "WITHDRAWAL"
+HOLD = "HOLD"
+RELEASE = "RELEASE"
+TRADE = "TRADE"
+FEE = "FEE"
+LEDGER_CAUSES = (DEPOSIT, WITHDRAWAL, HOLD, RELEASE, TRADE, FEE)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """One account's balance in one asset: `available` to use, `held` by open orders."""
+
+    user_id: str
+    asset: str
+    available: Decimal
+    held: Decimal
+    updated_at: datetime
+    position: str = ""  # the log position of the last change
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntryView:
+    """One change of one balance, with its cause (DEPOSIT, WITHDRAWAL, HOLD, RELEASE,
+    TRADE, FEE) and what caused it (`reference`: a transfer, order or trade id)."""
+
+    entry_id: int
+    user_id: str
+    asset: str
+    cause: str
+    available_change: Decimal
+    held_change: Decimal
+    reference: str
+    at: datetime
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSnapshot:
+    """First message of a balance subscription: the user's balances as published."""
+
+    user_id: str
+    balances: tuple[BalanceView, ...]
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentStatusView:
+    """A venue control's state for an instrument (TRADING, CANCEL_ONLY, HALTED)."""
+
+    instrument: str
+    status: str
+    updated_at: datetime
     position: str

@@ -27,6 +27,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clients.generated.exchange.v1 import (
+    account_service_pb2,
+    account_service_pb2_grpc,
     admin_service_pb2,
     admin_service_pb2_grpc,
     diagnostics_service_pb2,
@@ -40,10 +42,11 @@ from clients.generated.exchange.v1 import (
 )
 from domain.instruments import Instrument
 from projections.runner import ProjectionRunner
+from server.accounts_mode import check_accounts_mode
 from server.clock import Clock
 from server.commands import CommandHandlers
 from server.engine_process import EngineProcess
-from server.engine_runner import EngineRunner
+from server.engine_runner import EngineRunner, read_progress
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore
 from server.http.api import HttpApi
@@ -52,10 +55,11 @@ from server.http.events import EventStreams
 from server.http.server import HttpServer, build_application
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyRing, KeyRingFollower
-from server.instrument_config import load_instruments
+from server.instrument_config import VenueConfig, load_venue_for
 from server.limits.interceptor import LimitInterceptor
 from server.limits.stream_slots import StreamSlots
 from server.limits.token_bucket import RateLimiter
+from server.money_commands import MoneyCommands
 from server.observability import metrics
 from server.observability.consumer_failures import ConsumerFailures
 from server.observability.interceptors import server_interceptors
@@ -66,6 +70,7 @@ from server.order_reads import OrderReads, ReadYourWrites
 from server.outcomes import OutcomeWaiter
 from server.pg_pools import keep_session
 from server.readiness import Readiness
+from server.servicers.accounts import AccountServicer, AdminMoney, Transfers
 from server.servicers.admin import AdminServicer
 from server.servicers.auth import AuthInterceptor
 from server.servicers.commands import OrderCommandServicer
@@ -84,6 +89,9 @@ SERVICE_NAMES = (
     market_data_service_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
 )
+# Balances and transfers (issue 14): reflected; its health is the read side's and the
+# engine's, which SERVICE_NAMES report.
+ACCOUNT_SERVICE_NAME = account_service_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name
 # Answers from the key ring only (no view, no engine): not in SERVICE_NAMES' readiness.
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 # What each side's health depends on (server/readiness.py): the views, and the engine.
@@ -145,6 +153,7 @@ class ExchangeApp:
 
     settings: Settings
     instruments: dict[str, Instrument] = field(default_factory=dict)
+    venue: VenueConfig | None = None
     event_store: EventStore | None = None
     pg_pool: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
@@ -174,8 +183,12 @@ class ExchangeApp:
         settings = self.settings
         # First: a bootstrap key too short refuses the start before anything is opened.
         self.key_ring = KeyRing(settings.admin_api_key)
-        self.instruments = load_instruments(settings.instruments_file)
+        self.venue = load_venue_for(settings)
+        self.instruments = self.venue.instruments
         self.event_store = await open_event_store(settings.resolved_event_store_url)
+        # A log written in the other accounts mode refuses the start (AccountsModeMismatch).
+        progress = await read_progress(self.event_store, settings.engine_shard)
+        await check_accounts_mode(self.event_store, settings.accounts_enabled, progress.last_input)
         # Every key in the log is known before the first call is served.
         self.key_ring_follower = KeyRingFollower(self.event_store, self.key_ring)
         await self.key_ring_follower.load()
@@ -222,6 +235,7 @@ class ExchangeApp:
                 failures=self.failures,
                 retry_max_s=settings.consumer_retry_max_s,
                 lag_check_s=settings.consumer_lag_check_s,
+                assets=self.venue.assets if settings.accounts_enabled else None,
             )
             self.engine_runner.start()
         if settings.clock_tick_ms > 0:
@@ -320,11 +334,27 @@ class ExchangeApp:
         ]
         options = (*GRPC_OPTIONS, ("grpc.max_receive_message_length", settings.max_message_bytes))
         server = grpc.aio.server(interceptors=interceptors, options=options)
+        waiter = OutcomeWaiter(projections.event_store, projections.progress, self.failures)
+        read_your_writes = ReadYourWrites(
+            projections.progress,
+            projections.event_store,
+            self.settings.query_wait_default_s,
+            self.failures,
+            max_wait_s=self.settings.max_read_wait_s,
+        )
+        assert self.venue is not None
+        money = MoneyCommands(
+            self.event_store,
+            self.instruments,
+            self.venue.assets if settings.accounts_enabled else None,
+            backend=event_store_backend(settings.resolved_event_store_url),
+        )
+        transfers = Transfers(money, waiter, settings.query_wait_default_s)
         order_command_service_pb2_grpc.add_OrderCommandServiceServicer_to_server(
             OrderCommandServicer(self.order_commands, rate_limiter=rate_limiter), server
         )
         order_query_service_pb2_grpc.add_OrderQueryServiceServicer_to_server(
-            OrderQueryServicer(self.order_reads), server
+            OrderQueryServicer(self.order_reads, projections.balance_views), server
         )
         market_data_service_pb2_grpc.add_MarketDataServiceServicer_to_server(
             MarketDataServicer(projections.live, self.instruments, projections.trades_after),
@@ -334,12 +364,27 @@ class ExchangeApp:
             DiagnosticsServicer(), server
         )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(ApiKeyAdmin(self.event_store, self.key_ring)), server
+            AdminServicer(
+                ApiKeyAdmin(self.event_store, self.key_ring), AdminMoney(transfers, waiter)
+            ),
+            server,
+        )
+        account_service_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(
+                transfers, projections.balance_views, projections.live, read_your_writes
+            ),
+            server,
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                ADMIN_SERVICE_NAME,
+                ACCOUNT_SERVICE_NAME,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
             server,
         )
         return server

@@ -56,6 +56,7 @@ from server.log_contract.records import (
     OrderPlaceRequested,
     Request,
 )
+from server.money_commands import check_trading_account
 from server.observability import metrics
 from server.order_state import OrderState, fold_order, load_order_state, placed_order
 from server.outcomes import RequestRef
@@ -214,6 +215,7 @@ class CommandHandlers:
     ) -> OrderPlaceRequested:
         """Validate `request` and return the place request the log will hold."""
         require_id("user_id", request.user_id)
+        check_trading_account(request.user_id)
         if request.client_order_id is not None:
             require_id("client_order_id", request.client_order_id)
         known_instrument(self._instruments, "instrument", request.instrument, required=True)

@@ -7,9 +7,17 @@ full replay of the log (tests, audits) turn the same inputs into the same comman
 - each ``*Requested`` event first advances the clock to its ``requested_at``, then becomes
   its command: the engine's timestamps are the log's and replay to the microsecond. A
   user's ``CancelAllRequested`` (stream ``cancel-all-<user_id>``) becomes CancelAllOrders.
+- ``DepositRequested`` / ``WithdrawalRequested`` (``transfer-<id>``) become Deposit /
+  Withdraw (amounts in the asset's units), ``InstrumentStatusRequested``
+  (``instrument-<symbol>``) a SetInstrumentStatus.
 - engine results (``server.log_contract.results`` turns the engine's events into the log's
-  records) go to ``order-<order_id>`` (results for one order) or ``trades-<instrument>``
-  (``TradeExecuted``), in emission order.
+  records) go to the stream ``route`` names, in emission order.
+
+With accounts on (``assets`` given), a new engine is set up from the configuration before
+any input, deterministically: AddAsset for each configured asset (in code order), then
+EnableAccounts, then the instruments (``prepare_engine``). The runner writes the records of
+that setup (``AssetAdded``, ``AccountsEnabled``) to the ``venue`` stream once: the log says
+which mode it was written in (``server.accounts_mode``).
 """
 
 from __future__ import annotations
@@ -19,13 +27,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain import events
+from domain.assets import amount_to_units, check_asset, precision_of
 from domain.commands import (
+    AddAsset,
     AddInstrument,
     AdvanceTime,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
+    Deposit,
+    EnableAccounts,
     PlaceOrder,
+    SetInstrumentStatus,
+    Withdraw,
 )
 from domain.engine import MatchingEngine
 from domain.errors import InvalidField
@@ -46,12 +60,17 @@ from server.log_contract.records import (
     CancelAllRequested,
     CancelRejected,
     ClockTicked,
+    DepositRequested,
     EngineResult,
+    InstrumentRejected,
+    InstrumentStatusRequested,
     OrderAmendRequested,
     OrderCancelRequested,
     OrderPlaceRequested,
     OrderRejected,
     Request,
+    TransferRejected,
+    WithdrawalRequested,
 )
 from server.log_contract.results import ResultEncoder
 
@@ -60,16 +79,45 @@ UNRECORDED_EVENT_TYPES = frozenset({events.ClockAdvanced.__name__})
 
 
 def new_engine(
-    instruments: Mapping[str, Instrument], closed_order_memory: int | None = None
+    instruments: Mapping[str, Instrument],
+    closed_order_memory: int | None = None,
+    assets: Mapping[str, int] | None = None,
 ) -> MatchingEngine:
     """An empty engine with every configured instrument, remembering at most
     `closed_order_memory` closed order ids (None: all). The service's engine emits book
-    level deltas: the book views and the live book stream apply them."""
+    level deltas: the book views and the live book stream apply them. With `assets`
+    (asset -> precision) accounts are on: see `prepare_engine` (its setup events are
+    dropped here; the runner writes them once)."""
+    if assets is not None:
+        engine = MatchingEngine(closed_order_memory=closed_order_memory, book_deltas=True)
+        prepare_engine(engine, instruments, assets)
+        return engine
     return MatchingEngine(
         (instruments[symbol] for symbol in sorted(instruments)),
         closed_order_memory=closed_order_memory,
         book_deltas=True,
     )
+
+
+def prepare_engine(
+    engine: MatchingEngine,
+    instruments: Mapping[str, Instrument],
+    assets: Mapping[str, int] | None,
+) -> list[events.Event]:
+    """Bring a new or restored engine to the configuration: with `assets` (accounts on),
+    the assets it lacks (in code order), then accounts on if they are not, then the
+    instruments it lacks (in symbol order). The events of the setup the log holds
+    (``AssetAdded``, ``AccountsEnabled``, and refusals), in order."""
+    setup: list[events.Event] = []
+    if assets is not None:
+        known = engine.assets
+        for asset in sorted(assets):
+            if asset not in known:
+                setup.extend(engine.handle(AddAsset(asset, assets[asset])))
+        if not engine.accounts_enabled:
+            setup.extend(engine.handle(EnableAccounts()))
+    add_missing_instruments(engine, instruments)
+    return [event for event in setup if route(event) is not None]
 
 
 def add_missing_instruments(engine: MatchingEngine, instruments: Mapping[str, Instrument]) -> None:
@@ -146,8 +194,13 @@ class InputTranslator:
     it anyway). An input the domain's rules refuse raises InvalidField (the runner answers
     it with a rejection); one the contract cannot read raises UnreadableRecord."""
 
-    def __init__(self, instruments: Mapping[str, Instrument]) -> None:
+    def __init__(
+        self, instruments: Mapping[str, Instrument], assets: Mapping[str, int] | None = None
+    ) -> None:
         self._instruments = instruments
+        # Asset precisions for transfer amounts (an asset the configuration does not list
+        # has the domain's default, as the engine would give it).
+        self._assets: Mapping[str, int] = assets or {}
 
     def commands_for(
         self, event_type: str, data: Mapping[str, Any], engine_now: int = -1
@@ -208,6 +261,17 @@ class InputTranslator:
                 if request.price is None
                 else instrument.price_to_ticks(request.price, "price"),
             )
+        if isinstance(request, DepositRequested | WithdrawalRequested):
+            asset = check_asset("asset", request.asset)
+            kind = Deposit if isinstance(request, DepositRequested) else Withdraw
+            return kind(
+                check_identifier("transfer_id", request.transfer_id),
+                check_identifier("user_id", request.user_id),
+                asset,
+                amount_to_units(request.amount, precision_of(self._assets, asset)),
+            )
+        if isinstance(request, InstrumentStatusRequested):
+            return SetInstrumentStatus(self._instrument(request.symbol).symbol, request.status)
         assert isinstance(request, CancelAllRequested)
         return CancelAllOrders(
             check_identifier("user_id", request.user_id),
@@ -236,40 +300,70 @@ def decode_input(event_type: str, data: Mapping[str, Any]) -> ClockTicked | Requ
     return record
 
 
-Refusal = OrderRejected | CancelRejected | AmendRejected
+Refusal = OrderRejected | CancelRejected | AmendRejected | TransferRejected | InstrumentRejected
 
 
-def refused_input(request: ClockTicked | Request, error: InvalidField) -> list[Refusal]:
+def refused_input(request: ClockTicked | Request, error: InvalidField) -> list[tuple[str, Refusal]]:
     """The results of an input the engine cannot even read (e.g. its instrument has been
-    removed from the configuration since it was written): a rejection for the order, so it
-    never stays PENDING, instead of an input that would stop the runner forever. Each is
-    written to its order's stream."""
+    removed from the configuration since it was written): a rejection for the order (or
+    transfer, or venue control), so it never stays pending, instead of an input that would
+    stop the runner forever. Each with the stream it is written to."""
     if isinstance(request, OrderPlaceRequested):
         return [
-            OrderRejected(
-                instrument=request.instrument,
-                order_id=request.order_id,
-                user_id=request.user_id,
-                reason=error.reason,
-                rejected_at=request.requested_at,
+            (
+                order_stream(request.order_id),
+                OrderRejected(
+                    instrument=request.instrument,
+                    order_id=request.order_id,
+                    user_id=request.user_id,
+                    reason=error.reason,
+                    rejected_at=request.requested_at,
+                ),
             )
         ]
     if isinstance(request, OrderCancelRequested):
         return [
-            CancelRejected(
-                instrument=None,
-                order_id=request.order_id,
-                reason=error.reason,
-                rejected_at=request.requested_at,
+            (
+                order_stream(request.order_id),
+                CancelRejected(
+                    instrument=None,
+                    order_id=request.order_id,
+                    reason=error.reason,
+                    rejected_at=request.requested_at,
+                ),
             )
         ]
     if isinstance(request, OrderAmendRequested):
         return [
-            AmendRejected(
-                instrument=request.instrument,
-                order_id=request.order_id,
-                reason=error.reason,
-                rejected_at=request.requested_at,
+            (
+                order_stream(request.order_id),
+                AmendRejected(
+                    instrument=request.instrument,
+                    order_id=request.order_id,
+                    reason=error.reason,
+                    rejected_at=request.requested_at,
+                ),
+            )
+        ]
+    if isinstance(request, DepositRequested | WithdrawalRequested):
+        return [
+            (
+                transfer_stream(request.transfer_id),
+                TransferRejected(
+                    transfer_id=request.transfer_id,
+                    user_id=request.user_id,
+                    asset=request.asset,
+                    amount=request.amount,
+                    reason=error.reason,
+                    rejected_at=request.requested_at,
+                ),
+            )
+        ]
+    if isinstance(request, InstrumentStatusRequested):
+        return [
+            (
+                instrument_stream(request.symbol),
+                InstrumentRejected(instrument=request.symbol, reason=error.reason),
             )
         ]
     # An unreadable clock tick moves no clock; an unreadable cancel-all (its instrument
@@ -281,15 +375,20 @@ def replay_inputs(
     inputs: Iterable[tuple[str, Mapping[str, Any]]],
     instruments: Mapping[str, Instrument],
     closed_order_memory: int | None = None,
+    assets: Mapping[str, int] | None = None,
+    engine: MatchingEngine | None = None,
 ) -> list[tuple[str, EngineResult]]:
-    """Run (event_type, data) inputs through a fresh engine: (stream, record) of every
-    result it emits that the log holds, in order.
+    """Run (event_type, data) inputs through a fresh engine (accounts on with `assets`,
+    or through `engine`, a fresh one made by the caller to look at afterwards): (stream,
+    record) of every result it emits that the log holds, in order (the setup's records
+    left out).
 
     The reference a log written by the engine runner must equal (tests, audits).
     """
-    engine = new_engine(instruments, closed_order_memory)
-    translator = InputTranslator(instruments)
-    results = ResultEncoder(instruments)
+    if engine is None:
+        engine = new_engine(instruments, closed_order_memory, assets)
+    translator = InputTranslator(instruments, assets)
+    results = ResultEncoder(instruments, engine.assets)
     emitted: list[tuple[str, EngineResult]] = []
     for event_type, data in inputs:
         request = decode_input(event_type, data)
@@ -298,7 +397,7 @@ def replay_inputs(
         try:
             commands = translator.commands_of(request, engine.now)
         except InvalidField as error:
-            emitted.extend((order_stream(r.order_id), r) for r in refused_input(request, error))
+            emitted.extend(refused_input(request, error))
             continue
         for command in commands:
             for event in engine.handle(command):

@@ -21,6 +21,11 @@ A process application with exactly-once effect:
   The count toward the next snapshot starts from the latest snapshot, or from the log's
   first input when there is none, so restarts do not postpone the first one. A snapshot
   that cannot be encoded is skipped (logged and counted): matching goes on without it.
+- Accounts (``assets`` given, ``ACCOUNTS_ENABLED=1``): a new engine is set up from the
+  configuration (assets, accounts on, instruments: ``engine_inputs.prepare_engine``) and
+  the setup's records (``AssetAdded``, ``AccountsEnabled``) go to the ``venue`` stream with
+  the first batch written after it (only those the stream lacks). Loading refuses a log
+  written in the other mode (``server.accounts_mode``): ``AccountsModeMismatch``.
 - An input it cannot process stops it there: the batch that failed is handled again one
   input at a time, the input that fails is reported to ``ConsumerFailures`` (position,
   type, reason; metrics, one log line, the service's health) and retried with back-off
@@ -47,17 +52,28 @@ from typing import Any
 import orjson
 import structlog
 
-from domain.commands import AddInstrument, AdvanceTime, AmendOrder, CancelOrder, PlaceOrder
+from domain import events as domain_events
+from domain.commands import (
+    AddInstrument,
+    AdvanceTime,
+    AmendOrder,
+    CancelOrder,
+    Deposit,
+    PlaceOrder,
+    SetInstrumentStatus,
+    Withdraw,
+)
 from domain.engine import MatchingEngine
 from domain.errors import InvalidField
 from domain.instruments import Instrument
+from server.accounts_mode import AccountsModeMismatch, check_accounts_mode, mismatch
 from server.consumers.tasks import stop_task
 from server.engine_inputs import (
     InputTranslator,
-    add_missing_instruments,
     decode_input,
     logged_results,
     new_engine,
+    prepare_engine,
     refused_input,
 )
 from server.eventstore.port import (
@@ -79,7 +95,6 @@ from server.log_contract.layout import (
     TRACEPARENT,
     engine_snapshot_stream,
     engine_stream,
-    order_stream,
 )
 from server.log_contract.mapper import decode, encode
 from server.log_contract.records import (
@@ -105,6 +120,9 @@ COMMAND_NAMES: dict[type, str] = {
     AmendOrder: "amend",
     AdvanceTime: "advance_time",
     AddInstrument: "add_instrument",
+    Deposit: "deposit",
+    Withdraw: "withdraw",
+    SetInstrumentStatus: "instrument_status",
 }
 
 INPUT_FILTER = EventFilter(
@@ -169,6 +187,11 @@ async def last_event(event_store: EventStore, stream: str) -> RecordedEvent | No
     return found
 
 
+async def read_progress(event_store: EventStore, shard: str) -> Progress:
+    """What a shard's progress stream says now."""
+    return _progress_of(await last_event(event_store, engine_stream(shard)))
+
+
 def _progress_of(event: RecordedEvent | None) -> Progress:
     if event is None:
         return NO_PROGRESS
@@ -193,6 +216,16 @@ def _new_event(record: LogRecord, metadata: Mapping[str, str] | None = None) -> 
 Emitted = tuple[str, str, dict[str, Any], dict[str, str]]
 
 
+def _logged_before(item: Emitted, accounts_enabled: bool, assets: frozenset[str]) -> bool:
+    """Whether the venue stream already holds this setup record."""
+    _, event_type, data, _ = item
+    if event_type == domain_events.AccountsEnabled.__name__:
+        return accounts_enabled
+    if event_type == domain_events.AssetAdded.__name__:
+        return data.get("asset") in assets
+    return False
+
+
 class EngineRunner:
     """Runs one shard's matching engine from the log until stopped."""
 
@@ -209,8 +242,11 @@ class EngineRunner:
         failures: ConsumerFailures | None = None,
         retry_max_s: float = 5.0,
         lag_check_s: float = DEFAULT_INTERVAL_S,
+        assets: Mapping[str, int] | None = None,
     ) -> None:
+        """`assets` (asset -> precision): accounts on, with these assets; None: off."""
         self._event_store = event_store
+        self._assets = None if assets is None else dict(assets)
         # 0 or less: the engine remembers every closed order id (unbounded snapshots).
         self._closed_order_memory = closed_order_memory if closed_order_memory > 0 else None
         self._instruments = instruments
@@ -236,9 +272,13 @@ class EngineRunner:
         self._careful_until: LogPosition | None = None
         self._failed_attempts = 0
         # State of the current life (rebuilt from the log after a fence or an error).
-        self.engine: MatchingEngine = new_engine(instruments, self._closed_order_memory)
-        self._translator = InputTranslator(instruments)
-        self._results = ResultEncoder(instruments)
+        self.engine: MatchingEngine = new_engine(
+            instruments, self._closed_order_memory, self._assets
+        )
+        self._translator = InputTranslator(instruments, self._assets)
+        self._results = ResultEncoder(instruments, self.engine.assets)
+        # The setup's records the venue stream lacks, written with the next batch.
+        self._pending_setup: list[Emitted] = []
         self.progress: Progress = NO_PROGRESS
         self._inputs_since_snapshot = 0
         self.fenced_count = 0
@@ -258,8 +298,12 @@ class EngineRunner:
     async def load_state(self) -> LogPosition | None:
         """Restore the engine from the latest snapshot; return where to read inputs from."""
         self.progress = _progress_of(await last_event(self._event_store, self._progress_stream))
-        self.engine = new_engine(self._instruments, self._closed_order_memory)
-        self._translator = InputTranslator(self._instruments)
+        accounts_on = self._assets is not None
+        venue = await check_accounts_mode(self._event_store, accounts_on, self.progress.last_input)
+        self.engine = MatchingEngine(
+            closed_order_memory=self._closed_order_memory, book_deltas=True
+        )
+        self._translator = InputTranslator(self._instruments, self._assets)
         # With no snapshot yet, count from the log's first input: a runner restarted more
         # often than every snapshot_every inputs still takes its first one.
         self._inputs_since_snapshot = self.progress.inputs_total
@@ -275,10 +319,18 @@ class EngineRunner:
             # The configured memory wins over the snapshot's (the oldest closed ids beyond it
             # are forgotten at the next clock step), so a snapshot taken unbounded shrinks.
             engine_state = {**snapshot.engine, "closed_order_memory": self._closed_order_memory}
+            if snapshot.engine.get("accounts") is not None and not accounts_on:
+                raise AccountsModeMismatch(mismatch(True, False, False) or "")
             self.engine = MatchingEngine.restore(engine_state, book_deltas=True)
-            add_missing_instruments(self.engine, self._instruments)
             after = LogPosition.parse(snapshot.last_input)
             self._inputs_since_snapshot = self.progress.inputs_total - snapshot.inputs_total
+        setup = prepare_engine(self.engine, self._instruments, self._assets)
+        self._pending_setup = [
+            item
+            for item in logged_results(setup, ResultEncoder(self._instruments, self.engine.assets))
+            if not _logged_before(item, venue.accounts_enabled, venue.assets)
+        ]
+        self._results = ResultEncoder(self._instruments, self.engine.assets)
         log.info(
             "engine_state_loaded",
             shard=self._shard,
@@ -303,8 +355,8 @@ class EngineRunner:
                 commands = self._translator.commands_of(record, self.engine.now)
             except InvalidField as error:
                 log.error("engine_input_unreadable", event_id=str(event.event_id), error=str(error))
-                for refusal in refused_input(record, error):
-                    emitted.append((order_stream(refusal.order_id), *encode(refusal)))
+                for stream, refusal in refused_input(record, error):
+                    emitted.append((stream, *encode(refusal)))
                 return record, emitted
             for command in commands:
                 started = time.perf_counter()
@@ -377,9 +429,16 @@ class EngineRunner:
                     )
                 )
                 emitted_all.append(data)
-        appends = [StreamAppend(stream, events) for stream, events in events_by_stream.items()]
         if last_input is None:
             return emitted_all
+        if self._pending_setup:  # before the batch's results: the engine's order
+            setup_events = [
+                NewEvent(type=event_type, data=data, metadata=version_metadata)
+                for _, event_type, data, version_metadata in self._pending_setup
+            ]
+            stream = self._pending_setup[0][0]
+            events_by_stream[stream] = setup_events + events_by_stream.get(stream, [])
+        appends = [StreamAppend(stream, events) for stream, events in events_by_stream.items()]
         self._inputs_since_snapshot += new_inputs
         inputs_total = self.progress.inputs_total + new_inputs
         snapshot_version = self.progress.snapshot_version
@@ -416,6 +475,7 @@ class EngineRunner:
                 or self.last_result_position < result.last_position
             ):
                 self.last_result_position = result.last_position
+        self._pending_setup = []
         if snapshot_due:  # taken, or skipped until the next one is due
             self._inputs_since_snapshot = 0
         self.progress = Progress(
@@ -585,14 +645,16 @@ async def _main() -> None:
     """Run the engine runner alone (used by crash tests and for a separate engine process)."""
     from server.app import configure_process, load_runtime_settings
     from server.eventstore import open_event_store
-    from server.instrument_config import load_instruments
+    from server.instrument_config import load_venue_for
 
     settings = load_runtime_settings()
     configure_process(settings)
+    venue = load_venue_for(settings)
     event_store = await open_event_store(settings.resolved_event_store_url)
     runner = EngineRunner(
         event_store,
-        load_instruments(settings.instruments_file),
+        venue.instruments,
+        assets=venue.assets if settings.accounts_enabled else None,
         shard=settings.engine_shard,
         batch_max=settings.engine_batch_max,
         snapshot_every=settings.snapshot_every,

@@ -97,6 +97,12 @@ class IdempotencyConflict(Refused):
     status = "ALREADY_EXISTS"
 
 
+class AccountsDisabled(Refused):
+    """A transfer or balance call on a venue that runs with ACCOUNTS_ENABLED=0."""
+
+    status = "FAILED_PRECONDITION"
+
+
 class PositionBeyondLog(Refused):
     """A `min_position` token the log has not reached: no wait could ever end."""
 

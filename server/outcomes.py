@@ -24,6 +24,12 @@ waited for as above; the orders it cancelled are the ``OrderCancelled`` events o
 progress event's transaction (one atomic append: positions sharing its ``tx``) that the
 request caused.
 
+A transfer is answered like an order: the engine's first result on ``transfer-<id>``
+caused by the request (``wait_transfer``). A venue control, which may cause no result (a
+status the instrument already has), like a cancel-all: the engine's progress event that
+covers the request, then the results of that transaction the request caused
+(``wait_caused``).
+
 The caller bounds it all with one timeout; running out raises ``OutcomeNotYet``. A wait that
 could never end is refused at once instead (``server.errors.Unavailable``): the engine
 runner stuck at or before the request, or a view builder stuck at or before the engine's
@@ -47,6 +53,7 @@ from server.log_contract.records import (
     AmendRejected,
     CancelRejected,
     EngineBatchProcessed,
+    EngineResult,
     OrderCancelled,
 )
 from server.observability.consumer_failures import ConsumerFailures
@@ -98,6 +105,15 @@ class CancelAllOutcome:
     first), and where its answer ends in the log."""
 
     cancelled: list[OrderState]
+    position: LogPosition
+
+
+@dataclass(frozen=True, slots=True)
+class CausedOutcome:
+    """The engine's results caused by one request (in log order), and where its answer
+    ends in the log."""
+
+    results: list[EngineResult]
     position: LogPosition
 
 
@@ -166,6 +182,60 @@ class OutcomeWaiter:
             f"the engine's answer to the cancel-all at {position} is not in the views yet",
         )
 
+    async def wait_caused(
+        self, position: LogPosition, event_id: UUID, timeout: float
+    ) -> CausedOutcome:
+        """The engine's results for the request at `position` (a transfer, a venue
+        control) once the views hold them; OutcomeNotYet after `timeout` seconds;
+        Unavailable at once when a consumer it waits for is stuck."""
+
+        async def outcome() -> CausedOutcome:
+            progress = await self._unless_engine_stuck_before(
+                position, self._progress_past(position)
+            )
+            await self._views_reach(progress)
+            caused, end = await self._caused_in(progress, str(event_id))
+            results = [record for record in map(decode, caused)]
+            return CausedOutcome(
+                [record for record in results if isinstance(record, EngineResult)], end
+            )
+
+        return await _in_time(
+            outcome(),
+            timeout,
+            f"the engine's answer to the request at {position} is not in the views yet",
+        )
+
+    async def wait_transfer(
+        self, stream: str, position: LogPosition, event_id: UUID, timeout: float
+    ) -> CausedOutcome:
+        """The engine's answer to the transfer request (first event of `stream`, its
+        transfer stream) at `position`, once the views hold it."""
+
+        async def outcome() -> CausedOutcome:
+            answer = await self._unless_engine_stuck_before(
+                position, self._first_caused(stream, 1, str(event_id))
+            )
+            await self._views_reach(answer.position)
+            record = decode(answer)
+            assert isinstance(record, EngineResult)
+            return CausedOutcome([record], answer.position)
+
+        return await _in_time(
+            outcome(),
+            timeout,
+            f"the engine's answer to the transfer at {position} is not in the views yet",
+        )
+
+    async def _first_caused(self, stream: str, from_version: int, cause: str) -> RecordedEvent:
+        """The first event of `stream` from `from_version` that `cause` caused."""
+        subscription = self._event_store.subscribe_stream(stream, from_version=from_version)
+        async with _closing(subscription):
+            async for event in subscription:
+                if event.metadata.get(CAUSATION_ID) == cause:
+                    return event
+        raise OutcomeNotYet(f"the log of {stream} ended")  # store closed
+
     async def _progress_past(self, position: LogPosition) -> LogPosition:
         """The position of the engine's first progress event that covers `position`."""
         subscription = self._event_store.subscribe_all(
@@ -179,24 +249,34 @@ class OutcomeWaiter:
                     return event.position
         raise OutcomeNotYet("the log ended")  # store closed
 
-    async def _cancelled_in(self, progress: LogPosition, cause: str) -> CancelAllOutcome:
-        """The orders cancelled by `cause` in the transaction of `progress`."""
+    async def _caused_in(
+        self, progress: LogPosition, cause: str
+    ) -> tuple[list[RecordedEvent], LogPosition]:
+        """The events `cause` caused in the transaction of `progress`, and its last
+        position."""
         cursor = LogPosition(progress.tx, 0)  # before every event of that transaction
         end = progress
-        order_ids: list[str] = []
+        caused: list[RecordedEvent] = []
         while True:
             page = await self._event_store.read_all(after=cursor, limit=1000)
             in_transaction = [event for event in page if event.position.tx == progress.tx]
             for event in in_transaction:
                 end = max(end, event.position)
-                if event.metadata.get(CAUSATION_ID) != cause:
-                    continue
-                record = decode(event)
-                if isinstance(record, OrderCancelled):
-                    order_ids.append(record.order_id)
+                if event.metadata.get(CAUSATION_ID) == cause:
+                    caused.append(event)
             if len(in_transaction) < len(page) or not page:
                 break
             cursor = page[-1].position
+        return caused, end
+
+    async def _cancelled_in(self, progress: LogPosition, cause: str) -> CancelAllOutcome:
+        """The orders cancelled by `cause` in the transaction of `progress`."""
+        caused, end = await self._caused_in(progress, cause)
+        order_ids: list[str] = []
+        for event in caused:
+            record = decode(event)
+            if isinstance(record, OrderCancelled):
+                order_ids.append(record.order_id)
         cancelled: list[OrderState] = []
         for order_id in order_ids:
             events = await self._event_store.read_stream(order_stream(order_id))
@@ -210,15 +290,9 @@ class OutcomeWaiter:
 
     async def _engine_answer(self, request: RequestRef) -> RecordedEvent:
         """The first event of the order's stream that the request caused."""
-        cause = str(request.event_id)
-        subscription = self._event_store.subscribe_stream(
-            order_stream(request.order_id), from_version=request.version + 1
+        return await self._first_caused(
+            order_stream(request.order_id), request.version + 1, str(request.event_id)
         )
-        async with _closing(subscription):
-            async for event in subscription:
-                if event.metadata.get(CAUSATION_ID) == cause:
-                    return event
-        raise OutcomeNotYet(f"the log of order {request.order_id} ended")  # store closed
 
 
 async def _in_time(work: Awaitable[_T], timeout: float, late: str) -> _T:

@@ -36,6 +36,7 @@
 | `CONSUMER_LAG_CHECK_S` | `1` | how often consumers' lag is measured against the log's head |
 | `ADMIN_API_KEY` | unset | the built-in admin key (at least 32 characters; never in the log) |
 | `PUBLIC_MARKET_DATA` | `0` | `1`: trades, books and instruments can be read without a key |
+| `ACCOUNTS_ENABLED` | `1` | balances: orders hold funds, trades settle (`0`: matching only) |
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class Settings:
     # The venue's first admin key (server/identity/keyring.py); "" for none.
     admin_api_key: str = ""
     public_market_data: bool = False
+    # Balances, holds and fees in the engine (issue 14); 0: matching alone, as before.
+    accounts_enabled: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +157,7 @@ class Settings:
             ),
             admin_api_key=env.get("ADMIN_API_KEY", ""),
             public_market_data=_flag(env.get("PUBLIC_MARKET_DATA", "0")),
+            accounts_enabled=_flag(env.get("ACCOUNTS_ENABLED", "1")),
         )
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+from domain.assets import FEE_ACCOUNT
 from domain.input_rules import shown
 from server.errors import InvalidArgument, Refused
 from server.eventstore.port import NO_STREAM, EventStore, NewEvent, WrongExpectedVersion
@@ -52,6 +53,11 @@ class ApiKeyAdmin:
         granted = sorted({scope.value for scope in scopes})
         if not granted:
             raise InvalidArgument.of("scopes", "REQUIRED", "at least one scope is required")
+        if user_id == FEE_ACCOUNT and Scope.TRADE.value in granted:
+            # The venue's fee account only receives fees: it may be read, never trade.
+            raise InvalidArgument.of(
+                "user_id", "RESERVED_ACCOUNT", f"{FEE_ACCOUNT} cannot hold a trade key"
+            )
         key = new_key()
         record = ApiKeyIssued(
             key_id=key.key_id,

@@ -37,6 +37,7 @@ _QUERIES: Final = "/exchange.v1.OrderQueryService/"
 _MARKET_DATA: Final = "/exchange.v1.MarketDataService/"
 _DIAGNOSTICS: Final = "/exchange.v1.DiagnosticsService/"
 _ADMIN: Final = "/exchange.v1.AdminService/"
+_ACCOUNTS: Final = "/exchange.v1.AccountService/"
 
 REQUIRED_SCOPE: Final[dict[str, Scope]] = {
     _COMMANDS + "PlaceOrder": Scope.TRADE,
@@ -57,6 +58,13 @@ REQUIRED_SCOPE: Final[dict[str, Scope]] = {
     _ADMIN + "IssueApiKey": Scope.ADMIN,
     _ADMIN + "RevokeApiKey": Scope.ADMIN,
     _ADMIN + "ListApiKeys": Scope.ADMIN,
+    _ADMIN + "Deposit": Scope.ADMIN,
+    _ADMIN + "Withdraw": Scope.ADMIN,
+    _ADMIN + "SetInstrumentStatus": Scope.ADMIN,
+    _ACCOUNTS + "GetBalances": Scope.READ,
+    _ACCOUNTS + "ListLedgerEntries": Scope.READ,
+    _ACCOUNTS + "StreamBalanceUpdates": Scope.READ,
+    _ACCOUNTS + "Withdraw": Scope.TRADE,
 }
 
 # Market data anyone may read when PUBLIC_MARKET_DATA=1.

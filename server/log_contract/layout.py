@@ -77,18 +77,37 @@ CANCEL_REJECTED: Final = records.CancelRejected.__name__
 AMEND_REJECTED: Final = records.AmendRejected.__name__
 STOP_TRIGGERED: Final = records.StopTriggered.__name__
 BOOK_LEVELS_CHANGED: Final = records.BookLevelsChanged.__name__
+DEPOSIT_REQUESTED: Final = records.DepositRequested.__name__
+WITHDRAWAL_REQUESTED: Final = records.WithdrawalRequested.__name__
+INSTRUMENT_STATUS_REQUESTED: Final = records.InstrumentStatusRequested.__name__
+ACCOUNTS_ENABLED: Final = records.AccountsEnabled.__name__
+FUNDS_HELD: Final = records.FundsHeld.__name__
+TRADE_SETTLED: Final = records.TradeSettled.__name__
+FUNDS_DEPOSITED: Final = records.FundsDeposited.__name__
+FUNDS_WITHDRAWN: Final = records.FundsWithdrawn.__name__
+TRANSFER_REJECTED: Final = records.TransferRejected.__name__
+ASSET_ADDED: Final = records.AssetAdded.__name__
 API_KEY_ISSUED: Final = records.ApiKeyIssued.__name__
 API_KEY_REVOKED: Final = records.ApiKeyRevoked.__name__
 API_KEY_EVENT_TYPES: Final = (API_KEY_ISSUED, API_KEY_REVOKED)
 
-# What the engine runner consumes: requests on order streams, users' cancel-all requests
-# and clock ticks.
-ENGINE_INPUT_STREAM_PREFIXES: Final = (ORDER_STREAM_PREFIX, CANCEL_ALL_STREAM_PREFIX, CLOCK_STREAM)
+# What the engine runner consumes: requests on order streams, users' cancel-all requests,
+# transfers, venue controls and clock ticks.
+ENGINE_INPUT_STREAM_PREFIXES: Final = (
+    ORDER_STREAM_PREFIX,
+    CANCEL_ALL_STREAM_PREFIX,
+    TRANSFER_STREAM_PREFIX,
+    INSTRUMENT_STREAM_PREFIX,
+    CLOCK_STREAM,
+)
 ENGINE_INPUT_EVENT_TYPES: Final = (
     ORDER_PLACE_REQUESTED,
     ORDER_CANCEL_REQUESTED,
     ORDER_AMEND_REQUESTED,
     CANCEL_ALL_REQUESTED,
+    DEPOSIT_REQUESTED,
+    WITHDRAWAL_REQUESTED,
+    INSTRUMENT_STATUS_REQUESTED,
     CLOCK_TICKED,
 )
 REQUEST_EVENT_TYPES: Final = (
@@ -96,6 +115,9 @@ REQUEST_EVENT_TYPES: Final = (
     ORDER_CANCEL_REQUESTED,
     ORDER_AMEND_REQUESTED,
     CANCEL_ALL_REQUESTED,
+    DEPOSIT_REQUESTED,
+    WITHDRAWAL_REQUESTED,
+    INSTRUMENT_STATUS_REQUESTED,
 )
 
 # Metadata keys.

@@ -78,6 +78,31 @@ class CancelAllRequested(Request, frozen=True, kw_only=True, tag="cancel_all"):
     instrument: str | None = None
 
 
+class DepositRequested(Request, frozen=True, kw_only=True, tag="deposit"):
+    """An admin credits `amount` of `asset` to `user_id` (the account credited), once per
+    `transfer_id` (the first event of ``transfer-<transfer_id>``). `amount` is written
+    with the asset's precision."""
+
+    transfer_id: str
+    asset: str
+    amount: Decimal
+
+
+class WithdrawalRequested(Request, frozen=True, kw_only=True, tag="withdraw"):
+    """`amount` of `asset` to leave `user_id`'s available balance, once per `transfer_id`."""
+
+    transfer_id: str
+    asset: str
+    amount: Decimal
+
+
+class InstrumentStatusRequested(Request, frozen=True, kw_only=True, tag="instrument_status"):
+    """A venue control on ``instrument-<symbol>``: `user_id` is the admin's account."""
+
+    symbol: str
+    status: InstrumentStatus
+
+
 class ClockTicked(LogRecord, frozen=True, kw_only=True):
     """Time reaches the engine only through the log, so expiry replays identically."""
 
@@ -367,6 +392,9 @@ REQUEST_RECORDS: tuple[type[Request], ...] = (
     OrderCancelRequested,
     OrderAmendRequested,
     CancelAllRequested,
+    DepositRequested,
+    WithdrawalRequested,
+    InstrumentStatusRequested,
 )
 RESULT_RECORDS: tuple[type[EngineResult], ...] = (
     OrderAccepted,

@@ -188,6 +188,17 @@ AMENDS_REJECTED = Counter(
 )
 STOPS_TRIGGERED = Counter("exchange_stops_triggered", "Stop orders triggered.", ["instrument"])
 TRADES = Counter("exchange_trades", "Trades executed.", ["instrument"])
+# Money (accounts on): holds by asset, fees by asset, transfers by kind and result.
+FUNDS_HELD = Counter("exchange_funds_held", "Holds placed on funds by orders.", ["asset"])
+FUNDS_HELD_AMOUNT = Counter(
+    "exchange_funds_held_amount", "Amount held by orders, in the asset's units.", ["asset"]
+)
+FEES_COLLECTED = Counter(
+    "exchange_fees_collected", "Fees credited to the venue, in the asset's units.", ["asset"]
+)
+TRANSFERS = Counter(
+    "exchange_transfers", "Deposits and withdrawals decided by the engine.", ["kind", "result"]
+)
 TRADED_VOLUME = Counter(
     "exchange_traded_volume",
     "Traded quantity, in units of the instrument's base asset.",
@@ -443,6 +454,36 @@ def record_engine_events(instrument: str, events: Iterable[Mapping[str, Any]]) -
             _child(AMENDS_REJECTED, symbol, _reason(event)).inc()
         elif kind == layout.STOP_TRIGGERED:
             _child(STOPS_TRIGGERED, symbol).inc()
+        elif kind in _MONEY_TYPES:
+            _record_money(kind, event)
+
+
+_MONEY_TYPES = frozenset(
+    {
+        layout.FUNDS_HELD,
+        layout.TRADE_SETTLED,
+        layout.FUNDS_DEPOSITED,
+        layout.FUNDS_WITHDRAWN,
+        layout.TRANSFER_REJECTED,
+    }
+)
+
+
+def _record_money(kind: str, event: Mapping[str, Any]) -> None:
+    if kind == layout.FUNDS_HELD:
+        asset = str(event.get("asset"))
+        _child(FUNDS_HELD, asset).inc()
+        _child(FUNDS_HELD_AMOUNT, asset).inc(_float(event.get("amount", 0)))
+    elif kind == layout.TRADE_SETTLED:
+        fees = _float(event.get("buyer_fee", 0)) + _float(event.get("seller_fee", 0))
+        if fees:
+            _child(FEES_COLLECTED, str(event.get("quote_asset"))).inc(fees)
+    elif kind == layout.FUNDS_DEPOSITED:
+        _child(TRANSFERS, "deposit", "completed").inc()
+    elif kind == layout.FUNDS_WITHDRAWN:
+        _child(TRANSFERS, "withdrawal", "completed").inc()
+    else:
+        _child(TRANSFERS, "transfer", _reason(event)).inc()
 
 
 def observe_engine_command(command: str, seconds: float) -> None:

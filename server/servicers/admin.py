@@ -1,4 +1,5 @@
-"""AdminService: issue, revoke and list API keys (admin scope, checked at the door)."""
+"""AdminService: issue, revoke and list API keys; deposits, withdrawals and venue controls
+(``server.servicers.accounts.AdminMoney``). Admin scope, checked at the door."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from server.identity.access import caller
 from server.identity.admin import ApiKeyAdmin
 from server.identity.keyring import KeyEntry
 from server.identity.scopes import Scope
+from server.servicers.accounts import AdminMoney
 from server.servicers.convert import timestamp_of
 
 SCOPE_OF_VALUE = {
@@ -45,8 +47,28 @@ def key_info(entry: KeyEntry) -> pb.ApiKeyInfo:
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
-    def __init__(self, keys: ApiKeyAdmin) -> None:
+    def __init__(self, keys: ApiKeyAdmin, money: AdminMoney) -> None:
         self._keys = keys
+        self._money = money
+
+    async def Deposit(
+        self, request: pb.DepositRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.DepositResponse:
+        return await self._money.deposit(request, context)
+
+    async def Withdraw(
+        self,
+        request: pb.AdminServiceWithdrawRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.AdminServiceWithdrawResponse:
+        return await self._money.withdraw(request, context)
+
+    async def SetInstrumentStatus(
+        self,
+        request: pb.SetInstrumentStatusRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.SetInstrumentStatusResponse:
+        return await self._money.set_instrument_status(request, context)
 
     async def IssueApiKey(
         self, request: pb.IssueApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]

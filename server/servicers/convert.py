@@ -142,7 +142,22 @@ def order_message(order: Any) -> types_pb2.Order:
     return message
 
 
-def trade_message(trade: Any) -> types_pb2.Trade:
+def fee_of_party(trade: Any, user_id: str | None) -> Decimal | None:
+    """The fee `user_id` paid on `trade` when it is one of its two parties (both fees when
+    it is both); None for anyone else, or a trade without fees recorded."""
+    buyer_fee = getattr(trade, "buyer_fee", None)
+    seller_fee = getattr(trade, "seller_fee", None)
+    if user_id is None or buyer_fee is None or seller_fee is None:
+        return None
+    taker_buys = trade.taker_side == "BUY"
+    buyer = trade.taker_user_id if taker_buys else trade.maker_user_id
+    seller = trade.maker_user_id if taker_buys else trade.taker_user_id
+    fees = [fee for party, fee in ((buyer, buyer_fee), (seller, seller_fee)) if party == user_id]
+    return sum(fees, Decimal(0)) if fees else None
+
+
+def trade_message(trade: Any, viewer: str | None = None) -> types_pb2.Trade:
+    """A trade; with `viewer`, the fee that account paid on it (only a party's)."""
     message = types_pb2.Trade(
         trade_id=trade.trade_id,
         instrument=trade.instrument,
@@ -155,6 +170,10 @@ def trade_message(trade: Any) -> types_pb2.Trade:
     stamp = timestamp_of(trade.executed_at)
     if stamp is not None:
         message.executed_at.CopyFrom(stamp)
+    fee = fee_of_party(trade, viewer)
+    if fee is not None:
+        message.fee = decimal_text(fee)
+        message.fee_asset = trade.fee_asset
     return message
 
 
@@ -166,10 +185,26 @@ def price_level_message(level: Any) -> types_pb2.PriceLevel:
     )
 
 
-def instrument_message(instrument: Any) -> types_pb2.Instrument:
+_INSTRUMENT_STATUS_VALUE = {
+    "TRADING": types_pb2.INSTRUMENT_STATUS_TRADING,
+    "CANCEL_ONLY": types_pb2.INSTRUMENT_STATUS_CANCEL_ONLY,
+    "HALTED": types_pb2.INSTRUMENT_STATUS_HALTED,
+}
+
+
+def instrument_status_value(status: str) -> types_pb2.InstrumentStatus.ValueType:
+    return _INSTRUMENT_STATUS_VALUE.get(status, types_pb2.INSTRUMENT_STATUS_UNSPECIFIED)
+
+
+def instrument_message(instrument: Any, status: str = "TRADING") -> types_pb2.Instrument:
     return types_pb2.Instrument(
         symbol=instrument.symbol,
         tick_size=decimal_text(instrument.tick_size),
         lot_size=decimal_text(instrument.lot_size),
         min_quantity=decimal_text(instrument.min_quantity),
+        status=instrument_status_value(status),
+        base_asset=instrument.base or "",
+        quote_asset=instrument.quote or "",
+        maker_fee_bps=instrument.maker_fee_bps,
+        taker_fee_bps=instrument.taker_fee_bps,
     )

@@ -7,6 +7,7 @@ or growing the service's memory.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -16,13 +17,14 @@ from clients.generated.exchange.v1 import market_data_service_pb2 as pb
 from clients.generated.exchange.v1 import market_data_service_pb2_grpc as pb_grpc
 from domain.instruments import Instrument
 from projections.live import SubscriberLagged
-from projections.views import BookSnapshot
+from projections.views import BookSnapshot, InstrumentStatusView
 from server.errors import Refused
 from server.eventstore.port import LogPosition
 from server.identity.access import readable_account
 from server.request_checks import known_instrument, log_position_of, optional_id, require_id
 from server.servicers.convert import (
     decimal_text,
+    instrument_status_value,
     order_message,
     price_level_message,
     side_value,
@@ -94,20 +96,40 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
     ) -> AsyncIterator[pb.StreamOrderBookResponse]:
         await self._check_instrument(request.instrument, context)
         subscription = self._feeds.subscribe_book(request.instrument, request.depth)
-        async with subscription:
+        # A halt shows on the book stream: the snapshot's status, then each change.
+        statuses = self._feeds.subscribe_instrument_status(request.instrument)
+        status = "TRADING"
+        sequence = 0
+        async with subscription, statuses:
             try:
-                async for item in subscription:
-                    if isinstance(item, BookSnapshot):
+                # The snapshot first (it carries the status), then both feeds as they come.
+                snapshot = await subscription.__anext__()
+                async for item in _chained(snapshot, _merged(subscription, statuses)):
+                    if isinstance(item, InstrumentStatusView):
+                        if item.status != status:
+                            status = item.status
+                            yield pb.StreamOrderBookResponse(
+                                instrument=item.instrument,
+                                sequence=sequence,
+                                status_change=pb.InstrumentStatusChange(
+                                    status=instrument_status_value(status)
+                                ),
+                                position=item.position,
+                            )
+                    elif isinstance(item, BookSnapshot):
+                        status, sequence = item.status, item.sequence
                         yield pb.StreamOrderBookResponse(
                             instrument=item.instrument,
                             sequence=item.sequence,
                             snapshot=pb.OrderBookSnapshot(
                                 bids=[price_level_message(level) for level in item.bids],
                                 asks=[price_level_message(level) for level in item.asks],
+                                status=instrument_status_value(item.status),
                             ),
                             position=item.position,
                         )
                     else:
+                        sequence = item.sequence
                         yield pb.StreamOrderBookResponse(
                             instrument=item.instrument,
                             sequence=item.sequence,
@@ -154,7 +176,34 @@ class MarketDataServicer(pb_grpc.MarketDataServiceServicer):
                         position=update.position,
                     )
                     if update.trade is not None:
-                        response.trade.CopyFrom(trade_message(update.trade))
+                        response.trade.CopyFrom(trade_message(update.trade, user_id))
                     yield response
             except SubscriberLagged as lagged:
                 await context.abort(LAGGED, str(lagged))
+
+
+async def _merged(first: AsyncIterator[Any], second: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The items of two subscriptions as they come; ends when either ends, and raises what
+    either raises (a lagged subscriber)."""
+    iterators = (first.__aiter__(), second.__aiter__())
+    pending = {asyncio.ensure_future(it.__anext__()): it for it in iterators}
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: iterators.index(pending[t])):
+                iterator = pending.pop(task)
+                try:
+                    item = task.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+                pending[asyncio.ensure_future(iterator.__anext__())] = iterator
+    finally:
+        for task in pending:
+            task.cancel()
+
+
+async def _chained(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from clients.generated.exchange.v1 import order_query_service_pb2 as pb
 from clients.generated.exchange.v1 import order_query_service_pb2_grpc as pb_grpc
+from server.identity.context import current_principal
 from server.order_reads import OrderReads, ReadYourWrites, ViewsBehind
 from server.servicers.convert import (
     decimal_text,
@@ -21,8 +24,11 @@ __all__ = ["OrderQueryServicer", "ReadYourWrites", "ViewsBehind"]
 
 
 class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
-    def __init__(self, reads: OrderReads) -> None:
+    def __init__(self, reads: OrderReads, balance_views: Any = None) -> None:
+        """`balance_views` (``projections.balance_views.BalanceViews``) for the instruments'
+        statuses; None: every instrument shows TRADING."""
         self._reads = reads
+        self._balance_views = balance_views
 
     async def GetOrder(
         self,
@@ -80,8 +86,11 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
             request.min_position,
             context.time_remaining(),
         )
+        principal = current_principal()  # None on public market data: no fees shown
+        viewer = None if principal is None else principal.user_id
         return pb.ListTradesResponse(
-            trades=[trade_message(trade) for trade in trades], next_page_token=next_token
+            trades=[trade_message(trade, viewer) for trade in trades],
+            next_page_token=next_token,
         )
 
     async def ListInstruments(
@@ -89,8 +98,17 @@ class OrderQueryServicer(pb_grpc.OrderQueryServiceServicer):
         request: pb.ListInstrumentsRequest,
         context: grpc.aio.ServicerContext[pb.ListInstrumentsRequest, pb.ListInstrumentsResponse],
     ) -> pb.ListInstrumentsResponse:
+        statuses = (
+            {} if self._balance_views is None else await self._balance_views.instrument_statuses()
+        )
         return pb.ListInstrumentsResponse(
             instruments=[
-                instrument_message(instrument) for instrument in self._reads.instrument_list()
+                instrument_message(
+                    instrument,
+                    statuses[instrument.symbol].status
+                    if instrument.symbol in statuses
+                    else "TRADING",
+                )
+                for instrument in self._reads.instrument_list()
             ]
         )

@@ -23,6 +23,15 @@ from clients.models import NewOrder
 
 # --- parsing ---------------------------------------------------------------------------------
 
+# What the fake service's instruments show of accounts: nothing (it predates them).
+NO_ACCOUNTS = {
+    "base_asset": "",
+    "quote_asset": "",
+    "maker_fee_bps": 0,
+    "taker_fee_bps": 0,
+    "status": "TRADING",
+}
+
 
 def test_target_defaults_to_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EXCHANGE_TARGET", raising=False)
@@ -332,8 +341,10 @@ async def test_get_orders_book_trades_instruments_as_json(
     assert [t["trade_id"] for t in trades["trades"]] == ["BTC-USD-2", "BTC-USD-1"]  # type: ignore[index]
     _, [instruments], _ = await run_json(target, capsys, "instruments")
     assert instruments == [
-        {"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.0001", "min_quantity": None},
-        {"symbol": "ETH-USD", "tick_size": "0.01", "lot_size": "0.001", "min_quantity": "0.01"},
+        {"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.0001", "min_quantity": None}
+        | NO_ACCOUNTS,
+        {"symbol": "ETH-USD", "tick_size": "0.01", "lot_size": "0.001", "min_quantity": "0.01"}
+        | NO_ACCOUNTS,
     ]
 
 

@@ -78,11 +78,31 @@ async def test_an_issued_key_trades_as_its_account_until_revoked(target: str) ->
     assert alice_key.startswith(f"exk_{key_id}_") and issued["scopes"] == ["TRADE"]
     secret = alice_key.removeprefix(f"exk_{key_id}_")  # may hold '_' itself
 
-    # The key places an order as alice without naming her, and lists her orders.
+    # Funded (balance checks are on), the key places an order as alice without naming
+    # her, sees what it holds, and lists her orders.
+    argv = ["--api-key", TEST_ADMIN_API_KEY, "deposit", "--user", "alice", "--asset", "BTC"]
+    status, [deposited], err = await exchange_json(
+        target, *argv, "--amount", "2", "--transfer-id", "cli-1"
+    )
+    assert (status, err, deposited["status"], deposited["amount"]) == (
+        0,
+        "",
+        "COMPLETED",
+        "2.00000000",
+    )
     status, [placed], err = await exchange_json(target, "--api-key", alice_key, *PLACE)
     assert (status, err) == (0, "")
     order = placed["order"]
     assert (order["user_id"], order["status"]) == ("alice", "OPEN")
+    status, balances, _ = await exchange_json(target, "balances", "--api-key", alice_key)
+    assert [(b["asset"], b["available"], b["held"]) for b in balances] == [
+        ("BTC", "0.50000000", "1.50000000")
+    ]
+    status, [ledger], _ = await exchange_json(target, "ledger", "--api-key", alice_key)
+    assert [(e["cause"], e["available_change"]) for e in ledger["entries"]] == [
+        ("HOLD", "-1.50000000"),
+        ("DEPOSIT", "2.00000000"),
+    ]
     status, [page], _ = await exchange_json(target, "orders", "--api-key", alice_key)
     assert [listed["order_id"] for listed in page["orders"]] == [order["order_id"]]
 

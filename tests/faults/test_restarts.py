@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 import pytest
-from api_keys import TEST_ADMIN_API_KEY, AccountKeys, keyed_channel
+from api_keys import TEST_ADMIN_API_KEY, TEST_FUNDING, AccountKeys, keyed_channel
 from prometheus_client import REGISTRY
 from servers import OwnPostgres, OwnRedis
 
@@ -224,7 +224,7 @@ async def test_postgres_restart_and_redis_data_loss_under_load(
 ) -> None:
     app = ExchangeApp(settings(own_postgres.url, own_redis.url))
     await app.start()
-    keys = AccountKeys(f"127.0.0.1:{app.grpc_port}", TEST_ADMIN_API_KEY)
+    keys = AccountKeys(f"127.0.0.1:{app.grpc_port}", TEST_ADMIN_API_KEY, TEST_FUNDING)
     channel = keyed_channel(f"127.0.0.1:{app.grpc_port}", keys)
     # Every account's key before the load (none can be issued while PostgreSQL is down).
     await keys.prepare([*(f"fault-user-{n}" for n in range(CLIENTS)), "probe"])

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 import redis
-from api_keys import TEST_ADMIN_API_KEY, bearer
+from api_keys import TEST_ADMIN_API_KEY, TEST_FUNDING, bearer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis_urls import redis_url_with_db
 
@@ -67,14 +67,27 @@ class LiveExchange:
     _keys: dict[str, str] = field(default_factory=dict)
 
     def key_for(self, user_id: str, scopes: tuple[int, ...] = (admin.SCOPE_TRADE,)) -> str:
-        """A key of the account (issued once per account)."""
+        """A key of the account (issued once per account), the account funded with
+        TEST_FUNDING (balance checks are on by default)."""
         if user_id not in self._keys:
             with grpc.insecure_channel(self.grpc_target) as channel:
-                issued = admin_grpc.AdminServiceStub(channel).IssueApiKey(
+                stub = admin_grpc.AdminServiceStub(channel)
+                issued = stub.IssueApiKey(
                     admin.IssueApiKeyRequest(user_id=user_id, scopes=list(scopes)),
                     metadata=bearer(TEST_ADMIN_API_KEY),
                     timeout=30,
                 )
+                for asset, amount in sorted(TEST_FUNDING.items()):
+                    stub.Deposit(
+                        admin.DepositRequest(
+                            user_id=user_id,
+                            asset=asset,
+                            amount=amount,
+                            transfer_id=f"funding-{asset}-{issued.key_id}",
+                        ),
+                        metadata=bearer(TEST_ADMIN_API_KEY),
+                        timeout=60,
+                    )
             self._keys[user_id] = issued.api_key
         return self._keys[user_id]
 

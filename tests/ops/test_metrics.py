@@ -216,3 +216,43 @@ def test_metrics_endpoint_serves_the_registry() -> None:
     assert 'exchange_build_info{event_store="postgresql",version="0.1.0"} 1.0' in body
     assert "# TYPE exchange_orders_placed_total counter" in body
     assert "process_resident_memory_bytes" in body
+
+
+def test_money_results_count_holds_fees_per_asset_and_transfers() -> None:
+    held = sample("exchange_funds_held_total", asset="USD")
+    held_amount = sample("exchange_funds_held_amount_total", asset="USD")
+    fees = sample("exchange_fees_collected_total", asset="USD")
+    deposits = sample("exchange_transfers_total", kind="deposit", result="completed")
+    refused = sample("exchange_transfers_total", kind="transfer", result="INSUFFICIENT_FUNDS")
+    rejected = sample(
+        "exchange_orders_rejected_total", instrument=SYMBOL, reason="INSUFFICIENT_FUNDS"
+    )
+    metrics.record_engine_events(
+        "",
+        [
+            {"type": "FundsHeld", "asset": "USD", "amount": "100.25"},
+            {
+                "type": "TradeSettled",
+                "quote_asset": "USD",
+                "buyer_fee": "0.25",
+                "seller_fee": "0.10",
+            },
+            {"type": "FundsDeposited", "asset": "USD", "amount": "5"},
+            {"type": "TransferRejected", "reason": "INSUFFICIENT_FUNDS"},
+            {"type": "OrderRejected", "instrument": SYMBOL, "reason": "INSUFFICIENT_FUNDS"},
+        ],
+    )
+    assert sample("exchange_funds_held_total", asset="USD") == held + 1
+    assert sample("exchange_funds_held_amount_total", asset="USD") == pytest.approx(
+        held_amount + 100.25
+    )
+    assert sample("exchange_fees_collected_total", asset="USD") == pytest.approx(fees + 0.35)
+    assert sample("exchange_transfers_total", kind="deposit", result="completed") == deposits + 1
+    assert (
+        sample("exchange_transfers_total", kind="transfer", result="INSUFFICIENT_FUNDS")
+        == refused + 1
+    )
+    assert (
+        sample("exchange_orders_rejected_total", instrument=SYMBOL, reason="INSUFFICIENT_FUNDS")
+        == rejected + 1
+    )

@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 from api_keys import (
     TEST_ADMIN_API_KEY,
+    TEST_FUNDING,
     USUAL_ACCOUNTS,
     AccountKeys,
     account_keys_interceptors,
@@ -71,7 +72,7 @@ async def traced_exchange(
     )
     await app.start()
     target = f"127.0.0.1:{app.grpc_port}"
-    keys = AccountKeys(target, TEST_ADMIN_API_KEY)  # opens nothing until first used
+    keys = AccountKeys(target, TEST_ADMIN_API_KEY, TEST_FUNDING)  # opens nothing until used
     try:
         async with grpc.aio.insecure_channel(
             target, interceptors=[*client_interceptors(), *account_keys_interceptors(keys)]

@@ -33,6 +33,8 @@ INSTRUMENTS = {
     "ETH-USD": Instrument("ETH-USD", Decimal("0.01"), Decimal("0.001")),
 }
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# Replayer ops written as results only (no request record).
+VENUE_OPS = frozenset({"accounts", "asset", "deposit", "withdraw", "instrument_status"})
 _REQUEST_TYPES = {
     "place": streams.ORDER_PLACE_REQUESTED,
     "cancel": streams.ORDER_CANCEL_REQUESTED,
@@ -69,7 +71,9 @@ class ScriptedLog:
         self._pending_inputs = 0
         self.instruments = dict(instruments)
         self.engine = new_engine(self.instruments)
-        self._encoder = ResultEncoder(self.instruments)
+        # The engine's own instruments and assets (live views): with accounts on, amounts
+        # are written with each asset's precision, as the engine runner writes them.
+        self._encoder = ResultEncoder(self.engine.instruments, self.engine.assets)
         self.prefix = prefix  # makes order ids unique per test on a shared log
         self.memory: list[MemoryEvent] = []
         self.last_position: LogPosition | None = None
@@ -98,6 +102,11 @@ class ScriptedLog:
         data = dict(command)
         op = data["op"]
         self.now += timedelta(milliseconds=1)
+        if op in VENUE_OPS:
+            # Accounts, transfers and venue controls: only their results are written here
+            # (what the read side folds); the service's requests are the write side's.
+            money_command = command_from_dict(data, self.instruments, assets=self.engine.assets)
+            return await self._record_results(money_command, {})
         if op == "time":
             self.now = streams.parse_time(data["now"])
             request_stream, request_type = streams.CLOCK_STREAM, streams.CLOCK_TICKED
@@ -125,7 +134,12 @@ class ScriptedLog:
         engine_command = command_from_dict(
             data, self.instruments, instrument_of_order=self.engine.instrument_of
         )
-        metadata = {streams.CAUSATION_ID: str(request.event_id)}
+        return await self._record_results(
+            engine_command, {streams.CAUSATION_ID: str(request.event_id)}
+        )
+
+    async def _record_results(self, engine_command: Any, metadata: dict[str, str]) -> LogPosition:
+        """Run a command and buffer (or append) its results."""
         # One atomic append names each stream once: events grouped by stream (in order of
         # first appearance), emission order kept within a stream, as the runner writes them
         # (its own routing and encoding).

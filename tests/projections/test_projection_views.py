@@ -260,8 +260,10 @@ class PostgresBuilderCrashingOnce(PostgresViewBuilder):
 
     crashed = False
 
-    async def _write(self, connection, orders, batch, sequences, checkpoint):  # type: ignore[no-untyped-def,override]
-        written = await PostgresViewBuilder._write(connection, orders, batch, sequences, checkpoint)
+    async def _write(self, connection, orders, batch, money, sequences, checkpoint):  # type: ignore[no-untyped-def,override]
+        written = await PostgresViewBuilder._write(
+            connection, orders, batch, money, sequences, checkpoint
+        )
         if batch.trades and not self.crashed:
             PostgresBuilderCrashingOnce.crashed = True
             raise ConnectionError("simulated crash inside the transaction")

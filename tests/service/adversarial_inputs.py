@@ -51,8 +51,8 @@ LATEST_NS = 7_258_118_400 * 10**9
 MAX_ID_LENGTH = 128
 MAX_DECIMAL_CHARS = 40
 MAX_STEPS = 10**15
-ID_FIELDS = frozenset({"user_id", "order_id", "client_order_id"})
-DECIMAL_FIELDS = frozenset({"price", "quantity", "stop_price"})
+ID_FIELDS = frozenset({"user_id", "order_id", "client_order_id", "transfer_id"})
+DECIMAL_FIELDS = frozenset({"price", "quantity", "stop_price", "amount"})
 _IDENTIFIER = re.compile(r"[!-~]{1,128}")
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _POSITION = re.compile(r"[0-9]{1,20}:[0-9]{1,20}")
@@ -384,6 +384,11 @@ REQUIRED_FIELDS: Mapping[str, frozenset[str]] = {
     "ListTradesRequest": frozenset({"instrument"}),
     "StreamTradesRequest": frozenset({"instrument"}),
     "StreamOrderBookRequest": frozenset({"instrument"}),
+    # Money (issue 14): a transfer names what, how much and its id; a control, both.
+    "DepositRequest": frozenset({"user_id", "asset", "amount", "transfer_id"}),
+    "AdminServiceWithdrawRequest": frozenset({"user_id", "asset", "amount", "transfer_id"}),
+    "WithdrawRequest": frozenset({"asset", "amount", "transfer_id"}),
+    "SetInstrumentStatusRequest": frozenset({"instrument", "status"}),
 }
 
 
@@ -549,7 +554,11 @@ def valid_page_token(kind: str, token: str) -> bool:
     )
 
 
-PAGE_TOKEN_KINDS = {"ListOrdersRequest": "order", "ListTradesRequest": "trade"}
+PAGE_TOKEN_KINDS = {
+    "ListOrdersRequest": "order",
+    "ListTradesRequest": "trade",
+    "ListLedgerEntriesRequest": "ledger",
+}
 
 
 def poisoned_fields(message: Descriptor, spec: Mapping[str, Any], now: datetime) -> list[str]:

@@ -140,6 +140,8 @@ async def results_in_log(store: EventStore) -> dict[str, list[dict[str, Any]]]:
                 streams.ORDER_STREAM_PREFIX,
                 streams.TRADES_STREAM_PREFIX,
                 streams.BOOK_STREAM_PREFIX,
+                streams.TRANSFER_STREAM_PREFIX,
+                streams.INSTRUMENT_STREAM_PREFIX,
             )
         )
         if is_result and event.type not in REQUEST_EVENT_TYPES:
@@ -151,10 +153,12 @@ async def results_of_replay(
     store: EventStore,
     instruments: Mapping[str, Instrument],
     closed_order_memory: int | None = None,
+    assets: Mapping[str, int] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """What a fresh engine emits for the log's inputs, per stream."""
+    """What a fresh engine (accounts on with `assets`) emits for the log's inputs, per
+    stream."""
     inputs = [(event.type, event.data) for event in await input_events(store)]
     by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for stream, record in replay_inputs(inputs, instruments, closed_order_memory):
+    for stream, record in replay_inputs(inputs, instruments, closed_order_memory, assets):
         by_stream[stream].append(encode(record)[1])
     return dict(by_stream)

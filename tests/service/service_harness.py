@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
-from api_keys import TEST_ADMIN_API_KEY, USUAL_ACCOUNTS, AccountKeys, keyed_channel
+from api_keys import TEST_ADMIN_API_KEY, TEST_FUNDING, USUAL_ACCOUNTS, AccountKeys, keyed_channel
 from redis_urls import redis_url_with_db as redis_url_with_db  # re-exported to the tests
 
 from clients.generated.exchange.v1 import (
@@ -72,11 +72,14 @@ class Exchange:
 
 @contextlib.asynccontextmanager
 async def running_exchange(
-    settings: Settings, kind: type[Exchange] = Exchange
+    settings: Settings,
+    kind: type[Exchange] = Exchange,
+    funding: dict[str, str] | None = TEST_FUNDING,
 ) -> AsyncIterator[Exchange]:
     """An ExchangeApp started with `settings` (and the test admin key, unless they name
-    one), and stubs on a channel that calls as each request's account; both closed (and
-    the app stopped) on the way out."""
+    one), and stubs on a channel that calls as each request's account (funded with
+    `funding` when its key is issued); both closed (and the app stopped) on the way
+    out."""
     if not settings.admin_api_key:
         settings = replace(settings, admin_api_key=TEST_ADMIN_API_KEY)
     app = ExchangeApp(settings)
@@ -86,7 +89,7 @@ async def running_exchange(
         await app.stop(grace_s=0.5)  # what started before the failure (e.g. the key ring)
         raise
     target = f"127.0.0.1:{app.grpc_port}"
-    keys = AccountKeys(target, settings.admin_api_key)
+    keys = AccountKeys(target, settings.admin_api_key, funding=funding)
     channel = keyed_channel(target, keys)
     try:
         await keys.prepare(USUAL_ACCOUNTS)

@@ -115,7 +115,18 @@ CLIENT_ERRORS = frozenset(
 )
 CODE_OF_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 ADMIN_SERVICE = "exchange.v1.AdminService"
-COMMAND_METHODS = frozenset({"PlaceOrder", "CancelOrder", "AmendOrder", "CancelAllOrders"})
+# Calls that append one request when accepted (the money ones: issue 14).
+COMMAND_METHODS = frozenset(
+    {
+        "PlaceOrder",
+        "CancelOrder",
+        "AmendOrder",
+        "CancelAllOrders",
+        "Deposit",
+        "Withdraw",
+        "SetInstrumentStatus",
+    }
+)
 
 SETTINGS = settings(
     deadline=None,
@@ -257,9 +268,12 @@ async def call(exchange: Exchange, rpc: Rpc, specs: list[dict[str, Any]]) -> Out
             response = await channel.unary_unary(rpc.path, serialize, parse)(
                 messages[0], timeout=UNARY_TIMEOUT_S
             )
-            duplicate = getattr(response, "duplicate", False)
+            transfer = getattr(response, "transfer", None)
+            duplicate = getattr(response, "duplicate", False) or (
+                transfer is not None and transfer.duplicate
+            )
             outcome.accepted_commands = int(rpc.name in COMMAND_METHODS and not duplicate)
-            if duplicate:
+            if duplicate and transfer is None:
                 outcome.duplicates[0] = response.order
         elif not method.client_streaming:
             stream = channel.unary_stream(rpc.path, serialize, parse)(
@@ -612,6 +626,7 @@ async def seed_orders(exchange: Exchange) -> None:
 def test_the_suite_drives_every_rpc_of_every_service() -> None:
     services = {rpc.service for rpc in RPCS}
     assert services == {
+        "exchange.v1.AccountService",
         "exchange.v1.AdminService",
         "exchange.v1.OrderCommandService",
         "exchange.v1.OrderQueryService",

@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import asyncpg
@@ -26,15 +26,17 @@ from engine_workload import (
 )
 
 from server.commands import CommandHandlers, PlaceOrderInput
-from server.engine_inputs import InputTranslator, new_engine
+from server.engine_inputs import InputTranslator, new_engine, replay_inputs
 from server.engine_runner import EngineRunner, FencedOut
 from server.eventstore import open_event_store
 from server.eventstore.port import EventStore, LogPosition
-from server.instrument_config import load_instruments
+from server.instrument_config import load_instruments, load_venue
 from server.log_contract.layout import engine_snapshot_stream, engine_stream, order_stream
+from server.money_commands import MoneyCommands
 from server.settings import DEFAULT_INSTRUMENTS_FILE
 
 INSTRUMENTS = load_instruments(DEFAULT_INSTRUMENTS_FILE)
+VENUE = load_venue(DEFAULT_INSTRUMENTS_FILE)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -45,9 +47,11 @@ async def store(fresh_database_url: str) -> AsyncIterator[EventStore]:
     await event_store.close()
 
 
-async def assert_log_equals_replay(store: EventStore) -> None:
+async def assert_log_equals_replay(
+    store: EventStore, assets: Mapping[str, int] | None = None
+) -> None:
     in_log = await results_in_log(store)
-    replayed = await results_of_replay(store, INSTRUMENTS)
+    replayed = await results_of_replay(store, INSTRUMENTS, assets=assets)
     assert in_log.keys() == replayed.keys()
     for stream, events in replayed.items():
         assert in_log[stream] == events, stream
@@ -56,7 +60,7 @@ async def assert_log_equals_replay(store: EventStore) -> None:
 class RunnerProcess:
     """`python -m server.engine_runner` as a child process (so it can be SIGKILLed)."""
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, accounts: bool = False) -> None:
         self._env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -64,6 +68,8 @@ class RunnerProcess:
             "ENGINE_BATCH_MAX": "4",
             "SNAPSHOT_EVERY": "25",
             "LOG_LEVEL": "WARNING",
+            # Matching alone unless asked (the replay it is compared with says which).
+            "ACCOUNTS_ENABLED": "1" if accounts else "0",
         }
         self.process: asyncio.subprocess.Process | None = None
 
@@ -116,11 +122,27 @@ async def _until_stopped(pid: int) -> None:
             await asyncio.sleep(0.005)
 
 
+@pytest.mark.parametrize("accounts", [False, True], ids=["accounts-off", "accounts-on"])
 async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
-    store: EventStore, fresh_database_url: str, runner: RunnerProcess
+    store: EventStore, fresh_database_url: str, redis_url: str, accounts: bool
+) -> None:
+    runner = RunnerProcess(fresh_database_url, redis_url, accounts=accounts)
+    try:
+        await _kill_9_mid_stream(store, fresh_database_url, runner, accounts)
+    finally:
+        await runner.kill_if_running()
+
+
+async def _kill_9_mid_stream(
+    store: EventStore, fresh_database_url: str, runner: RunnerProcess, accounts: bool
 ) -> None:
     workload = Workload(CommandHandlers(store, INSTRUMENTS), store, seed=7)
     await runner.start()
+    if accounts:  # funds for part of the orders: holds, trades and refusals all occur
+        money = MoneyCommands(store, INSTRUMENTS, VENUE.assets)
+        for user in (f"u{n}" for n in range(1, 7)):
+            await money.deposit(user, "BTC", "5", f"fund-btc-{user}")
+            await money.deposit(user, "USD", "400", f"fund-usd-{user}")
     await workload.run(60)
     assert workload.last_position is not None
     handled_before = (await wait_until_processed(store, workload.last_position))["inputs_total"]
@@ -165,7 +187,17 @@ async def test_kill_9_mid_stream_then_restart_loses_nothing_and_repeats_nothing(
     await runner.kill(signal.SIGTERM)
 
     assert progress["inputs_total"] == len(await input_events(store))
-    await assert_log_equals_replay(store)
+    await assert_log_equals_replay(store, VENUE.assets if accounts else None)
+    if accounts:  # the restarted engine's balances are a full replay's
+        restarted = EngineRunner(store, INSTRUMENTS, assets=VENUE.assets)
+        after = await restarted.load_state()
+        inputs = await input_events(store)
+        await restarted.process_batch([e for e in inputs if after is None or e.position > after])
+        replay = new_engine(INSTRUMENTS, assets=VENUE.assets)
+        replay_inputs(
+            [(e.type, e.data) for e in inputs], INSTRUMENTS, assets=VENUE.assets, engine=replay
+        )
+        assert restarted.engine.balances() == replay.balances() != {}
 
 
 async def test_a_second_runner_is_fenced_off(store: EventStore) -> None:

@@ -66,8 +66,22 @@ async def test_reflection_lets_grpcurl_list_and_call(exchange: Exchange) -> None
     )
     assert answer == {
         "instruments": [
-            {"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.0001"},
-            {"symbol": "ETH-USD", "tick_size": "0.01", "lot_size": "0.001"},
+            {
+                "symbol": "BTC-USD",
+                "tick_size": "0.01",
+                "lot_size": "0.0001",
+                "status": "INSTRUMENT_STATUS_TRADING",
+                "base_asset": "BTC",
+                "quote_asset": "USD",
+            },
+            {
+                "symbol": "ETH-USD",
+                "tick_size": "0.01",
+                "lot_size": "0.001",
+                "status": "INSTRUMENT_STATUS_TRADING",
+                "base_asset": "ETH",
+                "quote_asset": "USD",
+            },
         ]
     }
 
@@ -145,7 +159,8 @@ async def test_queries_answer_when_the_views_are_built_by_another_process(
     )
     await app.start()
     try:
-        async with account_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        # No engine runs here to answer a deposit: the accounts are not funded.
+        async with account_channel(f"127.0.0.1:{app.grpc_port}", funding=None) as channel:
             stub = queries.OrderQueryServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.GetOrder(query.GetOrderRequest(order_id="no-such-order"))

@@ -29,12 +29,22 @@ VALID_TEXT = {
     "price": "100",
     "quantity": "1",
     "client_order_id": "c-1",
+    "asset": "USD",
+    "amount": "1",
+    "transfer_id": "t-1",
 }
 # Valid enum values, by field name (PlaceOrder's terms).
-VALID_ENUMS = {"side": "SIDE_BUY", "type": "ORDER_TYPE_LIMIT", "time_in_force": "TIME_IN_FORCE_GTC"}
+VALID_ENUMS = {
+    "side": "SIDE_BUY",
+    "type": "ORDER_TYPE_LIMIT",
+    "time_in_force": "TIME_IN_FORCE_GTC",
+    "status": "INSTRUMENT_STATUS_TRADING",
+}
 # Fields holding digits (decimals, log positions): their long value is digits, so it is
 # refused for its length, not its shape.
-DIGIT_FIELDS = frozenset({"price", "quantity", "stop_price", "min_position", "after_position"})
+DIGIT_FIELDS = frozenset(
+    {"price", "quantity", "stop_price", "min_position", "after_position", "amount"}
+)
 LONG = MAX_ID_LENGTH + 1
 
 
@@ -60,7 +70,10 @@ def _valid(descriptor: Descriptor, order_id: str) -> Any:
             message.order_id = order_id
         elif field.type == FieldDescriptor.TYPE_STRING and field.name in VALID_TEXT:
             setattr(message, field.name, VALID_TEXT[field.name])
-        elif field.type == FieldDescriptor.TYPE_ENUM and field.name in VALID_ENUMS:
+        elif (
+            field.type == FieldDescriptor.TYPE_ENUM
+            and VALID_ENUMS.get(field.name) in field.enum_type.values_by_name
+        ):
             setattr(
                 message, field.name, field.enum_type.values_by_name[VALID_ENUMS[field.name]].number
             )

@@ -22,32 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from clients.generated.exchange.v1 import account_service_pb2 as exchange_dot_v1_dot_account__service__pb2
+from clients.generated.exchange.v1 import types_pb2 as exchange_dot_v1_dot_types__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x65xchange/v1/admin_service.proto\x12\x0b\x65xchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x12IssueApiKeyRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\"\n\x06scopes\x18\x02 \x03(\x0e\x32\x12.exchange.v1.Scope\"6\n\x13IssueApiKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x16\n\x14RevokeApiKeyResponse\"%\n\x12ListApiKeysRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xc4\x01\n\nApiKeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\"\n\x06scopes\x18\x03 \x03(\x0e\x32\x12.exchange.v1.Scope\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\"<\n\x13ListApiKeysResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.exchange.v1.ApiKeyInfo*P\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_TRADE\x10\x02\x12\x0f\n\x0bSCOPE_ADMIN\x10\x03\x32\x87\x02\n\x0c\x41\x64minService\x12P\n\x0bIssueApiKey\x12\x1f.exchange.v1.IssueApiKeyRequest\x1a .exchange.v1.IssueApiKeyResponse\x12S\n\x0cRevokeApiKey\x12 .exchange.v1.RevokeApiKeyRequest\x1a!.exchange.v1.RevokeApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.exchange.v1.ListApiKeysRequest\x1a .exchange.v1.ListApiKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x65xchange/v1/admin_service.proto\x12\x0b\x65xchange.v1\x1a!exchange/v1/account_service.proto\x1a\x17\x65xchange/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x12IssueApiKeyRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\"\n\x06scopes\x18\x02 \x03(\x0e\x32\x12.exchange.v1.Scope\"6\n\x13IssueApiKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x16\n\x14RevokeApiKeyResponse\"%\n\x12ListApiKeysRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xc4\x01\n\nApiKeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\"\n\x06scopes\x18\x03 \x03(\x0e\x32\x12.exchange.v1.Scope\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\"<\n\x13ListApiKeysResponse\x12%\n\x04keys\x18\x01 \x03(\x0b\x32\x17.exchange.v1.ApiKeyInfo\"U\n\x0e\x44\x65positRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x13\n\x0btransfer_id\x18\x04 \x01(\t\":\n\x0f\x44\x65positResponse\x12\'\n\x08transfer\x18\x01 \x01(\x0b\x32\x15.exchange.v1.Transfer\"b\n\x1b\x41\x64minServiceWithdrawRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x13\n\x0btransfer_id\x18\x04 \x01(\t\"G\n\x1c\x41\x64minServiceWithdrawResponse\x12\'\n\x08transfer\x18\x01 \x01(\x0b\x32\x15.exchange.v1.Transfer\"_\n\x1aSetInstrumentStatusRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.exchange.v1.InstrumentStatus\"^\n\x1bSetInstrumentStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.exchange.v1.InstrumentStatus\x12\x10\n\x08position\x18\x02 \x01(\t*P\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_TRADE\x10\x02\x12\x0f\n\x0bSCOPE_ADMIN\x10\x03\x32\x98\x04\n\x0c\x41\x64minService\x12P\n\x0bIssueApiKey\x12\x1f.exchange.v1.IssueApiKeyRequest\x1a .exchange.v1.IssueApiKeyResponse\x12S\n\x0cRevokeApiKey\x12 .exchange.v1.RevokeApiKeyRequest\x1a!.exchange.v1.RevokeApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.exchange.v1.ListApiKeysRequest\x1a .exchange.v1.ListApiKeysResponse\x12\x44\n\x07\x44\x65posit\x12\x1b.exchange.v1.DepositRequest\x1a\x1c.exchange.v1.DepositResponse\x12_\n\x08Withdraw\x12(.exchange.v1.AdminServiceWithdrawRequest\x1a).exchange.v1.AdminServiceWithdrawResponse\x12h\n\x13SetInstrumentStatus\x12\'.exchange.v1.SetInstrumentStatusRequest\x1a(.exchange.v1.SetInstrumentStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'exchange.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCOPE']._serialized_start=575
-  _globals['_SCOPE']._serialized_end=655
-  _globals['_ISSUEAPIKEYREQUEST']._serialized_start=81
-  _globals['_ISSUEAPIKEYREQUEST']._serialized_end=154
-  _globals['_ISSUEAPIKEYRESPONSE']._serialized_start=156
-  _globals['_ISSUEAPIKEYRESPONSE']._serialized_end=210
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=212
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=249
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=251
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=273
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=275
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=312
-  _globals['_APIKEYINFO']._serialized_start=315
-  _globals['_APIKEYINFO']._serialized_end=511
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=513
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=573
-  _globals['_ADMINSERVICE']._serialized_start=658
-  _globals['_ADMINSERVICE']._serialized_end=921
+  _globals['_SCOPE']._serialized_start=1148
+  _globals['_SCOPE']._serialized_end=1228
+  _globals['_ISSUEAPIKEYREQUEST']._serialized_start=141
+  _globals['_ISSUEAPIKEYREQUEST']._serialized_end=214
+  _globals['_ISSUEAPIKEYRESPONSE']._serialized_start=216
+  _globals['_ISSUEAPIKEYRESPONSE']._serialized_end=270
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=272
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=309
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=311
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=333
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=335
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=372
+  _globals['_APIKEYINFO']._serialized_start=375
+  _globals['_APIKEYINFO']._serialized_end=571
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=573
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=633
+  _globals['_DEPOSITREQUEST']._serialized_start=635
+  _globals['_DEPOSITREQUEST']._serialized_end=720
+  _globals['_DEPOSITRESPONSE']._serialized_start=722
+  _globals['_DEPOSITRESPONSE']._serialized_end=780
+  _globals['_ADMINSERVICEWITHDRAWREQUEST']._serialized_start=782
+  _globals['_ADMINSERVICEWITHDRAWREQUEST']._serialized_end=880
+  _globals['_ADMINSERVICEWITHDRAWRESPONSE']._serialized_start=882
+  _globals['_ADMINSERVICEWITHDRAWRESPONSE']._serialized_end=953
+  _globals['_SETINSTRUMENTSTATUSREQUEST']._serialized_start=955
+  _globals['_SETINSTRUMENTSTATUSREQUEST']._serialized_end=1050
+  _globals['_SETINSTRUMENTSTATUSRESPONSE']._serialized_start=1052
+  _globals['_SETINSTRUMENTSTATUSRESPONSE']._serialized_end=1146
+  _globals['_ADMINSERVICE']._serialized_start=1231
+  _globals['_ADMINSERVICE']._serialized_end=1767
 # @@protoc_insertion_point(module_scope)

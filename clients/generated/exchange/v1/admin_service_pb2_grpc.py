@@ -50,6 +50,21 @@ class AdminServiceStub:
                 request_serializer=exchange_dot_v1_dot_admin__service__pb2.ListApiKeysRequest.SerializeToString,
                 response_deserializer=exchange_dot_v1_dot_admin__service__pb2.ListApiKeysResponse.FromString,
                 _registered_method=True)
+        self.Deposit = channel.unary_unary(
+                '/exchange.v1.AdminService/Deposit',
+                request_serializer=exchange_dot_v1_dot_admin__service__pb2.DepositRequest.SerializeToString,
+                response_deserializer=exchange_dot_v1_dot_admin__service__pb2.DepositResponse.FromString,
+                _registered_method=True)
+        self.Withdraw = channel.unary_unary(
+                '/exchange.v1.AdminService/Withdraw',
+                request_serializer=exchange_dot_v1_dot_admin__service__pb2.AdminServiceWithdrawRequest.SerializeToString,
+                response_deserializer=exchange_dot_v1_dot_admin__service__pb2.AdminServiceWithdrawResponse.FromString,
+                _registered_method=True)
+        self.SetInstrumentStatus = channel.unary_unary(
+                '/exchange.v1.AdminService/SetInstrumentStatus',
+                request_serializer=exchange_dot_v1_dot_admin__service__pb2.SetInstrumentStatusRequest.SerializeToString,
+                response_deserializer=exchange_dot_v1_dot_admin__service__pb2.SetInstrumentStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -79,6 +94,28 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Deposit(self, request, context):
+        """Credit an account (accounts on); answers once the engine decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Withdraw(self, request, context):
+        """Debit any account's available funds; answers once the engine decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetInstrumentStatus(self, request, context):
+        """A venue control: TRADING, CANCEL_ONLY (new orders and amends refused with
+        INSTRUMENT_HALTED) or HALTED (cancels refused too). Answers once the engine decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +133,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListApiKeys,
                     request_deserializer=exchange_dot_v1_dot_admin__service__pb2.ListApiKeysRequest.FromString,
                     response_serializer=exchange_dot_v1_dot_admin__service__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'Deposit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Deposit,
+                    request_deserializer=exchange_dot_v1_dot_admin__service__pb2.DepositRequest.FromString,
+                    response_serializer=exchange_dot_v1_dot_admin__service__pb2.DepositResponse.SerializeToString,
+            ),
+            'Withdraw': grpc.unary_unary_rpc_method_handler(
+                    servicer.Withdraw,
+                    request_deserializer=exchange_dot_v1_dot_admin__service__pb2.AdminServiceWithdrawRequest.FromString,
+                    response_serializer=exchange_dot_v1_dot_admin__service__pb2.AdminServiceWithdrawResponse.SerializeToString,
+            ),
+            'SetInstrumentStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInstrumentStatus,
+                    request_deserializer=exchange_dot_v1_dot_admin__service__pb2.SetInstrumentStatusRequest.FromString,
+                    response_serializer=exchange_dot_v1_dot_admin__service__pb2.SetInstrumentStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +232,87 @@ class AdminService:
             '/exchange.v1.AdminService/ListApiKeys',
             exchange_dot_v1_dot_admin__service__pb2.ListApiKeysRequest.SerializeToString,
             exchange_dot_v1_dot_admin__service__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Deposit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exchange.v1.AdminService/Deposit',
+            exchange_dot_v1_dot_admin__service__pb2.DepositRequest.SerializeToString,
+            exchange_dot_v1_dot_admin__service__pb2.DepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Withdraw(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exchange.v1.AdminService/Withdraw',
+            exchange_dot_v1_dot_admin__service__pb2.AdminServiceWithdrawRequest.SerializeToString,
+            exchange_dot_v1_dot_admin__service__pb2.AdminServiceWithdrawResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInstrumentStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exchange.v1.AdminService/SetInstrumentStatus',
+            exchange_dot_v1_dot_admin__service__pb2.SetInstrumentStatusRequest.SerializeToString,
+            exchange_dot_v1_dot_admin__service__pb2.SetInstrumentStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,14 @@ class AdminServiceStub:
     """
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListApiKeysRequest, _admin_service_pb2.ListApiKeysResponse]
     """The keys of one account (every account's when `user_id` is empty); never secrets."""
+    Deposit: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DepositRequest, _admin_service_pb2.DepositResponse]
+    """Credit an account (accounts on); answers once the engine decided."""
+    Withdraw: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.AdminServiceWithdrawRequest, _admin_service_pb2.AdminServiceWithdrawResponse]
+    """Debit any account's available funds; answers once the engine decided."""
+    SetInstrumentStatus: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetInstrumentStatusRequest, _admin_service_pb2.SetInstrumentStatusResponse]
+    """A venue control: TRADING, CANCEL_ONLY (new orders and amends refused with
+    INSTRUMENT_HALTED) or HALTED (cancels refused too). Answers once the engine decided.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -59,6 +67,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListApiKeysRequest, _admin_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     """The keys of one account (every account's when `user_id` is empty); never secrets."""
+    Deposit: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DepositRequest, _admin_service_pb2.DepositResponse]  # type: ignore[assignment]
+    """Credit an account (accounts on); answers once the engine decided."""
+    Withdraw: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.AdminServiceWithdrawRequest, _admin_service_pb2.AdminServiceWithdrawResponse]  # type: ignore[assignment]
+    """Debit any account's available funds; answers once the engine decided."""
+    SetInstrumentStatus: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetInstrumentStatusRequest, _admin_service_pb2.SetInstrumentStatusResponse]  # type: ignore[assignment]
+    """A venue control: TRADING, CANCEL_ONLY (new orders and amends refused with
+    INSTRUMENT_HALTED) or HALTED (cancels refused too). Answers once the engine decided.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Venue operations; every call needs an API key with the ADMIN scope."""
@@ -90,5 +106,31 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListApiKeysResponse, _abc.Awaitable[_admin_service_pb2.ListApiKeysResponse]]:
         """The keys of one account (every account's when `user_id` is empty); never secrets."""
+
+    @_abc_1.abstractmethod
+    def Deposit(
+        self,
+        request: _admin_service_pb2.DepositRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DepositResponse, _abc.Awaitable[_admin_service_pb2.DepositResponse]]:
+        """Credit an account (accounts on); answers once the engine decided."""
+
+    @_abc_1.abstractmethod
+    def Withdraw(
+        self,
+        request: _admin_service_pb2.AdminServiceWithdrawRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.AdminServiceWithdrawResponse, _abc.Awaitable[_admin_service_pb2.AdminServiceWithdrawResponse]]:
+        """Debit any account's available funds; answers once the engine decided."""
+
+    @_abc_1.abstractmethod
+    def SetInstrumentStatus(
+        self,
+        request: _admin_service_pb2.SetInstrumentStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetInstrumentStatusResponse, _abc.Awaitable[_admin_service_pb2.SetInstrumentStatusResponse]]:
+        """A venue control: TRADING, CANCEL_ONLY (new orders and amends refused with
+        INSTRUMENT_HALTED) or HALTED (cancels refused too). Answers once the engine decided.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

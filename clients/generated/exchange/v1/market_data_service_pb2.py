@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from clients.generated.exchange.v1 import types_pb2 as exchange_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%exchange/v1/market_data_service.proto\x12\x0b\x65xchange.v1\x1a\x17\x65xchange/v1/types.proto\"A\n\x13StreamTradesRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_position\x18\x02 \x01(\t\"K\n\x14StreamTradesResponse\x12!\n\x05trade\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Trade\x12\x10\n\x08position\x18\x02 \x01(\t\";\n\x16StreamOrderBookRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\r\"\xbd\x01\n\x17StreamOrderBookResponse\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x32\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.exchange.v1.OrderBookSnapshotH\x00\x12.\n\x06update\x18\x04 \x01(\x0b\x32\x1c.exchange.v1.OrderBookUpdateH\x00\x12\x10\n\x08position\x18\x05 \x01(\tB\x06\n\x04kind\"a\n\x11OrderBookSnapshot\x12%\n\x04\x62ids\x18\x01 \x03(\x0b\x32\x17.exchange.v1.PriceLevel\x12%\n\x04\x61sks\x18\x02 \x03(\x0b\x32\x17.exchange.v1.PriceLevel\"A\n\x0fOrderBookUpdate\x12.\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1d.exchange.v1.PriceLevelChange\"i\n\x10PriceLevelChange\x12\x1f\n\x04side\x18\x01 \x01(\x0e\x32\x11.exchange.v1.Side\x12\r\n\x05price\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\t\x12\x13\n\x0border_count\x18\x04 \x01(\r\"@\n\x19StreamOrderUpdatesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"\x88\x01\n\x1aStreamOrderUpdatesResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12!\n\x05trade\x18\x03 \x01(\x0b\x32\x12.exchange.v1.Trade\x12\x10\n\x08position\x18\x04 \x01(\t2\xb3\x02\n\x11MarketDataService\x12U\n\x0cStreamTrades\x12 .exchange.v1.StreamTradesRequest\x1a!.exchange.v1.StreamTradesResponse0\x01\x12^\n\x0fStreamOrderBook\x12#.exchange.v1.StreamOrderBookRequest\x1a$.exchange.v1.StreamOrderBookResponse0\x01\x12g\n\x12StreamOrderUpdates\x12&.exchange.v1.StreamOrderUpdatesRequest\x1a\'.exchange.v1.StreamOrderUpdatesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%exchange/v1/market_data_service.proto\x12\x0b\x65xchange.v1\x1a\x17\x65xchange/v1/types.proto\"A\n\x13StreamTradesRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_position\x18\x02 \x01(\t\"K\n\x14StreamTradesResponse\x12!\n\x05trade\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Trade\x12\x10\n\x08position\x18\x02 \x01(\t\";\n\x16StreamOrderBookRequest\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\r\"\xfb\x01\n\x17StreamOrderBookResponse\x12\x12\n\ninstrument\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x32\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1e.exchange.v1.OrderBookSnapshotH\x00\x12.\n\x06update\x18\x04 \x01(\x0b\x32\x1c.exchange.v1.OrderBookUpdateH\x00\x12<\n\rstatus_change\x18\x06 \x01(\x0b\x32#.exchange.v1.InstrumentStatusChangeH\x00\x12\x10\n\x08position\x18\x05 \x01(\tB\x06\n\x04kind\"\x90\x01\n\x11OrderBookSnapshot\x12%\n\x04\x62ids\x18\x01 \x03(\x0b\x32\x17.exchange.v1.PriceLevel\x12%\n\x04\x61sks\x18\x02 \x03(\x0b\x32\x17.exchange.v1.PriceLevel\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.exchange.v1.InstrumentStatus\"G\n\x16InstrumentStatusChange\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.exchange.v1.InstrumentStatus\"A\n\x0fOrderBookUpdate\x12.\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1d.exchange.v1.PriceLevelChange\"i\n\x10PriceLevelChange\x12\x1f\n\x04side\x18\x01 \x01(\x0e\x32\x11.exchange.v1.Side\x12\r\n\x05price\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\t\x12\x13\n\x0border_count\x18\x04 \x01(\r\"@\n\x19StreamOrderUpdatesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\"\x88\x01\n\x1aStreamOrderUpdatesResponse\x12!\n\x05order\x18\x01 \x01(\x0b\x32\x12.exchange.v1.Order\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12!\n\x05trade\x18\x03 \x01(\x0b\x32\x12.exchange.v1.Trade\x12\x10\n\x08position\x18\x04 \x01(\t2\xb3\x02\n\x11MarketDataService\x12U\n\x0cStreamTrades\x12 .exchange.v1.StreamTradesRequest\x1a!.exchange.v1.StreamTradesResponse0\x01\x12^\n\x0fStreamOrderBook\x12#.exchange.v1.StreamOrderBookRequest\x1a$.exchange.v1.StreamOrderBookResponse0\x01\x12g\n\x12StreamOrderUpdates\x12&.exchange.v1.StreamOrderUpdatesRequest\x1a\'.exchange.v1.StreamOrderUpdatesResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,17 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMORDERBOOKREQUEST']._serialized_start=223
   _globals['_STREAMORDERBOOKREQUEST']._serialized_end=282
   _globals['_STREAMORDERBOOKRESPONSE']._serialized_start=285
-  _globals['_STREAMORDERBOOKRESPONSE']._serialized_end=474
-  _globals['_ORDERBOOKSNAPSHOT']._serialized_start=476
-  _globals['_ORDERBOOKSNAPSHOT']._serialized_end=573
-  _globals['_ORDERBOOKUPDATE']._serialized_start=575
-  _globals['_ORDERBOOKUPDATE']._serialized_end=640
-  _globals['_PRICELEVELCHANGE']._serialized_start=642
-  _globals['_PRICELEVELCHANGE']._serialized_end=747
-  _globals['_STREAMORDERUPDATESREQUEST']._serialized_start=749
-  _globals['_STREAMORDERUPDATESREQUEST']._serialized_end=813
-  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_start=816
-  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_end=952
-  _globals['_MARKETDATASERVICE']._serialized_start=955
-  _globals['_MARKETDATASERVICE']._serialized_end=1262
+  _globals['_STREAMORDERBOOKRESPONSE']._serialized_end=536
+  _globals['_ORDERBOOKSNAPSHOT']._serialized_start=539
+  _globals['_ORDERBOOKSNAPSHOT']._serialized_end=683
+  _globals['_INSTRUMENTSTATUSCHANGE']._serialized_start=685
+  _globals['_INSTRUMENTSTATUSCHANGE']._serialized_end=756
+  _globals['_ORDERBOOKUPDATE']._serialized_start=758
+  _globals['_ORDERBOOKUPDATE']._serialized_end=823
+  _globals['_PRICELEVELCHANGE']._serialized_start=825
+  _globals['_PRICELEVELCHANGE']._serialized_end=930
+  _globals['_STREAMORDERUPDATESREQUEST']._serialized_start=932
+  _globals['_STREAMORDERUPDATESREQUEST']._serialized_end=996
+  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_start=999
+  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_end=1135
+  _globals['_MARKETDATASERVICE']._serialized_start=1138
+  _globals['_MARKETDATASERVICE']._serialized_end=1445
 # @@protoc_insertion_point(module_scope)

@@ -102,6 +102,7 @@ class StreamOrderBookResponse(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
+    STATUS_CHANGE_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     instrument: _builtins.str
     sequence: _builtins.int
@@ -112,6 +113,10 @@ class StreamOrderBookResponse(_message.Message):
     def snapshot(self) -> Global___OrderBookSnapshot: ...
     @_builtins.property
     def update(self) -> Global___OrderBookUpdate: ...
+    @_builtins.property
+    def status_change(self) -> Global___InstrumentStatusChange:
+        """The instrument's status changed (a halt, say): `sequence` is the book's, unchanged."""
+
     def __init__(
         self,
         *,
@@ -119,13 +124,14 @@ class StreamOrderBookResponse(_message.Message):
         sequence: _builtins.int = ...,
         snapshot: Global___OrderBookSnapshot | None = ...,
         update: Global___OrderBookUpdate | None = ...,
+        status_change: Global___InstrumentStatusChange | None = ...,
         position: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "snapshot", b"snapshot", "status_change", b"status_change", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "kind", b"kind", "position", b"position", "sequence", b"sequence", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instrument", b"instrument", "kind", b"kind", "position", b"position", "sequence", b"sequence", "snapshot", b"snapshot", "status_change", b"status_change", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["snapshot", "update"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["snapshot", "update", "status_change"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -137,6 +143,9 @@ class OrderBookSnapshot(_message.Message):
 
     BIDS_FIELD_NUMBER: _builtins.int
     ASKS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _types_pb2.InstrumentStatus.ValueType
+    """The instrument's status when the snapshot was taken."""
     @_builtins.property
     def bids(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.PriceLevel]:
         """Best (highest) bid first."""
@@ -150,14 +159,34 @@ class OrderBookSnapshot(_message.Message):
         *,
         bids: _abc.Iterable[_types_pb2.PriceLevel] | None = ...,
         asks: _abc.Iterable[_types_pb2.PriceLevel] | None = ...,
+        status: _types_pb2.InstrumentStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asks", b"asks", "bids", b"bids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asks", b"asks", "bids", b"bids", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrderBookSnapshot: _TypeAlias = OrderBookSnapshot  # noqa: Y015
+
+@_typing.final
+class InstrumentStatusChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _types_pb2.InstrumentStatus.ValueType
+    def __init__(
+        self,
+        *,
+        status: _types_pb2.InstrumentStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstrumentStatusChange: _TypeAlias = InstrumentStatusChange  # noqa: Y015
 
 @_typing.final
 class OrderBookUpdate(_message.Message):

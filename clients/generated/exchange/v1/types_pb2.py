@@ -25,33 +25,35 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65xchange/v1/types.proto\x12\x0b\x65xchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\x1f\n\x04side\x18\x05 \x01(\x0e\x32\x11.exchange.v1.Side\x12$\n\x04type\x18\x06 \x01(\x0e\x32\x16.exchange.v1.OrderType\x12\r\n\x05price\x18\x07 \x01(\t\x12\x10\n\x08quantity\x18\x08 \x01(\t\x12\x17\n\x0f\x66illed_quantity\x18\t \x01(\t\x12\x15\n\raverage_price\x18\n \x01(\t\x12(\n\x06status\x18\x0b \x01(\x0e\x32\x18.exchange.v1.OrderStatus\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12/\n\rtime_in_force\x18\r \x01(\x0e\x32\x18.exchange.v1.TimeInForce\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nstop_price\x18\x10 \x01(\t\x12\x11\n\tpost_only\x18\x11 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd6\x01\n\x05Trade\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x16\n\x0emaker_order_id\x18\x05 \x01(\t\x12\x16\n\x0etaker_order_id\x18\x06 \x01(\t\x12%\n\ntaker_side\x18\x07 \x01(\x0e\x32\x11.exchange.v1.Side\x12/\n\x0b\x65xecuted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\ttick_size\x18\x02 \x01(\t\x12\x10\n\x08lot_size\x18\x03 \x01(\t\x12\x14\n\x0cmin_quantity\x18\x04 \x01(\t\"B\n\nPriceLevel\x12\r\n\x05price\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\t\x12\x13\n\x0border_count\x18\x03 \x01(\r\"D\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"d\n\x0c\x43ommandError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x35\n\x10\x66ield_violations\x18\x03 \x03(\x0b\x32\x1b.exchange.v1.FieldViolation*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*\x8b\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x01\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x02\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x03\x12\x1a\n\x16ORDER_TYPE_STOP_MARKET\x10\x04*\x88\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTD\x10\x04*\x8b\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\n\x11ORDER_STATUS_OPEN\x10\x02\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x03\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x04\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x05\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x06\x12\x18\n\x14ORDER_STATUS_EXPIRED\x10\x07\x12 \n\x1cORDER_STATUS_TRIGGER_PENDING\x10\x08*\xd5\x01\n\x13SelfTradePrevention\x12%\n!SELF_TRADE_PREVENTION_UNSPECIFIED\x10\x00\x12\'\n#SELF_TRADE_PREVENTION_CANCEL_NEWEST\x10\x01\x12\'\n#SELF_TRADE_PREVENTION_CANCEL_OLDEST\x10\x02\x12%\n!SELF_TRADE_PREVENTION_CANCEL_BOTH\x10\x03\x12\x1e\n\x1aSELF_TRADE_PREVENTION_NONE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65xchange/v1/types.proto\x12\x0b\x65xchange.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\ninstrument\x18\x04 \x01(\t\x12\x1f\n\x04side\x18\x05 \x01(\x0e\x32\x11.exchange.v1.Side\x12$\n\x04type\x18\x06 \x01(\x0e\x32\x16.exchange.v1.OrderType\x12\r\n\x05price\x18\x07 \x01(\t\x12\x10\n\x08quantity\x18\x08 \x01(\t\x12\x17\n\x0f\x66illed_quantity\x18\t \x01(\t\x12\x15\n\raverage_price\x18\n \x01(\t\x12(\n\x06status\x18\x0b \x01(\x0e\x32\x18.exchange.v1.OrderStatus\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12/\n\rtime_in_force\x18\r \x01(\x0e\x32\x18.exchange.v1.TimeInForce\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nstop_price\x18\x10 \x01(\t\x12\x11\n\tpost_only\x18\x11 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf6\x01\n\x05Trade\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\t\x12\x16\n\x0emaker_order_id\x18\x05 \x01(\t\x12\x16\n\x0etaker_order_id\x18\x06 \x01(\t\x12%\n\ntaker_side\x18\x07 \x01(\x0e\x32\x11.exchange.v1.Side\x12/\n\x0b\x65xecuted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x66\x65\x65\x18\t \x01(\t\x12\x11\n\tfee_asset\x18\n \x01(\t\"\xdd\x01\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\ttick_size\x18\x02 \x01(\t\x12\x10\n\x08lot_size\x18\x03 \x01(\t\x12\x14\n\x0cmin_quantity\x18\x04 \x01(\t\x12-\n\x06status\x18\x05 \x01(\x0e\x32\x1d.exchange.v1.InstrumentStatus\x12\x12\n\nbase_asset\x18\x06 \x01(\t\x12\x13\n\x0bquote_asset\x18\x07 \x01(\t\x12\x15\n\rmaker_fee_bps\x18\x08 \x01(\r\x12\x15\n\rtaker_fee_bps\x18\t \x01(\r\"B\n\nPriceLevel\x12\r\n\x05price\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\t\x12\x13\n\x0border_count\x18\x03 \x01(\r\"D\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"d\n\x0c\x43ommandError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x35\n\x10\x66ield_violations\x18\x03 \x03(\x0b\x32\x1b.exchange.v1.FieldViolation*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*\x8b\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x01\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x02\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x03\x12\x1a\n\x16ORDER_TYPE_STOP_MARKET\x10\x04*\x88\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTD\x10\x04*\x8b\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\n\x11ORDER_STATUS_OPEN\x10\x02\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x03\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x04\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x05\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x06\x12\x18\n\x14ORDER_STATUS_EXPIRED\x10\x07\x12 \n\x1cORDER_STATUS_TRIGGER_PENDING\x10\x08*\xd5\x01\n\x13SelfTradePrevention\x12%\n!SELF_TRADE_PREVENTION_UNSPECIFIED\x10\x00\x12\'\n#SELF_TRADE_PREVENTION_CANCEL_NEWEST\x10\x01\x12\'\n#SELF_TRADE_PREVENTION_CANCEL_OLDEST\x10\x02\x12%\n!SELF_TRADE_PREVENTION_CANCEL_BOTH\x10\x03\x12\x1e\n\x1aSELF_TRADE_PREVENTION_NONE\x10\x04*\x95\x01\n\x10InstrumentStatus\x12!\n\x1dINSTRUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19INSTRUMENT_STATUS_TRADING\x10\x01\x12!\n\x1dINSTRUMENT_STATUS_CANCEL_ONLY\x10\x02\x12\x1c\n\x18INSTRUMENT_STATUS_HALTED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'exchange.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIDE']._serialized_start=1152
-  _globals['_SIDE']._serialized_end=1209
-  _globals['_ORDERTYPE']._serialized_start=1212
-  _globals['_ORDERTYPE']._serialized_end=1351
-  _globals['_TIMEINFORCE']._serialized_start=1354
-  _globals['_TIMEINFORCE']._serialized_end=1490
-  _globals['_ORDERSTATUS']._serialized_start=1493
-  _globals['_ORDERSTATUS']._serialized_end=1760
-  _globals['_SELFTRADEPREVENTION']._serialized_start=1763
-  _globals['_SELFTRADEPREVENTION']._serialized_end=1976
+  _globals['_SIDE']._serialized_start=1319
+  _globals['_SIDE']._serialized_end=1376
+  _globals['_ORDERTYPE']._serialized_start=1379
+  _globals['_ORDERTYPE']._serialized_end=1518
+  _globals['_TIMEINFORCE']._serialized_start=1521
+  _globals['_TIMEINFORCE']._serialized_end=1657
+  _globals['_ORDERSTATUS']._serialized_start=1660
+  _globals['_ORDERSTATUS']._serialized_end=1927
+  _globals['_SELFTRADEPREVENTION']._serialized_start=1930
+  _globals['_SELFTRADEPREVENTION']._serialized_end=2143
+  _globals['_INSTRUMENTSTATUS']._serialized_start=2146
+  _globals['_INSTRUMENTSTATUS']._serialized_end=2295
   _globals['_ORDER']._serialized_start=74
   _globals['_ORDER']._serialized_end=604
   _globals['_TRADE']._serialized_start=607
-  _globals['_TRADE']._serialized_end=821
-  _globals['_INSTRUMENT']._serialized_start=823
-  _globals['_INSTRUMENT']._serialized_end=910
-  _globals['_PRICELEVEL']._serialized_start=912
-  _globals['_PRICELEVEL']._serialized_end=978
-  _globals['_FIELDVIOLATION']._serialized_start=980
-  _globals['_FIELDVIOLATION']._serialized_end=1048
-  _globals['_COMMANDERROR']._serialized_start=1050
-  _globals['_COMMANDERROR']._serialized_end=1150
+  _globals['_TRADE']._serialized_end=853
+  _globals['_INSTRUMENT']._serialized_start=856
+  _globals['_INSTRUMENT']._serialized_end=1077
+  _globals['_PRICELEVEL']._serialized_start=1079
+  _globals['_PRICELEVEL']._serialized_end=1145
+  _globals['_FIELDVIOLATION']._serialized_start=1147
+  _globals['_FIELDVIOLATION']._serialized_end=1215
+  _globals['_COMMANDERROR']._serialized_start=1217
+  _globals['_COMMANDERROR']._serialized_end=1317
 # @@protoc_insertion_point(module_scope)

@@ -185,6 +185,30 @@ SELF_TRADE_PREVENTION_NONE: SelfTradePrevention.ValueType  # 4
 """Self-trades are allowed."""
 Global___SelfTradePrevention: _TypeAlias = SelfTradePrevention  # noqa: Y015
 
+class _InstrumentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InstrumentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InstrumentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INSTRUMENT_STATUS_UNSPECIFIED: _InstrumentStatus.ValueType  # 0
+    INSTRUMENT_STATUS_TRADING: _InstrumentStatus.ValueType  # 1
+    INSTRUMENT_STATUS_CANCEL_ONLY: _InstrumentStatus.ValueType  # 2
+    """New orders and amends are refused (INSTRUMENT_HALTED); cancels are allowed."""
+    INSTRUMENT_STATUS_HALTED: _InstrumentStatus.ValueType  # 3
+    """New orders, amends and cancels are refused."""
+
+class InstrumentStatus(_InstrumentStatus, metaclass=_InstrumentStatusEnumTypeWrapper):
+    """What a venue lets happen on an instrument."""
+
+INSTRUMENT_STATUS_UNSPECIFIED: InstrumentStatus.ValueType  # 0
+INSTRUMENT_STATUS_TRADING: InstrumentStatus.ValueType  # 1
+INSTRUMENT_STATUS_CANCEL_ONLY: InstrumentStatus.ValueType  # 2
+"""New orders and amends are refused (INSTRUMENT_HALTED); cancels are allowed."""
+INSTRUMENT_STATUS_HALTED: InstrumentStatus.ValueType  # 3
+"""New orders, amends and cancels are refused."""
+Global___InstrumentStatus: _TypeAlias = InstrumentStatus  # noqa: Y015
+
 @_typing.final
 class Order(_message.Message):
     """An order as the read side knows it."""
@@ -288,6 +312,8 @@ class Trade(_message.Message):
     TAKER_ORDER_ID_FIELD_NUMBER: _builtins.int
     TAKER_SIDE_FIELD_NUMBER: _builtins.int
     EXECUTED_AT_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
+    FEE_ASSET_FIELD_NUMBER: _builtins.int
     trade_id: _builtins.str
     """Assigned by the engine, unique per instrument and increasing."""
     instrument: _builtins.str
@@ -298,6 +324,12 @@ class Trade(_message.Message):
     maker_order_id: _builtins.str
     taker_order_id: _builtins.str
     taker_side: Global___Side.ValueType
+    fee: _builtins.str
+    """The fee the caller's account paid on this trade (decimal string, in `fee_asset`):
+    shown only to the two parties of the trade; empty for anyone else, on the public
+    streams, and with accounts off.
+    """
+    fee_asset: _builtins.str
     @_builtins.property
     def executed_at(self) -> _timestamp_pb2.Timestamp:
         """Engine time of the execution."""
@@ -313,10 +345,12 @@ class Trade(_message.Message):
         taker_order_id: _builtins.str = ...,
         taker_side: Global___Side.ValueType = ...,
         executed_at: _timestamp_pb2.Timestamp | None = ...,
+        fee: _builtins.str = ...,
+        fee_asset: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["executed_at", b"executed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["executed_at", b"executed_at", "instrument", b"instrument", "maker_order_id", b"maker_order_id", "price", b"price", "quantity", b"quantity", "taker_order_id", b"taker_order_id", "taker_side", b"taker_side", "trade_id", b"trade_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executed_at", b"executed_at", "fee", b"fee", "fee_asset", b"fee_asset", "instrument", b"instrument", "maker_order_id", b"maker_order_id", "price", b"price", "quantity", b"quantity", "taker_order_id", b"taker_order_id", "taker_side", b"taker_side", "trade_id", b"trade_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -332,6 +366,11 @@ class Instrument(_message.Message):
     TICK_SIZE_FIELD_NUMBER: _builtins.int
     LOT_SIZE_FIELD_NUMBER: _builtins.int
     MIN_QUANTITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    BASE_ASSET_FIELD_NUMBER: _builtins.int
+    QUOTE_ASSET_FIELD_NUMBER: _builtins.int
+    MAKER_FEE_BPS_FIELD_NUMBER: _builtins.int
+    TAKER_FEE_BPS_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """e.g. "BTC-USD"."""
     tick_size: _builtins.str
@@ -340,6 +379,14 @@ class Instrument(_message.Message):
     """Quantity step (decimal string), e.g. "0.0001"."""
     min_quantity: _builtins.str
     """Smallest accepted quantity (decimal string); empty when there is none beyond one lot."""
+    status: Global___InstrumentStatus.ValueType
+    """The venue control in force."""
+    base_asset: _builtins.str
+    """The asset bought (base) with the other (quote), e.g. BTC and USD."""
+    quote_asset: _builtins.str
+    maker_fee_bps: _builtins.int
+    """Fees in basis points of the traded notional, charged in the quote asset."""
+    taker_fee_bps: _builtins.int
     def __init__(
         self,
         *,
@@ -347,10 +394,15 @@ class Instrument(_message.Message):
         tick_size: _builtins.str = ...,
         lot_size: _builtins.str = ...,
         min_quantity: _builtins.str = ...,
+        status: Global___InstrumentStatus.ValueType = ...,
+        base_asset: _builtins.str = ...,
+        quote_asset: _builtins.str = ...,
+        maker_fee_bps: _builtins.int = ...,
+        taker_fee_bps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_size", b"lot_size", "min_quantity", b"min_quantity", "symbol", b"symbol", "tick_size", b"tick_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_asset", b"base_asset", "lot_size", b"lot_size", "maker_fee_bps", b"maker_fee_bps", "min_quantity", b"min_quantity", "quote_asset", b"quote_asset", "status", b"status", "symbol", b"symbol", "taker_fee_bps", b"taker_fee_bps", "tick_size", b"tick_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
