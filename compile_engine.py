@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent
 COMPILED_MODULES = [
     "domain.orders",
     "domain.reasons",
+    "domain.sorted_keys",
     "domain.book",
     "domain.book_deltas",
     "domain.accounts",

@@ -19,23 +19,20 @@ import argparse
 import gc
 import hashlib
 import os
-import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from bench.instructions import compare_instructions
 from bench.reference_book import Fill, ReferenceBook
-from bench.workload import CANCEL, LIMIT, MARKET, Operation, build_operations
+from bench.replay_compare import compare_replayers
+from bench.workload import CANCEL, LIMIT, MARKET, SYMBOL, Operation, build_operations
 
 TARGET_RATIO = 1.0
-REPLAY_TARGET = 1.3
-SYMBOL = "BENCH-USD"
 BookLevels = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
 
 
@@ -187,139 +184,8 @@ def _run_child(name: str, count: int, seed: int, check: bool, pure: bool) -> dic
     return result
 
 
-def _instructions(name: str, count: int, seed: int, timed: int, pure: bool) -> int:
-    """Instructions callgrind counts for a whole child process timing `timed` operations."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    if pure:
-        env["EXCHANGE_PURE_PYTHON"] = "1"
-    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    argv += ["-m", "bench.side_by_side", "--child", name, "--ops", str(count)]
-    argv += ["--seed", str(seed), "--timed", str(timed)]
-    completed = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-    for line in completed.stderr.splitlines():
-        if "Collected :" in line:
-            return int(line.rsplit(":", 1)[1].strip())
-    raise SystemExit(f"no instruction count from callgrind:\n{completed.stderr[-2000:]}")
-
-
-def compare_instructions(count: int, seed: int, both_builds: bool) -> None:
-    """Instructions per operation of each contender's timed loop: a process timing the
-    whole stream minus one timing none of it (same imports, same stream built)."""
-    if shutil.which("valgrind") is None:
-        print("instructions: valgrind is not installed, not counted")
-        return
-    contenders = [("reference", False), ("engine", False)] + (
-        [("engine", True)] if both_builds else []
-    )
-    per_op: dict[tuple[str, bool], float] = {}
-    for name, pure in contenders:
-        loop = _instructions(name, count, seed, count, pure) - _instructions(
-            name, count, seed, 0, pure
-        )
-        per_op[(name, pure)] = loop / count
-    reference = per_op[("reference", False)]
-    figures = [f"reference {reference:,.0f}"]
-    for name, pure in contenders[1:]:
-        label = "engine pure" if pure else f"engine {engine_build_of(pure)}"
-        value = per_op[(name, pure)]
-        figures.append(f"{label} {value:,.0f} ({reference / value:.2f}x the reference's speed)")
-    print(f"instructions per op (callgrind, {count:,} ops): " + ", ".join(figures))
-
-
-def engine_build_of(pure: bool) -> str:
-    return "pure" if pure else engine_build()
-
-
 def _verdict(ratio: float, target: float) -> str:
     return "MET" if ratio >= target else "NOT MET"
-
-
-def _decimal_text(steps: int, places: int) -> str:
-    whole, fraction = divmod(steps, 10**places)
-    return f"{whole}.{fraction:0{places}d}"
-
-
-def command_lines(operations: list[Operation]) -> bytes:
-    """The stream as the replayer's JSON command lines (tick 0.01, lot 0.0001)."""
-    lines = [
-        orjson.dumps(
-            {"op": "instrument", "symbol": SYMBOL, "tick_size": "0.01", "lot_size": "0.0001"}
-        )
-    ]
-    for operation in operations:
-        if operation[0] == CANCEL:
-            lines.append(orjson.dumps({"op": "cancel", "order_id": operation[1]}))
-            continue
-        command: dict[str, Any] = {
-            "op": "place",
-            "order_id": operation[1],
-            "user_id": operation[2],
-            "instrument": SYMBOL,
-            "side": "BUY" if operation[3] else "SELL",
-        }
-        if operation[0] == LIMIT:
-            command["type"] = "LIMIT"
-            command["price"] = _decimal_text(operation[4], 2)
-            command["quantity"] = _decimal_text(operation[5], 4)
-        else:
-            command["type"] = "MARKET"
-            command["quantity"] = _decimal_text(operation[4], 4)
-            command["max_slippage_bps"] = operation[5]
-        lines.append(orjson.dumps(command))
-    return b"\n".join(lines) + b"\n"
-
-
-def _replay_cpu(module: str, commands: str, output: str | None, pure: bool) -> float:
-    """CPU seconds (user + system) of `python -m module < commands > output`."""
-    env = dict(os.environ)
-    if pure:
-        env["EXCHANGE_PURE_PYTHON"] = "1"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(commands, "rb") as stdin, open(output or os.devnull, "wb") as stdout:
-        subprocess.run(
-            [sys.executable, "-m", module], stdin=stdin, stdout=stdout, env=env, check=True
-        )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def compare_replayers(operations: list[Operation], repeat: int, builds: list[bool]) -> None:
-    """`python -m domain.replay` against `python -m bench.reference_replay` on the same
-    command lines, each a fresh process (startup included), best of `repeat`."""
-    with tempfile.TemporaryDirectory(prefix="side-by-side-") as scratch:
-        commands = os.path.join(scratch, "commands.jsonl")
-        with open(commands, "wb") as file:
-            file.write(command_lines(operations))
-        contenders = [("bench.reference_replay", False)] + [("domain.replay", p) for p in builds]
-        best: dict[tuple[str, bool], float] = {}
-        trades: dict[tuple[str, bool], int] = {}
-        for round_number in range(max(1, repeat)):
-            for contender in contenders:
-                output = os.path.join(scratch, "out.jsonl") if round_number == 0 else None
-                cpu = _replay_cpu(contender[0], commands, output, contender[1])
-                best[contender] = min(best.get(contender, float("inf")), cpu)
-                if output is not None:
-                    with open(output, "rb") as file:
-                        written = file.read()
-                    is_reference = contender[0] == "bench.reference_replay"
-                    marker = b'"trade"' if is_reference else b'"TradeExecuted"'
-                    trades[contender] = written.count(marker)
-    reference = best[contenders[0]]
-    print(
-        f"replay: reference book behind JSON lines: {reference:.2f} s CPU "
-        "(whole process, startup included)"
-    )
-    for contender in contenders[1:]:
-        ratio = best[contender] / reference
-        build = "pure, forced" if contender[1] else "as built"
-        verdict = "MET" if ratio <= REPLAY_TARGET else "NOT MET"
-        print(
-            f"replay: python -m domain.replay ({build}): {best[contender]:.2f} s CPU, "
-            f"{ratio:.2f}x the reference's CPU (target <= {REPLAY_TARGET}x: {verdict})"
-        )
-    if len(set(trades.values())) != 1:
-        raise SystemExit(f"replay check FAILED: trades written differ: {trades}")
-    print(f"replay check: {trades[contenders[0]]:,} trades written by each")
 
 
 def main(argv: list[str]) -> None:
@@ -393,7 +259,7 @@ def main(argv: list[str]) -> None:
         f"{expected['levels']:,} levels (digest {expected['digest']}): every contender agrees"
     )
     if args.instructions:
-        compare_instructions(args.instructions, args.seed, len(contenders) > 2)
+        compare_instructions(args.instructions, args.seed, len(contenders) > 2, engine_build())
     if args.replay:
         compare_replayers(
             operations, args.repeat, [False] + ([True] if len(contenders) > 2 else [])

@@ -18,6 +18,7 @@ from typing import Any
 from bench.reference_book import ReferenceBook
 
 LIMIT, MARKET, CANCEL = 0, 1, 2
+SYMBOL = "BENCH-USD"  # the one instrument the stream trades
 MID_TICKS = 100_000
 MAX_SLIPPAGE_BPS = 50
 

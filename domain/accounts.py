@@ -71,11 +71,13 @@ class InstrumentMoney:
         self.quote_per_tick_lot = _whole_units(
             instrument.tick_size * instrument.lot_size,
             precision_of_asset[self.quote],
+            "tick_size",
             f"tick x lot of {instrument.symbol} in {self.quote}",
         )
         self.base_per_lot = _whole_units(
             instrument.lot_size,
             precision_of_asset[self.base],
+            "lot_size",
             f"lot of {instrument.symbol} in {self.base}",
         )
         self.maker_bps = instrument.maker_fee_bps
@@ -101,10 +103,10 @@ class InstrumentMoney:
         return self.quote if is_buy else self.base
 
 
-def _whole_units(step: Decimal, precision: int, what: str) -> int:
+def _whole_units(step: Decimal, precision: int, field: str, what: str) -> int:
     units = step.scaleb(precision)
     if units != units.to_integral_value():
-        raise InvalidField("tick_size", reasons.ASSET_PRECISION_TOO_FINE, f"{what} is {units}")
+        raise InvalidField(field, reasons.ASSET_PRECISION_TOO_FINE, f"{what} is {units} units")
     return int(units)
 
 

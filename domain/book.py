@@ -3,9 +3,9 @@
 Each side keys its levels by a *priority key* (asks: price, bids: -price) so that on both
 sides the best level is the smallest key and "crosses a limit" is `key <= limit_key`; the
 matching loop is then written once for both sides. The best key is cached so the hot path
-rarely touches the sorted list. Cancels are O(1) plus, when a level empties, an O(log n)
-removal: the cancelled order is only flagged (`live = False`) and its queue drops it when
-it reaches the front.
+rarely touches the sorted keys (`domain.sorted_keys`). Cancels are O(1) plus, when a level
+empties, a removal bounded by the keys' chunk size: the cancelled order is only flagged
+(`live = False`) and its queue drops it when it reaches the front.
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from domain.instruments import Instrument
 from domain.orders import Order
+from domain.sorted_keys import SortedKeys
 
 if TYPE_CHECKING:
     from domain.book_deltas import LevelMarks
 
 
+# acyclic: a level holds its queue, never anything that holds the level (see Order).
+@mypyc_attr(acyclic=True)
 class Level:
     """Orders resting at one price, oldest first; `total` and `count` cover live ones.
 
@@ -65,7 +69,7 @@ class BookSide:
     def __init__(self, sign: int) -> None:
         self.sign = sign  # +1 for asks, -1 for bids: key = sign * price
         self.levels: dict[int, Level] = {}
-        self.keys: SortedList = SortedList()
+        self.keys = SortedKeys()
         self.best: int | None = None
         # With book deltas on: where to mark a level before changing its total or count
         # (every such change, here and in the engine, must call it first; a level just
@@ -113,12 +117,12 @@ class BookSide:
         keys = self.keys
         keys.remove(key)
         if key == self.best:
-            self.best = keys[0] if keys else None
+            self.best = keys.first()
 
     def iter_levels(self, limit_key: int | None = None) -> Iterator[Level]:
         """Levels best first, optionally only those with key <= limit_key."""
         levels = self.levels
-        for key in self.keys.irange(maximum=limit_key):
+        for key in self.keys.up_to(limit_key):
             yield levels[key]
 
     def orders_in_priority(self) -> Iterator[Order]:
@@ -129,7 +133,7 @@ class BookSide:
         levels = self.levels
         return [
             (levels[key].price, levels[key].total, levels[key].count)
-            for key in self.keys.islice(0, depth)
+            for key in self.keys.first_n(depth)
         ]
 
 

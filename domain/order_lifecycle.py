@@ -6,7 +6,7 @@ caused; matching itself is `domain.matching.execute`. After an incoming order or
 finished matching, `trigger_stops` triggers the stops whose condition the new last price
 meets, oldest first, one at a time.
 
-`place` is the hot path's entry: the common order (a plain GTC/IOC limit order) is checked
+`place` is the hot path's entry: the common order (a plain limit or market order) is checked
 inline (`domain.validation` names the reason otherwise) and, when it does not cross, rested
 without a call.
 """
@@ -43,6 +43,7 @@ from domain.validation import amend_rejection, place_rejection
 
 _BUY: Final = Side.BUY
 _LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
 _STOP_LIMIT: Final = OrderType.STOP_LIMIT
 _STOP_MARKET: Final = OrderType.STOP_MARKET
 _GTC: Final = TimeInForce.GTC
@@ -88,7 +89,7 @@ _astuple: Final = astuple
 def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     """Accept or reject a new order; match it, rest it or let it wait as a stop."""
     # Hot path: every field read at once into a local (see _PLACE_ORDER_FIELDS), the
-    # common case (a plain GTC/IOC limit order) validated inline, and a non-crossing GTC
+    # common case (a plain limit or market order) validated inline, and a non-crossing GTC
     # order rested inline.
     now = state.now
     order_id: str
@@ -121,19 +122,28 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     ) = _astuple(command)
     orders = state.open_orders_by_id
     book = state.books_by_symbol.get(symbol)
+    # The common orders pass here without a call: a plain limit order (a positive price,
+    # no slippage bound) or a plain market order (no price, a bound that is not negative
+    # if any), neither post-only, GTD, stop nor expiring. Anything else is checked by
+    # `place_rejection`, which names the reason (and accepts the rest).
     if (
         book is None
-        or order_type is not _LIMIT
         or post_only
         or expire_time is not None
         or stop_price is not None
-        or max_slippage_bps is not None
-        or price is None
-        or price <= 0
         or quantity < book.min_lots
         or time_in_force is _GTD
         or order_id in orders
         or order_id in state.closed_status_by_id
+        or (
+            (price is None or price <= 0 or max_slippage_bps is not None)
+            if order_type is _LIMIT
+            else (
+                order_type is not _MARKET
+                or price is not None
+                or (max_slippage_bps is not None and max_slippage_bps < 0)
+            )
+        )
         or (state.not_trading and symbol in state.not_trading)
     ):
         reason = (
@@ -166,15 +176,19 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
     # A GTC/GTD limit order that does not cross rests at once: decided before the order
     # is built, so it is born `live` and appended below without any further call.
     # (`OrderBook.would_take`, inlined.)
+    # (Plain `int` locals, not `int | None`: compiled, they compare and negate natively.)
     rests_now = False
+    key = 0  # its priority key on its own side when it rests
     if order_type is _LIMIT and (time_in_force is _GTC or time_in_force is _GTD):
         assert price is not None
-        if is_buy:
-            best = book.asks.best
-            rests_now = best is None or best > price
+        limit: int = price
+        key = -limit if is_buy else limit
+        opposite_best = book.asks.best if is_buy else book.bids.best
+        if opposite_best is None:
+            rests_now = True
         else:
-            best = book.bids.best
-            rests_now = best is None or best > -price
+            best_key: int = opposite_best
+            rests_now = best_key > -key
     accepted = _OrderAccepted(
         order_id,
         user_id,
@@ -213,9 +227,7 @@ def place(state: EngineState, command: PlaceOrder) -> list[Event]:
         funds.held += need
         events.append(FundsHeld(order_id, user_id, asset, need, now))
     if rests_now:
-        assert price is not None
         own = book.bids if is_buy else book.asks
-        key = -price if is_buy else price
         level = own.levels.get(key)
         if level is None:
             own.add_live(order)

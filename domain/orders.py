@@ -6,6 +6,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from domain.accounts import Balance
     from domain.events import OrderAccepted
@@ -57,6 +59,9 @@ CLOSED_STATUSES = frozenset(
 )
 
 
+# acyclic: nothing an Order holds leads back to it, so the compiled build need not track
+# it for the cycle collector (one fewer cost per order built and freed).
+@mypyc_attr(acyclic=True)
 class Order:
     """A live order inside the engine (resting, waiting stop, or being matched).
 

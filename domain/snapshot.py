@@ -86,8 +86,10 @@ def snapshot_of(state: EngineState) -> dict[str, Any]:
         if accounts is None
         else {
             # Sorted, so that equal states give equal snapshots.
+            # Amounts as decimal text: a balance may pass a 64-bit integer, which JSON
+            # encoders refuse (or round).
             "balances": sorted(
-                [user_id, asset, balance.available, balance.held]
+                [user_id, asset, str(balance.available), str(balance.held)]
                 for (user_id, asset), balance in accounts.balances.items()
             ),
             "transfer_ids": sorted(accounts.transfer_ids),
@@ -111,7 +113,7 @@ def state_from_snapshot(snapshot: Mapping[str, Any]) -> EngineState:
     if accounts_data is not None:
         accounts = state.accounts = Accounts(state.asset_precisions)
         for user_id, asset, available, held in accounts_data["balances"]:
-            accounts.balances[(user_id, asset)] = Balance(available, held)
+            accounts.balances[(user_id, asset)] = Balance(int(available), int(held))
         accounts.transfer_ids.update(accounts_data["transfer_ids"])
     open_orders = state.open_orders_by_id
     for data in snapshot["books"]:

@@ -1,8 +1,8 @@
 """The checks that refuse a command: each returns the reason code (`domain.reasons`) an
 order or amend is rejected with, or None when it may go ahead.
 
-They read state and never change it. The engine's hot path checks the common order (a
-plain GTC/IOC limit order) inline and calls `place_rejection` only when that quick check
+They read state and never change it. The engine's hot path checks the common orders (a
+plain limit or market order) inline and calls `place_rejection` only when that quick check
 does not pass, so this is where every reason is named.
 """
 

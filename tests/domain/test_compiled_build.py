@@ -139,3 +139,18 @@ def test_editing_one_compiled_module_sends_the_whole_engine_back_to_source(
 
     assert (build, matching_file) == ("pure", str(matching))
     assert "compiled build is stale: domain.matching changed" in stderr
+
+
+def test_without_a_c_compiler_the_build_says_so_in_one_line_and_succeeds() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "compile_engine"],
+        cwd=REPOSITORY,
+        env={**os.environ, "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (completed.returncode, completed.stderr) == (0, "")
+    assert completed.stdout == "compile: no C compiler found: the engine runs as pure Python\n"

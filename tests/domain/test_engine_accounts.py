@@ -429,3 +429,13 @@ def test_venue_controls_work_with_accounts_off_too() -> None:
     assert engine.handle(limit("b", "alice", BUY, 1, 100, instrument="ETH-USD")) == [
         OrderRejected("b", "alice", "ETH-USD", reasons.INSTRUMENT_HALTED, 0)
     ]
+
+
+def test_a_balance_beyond_a_64_bit_integer_survives_a_snapshot_through_json() -> None:
+    import orjson
+
+    engine = engine_with_accounts()
+    for number in range(3):
+        engine.handle(Deposit(f"t{number}", "whale", "USD", 2**62))
+    restored = MatchingEngine.restore(orjson.loads(orjson.dumps(engine.snapshot())))
+    assert restored.balance("whale", "USD") == (3 * 2**62, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from decimal import Decimal
 
 import orjson
@@ -53,8 +54,11 @@ def test_an_accepted_decimal_text_is_plain_ascii_digits(text: str) -> None:
     except InvalidField as error:
         assert error.reason in ("MALFORMED", "TOO_LONG", "NOT_FINITE")
         return
-    assert set(text) <= set("-.0123456789")
-    assert plain_text(number) == text
+    # The documented form, read exactly (leading zeros are allowed: "007" is 7, so the
+    # text need not be the number's own plain text).
+    assert re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", text)
+    assert number == Decimal(text)
+    assert Decimal(plain_text(number)) == number
 
 
 @pytest.mark.parametrize(
