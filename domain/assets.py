@@ -26,6 +26,17 @@ MAX_AMOUNT_UNITS: Final = 10**30
 FEE_ACCOUNT: Final = "venue-fees"
 # Basis points: fees are given per 10,000 of the traded notional.
 BPS: Final = 10_000
+# The events' amounts of money, by the field of the same event that names their asset:
+# how the codec and the log contract know which precision writes each.
+AMOUNT_ASSET_FIELD: Final[dict[str, str]] = {
+    "amount": "asset",
+    "base_amount": "base_asset",
+    "seller_held_used": "base_asset",
+    "quote_amount": "quote_asset",
+    "buyer_fee": "quote_asset",
+    "seller_fee": "quote_asset",
+    "buyer_held_used": "quote_asset",
+}
 
 
 def check_asset(field: str, value: object) -> str:

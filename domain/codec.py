@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from domain.assets import amount_to_units, check_asset, check_precision, precision_of
+from domain.assets import (
+    AMOUNT_ASSET_FIELD,
+    amount_to_units,
+    check_asset,
+    check_precision,
+    precision_of,
+)
 from domain.assets import unit_of as _unit
 from domain.assets import units_formatter as _units_formatter
 from domain.commands import (
@@ -82,16 +88,6 @@ _TIME_FIELDS = frozenset(
         "settled_at",
     }
 )
-# Amounts of money, by the field naming their asset.
-_AMOUNT_ASSET_FIELD: dict[str, str] = {
-    "amount": "asset",
-    "base_amount": "base_asset",
-    "seller_held_used": "base_asset",
-    "quote_amount": "quote_asset",
-    "buyer_fee": "quote_asset",
-    "seller_fee": "quote_asset",
-    "buyer_held_used": "quote_asset",
-}
 # InstrumentAdded's fields that exist only for an instrument that names its assets.
 _INSTRUMENT_ASSET_FIELDS = ("base", "quote", "maker_fee_bps", "taker_fee_bps")
 _ENUM_FIELDS: dict[str, type[StrEnum]] = {
@@ -125,7 +121,7 @@ def _kind(name: str) -> int:
         return _ENUM
     if name in _DECIMAL_FIELDS:
         return _DECIMAL
-    if name in _AMOUNT_ASSET_FIELD:
+    if name in AMOUNT_ASSET_FIELD:
         return _AMOUNT
     return _PLAIN
 
@@ -481,7 +477,7 @@ _EVENT_CONVERSIONS: dict[type, _Conversions] = {
         _fields_of_kind(cls, _QUANTITY),
         _fields_of_kind(cls, _TIME),
         _fields_of_kind(cls, _ENUM, _DECIMAL),
-        tuple((field, _AMOUNT_ASSET_FIELD[field]) for field in _fields_of_kind(cls, _AMOUNT)),
+        tuple((field, AMOUNT_ASSET_FIELD[field]) for field in _fields_of_kind(cls, _AMOUNT)),
     )
     for name, cls in EVENT_TYPES.items()
 }
@@ -599,7 +595,7 @@ def event_from_dict(
         elif kind == _DECIMAL:
             values.append(parse_decimal(value, field))
         elif kind == _AMOUNT:
-            asset = data.get(_AMOUNT_ASSET_FIELD[field])
+            asset = data.get(AMOUNT_ASSET_FIELD[field])
             precision = precision_of(assets or {}, asset if isinstance(asset, str) else "")
             values.append(_exact_steps(value, _unit(precision), field))
         elif instrument is None:

@@ -24,7 +24,7 @@ from typing import Any, Final, get_args, get_type_hints
 import msgspec
 
 from domain import events
-from domain.assets import precision_of, unit_of
+from domain.assets import AMOUNT_ASSET_FIELD, precision_of, unit_of
 from domain.instruments import Instrument, step_formatter
 from server.log_contract import records
 from server.log_contract.mapper import SCHEMA_VERSION_KEY, SCHEMA_VERSIONS, format_log_time
@@ -60,16 +60,6 @@ RESULT_RECORD_OF: Final[dict[type[msgspec.Struct], type[records.EngineResult]]] 
 # How a field of a result is converted: by its type in the record (ticks or lots by name).
 _PLAIN, _PRICE, _QUANTITY, _TIME, _ENUM, _AMOUNT = range(6)
 _PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
-# Amounts of money, by the field of the event naming their asset.
-_AMOUNT_ASSET_FIELD: Final = {
-    "amount": "asset",
-    "base_amount": "base_asset",
-    "seller_held_used": "base_asset",
-    "quote_amount": "quote_asset",
-    "buyer_fee": "quote_asset",
-    "seller_fee": "quote_asset",
-    "buyer_held_used": "quote_asset",
-}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NS_PER_US = 1000
 
@@ -79,7 +69,7 @@ Encoded = tuple[str, dict[str, Any], dict[str, str]]
 def _kind(field: str, annotation: Any) -> int:
     kinds = set(get_args(annotation)) or {annotation}
     if Decimal in kinds:
-        if field in _AMOUNT_ASSET_FIELD:
+        if field in AMOUNT_ASSET_FIELD:
             return _AMOUNT
         return _PRICE if field in _PRICE_FIELDS else _QUANTITY
     if datetime in kinds:
@@ -231,7 +221,7 @@ class ResultEncoder:
                 step = instrument.tick_size if kind == _PRICE else instrument.lot_size
                 convert = step_formatter(step) if as_json else _steps_decimal(step)
             elif kind == _AMOUNT:
-                asset = getattr(example, _AMOUNT_ASSET_FIELD[field])
+                asset = getattr(example, AMOUNT_ASSET_FIELD[field])
                 unit = unit_of(precision_of(self._assets, asset))
                 convert = step_formatter(unit) if as_json else _steps_decimal(unit)
             elif kind == _TIME:
