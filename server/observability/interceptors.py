@@ -128,14 +128,26 @@ def _wrap_stream_response(
         async def stream(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
             stats.in_flight.inc()
             started = time.perf_counter()
+            finished = False
+
+            def finish(code: str) -> None:
+                nonlocal finished
+                if not finished:
+                    finished = True
+                    stats.finish(started, code)
+
+            # When a write fails in grpc's core (the caller went away mid-write), grpc may
+            # end the call without ever closing this generator: the call's end then counts
+            # it, as ended by the client.
+            context.add_done_callback(lambda _: finish(_ended_by_client(context)))
             try:
                 async for message in behavior(request_or_iterator, context):
                     stats.sent.inc()
                     yield message
             except BaseException as error:
-                stats.finish(started, _failure_code(error, context))
+                finish(_failure_code(error, context))
                 raise
-            stats.finish(started, _code_name(context))
+            finish(_code_name(context))
 
         return stream
     # A coroutine handler that writes with context.write(): time it like a unary call.
