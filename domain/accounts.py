@@ -88,7 +88,7 @@ class InstrumentMoney:
         """What one lot bought at `price` ticks can cost: notional + the highest fee,
         rounded up."""
         notional = price * self.quote_per_tick_lot
-        return notional + -(-notional * self.max_bps // BPS)
+        return notional + fee_of(notional, self.max_bps)
 
     def hold_of(self, order: Order) -> int:
         """What an open order holds (in quote for a buy, base for a sell)."""
@@ -118,7 +118,7 @@ def fee_of(notional: int, bps: int) -> int:
 def _cost(lots: int, per_lot: int, bps: int) -> int:
     """What a market buy of `lots` at `per_lot` notional each pays, fee included."""
     notional = lots * per_lot
-    return notional + -(-notional * bps // BPS)
+    return notional + fee_of(notional, bps)
 
 
 class Accounts:
@@ -211,8 +211,7 @@ class Accounts:
         available = 0 if balance is None else balance.available
         per_lot = price * money.quote_per_tick_lot
         bps = money.taker_bps
-        notional = lots * per_lot
-        if notional + -(-notional * bps // BPS) <= available:
+        if _cost(lots, per_lot, bps) <= available:
             return lots
         # The largest q whose notional + fee fits: start from the estimate without the
         # fee's rounding, which is at most one lot off, and step.
@@ -248,8 +247,8 @@ class Accounts:
         seller_id = seller.user_id
         base_amount = lots * money.base_per_lot
         notional = price * lots * money.quote_per_tick_lot
-        buyer_fee = -(-notional * buyer_bps // BPS)
-        seller_fee = -(-notional * seller_bps // BPS)
+        buyer_fee = fee_of(notional, buyer_bps)
+        seller_fee = fee_of(notional, seller_bps)
         # Buyer, in quote: the fill's share of its hold leaves held (what exceeds the
         # payment, a better price or an unused fee margin, returns to available).
         paying = buyer.funds
